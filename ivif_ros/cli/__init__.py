@@ -1,0 +1,62 @@
+"""The ``ivif`` command: one subcommand per user task.
+
+Each subcommand lives in its own module under ``ivif_ros.cli`` and exposes
+``add_parser(subparsers)`` (cheap: no heavy imports) and ``run(args) -> int``.
+Heavy imports (torch, rclpy, matplotlib) happen inside ``run`` so that
+``ivif --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (subcommand module, one-line help). Order is the order shown in --help.
+COMMANDS = [
+    ("sample", "generate the synthetic IR/visible sample (images + bag)"),
+    ("make_bag", "turn a paired image dataset into a rosbag2 bag"),
+    ("metrics", "score one fused image against its IR and visible sources"),
+    ("eval", "evaluate fusion methods on a paired dataset"),
+    ("train", "train the teacher or distil the student"),
+    ("export", "export the student for ONNX Runtime, OpenVINO or TensorRT"),
+    ("bench", "benchmark inference backends"),
+    ("replay", "replay a bag through the pipeline and write a report"),
+    ("launch", "start the node graph without launch_ros"),
+    ("demo", "the README demo: sample bag -> live replay -> report"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivif", description="Infrared-visible image fusion for ROS 2.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name, help_text in COMMANDS:
+        try:
+            module = importlib.import_module(f"ivif_ros.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"ivif_ros.cli.{module_name}":
+                raise
+            continue  # subcommand not built yet in this checkout
+        p = module.add_parser(sub, help_text)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except UserFacingError as exc:  # expected, explained failure: no traceback
+        print(f"ivif {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+from ivif_ros.errors import UserFacingError  # noqa: E402  (kept light)
+
+if __name__ == "__main__":
+    sys.exit(main())
