@@ -1,1 +1,25 @@
+"""Inference backends behind one interface (``Engine``), their caches and ``auto`` selection.
 
+Typical use::
+
+    from ivif_ros.engines import EngineConfig, create_engine
+    engine = create_engine("student", EngineConfig(backend="auto", width=640, height=480))
+    fused, seg_logits, det_heatmap, det_box = engine.infer(ir, vis)
+"""
+from ivif_ros.engines.base import INPUT_NAMES, OUTPUT_NAMES, Engine, ModelOutputs, require_backend, tensorrt_available
+from ivif_ros.engines.config import BACKENDS, PRECISIONS, EngineConfig
+from ivif_ros.engines.factory import build_backend, create_engine
+
+__all__ = [
+    "BACKENDS",
+    "INPUT_NAMES",
+    "OUTPUT_NAMES",
+    "PRECISIONS",
+    "Engine",
+    "EngineConfig",
+    "ModelOutputs",
+    "build_backend",
+    "create_engine",
+    "require_backend",
+    "tensorrt_available",
+]

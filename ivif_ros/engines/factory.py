@@ -1,0 +1,64 @@
+"""``create_engine``: build the configured backend (or pick one with ``auto``) for a model."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ivif_ros.engines.base import Engine, require_backend, tensorrt_available as probe_tensorrt
+from ivif_ros.engines.cache import ArtifactCache
+from ivif_ros.engines.config import EngineConfig
+from ivif_ros.engines.fingerprint import model_hash
+from ivif_ros.engines.model_source import resolve_model
+from ivif_ros.engines.onnx_export import cached_onnx
+from ivif_ros.engines.selection import choose_backend, time_engine
+
+log = logging.getLogger(__name__)
+
+
+def build_backend(backend: str, model: torch.nn.Module, config: EngineConfig, weights_hash: str) -> Engine:
+    """Build one named backend; ``BackendUnavailable`` (naming the package) if it cannot run here."""
+    require_backend(backend)
+    if backend == "torch":
+        from ivif_ros.engines.torch_backend import TorchEngine
+
+        return TorchEngine(model)
+    if backend == "torch_compile":
+        from ivif_ros.engines.torch_backend import TorchCompileEngine
+
+        return TorchCompileEngine(model)
+    if backend == "tensorrt":
+        from ivif_ros.engines.tensorrt_backend import TensorRTEngine
+
+        return TensorRTEngine(model, config, weights_hash)
+    onnx_path = cached_onnx(model, ArtifactCache(config.cache_dir / "engines"), weights_hash)
+    if backend == "onnxruntime":
+        from ivif_ros.engines.onnxruntime_backend import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(onnx_path, config.num_threads)
+    from ivif_ros.engines.openvino_backend import OpenVinoEngine
+
+    return OpenVinoEngine(onnx_path, config.input_hw, config.precision, config.num_threads, config.dynamic)
+
+
+def create_engine(model_or_path, config: EngineConfig, *, tensorrt_available: bool | None = None) -> Engine:
+    """Build the engine ``config`` asks for.
+
+    ``model_or_path`` is an ``nn.Module`` or a name/path for ``ivif_ros.weights.load_model``.
+    With ``backend: auto``, ``tensorrt_available`` overrides the probe (tests,
+    or to keep TensorRT out); CPU candidates are timed once and the result cached.
+    """
+    model, _meta = resolve_model(model_or_path)
+    weights_hash = model_hash(model)
+    built: dict[str, Engine] = {}
+
+    def measure(backend: str) -> float:
+        built[backend] = build_backend(backend, model, config, weights_hash)
+        return time_engine(built[backend], config.input_hw, config.auto_runs)
+
+    if tensorrt_available is None:
+        tensorrt_available = config.backend == "auto" and probe_tensorrt()
+    choice = choose_backend(config, weights_hash, tensorrt_available=tensorrt_available, measure=measure)
+    engine = built.get(choice.backend) or build_backend(choice.backend, model, config, weights_hash)
+    log.info("engine: using %s, precision %s", choice.describe(), engine.precision)
+    return engine

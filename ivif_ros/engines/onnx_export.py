@@ -1,0 +1,55 @@
+"""Export a model to ONNX (the common input of ONNX Runtime and OpenVINO).
+
+Uses the TorchScript-based exporter (``dynamo=False``): it needs no extra
+package (the dynamo exporter needs ``onnxscript``) and gives plain named
+dynamic H/W axes that both runtimes accept.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from ivif_ros.engines.base import INPUT_NAMES, OUTPUT_NAMES
+from ivif_ros.engines.cache import ArtifactCache
+from ivif_ros.engines.fingerprint import model_hash, package_versions
+
+OPSET = 17
+
+
+def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int, dynamic: bool = True) -> None:
+    """Write ``model`` to ``path`` with inputs ``ir``, ``vis`` ``(1, 1, H, W)``.
+
+    With ``dynamic`` the H and W axes are symbolic, so one file serves every frame size.
+    """
+    model = model.eval()
+    example = tuple(torch.rand(1, 1, height, width) for _ in INPUT_NAMES)
+    axes = {name: {2: "height", 3: "width"} for name in INPUT_NAMES}
+    axes.update({name: {2: f"{name}_height", 3: f"{name}_width"} for name in OUTPUT_NAMES})
+    with warnings.catch_warnings(), torch.no_grad():
+        # The legacy exporter warns that it is deprecated on every call; the choice is deliberate (see module doc).
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            dynamo=False,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=axes if dynamic else None,
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
+
+
+def cached_onnx(model: torch.nn.Module, cache: ArtifactCache, weights_hash: str | None = None) -> Path:
+    """Path of a dynamic-shape ONNX export of ``model`` in ``cache``, exported on first use."""
+    weights_hash = weights_hash or model_hash(model)
+    key = {"model": weights_hash, "opset": OPSET, "dynamic": True, **package_versions("torch", "onnx")}
+    return cache.get_or_build(
+        f"onnx-{weights_hash[:16]}.onnx",
+        key,
+        build=lambda p: export_onnx(model, p, 256, 320, dynamic=True),
+        load=lambda p: p,
+    )

@@ -1,0 +1,104 @@
+"""TensorRT engine through torch_tensorrt's dynamo (``torch.export``) path, with an on-disk engine cache.
+
+Building a TensorRT engine takes minutes on a Jetson, so the compiled program is
+saved with ``torch_tensorrt.save(..., output_format="exported_program")`` and
+reloaded with ``torch_tensorrt.load(path).module()`` while its cache key
+(weights, shapes, precision, TensorRT / torch_tensorrt / torch versions, GPU)
+still matches; see ``engines.cache`` for the stale/corrupt rules.
+
+``import torch_tensorrt`` happens only inside this module's functions, because
+it fails on machines without libnvinfer.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ivif_ros.engines.base import Engine
+from ivif_ros.engines.cache import ArtifactCache
+from ivif_ros.engines.config import EngineConfig
+from ivif_ros.engines.fingerprint import gpu_name, package_versions
+from ivif_ros.errors import InputError
+
+log = logging.getLogger(__name__)
+
+_TORCH_PRECISION = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+def input_profile(config: EngineConfig) -> dict[str, tuple[int, int, int, int]]:
+    """min/opt/max input shapes ``(N, 1, H, W)``; all three equal for a static engine."""
+    opt = (1, 1, *config.input_hw)
+    if not config.dynamic:
+        return {"min": opt, "opt": opt, "max": opt}
+    return {"min": (1, 1, *config.min_size), "opt": opt, "max": (1, 1, *config.max_size)}
+
+
+def engine_cache_key(weights_hash: str, config: EngineConfig, versions: dict[str, str], gpu: str) -> dict:
+    """Everything a serialized TensorRT engine depends on; any change forces a rebuild."""
+    return {"model": weights_hash, "shapes": input_profile(config), "precision": config.precision, "gpu": gpu, **versions}
+
+
+def engine_slot(weights_hash: str, config: EngineConfig) -> str:
+    """Cache file name: one slot per (weights, shape profile, precision); versions live in the key."""
+    h, w = config.input_hw
+    kind = "dyn" if config.dynamic else "static"
+    return f"tensorrt-{weights_hash[:16]}-{h}x{w}-{kind}-{config.precision}.ep"
+
+
+def build_tensorrt(model: torch.nn.Module, config: EngineConfig, path: Path) -> None:
+    """Compile ``model`` with torch_tensorrt (dynamo IR) and save it as an ExportedProgram at ``path``."""
+    import torch_tensorrt
+
+    shapes = input_profile(config)
+    inputs = [
+        torch_tensorrt.Input(min_shape=shapes["min"], opt_shape=shapes["opt"], max_shape=shapes["max"], dtype=torch.float32)
+        for _ in range(2)
+    ]
+    log.info("tensorrt: building %s engine for %s (minutes on embedded GPUs; cached afterwards)", config.precision, shapes)
+    trt_gm = torch_tensorrt.compile(
+        model.eval().cuda(),
+        ir="dynamo",
+        inputs=inputs,
+        enabled_precisions={_TORCH_PRECISION[config.precision]},
+        # inputs and outputs stay float32 so every backend shares one interface
+        truncate_double=True,
+    )
+    torch_tensorrt.save(trt_gm, str(path), output_format="exported_program", inputs=inputs)
+
+
+def load_tensorrt(path: Path) -> torch.nn.Module:
+    import torch_tensorrt
+
+    return torch_tensorrt.load(str(path)).module()
+
+
+class TensorRTEngine(Engine):
+    """A cached TensorRT program on CUDA device 0; numpy in, numpy out."""
+
+    name = "tensorrt"
+
+    def __init__(self, model: torch.nn.Module, config: EngineConfig, weights_hash: str):
+        self.precision = config.precision
+        self.profile = input_profile(config)
+        versions = package_versions("tensorrt", "torch_tensorrt", "torch")
+        cache = ArtifactCache(config.cache_dir / "engines")
+        self.module = cache.get_or_build(
+            engine_slot(weights_hash, config),
+            engine_cache_key(weights_hash, config, versions, gpu_name()),
+            build=lambda p: build_tensorrt(model, config, p),
+            load=load_tensorrt,
+        )
+
+    def _run(self, ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, ...]:
+        lo, hi = self.profile["min"], self.profile["max"]
+        if not all(a <= s <= b for a, s, b in zip(lo, ir.shape, hi)):
+            raise InputError(
+                f"tensorrt engine: input {ir.shape} is outside the engine profile {lo}..{hi}; "
+                "set engine.width/height to the camera size or enable engine.dynamic with a wider min/max_size"
+            )
+        with torch.inference_mode():
+            outs = self.module(torch.from_numpy(ir).cuda(), torch.from_numpy(vis).cuda())
+        return tuple(o.float().cpu().numpy() for o in outs)
