@@ -1,0 +1,325 @@
+"""Pairing IR and visible messages by header stamp, accounting for every message.
+
+:class:`ApproximateTimePolicy` is the ApproximateTime algorithm of ROS ``message_filters``
+(``approximate_time.h``, the C++ one: pivot, candidate, age penalty, virtual moves), not
+the simplified Python port: among the queued messages it emits the set with the smallest
+stamp spread that is provably optimal given what may still arrive, and never a set wider
+than ``slop``. Unlike ``message_filters`` it reports what happened to every message it
+was given: each ends in exactly one emitted set or one :class:`Drop` with a reason, or is
+still :meth:`pending`. That is what lets the node put drops by reason on /diagnostics.
+
+:class:`ExactTimePolicy` pairs identical stamps only (ExactTime).
+
+:class:`CameraWatchdog` decides when a silent camera counts as lost, so the graph can
+fall back to the other one (``ir_only`` / ``visible_only``) and resume fusion when it
+returns.
+
+Everything here is ROS-free: stamps are integer nanoseconds and items are opaque.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+# Drop reasons (the keys of the drop counters on /diagnostics).
+QUEUE_OVERFLOW = "queue_overflow"        # more than queue_size messages waited on this camera
+NO_PARTNER = "no_partner_within_slop"    # no message of the other camera is, or can still come, within slop
+SUPERSEDED = "superseded"                # a better-matching set was found for its partner
+PARTNER_DROPPED = "partner_dropped"      # its best partner may have been lost to a queue overflow
+OUT_OF_ORDER = "out_of_order"            # stamp not newer than the newest already seen on this camera
+RESET = "reset"                          # pending when the pairing was reset (time jump, camera lost)
+DROP_REASONS = (QUEUE_OVERFLOW, NO_PARTNER, SUPERSEDED, PARTNER_DROPPED, OUT_OF_ORDER, RESET)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One queued message."""
+
+    topic: int
+    stamp_ns: int
+    item: Any
+
+
+@dataclass(frozen=True)
+class Drop:
+    entry: Entry
+    reason: str
+
+
+@dataclass
+class SyncEvents:
+    """What one :meth:`add` call produced: complete sets (one Entry per topic) and drops."""
+
+    matches: list[tuple[Entry, ...]] = field(default_factory=list)
+    drops: list[Drop] = field(default_factory=list)
+
+
+class ApproximateTimePolicy:
+    """message_filters' ApproximateTime policy with drop accounting.
+
+    ``slop_ns`` is ``max_interval_duration`` (message_filters Python's ``slop``);
+    ``queue_size`` bounds the messages kept per topic; ``age_penalty`` is the C++ default
+    0.1. A stamp that is not newer than the newest seen on its topic is dropped as
+    out-of-order (the algorithm needs each topic's stamps to increase), unless it is more
+    than ``time_jump_reset_ns`` older, which means the clock jumped back (a bag looped)
+    and resets the policy instead. ``time_jump_reset_ns = 0`` disables resets.
+    """
+
+    def __init__(self, num_topics: int = 2, queue_size: int = 10, slop_ns: int = 20_000_000,
+                 age_penalty: float = 0.1, time_jump_reset_ns: int = 1_000_000_000):
+        if num_topics < 2:
+            raise ValueError("a synchronizer needs at least two topics")
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.num_topics = num_topics
+        self.queue_size = queue_size
+        self.slop_ns = int(slop_ns)
+        self.age_penalty = float(age_penalty)
+        self.time_jump_reset_ns = int(time_jump_reset_ns)
+        self._newest: list[int | None] = [None] * num_topics
+        self._clear()
+
+    def _clear(self) -> None:
+        self._deques: list[deque[Entry]] = [deque() for _ in range(self.num_topics)]
+        self._past: list[list[Entry]] = [[] for _ in range(self.num_topics)]
+        self._has_dropped = [False] * self.num_topics
+        self._candidate: list[Entry] | None = None
+        self._pivot: int | None = None
+        self._pivot_time = self._cand_start = self._cand_end = 0
+
+    # -- public API ---------------------------------------------------------------------------
+    def add(self, topic: int, stamp_ns: int, item: Any) -> SyncEvents:
+        """Queue one message; return the sets completed and the messages dropped because of it."""
+        ev = SyncEvents()
+        entry = Entry(topic, int(stamp_ns), item)
+        newest = self._newest[topic]
+        if newest is not None and entry.stamp_ns <= newest:
+            if 0 < self.time_jump_reset_ns < newest - entry.stamp_ns:
+                self.reset(ev)
+            else:
+                ev.drops.append(Drop(entry, OUT_OF_ORDER))
+                return ev
+        self._newest[topic] = entry.stamp_ns
+        q = self._deques[topic]
+        q.append(entry)
+        if len(q) == 1 and self._all_non_empty():
+            self._process(ev)
+        if len(q) + len(self._past[topic]) > self.queue_size:
+            # Cancel the ongoing candidate search, then drop the oldest message of this topic.
+            self._recover_all()
+            ev.drops.append(Drop(q.popleft(), QUEUE_OVERFLOW))
+            self._has_dropped[topic] = True
+            if self._pivot is not None:
+                self._candidate, self._pivot = None, None
+                self._process(ev)
+        return ev
+
+    def reset(self, ev: SyncEvents | None = None) -> SyncEvents:
+        """Drop everything pending (reason ``reset``) and forget the stamp history."""
+        ev = ev if ev is not None else SyncEvents()
+        ev.drops.extend(Drop(e, RESET) for e in self.pending())
+        self._newest = [None] * self.num_topics
+        self._clear()
+        return ev
+
+    def pending(self) -> list[Entry]:
+        """Messages queued and not yet emitted or dropped (oldest first per topic)."""
+        return [e for t in range(self.num_topics) for e in (*self._past[t], *self._deques[t])]
+
+    # -- the message_filters algorithm ----------------------------------------------------------
+    def _all_non_empty(self) -> bool:
+        return all(self._deques)
+
+    def _boundary(self, times: list[int], end: bool) -> tuple[int, int]:
+        """Index and time of the earliest (first on ties) or latest (last on ties) of ``times``."""
+        index, time = 0, times[0]
+        for i in range(1, len(times)):
+            if (times[i] < time) ^ end:
+                index, time = i, times[i]
+        return index, time
+
+    def _front_times(self) -> list[int]:
+        return [q[0].stamp_ns for q in self._deques]
+
+    def _virtual_times(self) -> list[int]:
+        # An empty topic's next message cannot be older than the pivot (inter-message lower bound 0).
+        return [q[0].stamp_ns if q else max(self._past[i][-1].stamp_ns, self._pivot_time)
+                for i, q in enumerate(self._deques)]
+
+    def _penalised(self, end_time: int) -> float:
+        return (end_time - self._cand_end) * (1.0 + self.age_penalty)
+
+    def _process(self, ev: SyncEvents) -> None:
+        while self._all_non_empty():
+            times = self._front_times()
+            start_i, start_t = self._boundary(times, end=False)
+            end_i, end_t = self._boundary(times, end=True)
+            for i in range(self.num_topics):
+                if i != end_i:
+                    # No dropped message could have been a better partner than the ones we have.
+                    self._has_dropped[i] = False
+            if self._pivot is None:
+                if end_t - start_t > self.slop_ns:
+                    ev.drops.append(Drop(self._deques[start_i].popleft(), NO_PARTNER))
+                    continue
+                if self._has_dropped[end_i]:
+                    ev.drops.append(Drop(self._deques[start_i].popleft(), PARTNER_DROPPED))
+                    continue
+                self._make_candidate(ev)
+                self._cand_start, self._cand_end = start_t, end_t
+                self._pivot, self._pivot_time = end_i, end_t
+                self._move_front_to_past(start_i)
+            else:
+                if self._penalised(end_t) >= start_t - self._cand_start:
+                    self._move_front_to_past(start_i)  # not better than the current candidate
+                else:
+                    self._make_candidate(ev)  # better; keep the pivot (others have not arrived)
+                    self._cand_start, self._cand_end = start_t, end_t
+                    self._move_front_to_past(start_i)
+            if start_i == self._pivot:
+                self._publish_candidate(ev)  # all candidates for this pivot were tried
+            elif self._penalised(end_t) >= self._pivot_time - self._cand_start:
+                self._publish_candidate(ev)  # any later candidate spans [pivot, end]: provably worse
+            elif not self._all_non_empty():
+                self._virtual_search(ev)
+
+    def _virtual_search(self, ev: SyncEvents) -> None:
+        """Try to prove the candidate optimal before the empty topics deliver more messages."""
+        moves = [0] * self.num_topics
+        while True:
+            times = self._virtual_times()
+            start_i, start_t = self._boundary(times, end=False)
+            _, end_t = self._boundary(times, end=True)
+            if self._penalised(end_t) >= self._pivot_time - self._cand_start:
+                self._publish_candidate(ev)
+                return
+            if self._penalised(end_t) < start_t - self._cand_start:
+                # An optimistic future candidate would beat ours: undo the virtual moves and wait.
+                for i, n in enumerate(moves):
+                    for _ in range(n):
+                        self._deques[i].appendleft(self._past[i].pop())
+                return
+            assert self._deques[start_i], "message_filters invariant: the start topic is never virtual here"
+            self._move_front_to_past(start_i)
+            moves[start_i] += 1
+
+    def _move_front_to_past(self, i: int) -> None:
+        self._past[i].append(self._deques[i].popleft())
+
+    def _make_candidate(self, ev: SyncEvents) -> None:
+        self._candidate = [q[0] for q in self._deques]
+        for past in self._past:  # older than the new candidate: they lost to it
+            ev.drops.extend(Drop(e, SUPERSEDED) for e in past)
+            past.clear()
+
+    def _publish_candidate(self, ev: SyncEvents) -> None:
+        candidate = tuple(self._candidate)
+        ev.matches.append(candidate)
+        self._candidate, self._pivot = None, None
+        self._recover_all()
+        for i, q in enumerate(self._deques):
+            assert q[0] is candidate[i]
+            q.popleft()
+
+    def _recover_all(self) -> None:
+        for q, past in zip(self._deques, self._past):
+            q.extendleft(reversed(past))
+            past.clear()
+
+
+class ExactTimePolicy:
+    """Pairs messages whose stamps are identical (message_filters' ExactTime).
+
+    When a set completes, incomplete sets with older stamps can never complete (stamps
+    increase per topic) and are dropped as ``no_partner_within_slop``; more than
+    ``queue_size`` incomplete stamps drops the oldest as ``queue_overflow``.
+    """
+
+    def __init__(self, num_topics: int = 2, queue_size: int = 10, time_jump_reset_ns: int = 1_000_000_000):
+        self.num_topics = num_topics
+        self.queue_size = queue_size
+        self.time_jump_reset_ns = int(time_jump_reset_ns)
+        self._sets: dict[int, list[Entry | None]] = {}
+        self._last_match: int | None = None
+
+    def add(self, topic: int, stamp_ns: int, item: Any) -> SyncEvents:
+        ev = SyncEvents()
+        entry = Entry(topic, int(stamp_ns), item)
+        last = self._last_match
+        if last is not None and entry.stamp_ns <= last:
+            if 0 < self.time_jump_reset_ns < last - entry.stamp_ns:
+                self.reset(ev)
+            else:
+                ev.drops.append(Drop(entry, OUT_OF_ORDER))
+                return ev
+        slot = self._sets.setdefault(entry.stamp_ns, [None] * self.num_topics)
+        if slot[topic] is not None:  # same stamp twice on one topic: keep the newer message
+            ev.drops.append(Drop(slot[topic], SUPERSEDED))
+        slot[topic] = entry
+        if all(e is not None for e in slot):
+            ev.matches.append(tuple(slot))
+            del self._sets[entry.stamp_ns]
+            self._last_match = entry.stamp_ns
+            for stamp in [s for s in self._sets if s < entry.stamp_ns]:
+                ev.drops.extend(Drop(e, NO_PARTNER) for e in self._sets.pop(stamp) if e is not None)
+        while len(self._sets) > self.queue_size:
+            ev.drops.extend(Drop(e, QUEUE_OVERFLOW) for e in self._sets.pop(min(self._sets)) if e is not None)
+        return ev
+
+    def reset(self, ev: SyncEvents | None = None) -> SyncEvents:
+        ev = ev if ev is not None else SyncEvents()
+        ev.drops.extend(Drop(e, RESET) for e in self.pending())
+        self._sets.clear()
+        self._last_match = None
+        return ev
+
+    def pending(self) -> list[Entry]:
+        return [e for s in sorted(self._sets) for e in self._sets[s] if e is not None]
+
+
+def make_policy(policy: str, queue_size: int, slop_s: float, age_penalty: float = 0.1,
+                time_jump_reset_s: float = 1.0, num_topics: int = 2):
+    """The policy named by ``sync.policy`` (``approximate`` or ``exact``)."""
+    jump_ns = int(round(time_jump_reset_s * 1e9))
+    if policy == "exact":
+        return ExactTimePolicy(num_topics, queue_size, jump_ns)
+    if policy == "approximate":
+        return ApproximateTimePolicy(num_topics, queue_size, int(round(slop_s * 1e9)), age_penalty, jump_ns)
+    raise ValueError(f"unknown sync policy {policy!r}; use 'approximate' or 'exact'")
+
+
+# Output modes (the MODE_* constants of ivif_ros/FusionStatus).
+FUSED, IR_ONLY, VISIBLE_ONLY, WAITING = "fused", "ir_only", "visible_only", "waiting"
+IR, VISIBLE = 0, 1  # topic indices
+
+
+class CameraWatchdog:
+    """Which cameras are alive: a camera silent for longer than ``timeout_ns`` is lost.
+
+    Both cameras start "seen" at ``start_ns`` so that the graph waits one timeout for the
+    slower camera before it falls back to the other. A lost camera is back at its first
+    new message.
+    """
+
+    def __init__(self, timeout_ns: int, start_ns: int):
+        self.timeout_ns = int(timeout_ns)
+        self._last_seen = [int(start_ns), int(start_ns)]
+        self._ever_seen = [False, False]
+
+    def seen(self, topic: int, now_ns: int) -> None:
+        self._last_seen[topic] = int(now_ns)  # not max(): after a clock jump back (bag loop) age restarts
+        self._ever_seen[topic] = True
+
+    def alive(self, topic: int, now_ns: int) -> bool:
+        return now_ns - self._last_seen[topic] <= self.timeout_ns
+
+    def mode(self, now_ns: int) -> str:
+        ir, vis = self.alive(IR, now_ns), self.alive(VISIBLE, now_ns)
+        if ir and vis:
+            return FUSED
+        if ir and self._ever_seen[IR]:
+            return IR_ONLY
+        if vis and self._ever_seen[VISIBLE]:
+            return VISIBLE_ONLY
+        return WAITING

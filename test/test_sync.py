@@ -1,0 +1,149 @@
+"""The pairing policy (ivif_ros.core.sync): correctness, optimality and full accounting."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ivif_ros.core import sync
+from ivif_ros.core.sync import (
+    IR, VISIBLE, ApproximateTimePolicy, CameraWatchdog, ExactTimePolicy, make_policy,
+)
+
+MS = 1_000_000
+
+
+def feed(policy, events):
+    """Feed ``(topic, stamp_ns)`` in order; return (matches as stamp tuples, drops as (topic, stamp, reason))."""
+    matches, drops = [], []
+    for topic, stamp in events:
+        ev = policy.add(topic, stamp, (topic, stamp))
+        matches += [tuple(e.stamp_ns for e in m) for m in ev.matches]
+        drops += [(d.entry.topic, d.entry.stamp_ns, d.reason) for d in ev.drops]
+    return matches, drops
+
+
+def jittered_streams(rng, n, period_ms, jitter_ms, offset_ms=0.0, arrival_jitter_ms=5.0):
+    """Two camera streams; returns events in arrival order (arrival = stamp + random transport delay)."""
+    events = []
+    for topic, off in ((IR, 0.0), (VISIBLE, offset_ms)):
+        stamps = (np.arange(n) * period_ms + off + rng.uniform(-jitter_ms, jitter_ms, n)) * MS
+        stamps = np.maximum.accumulate(stamps.astype(np.int64))  # a driver's stamps never go back
+        arrivals = stamps + rng.uniform(0, arrival_jitter_ms * MS, n)
+        events += [(arr, topic, int(s)) for arr, s in zip(arrivals, stamps)]
+    events.sort()
+    return [(t, s) for _, t, s in events]
+
+
+def assert_accounted(policy, events, matches, drops):
+    """Every message is in exactly one match, one drop, or still pending."""
+    fed = sorted(events)
+    out = sorted([(t, s) for m in matches for t, s in enumerate(m)] + [(t, s) for t, s, _ in drops]
+                 + [(e.topic, e.stamp_ns) for e in policy.pending()])
+    assert out == fed
+
+
+def test_aligned_jittered_30hz_streams_pair_one_to_one():
+    rng = np.random.default_rng(0)
+    events = jittered_streams(rng, 300, 33.3, jitter_ms=3.0)
+    policy = ApproximateTimePolicy(queue_size=5, slop_ns=10 * MS)
+    matches, drops = feed(policy, events)
+    assert len(matches) >= 299  # the last pair may still wait for proof of optimality
+    assert drops == []
+    assert all(abs(a - b) <= 10 * MS for a, b in matches)
+    assert_accounted(policy, events, matches, drops)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_streams_every_message_accounted_and_matches_within_slop(seed):
+    rng = np.random.default_rng(seed)
+    events = jittered_streams(rng, 200, 33.3, jitter_ms=15.0, offset_ms=rng.uniform(-20, 20), arrival_jitter_ms=60)
+    # drop a random 20 % of each stream (lossy transport) so partners go missing
+    events = [e for e in events if rng.uniform() > 0.2]
+    policy = ApproximateTimePolicy(queue_size=4, slop_ns=12 * MS)
+    matches, drops = feed(policy, events)
+    assert matches, "jittered 30 Hz streams must produce pairs"
+    assert all(abs(a - b) <= 12 * MS for a, b in matches)
+    reasons = {r for *_, r in drops}
+    assert reasons <= set(sync.DROP_REASONS)
+    assert_accounted(policy, events, matches, drops)
+    # pairs come out in time order and never reuse a message
+    assert [m[IR] for m in matches] == sorted(m[IR] for m in matches)
+
+
+def test_faster_visible_stream_pairs_each_ir_with_its_nearest_visible():
+    # IR 30 Hz, visible 60 Hz offset by 4 ms: the nearest visible is always 4 ms away,
+    # the runner-up 12.7 ms away; ApproximateTime must choose the nearest.
+    ir = [(IR, int(k * 33.4 * MS)) for k in range(60)]
+    vis = [(VISIBLE, int((k * 16.7 + 4) * MS)) for k in range(120)]
+    events = sorted(ir + vis, key=lambda e: (e[1], e[0]))
+    policy = ApproximateTimePolicy(queue_size=10, slop_ns=20 * MS)
+    matches, drops = feed(policy, events)
+    assert len(matches) >= 59
+    assert all(v - i == 4 * MS for i, v in matches)
+    # the visible frames between IR frames lose: superseded or without a partner, never silently gone
+    assert {r for *_, r in drops} <= {sync.SUPERSEDED, sync.NO_PARTNER}
+    assert_accounted(policy, events, matches, drops)
+
+
+def test_offset_beyond_slop_never_pairs_and_says_why():
+    events = sorted([(IR, k * 33 * MS) for k in range(20)] + [(VISIBLE, (k * 33 + 15) * MS) for k in range(20)],
+                    key=lambda e: e[1])
+    policy = ApproximateTimePolicy(queue_size=5, slop_ns=5 * MS)
+    matches, drops = feed(policy, events)
+    assert matches == []
+    assert {r for *_, r in drops} == {sync.NO_PARTNER}
+    assert_accounted(policy, events, matches, drops)
+
+
+def test_silent_camera_overflows_queue_oldest_first():
+    policy = ApproximateTimePolicy(queue_size=3, slop_ns=10 * MS)
+    matches, drops = feed(policy, [(IR, k * 33 * MS) for k in range(8)])
+    assert matches == []
+    assert drops == [(IR, k * 33 * MS, sync.QUEUE_OVERFLOW) for k in range(5)]
+    assert [e.stamp_ns for e in policy.pending()] == [k * 33 * MS for k in range(5, 8)]
+
+
+def test_out_of_order_stamp_dropped_but_time_jump_resets():
+    policy = ApproximateTimePolicy(queue_size=5, slop_ns=10 * MS, time_jump_reset_ns=1000 * MS)
+    matches, drops = feed(policy, [(IR, 100 * MS), (IR, 50 * MS), (IR, 100 * MS)])
+    assert drops == [(IR, 50 * MS, sync.OUT_OF_ORDER), (IR, 100 * MS, sync.OUT_OF_ORDER)]
+    # a bag that loops: stamps jump back 10 s; the pending message is reset and pairing restarts
+    matches, drops = feed(policy, [(IR, 10_100 * MS), (IR, 100 * MS), (VISIBLE, 101 * MS), (IR, 133 * MS)])
+    assert drops == [(IR, 100 * MS, sync.RESET), (IR, 10_100 * MS, sync.RESET)]  # both were pending
+    assert matches == [(100 * MS, 101 * MS)]  # proven optimal once IR@133 arrived
+
+
+def test_exact_policy_pairs_identical_stamps_only():
+    events = [(IR, 1), (VISIBLE, 2), (VISIBLE, 1), (IR, 3), (VISIBLE, 3), (IR, 2)]
+    policy = ExactTimePolicy(queue_size=5)
+    matches, drops = feed(policy, events)
+    assert matches == [(1, 1), (3, 3)]
+    # visible@2 could never pair once 3 completed; IR@2 arrived after 3 was emitted
+    assert sorted(drops) == [(IR, 2, sync.OUT_OF_ORDER), (VISIBLE, 2, sync.NO_PARTNER)]
+    assert_accounted(policy, events, matches, drops)
+
+
+def test_exact_policy_queue_bound():
+    policy = ExactTimePolicy(queue_size=2)
+    matches, drops = feed(policy, [(IR, 1), (IR, 2), (IR, 3)])
+    assert drops == [(IR, 1, sync.QUEUE_OVERFLOW)]
+
+
+def test_make_policy_by_name():
+    assert isinstance(make_policy("approximate", 5, 0.01), ApproximateTimePolicy)
+    assert isinstance(make_policy("exact", 5, 0.01), ExactTimePolicy)
+    with pytest.raises(ValueError, match="approximate"):
+        make_policy("nearest", 5, 0.01)
+
+
+def test_watchdog_falls_back_and_recovers():
+    dog = CameraWatchdog(timeout_ns=500 * MS, start_ns=0)
+    dog.seen(IR, 10 * MS)
+    assert dog.mode(100 * MS) == sync.FUSED  # still within the start-up grace period for visible
+    dog.seen(IR, 600 * MS)
+    assert dog.mode(600 * MS) == sync.IR_ONLY  # visible never came
+    dog.seen(VISIBLE, 700 * MS)
+    assert dog.mode(700 * MS) == sync.FUSED
+    dog.seen(VISIBLE, 1500 * MS)
+    assert dog.mode(1500 * MS) == sync.VISIBLE_ONLY  # IR silent since 600 ms
+    assert dog.mode(3000 * MS) == sync.WAITING
