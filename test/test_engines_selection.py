@@ -1,0 +1,120 @@
+"""backend: auto -- TensorRT preference, measured CPU choice, its cache, forced backends, missing packages."""
+import json
+
+import pytest
+
+from ivif_ros.engines import EngineConfig, create_engine, require_backend, tensorrt_available
+from ivif_ros.engines.selection import CHOICE_FILE, choose_backend
+from ivif_ros.errors import BackendUnavailable, ConfigError
+
+HOST = "Test CPU x2"
+TIMES = {"onnxruntime": 12.0, "openvino": 9.0, "torch": 30.0}
+
+
+class Stopwatch:
+    """A measure() that reports fixed timings and records which backends were timed."""
+
+    def __init__(self, times=TIMES, missing=()):
+        self.times, self.missing, self.calls = dict(times), set(missing), []
+
+    def __call__(self, backend):
+        self.calls.append(backend)
+        if backend in self.missing:
+            raise BackendUnavailable(f"backend '{backend}' needs the Python package '{backend}'")
+        return self.times[backend]
+
+
+def choose(cfg, measure, tensorrt=False, host=HOST, weights="w" * 64):
+    return choose_backend(cfg, weights, tensorrt_available=tensorrt, measure=measure, host=host)
+
+
+def test_tensorrt_is_preferred_when_available(tmp_path):
+    measure = Stopwatch()
+    choice = choose(EngineConfig(cache_dir=tmp_path, precision="fp16"), measure, tensorrt=True)
+    assert (choice.backend, choice.reason, measure.calls) == ("tensorrt", "TensorRT available", [])
+
+
+def test_fastest_measured_cpu_backend_wins_and_is_cached(tmp_path):
+    measure = Stopwatch()
+    choice = choose(EngineConfig(cache_dir=tmp_path), measure)
+    assert choice.backend == "openvino" and choice.reason == "measured"
+    assert measure.calls == ["onnxruntime", "openvino", "torch"]  # torch_compile excluded by default
+    stored = json.loads((tmp_path / CHOICE_FILE).read_text())
+    (entry,) = stored.values()
+    assert entry["backend"] == "openvino" and entry["timings_ms"] == TIMES
+
+
+def test_cache_hit_skips_measurement(tmp_path):
+    choose(EngineConfig(cache_dir=tmp_path), Stopwatch())
+    again = Stopwatch(times={"onnxruntime": 1.0, "openvino": 9.0, "torch": 30.0})
+    choice = choose(EngineConfig(cache_dir=tmp_path), again)
+    assert (choice.backend, choice.reason, again.calls) == ("openvino", "cached measurement", [])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"host": "Other CPU x8"},
+        {"weights": "v" * 64},
+        {"cfg": {"threads": 1}},
+        {"cfg": {"auto_candidates": ("onnxruntime", "torch")}},
+    ],
+)
+def test_stale_cache_re_measures(tmp_path, change):
+    choose(EngineConfig(cache_dir=tmp_path), Stopwatch())
+    faster_ort = Stopwatch(times={"onnxruntime": 1.0, "openvino": 9.0, "torch": 30.0})
+    cfg = EngineConfig(cache_dir=tmp_path, **change.get("cfg", {}))
+    choice = choose(cfg, faster_ort, host=change.get("host", HOST), weights=change.get("weights", "w" * 64))
+    assert choice.backend == "onnxruntime" and choice.reason == "measured" and faster_ort.calls
+
+
+def test_package_version_change_makes_the_cache_stale(tmp_path):
+    choose(EngineConfig(cache_dir=tmp_path), Stopwatch())
+    path = tmp_path / CHOICE_FILE
+    stored = json.loads(path.read_text())
+    (slot,) = stored
+    stored[slot]["key_digest"] = "digest-of-an-older-onnxruntime"
+    path.write_text(json.dumps(stored))
+    measure = Stopwatch()
+    assert choose(EngineConfig(cache_dir=tmp_path), measure).reason == "measured" and measure.calls
+
+
+def test_forced_backend_is_respected_without_measuring(tmp_path):
+    measure = Stopwatch()
+    choice = choose(EngineConfig(cache_dir=tmp_path, backend="torch"), measure, tensorrt=True)
+    assert (choice.backend, choice.reason, measure.calls) == ("torch", "forced by config", [])
+
+
+def test_unavailable_candidates_are_skipped_and_compile_can_be_opted_in(tmp_path):
+    measure = Stopwatch(times={**TIMES, "torch_compile": 5.0}, missing={"openvino"})
+    cfg = EngineConfig(cache_dir=tmp_path, auto_candidates=("onnxruntime", "openvino", "torch", "torch_compile"))
+    choice = choose(cfg, measure)
+    assert choice.backend == "torch_compile" and "openvino" not in choice.timings_ms
+
+
+def test_precision_limits_the_candidates(tmp_path):
+    measure = Stopwatch()
+    assert choose(EngineConfig(cache_dir=tmp_path, precision="bf16"), measure).backend == "openvino"
+    assert measure.calls == ["openvino"]
+
+
+def test_no_runnable_candidate_is_a_clear_error(tmp_path):
+    with pytest.raises(BackendUnavailable, match="install onnxruntime or openvino"):
+        choose(EngineConfig(cache_dir=tmp_path), Stopwatch(missing=set(TIMES)))
+
+
+@pytest.mark.skipif(tensorrt_available(), reason="TensorRT can run here, so its missing-package error cannot occur")
+def test_missing_tensorrt_names_the_packages_to_install(tmp_path):
+    with pytest.raises(BackendUnavailable, match=r"torch_tensorrt.*pip install torch-tensorrt tensorrt"):
+        require_backend("tensorrt")
+    with pytest.raises(BackendUnavailable, match="backend 'tensorrt' needs"):
+        create_engine(__import__("torch").nn.Conv2d(1, 1, 1), EngineConfig(backend="tensorrt", cache_dir=tmp_path))
+
+
+def test_bad_config_values_name_the_field():
+    with pytest.raises(ConfigError, match="engine.backend: unknown backend 'tflite'"):
+        EngineConfig(backend="tflite")
+    with pytest.raises(ConfigError, match="engine.precision: 'bf16' is not supported by backend 'onnxruntime'"):
+        EngineConfig(backend="onnxruntime", precision="bf16")
+    with pytest.raises(ConfigError, match="outside min_size"):
+        EngineConfig(dynamic=True, width=2000, height=480)
