@@ -1,0 +1,65 @@
+"""``ivif train teacher|student``: config-driven training with resumable checkpoints.
+
+Examples::
+
+    ivif train teacher --config config/train_teacher.yaml --out /work/runs/teacher
+    ivif train student --teacher ivif_ros/weights/teacher.safetensors --config config/train_student.yaml
+    ivif train student --no-distill --config config/train_student.yaml --out runs/student_nodistill
+    torchrun --nproc_per_node 2 -m ivif_ros.cli train teacher --config ...   # DDP
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("train", help=help_text, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kind", choices=["teacher", "student"], help="which network to train")
+    p.add_argument("--config", required=True, help="training YAML (see config/train_*.yaml)")
+    p.add_argument("--out", default=None, help="run folder (default runs/<kind>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    p.add_argument("--teacher", default=None,
+                   help="student only: teacher weights (.safetensors with .json sidecar, or a shipped name)")
+    p.add_argument("--no-distill", action="store_true", help="student only: train without a teacher")
+    p.add_argument("--data", default=None, help="override data_root of the config (folder holding the datasets)")
+    p.add_argument("--steps", type=int, default=None, help="override the number of optimisation steps")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="end this session after N steps with a checkpoint (continue with --resume)")
+    p.add_argument("--input-mode", choices=["fused", "ir", "vis"], default=None,
+                   help="ablation: feed (ir, vis), (ir, ir) or (vis, vis)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    return p
+
+
+def run(args) -> int:
+    import torch
+
+    from ivif_ros.errors import ConfigError
+    from ivif_ros.training.config import load_config
+    from ivif_ros.training.loop import train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.kind == "teacher" and (args.teacher or args.no_distill):
+        raise ConfigError("--teacher and --no-distill apply to 'ivif train student' only")
+    if args.kind == "student" and not args.teacher and not args.no_distill:
+        raise ConfigError("ivif train student needs --teacher <weights> to distil, or --no-distill")
+    cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "input_mode": args.input_mode})
+    teacher = None
+    if args.teacher:
+        from ivif_ros.weights import load_model
+
+        teacher, meta = load_model(args.teacher)
+        if meta["architecture"] != "teacher":
+            raise ConfigError(f"--teacher {args.teacher} holds a {meta['architecture']}, not a teacher")
+    out = Path(args.out or f"runs/{args.kind}")
+    command = "ivif " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    path = train(cfg, args.kind, out, teacher=teacher, teacher_source=args.teacher, resume=args.resume,
+                 stop_after=args.stop_after, command=command)
+    if path is not None:
+        print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0

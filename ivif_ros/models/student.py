@@ -1,0 +1,81 @@
+"""The real-time student: one shared encoder over the stacked (ir, vis) pair, compute at
+1/4 and 1/8 resolution, a very light full-resolution fusion path, and the three task heads.
+
+Only export-friendly operations (conv, BN, ReLU, sigmoid, add/mul, concat, bilinear
+resize, global average pooling, clamp) so ONNX Runtime, OpenVINO and TensorRT run it.
+I/O follows docs/contracts.md: ``forward(ir, vis) -> (fused, seg_logits, det_heatmap, det_box)``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ivif_ros.models.blocks import (
+    ChannelGate, ConvBNAct, DepthwiseSeparable, DetailHead, FusionPrior, SeparableConv, TaskHeads,
+    upsample,
+)
+
+
+@dataclass
+class StudentConfig:
+    num_seg: int = 4          # semantic classes incl. background
+    num_det: int = 3          # detection classes
+    width: int = 32           # channels at 1/4
+    deep_width: int = 64      # channels at 1/8
+    blocks4: int = 1          # residual blocks at 1/4
+    blocks8: int = 3          # residual blocks at 1/8
+
+
+class Student(nn.Module):
+    def __init__(self, cfg: StudentConfig):
+        super().__init__()
+        self.cfg = cfg
+        w, d = cfg.width, cfg.deep_width
+        self.stem = nn.Sequential(ConvBNAct(2, 16, stride=2), ConvBNAct(16, w, stride=2))
+        self.stage4 = nn.Sequential(*[DepthwiseSeparable(w) for _ in range(cfg.blocks4)])
+        self.stage8 = nn.Sequential(
+            ConvBNAct(w, d, stride=2), *[DepthwiseSeparable(d) for _ in range(cfg.blocks8)], ChannelGate(d)
+        )
+        self.lateral8 = nn.Conv2d(d, w, 1)
+        self.merge = SeparableConv(w, w)
+        self.heads = TaskHeads(w, cfg.num_seg, cfg.num_det, hidden=w, light=True)
+        # 1/4-resolution fusion maps: gate-logit correction, low-frequency residual, 2 context maps.
+        self.fusion_maps = nn.Conv2d(w, 4, 3, padding=1)
+        nn.init.zeros_(self.fusion_maps.weight)
+        nn.init.zeros_(self.fusion_maps.bias)
+        self.detail = DetailHead(ctx_ch=2)
+        self.prior = FusionPrior()
+
+    def forward_features(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All outputs plus the 1/4-resolution feature map used for feature distillation."""
+        f4 = self.stage4(self.stem(torch.cat([ir, vis], 1)))
+        f8 = self.stage8(f4)
+        feat = self.merge(f4 + upsample(self.lateral8(f8), f4.shape[-2:]))
+        seg, heat, box = self.heads(feat)
+        maps = upsample(self.fusion_maps(feat), ir.shape[-2:])
+        residual = maps[:, 1:2] + self.detail(ir, vis, maps[:, 2:4])
+        fused = self.prior(ir, vis, maps[:, 0:1], residual)
+        return {"fused": fused, "seg_logits": seg, "det_heatmap": heat, "det_box": box, "feat": feat}
+
+    def forward(self, ir: torch.Tensor, vis: torch.Tensor):
+        out = self.forward_features(ir, vis)
+        return out["fused"], out["seg_logits"], out["det_heatmap"], out["det_box"]
+
+
+def build_student(cfg: dict | StudentConfig | None = None) -> Student:
+    """Build the student from a config dict (keys of ``StudentConfig``; unknown keys are an error)."""
+    if isinstance(cfg, StudentConfig):
+        return Student(cfg)
+    return Student(_make_config(StudentConfig, cfg or {}))
+
+
+def _make_config(cls, cfg: dict):
+    from ivif_ros.errors import ConfigError
+
+    known = set(asdict(cls()))
+    unknown = set(cfg) - known
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}; valid keys: {sorted(known)}")
+    return cls(**cfg)

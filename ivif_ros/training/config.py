@@ -1,0 +1,87 @@
+"""Training configuration: a YAML file mapped onto ``TrainConfig`` (unknown keys are errors)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ivif_ros.errors import ConfigError
+
+DEFAULT_WEIGHTS = {
+    # fusion (scaled so that they are not drowned by the task losses, which are ~10x larger)
+    "intensity": 4.0, "salient": 2.0, "gradient": 8.0, "ssim": 2.0, "guidance": 1.0,
+    # teacher-only auxiliaries
+    "fidelity": 0.5, "boundary": 0.2, "binary": 0.2,
+    # tasks
+    "semantic": 0.5, "heatmap": 1.0, "box": 0.1,
+    # distillation (student with a teacher)
+    "distill_output": 1.0, "distill_feature": 0.5, "distill_semantic": 0.5,
+    # language-driven (only with clip_checkpoint)
+    "clip": 0.1,
+}
+
+
+@dataclass
+class TrainConfig:
+    model: dict = field(default_factory=dict)          # builder keys (StudentConfig / TeacherConfig)
+    detection_classes: list = field(default_factory=lambda: ["person", "bicycle", "car"])
+    semantic_classes: list = field(default_factory=lambda: ["background", "person", "bicycle", "car"])
+    data_root: str = "/work/shared/data"
+    data: list = field(default_factory=list)           # [{root: rel/or/abs, split: optional}]
+    input_mode: str = "fused"                          # fused | ir | vis (single-modality ablations)
+    crop: int = 192
+    batch_size: int = 4
+    steps: int = 1000
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    seed: int = 0
+    workers: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 100
+    guidance_every: int = 4                            # add synthetic multi-focus pairs every N steps
+    temperature: float = 2.0                           # distilled semantic loss
+    clip_checkpoint: str | None = None
+    clip_prompts: dict = field(default_factory=lambda: {
+        "positive": ["a bright thermal target with clear visible texture", "a sharp, high-contrast road scene"],
+        "negative": ["a blurry, low-contrast image", "a noisy dark image with washed-out targets"],
+    })
+    loss_weights: dict = field(default_factory=dict)
+
+    def weight(self, name: str) -> float:
+        return float({**DEFAULT_WEIGHTS, **self.loss_weights}.get(name, 0.0))
+
+    def resolved_sources(self) -> list[dict]:
+        root = Path(self.data_root)
+        out = []
+        for src in self.data:
+            s = {"root": str(root / src["root"])}
+            if src.get("split"):
+                s["split"] = str(root / src["split"])
+            out.append(s)
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"training config {path} not found; see config/train_student.yaml for an example")
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; valid keys: {sorted(known)}")
+    bad = set(raw.get("loss_weights", {})) - set(DEFAULT_WEIGHTS)
+    if bad:
+        raise ConfigError(f"{path}: unknown loss_weights {sorted(bad)}; valid: {sorted(DEFAULT_WEIGHTS)}")
+    cfg = TrainConfig(**raw)
+    if not cfg.data:
+        raise ConfigError(f"{path}: 'data' is empty; list at least one {{root: ..., split: ...}} source")
+    if cfg.semantic_classes[0] != "background":
+        raise ConfigError(f"{path}: semantic_classes must start with 'background' (class id 0)")
+    return cfg

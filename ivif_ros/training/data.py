@@ -1,0 +1,101 @@
+"""In-memory training dataset: every pair is read once into RAM (Y of the visible image,
+IR, merged boxes), then each item is a random crop + horizontal flip with dense targets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from ivif_ros.datasets.paired import PairedDataset, rgb_to_gray
+from ivif_ros.errors import ConfigError
+from ivif_ros.training.targets import STRIDE, box_masks, boundary_of, centernet_targets, crop_boxes
+
+
+@dataclass
+class Sample:
+    name: str
+    ir: np.ndarray            # HxW uint8
+    vis: np.ndarray           # HxW uint8 (Y)
+    xyxy: np.ndarray | None   # None = no labels for this image (losses skip it)
+    cls: np.ndarray | None
+
+
+def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]:
+    """Read every ``{root, split?}`` source into memory.
+
+    ``input_mode`` = ``fused`` (ir, vis), ``ir`` (ir, ir) or ``vis`` (vis, vis): the
+    single-modality ablations feed the same image to both inputs.
+    """
+    if input_mode not in ("fused", "ir", "vis"):
+        raise ConfigError(f"input_mode must be fused, ir or vis, not {input_mode!r}")
+    samples = []
+    for src in sources:
+        if "root" not in src:
+            raise ConfigError(f"data source {src} has no 'root'; give root: <folder with ir/ and vi/>")
+        ds = PairedDataset(src["root"], src.get("split"))
+        for pair in tqdm(ds, desc=f"loading {src['root']}", leave=False):
+            vis = pair.vis if pair.vis.ndim == 2 else rgb_to_gray(pair.vis)
+            ir = pair.ir
+            if input_mode == "ir":
+                vis = ir
+            elif input_mode == "vis":
+                ir = vis
+            boxes = pair.boxes
+            samples.append(Sample(pair.name, ir, vis,
+                                  None if boxes is None else boxes.xyxy, None if boxes is None else boxes.cls))
+    if not samples:
+        raise ConfigError("the training data sources hold no image pairs")
+    return samples
+
+
+class CropDataset(Dataset):
+    """Random ``crop`` x ``crop`` windows (multiple of 32) with flips and targets at stride 4.
+
+    Images smaller than the crop are edge-padded. ``length`` = items per epoch.
+    """
+
+    def __init__(self, samples: list[Sample], crop: int, num_det: int, length: int, seed: int = 0):
+        if crop % 32:
+            raise ConfigError(f"crop must be a multiple of 32, got {crop}")
+        self.samples, self.crop, self.num_det, self.length, self.seed = samples, crop, num_det, length, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        # Seeded by (seed, epoch, index): identical crops after resume and across workers.
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        s = self.samples[rng.integers(len(self.samples))]
+        c = self.crop
+        pad_h, pad_w = max(c - s.ir.shape[0], 0), max(c - s.ir.shape[1], 0)
+        ir = np.pad(s.ir, ((0, pad_h), (0, pad_w)), mode="edge")
+        vis = np.pad(s.vis, ((0, pad_h), (0, pad_w)), mode="edge")
+        y0 = int(rng.integers(ir.shape[0] - c + 1))
+        x0 = int(rng.integers(ir.shape[1] - c + 1))
+        flip = bool(rng.integers(2))
+        ir, vis = ir[y0:y0 + c, x0:x0 + c], vis[y0:y0 + c, x0:x0 + c]
+        if flip:
+            ir, vis = ir[:, ::-1], vis[:, ::-1]
+        labelled = s.xyxy is not None
+        xyxy, cls = (s.xyxy, s.cls) if labelled else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+        xyxy, cls = crop_boxes(xyxy, cls, x0, y0, c, c, flip)
+        heat, box, centre = centernet_targets(xyxy, cls, c, c, self.num_det)
+        seg = box_masks(xyxy, cls, c, c, STRIDE)
+        return {
+            "ir": torch.from_numpy(ir.astype(np.float32) / 255.0)[None],
+            "vis": torch.from_numpy(vis.astype(np.float32) / 255.0)[None],
+            "labelled": torch.tensor(float(labelled)),
+            "salient": torch.from_numpy((box_masks(xyxy, cls, c, c) > 0).astype(np.float32))[None],
+            "seg": torch.from_numpy(seg.astype(np.int64)),
+            "boundary": torch.from_numpy(boundary_of(seg))[None],
+            "heatmap": torch.from_numpy(heat),
+            "box": torch.from_numpy(box),
+            "centre": torch.from_numpy(centre),
+        }

@@ -1,0 +1,142 @@
+"""Training losses. Images are (N,1,H,W) in [0,1]; each loss returns a scalar tensor.
+
+Fusion (unsupervised; the target is derived from the sources):
+``intensity_loss``, ``salient_intensity_loss``, ``gradient_loss``, ``ssim_loss``,
+``fidelity_loss``, ``guidance_loss``. Tasks: ``semantic_loss``, ``heatmap_focal_loss``,
+``box_regression_loss``, ``mask_bce_loss``. Distillation: ``output_distillation_loss``,
+``FeatureDistillation``, ``distilled_semantic_loss``. The CLIP language-driven loss lives in
+``ivif_ros.training.clip``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def sobel_magnitude(img: torch.Tensor) -> torch.Tensor:
+    """|dI/dx| + |dI/dy| with Sobel kernels (replicate padding: no fake edges at the border)."""
+    k = torch.stack([_SOBEL_X, _SOBEL_X.t()]).unsqueeze(1).to(img)
+    g = F.conv2d(F.pad(img, (1, 1, 1, 1), mode="replicate"), k)
+    return g.abs().sum(1, keepdim=True)
+
+
+def intensity_loss(fused, ir, vis):
+    """L1 to the pixel-wise maximum: keeps the brighter (usually salient thermal) source."""
+    return F.l1_loss(fused, torch.maximum(ir, vis))
+
+
+def salient_intensity_loss(fused, ir, vis, mask):
+    """L1 to max(ir, vis) inside the salient-target mask (boxes), averaged over the mask only,
+    so small targets (pedestrians) weigh as much as the large background."""
+    area = mask.sum().clamp_min(1.0)
+    return ((fused - torch.maximum(ir, vis)).abs() * mask).sum() / area
+
+
+def gradient_loss(fused, ir, vis):
+    """L1 between the fused Sobel magnitude and the larger of the source magnitudes (texture)."""
+    return F.l1_loss(sobel_magnitude(fused), torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis)))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11) -> torch.Tensor:
+    """Mean SSIM (Gaussian 11x11, sigma 1.5, data range 1) per batch, as in Wang et al. 2004."""
+    w = _gaussian_window(window).to(a)
+    mu_a, mu_b = F.conv2d(a, w), F.conv2d(b, w)
+    var_a = F.conv2d(a * a, w) - mu_a**2
+    var_b = F.conv2d(b * b, w) - mu_b**2
+    cov = F.conv2d(a * b, w) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return s.mean()
+
+
+def ssim_loss(fused, ir, vis):
+    """1 - mean(SSIM(F, IR), SSIM(F, VIS)): structural similarity to both sources."""
+    return 1.0 - 0.5 * (ssim(fused, ir) + ssim(fused, vis))
+
+
+def fidelity_loss(recon_ir, recon_vis, ir, vis):
+    """Scene fidelity (PSFusion): the fused features must still hold both sources."""
+    return F.l1_loss(recon_ir, ir) + F.l1_loss(recon_vis, vis)
+
+
+def guidance_loss(fused, target):
+    """STFuse guidance: on a synthetic pair (e.g. multi-focus) whose all-in-focus ground truth
+    is known, supervise the fusion path directly (intensity + gradient L1)."""
+    return F.l1_loss(fused, target) + F.l1_loss(sobel_magnitude(fused), sobel_magnitude(target))
+
+
+def semantic_loss(logits, target, eps: float = 1.0):
+    """Cross-entropy + soft Dice over classes. ``target`` is (N,h,w) int64 class ids."""
+    ce = F.cross_entropy(logits, target)
+    prob = logits.softmax(1)
+    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).to(prob)
+    inter = (prob * onehot).sum((0, 2, 3))
+    denom = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    dice = 1.0 - ((2 * inter + eps) / (denom + eps)).mean()
+    return ce + dice
+
+
+def heatmap_focal_loss(pred, gt, alpha: float = 2.0, beta: float = 4.0):
+    """CenterNet penalty-reduced focal loss. ``pred`` is after sigmoid, ``gt`` Gaussian
+    splats with exact 1 at object centres; normalised by the number of centres."""
+    pred = pred.clamp(1e-4, 1 - 1e-4)
+    pos = gt.eq(1).float()
+    pos_loss = torch.log(pred) * (1 - pred) ** alpha * pos
+    neg_loss = torch.log(1 - pred) * pred**alpha * (1 - gt) ** beta * (1 - pos)
+    return -(pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp_min(1.0)
+
+
+def box_regression_loss(pred, target, centre_mask):
+    """L1 on (dx, dy, log w, log h) at object-centre cells only. ``centre_mask`` (N,1,h,w)."""
+    return ((pred - target).abs() * centre_mask).sum() / (4 * centre_mask.sum()).clamp_min(1.0)
+
+
+def mask_bce_loss(logits, target):
+    """Binary cross-entropy for the teacher's boundary and binary (object vs background) heads,
+    with positives re-weighted by their rarity."""
+    pos = target.mean().clamp(1e-3, 0.5)
+    return F.binary_cross_entropy_with_logits(logits, target, pos_weight=(1 - pos) / pos)
+
+
+def output_distillation_loss(student_fused, teacher_fused):
+    """L1 between the student's and the teacher's fused images."""
+    return F.l1_loss(student_fused, teacher_fused.detach())
+
+
+class FeatureDistillation(nn.Module):
+    """A 1x1 adapter maps student features to the teacher's channel count; MSE on the
+    per-channel standardised maps so the loss scale does not depend on BN statistics."""
+
+    def __init__(self, student_ch: int, teacher_ch: int):
+        super().__init__()
+        self.adapter = nn.Conv2d(student_ch, teacher_ch, 1)
+
+    @staticmethod
+    def _standardise(x):
+        return (x - x.mean((2, 3), keepdim=True)) / (x.std((2, 3), keepdim=True) + 1e-5)
+
+    def forward(self, student_feat, teacher_feat):
+        s = self.adapter(student_feat)
+        if s.shape[-2:] != teacher_feat.shape[-2:]:
+            s = F.interpolate(s, size=teacher_feat.shape[-2:], mode="bilinear", align_corners=False)
+        return F.mse_loss(self._standardise(s), self._standardise(teacher_feat.detach()))
+
+
+def distilled_semantic_loss(student_logits, teacher_logits, temperature: float = 2.0):
+    """DFSFuse distilled semantic loss: KL(teacher || student) of temperature-softened class
+    distributions, scaled by T^2 (Hinton et al.) so gradients keep their magnitude."""
+    t = temperature
+    log_s = F.log_softmax(student_logits / t, 1)
+    log_t = F.log_softmax(teacher_logits.detach() / t, 1)
+    kl = (log_t.exp() * (log_t - log_s)).sum(1).mean()
+    return kl * t * t

@@ -1,0 +1,144 @@
+"""Losses: known values on known inputs, and gradients that reach inputs and parameters."""
+import pytest
+import torch
+
+from ivif_ros.training import losses as L
+from ivif_ros.training.clip import CLIPConfig, CLIPModel, LanguageDrivenLoss, load_clip, save_clip
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def pair():
+    g = torch.Generator().manual_seed(0)
+    ir = torch.rand(2, 1, 32, 32, generator=g)
+    vis = torch.rand(2, 1, 32, 32, generator=g)
+    return ir, vis
+
+
+def _grad_of(loss_fn, x):
+    x = x.clone().requires_grad_(True)
+    loss_fn(x).backward()
+    return x.grad
+
+
+def test_intensity_loss_is_zero_at_pixel_max_and_positive_elsewhere(pair):
+    ir, vis = pair
+    assert L.intensity_loss(torch.maximum(ir, vis), ir, vis).item() == 0.0
+    assert L.intensity_loss((ir + vis) / 2, ir, vis).item() > 0.05
+
+
+def test_salient_loss_only_counts_the_mask(pair):
+    ir, vis = pair
+    mask = torch.zeros_like(ir)
+    mask[..., :8, :8] = 1
+    fused = torch.maximum(ir, vis)
+    fused_outside = fused.clone()
+    fused_outside[..., 16:, 16:] = 0  # change only outside the mask
+    assert L.salient_intensity_loss(fused_outside, ir, vis, mask).item() == 0.0
+    fused_inside = fused.clone()
+    fused_inside[..., :8, :8] += 0.1
+    assert L.salient_intensity_loss(fused_inside, ir, vis, mask).item() == pytest.approx(0.1, abs=1e-5)
+
+
+def test_gradient_loss_zero_when_fused_has_the_stronger_edges():
+    ir = torch.zeros(1, 1, 16, 16)
+    ir[..., 8:] = 1.0  # strong vertical edge
+    vis = ir * 0.2  # the same edge, weaker
+    assert L.gradient_loss(ir, ir, vis).item() == pytest.approx(0.0, abs=1e-7)
+    assert L.gradient_loss(vis, ir, vis).item() > 0.1
+
+
+def test_ssim_identical_is_one_and_loss_of_identical_sources_is_zero(pair):
+    ir, _ = pair
+    assert L.ssim(ir, ir).item() == pytest.approx(1.0, abs=1e-5)
+    assert L.ssim_loss(ir, ir, ir).item() == pytest.approx(0.0, abs=1e-5)
+    assert L.ssim(ir, torch.rand_like(ir)).item() < 0.2
+
+
+def test_semantic_loss_small_for_confident_correct_logits():
+    target = torch.randint(0, 4, (2, 8, 8), generator=torch.Generator().manual_seed(1))
+    good = torch.nn.functional.one_hot(target, 4).permute(0, 3, 1, 2).float() * 20
+    assert L.semantic_loss(good, target).item() < 0.05
+    assert L.semantic_loss(-good, target).item() > 5
+
+
+def test_focal_loss_of_perfect_heatmap_is_small():
+    gt = torch.zeros(1, 3, 16, 16)
+    gt[0, 1, 5, 7] = 1.0
+    gt[0, 1, 5, 8] = 0.6
+    perfect = gt.clamp(1e-4, 1 - 1e-4)
+    wrong = torch.full_like(gt, 0.5)
+    # Not exactly 0: CenterNet still penalises a 0.6 prediction on a 0.6 Gaussian shoulder
+    # by log(0.4) * 0.6^2 * 0.4^4 = 0.0084.
+    assert L.heatmap_focal_loss(perfect, gt).item() == pytest.approx(0.0084, abs=5e-4)
+    assert L.heatmap_focal_loss(wrong, gt).item() > 10 * L.heatmap_focal_loss(perfect, gt).item()
+
+
+def test_box_regression_only_at_centres():
+    target = torch.zeros(1, 4, 8, 8)
+    centre = torch.zeros(1, 1, 8, 8)
+    centre[0, 0, 3, 3] = 1
+    target[0, :, 3, 3] = torch.tensor([0.5, 0.5, 1.0, 2.0])
+    pred = target.clone()
+    pred[0, :, 0, 0] = 9.0  # off-centre garbage is ignored
+    assert L.box_regression_loss(pred, target, centre).item() == 0.0
+    pred[0, 2, 3, 3] += 0.4
+    assert L.box_regression_loss(pred, target, centre).item() == pytest.approx(0.1)
+
+
+def test_kl_distillation_zero_for_identical_logits_and_positive_otherwise():
+    logits = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    assert L.distilled_semantic_loss(logits, logits).item() == pytest.approx(0.0, abs=1e-6)
+    assert L.distilled_semantic_loss(logits, logits.flip(1)).item() > 0.01
+
+
+def test_output_and_feature_distillation(pair):
+    ir, vis = pair
+    assert L.output_distillation_loss(ir, ir).item() == 0.0
+    fd = L.FeatureDistillation(8, 16)
+    s, t = torch.randn(2, 8, 8, 8), torch.randn(2, 16, 4, 4)
+    loss = fd(s, t)
+    loss.backward()
+    assert torch.isfinite(loss) and fd.adapter.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["intensity", "gradient", "ssim", "guidance", "distill_output"])
+def test_fusion_losses_give_finite_nonzero_gradients(pair, name):
+    ir, vis = pair
+    fns = {
+        "intensity": lambda f: L.intensity_loss(f, ir, vis),
+        "gradient": lambda f: L.gradient_loss(f, ir, vis),
+        "ssim": lambda f: L.ssim_loss(f, ir, vis),
+        "guidance": lambda f: L.guidance_loss(f, vis),
+        "distill_output": lambda f: L.output_distillation_loss(f, vis),
+    }
+    g = _grad_of(fns[name], (ir + vis) / 2)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_task_losses_give_gradients():
+    logits = torch.randn(1, 4, 8, 8, requires_grad=True)
+    heat = torch.rand(1, 3, 8, 8, requires_grad=True)
+    (L.semantic_loss(logits, torch.randint(0, 4, (1, 8, 8))) +
+     L.heatmap_focal_loss(heat, torch.rand(1, 3, 8, 8) * 0.9) +
+     L.distilled_semantic_loss(logits, torch.randn(1, 4, 8, 8))).backward()
+    for t in (logits, heat):
+        assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
+
+
+def test_language_driven_loss_with_a_tiny_random_clip_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    cfg = CLIPConfig(image_size=32, patch=8, vision_width=16, vision_layers=1, text_width=16, text_layers=1,
+                     heads=2, context=24, embed_dim=8)
+    path = tmp_path / "tiny_clip.safetensors"
+    save_clip(CLIPModel(cfg), path)
+    clip = load_clip(path)
+    loss_fn = LanguageDrivenLoss(clip, ["bright target"], ["blurry", "dark"])
+    fused = torch.rand(2, 1, 40, 40, requires_grad=True)
+    loss = loss_fn(fused)
+    loss.backward()
+    # -log p(pos) with 1 positive of 3 prompts: positive, and below log(3) only if pos is preferred.
+    assert loss.item() > 0
+    assert torch.isfinite(fused.grad).all() and fused.grad.abs().sum() > 0
+    assert all(p.grad is None for p in clip.parameters())  # CLIP stays frozen

@@ -1,0 +1,81 @@
+"""Model I/O contract (docs/contracts.md), output ranges, MAC budget and ONNX export."""
+import pytest
+import torch
+
+from ivif_ros.models import build_student, build_teacher
+from ivif_ros.models.complexity import count_macs
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module", params=["student", "teacher"])
+def model(request):
+    torch.manual_seed(0)
+    return (build_student if request.param == "student" else build_teacher)({"num_seg": 5, "num_det": 2}).eval()
+
+
+def test_outputs_follow_the_contract(model):
+    ir, vis = torch.rand(2, 1, 64, 96), torch.rand(2, 1, 64, 96)
+    with torch.no_grad():
+        fused, seg, heat, box = model(ir, vis)
+    assert fused.shape == (2, 1, 64, 96)
+    assert seg.shape == (2, 5, 16, 24)
+    assert heat.shape == (2, 2, 16, 24)
+    assert box.shape == (2, 4, 16, 24)
+    assert fused.min() >= 0 and fused.max() <= 1
+    assert heat.min() >= 0 and heat.max() <= 1  # heatmap is after sigmoid
+
+
+def test_untrained_fusion_starts_at_soft_pixel_max(model):
+    """The fusion prior: before training the fused image is the (soft) maximum selection."""
+    ir, vis = torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        fused = model(ir, vis)[0]
+    hard_max = torch.maximum(ir, vis)
+    assert (fused - hard_max).abs().mean() < 0.01
+    assert (fused - (ir + vis) / 2).abs().mean() > 0.1
+
+
+def test_train_mode_gradients_reach_every_parameter_group(model):
+    model.train()
+    out = model.forward_features(torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64))
+    loss = sum(v.float().mean() for v in out.values())
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    model.zero_grad(set_to_none=True)
+    model.eval()
+
+
+def test_mac_counter_counts_convs_exactly():
+    net = torch.nn.Conv2d(2, 4, 3, padding=1)
+
+    class TwoInput(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = net
+
+        def forward(self, ir, vis):
+            return self.conv(torch.cat([ir, vis], 1))
+
+    assert count_macs(TwoInput(), 8, 10) == 8 * 10 * 4 * 2 * 9
+
+
+def test_student_meets_its_compute_budget_and_is_a_tenth_of_the_teacher():
+    student, teacher = count_macs(build_student(), 480, 640), count_macs(build_teacher(), 480, 640)
+    assert student <= 0.8e9
+    assert student * 10 <= teacher
+
+
+def test_student_exports_to_onnx(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    student = build_student().eval()
+    path = tmp_path / "student.onnx"
+    ir = torch.rand(1, 1, 64, 64)
+    torch.onnx.export(student, (ir, ir), str(path), opset_version=17, dynamo=False,
+                      input_names=["ir", "vis"], output_names=["fused", "seg_logits", "det_heatmap", "det_box"])
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    ops = {n.op_type for n in model.graph.node}
+    assert ops <= {"Conv", "Relu", "Add", "Mul", "Sub", "Sigmoid", "Concat", "Resize", "Clip", "Slice",
+                   "GlobalAveragePool", "Constant", "Identity", "Shape", "Gather", "Cast", "Unsqueeze", "Max", "Min"}, ops

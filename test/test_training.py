@@ -1,0 +1,106 @@
+"""Training smoke tests on a tiny synthetic paired dataset written by the test itself."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ivif_ros.training.config import load_config
+from ivif_ros.training.data import CropDataset, load_samples
+from ivif_ros.training.loop import train
+from ivif_ros.weights import load_model, save_model
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """4 pairs of 64x80 images: a warm 'person' box bright in IR, textured background in VIS."""
+    root = tmp_path_factory.mktemp("pairs")
+    rng = np.random.default_rng(0)
+    for sub in ("ir", "vi", "labels_det/ir", "labels_det/vi"):
+        (root / sub).mkdir(parents=True)
+    for i in range(4):
+        ir = np.full((64, 80), 30, np.uint8)
+        ir[20:50, 30:42] = 220
+        vis = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / "ir" / f"{i:03d}.png"), ir)
+        cv2.imwrite(str(root / "vi" / f"{i:03d}.png"), vis)
+        (root / "labels_det/ir" / f"{i:03d}.txt").write_text("0 0.45 0.546875 0.15 0.46875\n")
+        (root / "labels_det/vi" / f"{i:03d}.txt").write_text("")
+    return root
+
+
+def write_config(tmp_path: Path, data: Path, **extra) -> Path:
+    cfg = {
+        "data_root": str(data), "data": [{"root": "."}], "crop": 32, "batch_size": 2, "steps": 3,
+        "warmup_steps": 1, "log_every": 1, "checkpoint_every": 1, "guidance_every": 2, **extra,
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(json.dumps(cfg))  # JSON is valid YAML
+    return path
+
+
+def test_crop_dataset_targets_match_the_box(tiny_data):
+    ds = CropDataset(load_samples([{"root": str(tiny_data)}]), crop=64, num_det=3, length=8, seed=0)
+    item = ds[0]
+    assert item["ir"].shape == (1, 64, 64) and item["seg"].shape == (16, 16)
+    assert item["labelled"] == 1
+    assert item["heatmap"][0].max() == 1.0 and item["heatmap"][1:].max() == 0.0  # one person, no others
+    assert item["centre"].sum() == 1
+    assert set(item["seg"].unique().tolist()) == {0, 1}
+    assert item["salient"].sum() > 0
+
+
+def test_three_steps_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_data):
+    cfg = load_config(write_config(tmp_path, tiny_data))
+    straight = train(cfg, "student", tmp_path / "straight")
+    assert train(cfg, "student", tmp_path / "split", stop_after=2) is None
+    assert torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["step"] == 2
+    resumed = train(cfg, "student", tmp_path / "split", resume=True)
+    a, b = load_file(str(straight)), load_file(str(resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(ln) for ln in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+    assert all(np.isfinite(r["loss"]) for r in log)
+    assert "guidance" in log[0] and "guidance" not in log[1]  # guidance_every: 2
+    model, meta = load_model(resumed)
+    assert meta["training"]["steps"] == 3 and meta["architecture"] == "student"
+
+
+def test_teacher_trains_and_distils_into_a_student(tmp_path, tiny_data):
+    cfg = load_config(write_config(tmp_path, tiny_data, steps=2))
+    teacher_path = train(cfg, "teacher", tmp_path / "teacher")
+    log = [json.loads(ln) for ln in (tmp_path / "teacher" / "log.jsonl").read_text().splitlines()]
+    assert {"fidelity", "boundary", "binary", "heatmap"} <= set(log[-1])
+    teacher, _ = load_model(teacher_path)
+    student_path = train(cfg, "student", tmp_path / "student", teacher=teacher, teacher_source=str(teacher_path))
+    log = [json.loads(ln) for ln in (tmp_path / "student" / "log.jsonl").read_text().splitlines()]
+    assert {"distill_output", "distill_feature", "distill_semantic"} <= set(log[-1])
+    assert load_model(student_path)[1]["training"]["distilled_from"] == str(teacher_path)
+
+
+def test_torchrun_world_size_one_uses_ddp_with_gloo(tmp_path, tiny_data):
+    config = write_config(tmp_path, tiny_data, steps=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29613",
+           "-m", "ivif_ros.cli", "train", "student", "--no-distill", "--config", str(config),
+           "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "ddp" / "student.json").read_text())
+    assert meta["training"]["world_size"] == 1 and meta["training"]["steps"] == 2
+    assert meta["training"]["ddp_backend"] == "gloo"
+
+
+def test_cli_rejects_a_student_without_teacher_or_no_distill(tmp_path, tiny_data):
+    proc = subprocess.run([sys.executable, "-m", "ivif_ros.cli", "train", "student", "--config",
+                           str(write_config(tmp_path, tiny_data))], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and "--no-distill" in proc.stderr
