@@ -46,7 +46,9 @@ def run(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     dataset = PairedDataset(args.data, args.split)
-    methods = resolve_methods(args.method.split(","), args.backend)
+    if len(dataset) == 0:
+        raise ConfigError(f"no pairs to evaluate in {args.data}" + (f" with split {args.split}" if args.split else ""))
+    methods = resolve_methods(args.method.split(","), args.backend, frame_hw=dataset[0].ir.shape[:2])
     result = evaluate(dataset, methods, args.variant, args.limit, args.samples, progress=not args.no_progress)
     out = Path(args.out)
     write_tables(result, out)

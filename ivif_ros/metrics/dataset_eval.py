@@ -58,11 +58,12 @@ class LearnedMethod:
         return result.fused_y, result.detections
 
 
-def load_learned_method(model: str, backend: str = "torch") -> LearnedMethod:
+def load_learned_method(model: str, backend: str = "torch", frame_hw: tuple[int, int] = (480, 640)) -> LearnedMethod:
     """``model:<model>`` -> a ``LearnedMethod``. The one place that imports the model stack.
 
-    ``backend`` defaults to eager PyTorch: it takes any frame size (TNO/VIFB sizes vary) and
-    needs no export step; pass ``auto``/``onnxruntime``/``openvino`` to score an exported engine.
+    ``backend`` defaults to eager PyTorch: it needs no export step; pass ``auto``,
+    ``onnxruntime`` or ``openvino`` to score an exported engine. The engine is built dynamic
+    around ``frame_hw`` (the first pair's size) because TNO/VIFB frame sizes vary per pair.
     """
     try:
         from ivif_ros.core.pipeline import FusionPipeline, PipelineConfig
@@ -73,13 +74,16 @@ def load_learned_method(model: str, backend: str = "torch") -> LearnedMethod:
             f"imported here: {exc}. Install the full environment (scripts/setup.sh) or evaluate baselines only"
         ) from exc
     try:
-        engine = EngineConfig(backend=backend, dynamic=True)
+        engine = EngineConfig(backend=backend, height=frame_hw[0], width=frame_hw[1], dynamic=True,
+                              min_size=(32, 32), max_size=(2048, 2048))
         return LearnedMethod(FusionPipeline(PipelineConfig(model=model, engine=engine)))
     except UserFacingError as exc:
         raise ConfigError(f"method 'model:{model}': {exc}") from exc
 
 
-def resolve_methods(specs: Sequence[str], backend: str = "torch") -> dict[str, FusionMethod]:
+def resolve_methods(
+    specs: Sequence[str], backend: str = "torch", frame_hw: tuple[int, int] = (480, 640)
+) -> dict[str, FusionMethod]:
     """Method names (``max``, ``gff``, ``model:student``, ...) -> fusion methods, in order."""
     methods: dict[str, FusionMethod] = {}
     for spec in (s.strip() for s in specs):
@@ -88,7 +92,7 @@ def resolve_methods(specs: Sequence[str], backend: str = "torch") -> dict[str, F
         if spec in methods:
             raise ConfigError(f"method '{spec}' is listed twice")
         if spec.startswith(MODEL_PREFIX) and len(spec) > len(MODEL_PREFIX):
-            methods[spec] = load_learned_method(spec[len(MODEL_PREFIX):], backend)
+            methods[spec] = load_learned_method(spec[len(MODEL_PREFIX):], backend, frame_hw)
         elif spec in BASELINES:
             methods[spec] = baseline_method(spec)
         else:
