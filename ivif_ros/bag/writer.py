@@ -1,0 +1,83 @@
+"""Write rosbag2 bags (mcap or sqlite3) with rosbags: no ROS runtime needed.
+
+Messages can be rosbags objects (serialised here with the bag's typestore) or raw CDR
+bytes, e.g. from rclpy's ``serialize_message``, which the live recorder writes as-is.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+
+from ivif_ros.bag.typestore import DEFAULT_DISTRO, make_typestore, require_type
+from ivif_ros.errors import ConfigError, InputError
+
+STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+
+
+class BagWriter:
+    """A rosbag2 bag being written; use as a context manager.
+
+    >>> with BagWriter("out_bag") as bag:
+    ...     bag.add_topic("/ir/image_raw", "sensor_msgs/msg/Image")
+    ...     bag.write("/ir/image_raw", t_ns, image_msg_or_cdr_bytes)
+
+    The bag is closed (index and metadata.yaml written) even when the ``with`` body
+    raises, so an interrupted conversion still leaves a readable bag of what was written.
+    """
+
+    def __init__(self, path: str | Path, *, storage: str = "mcap", distro: str = DEFAULT_DISTRO,
+                 overwrite: bool = False):
+        if storage not in STORAGES:
+            raise ConfigError(f"bag storage {storage!r} is not supported; use one of {', '.join(STORAGES)}")
+        self.path = Path(path)
+        if self.path.exists():
+            if not overwrite:
+                raise InputError(f"output bag {self.path} already exists; remove it or choose another path")
+            if not (self.path / "metadata.yaml").is_file():
+                raise InputError(f"refusing to overwrite {self.path}: it is not a rosbag2 folder (no metadata.yaml)")
+            shutil.rmtree(self.path)
+        self.storage = storage
+        self.typestore = make_typestore(distro)
+        self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
+        self._connections: dict[str, object] = {}
+        self._msgtypes: dict[str, str] = {}
+
+    def __enter__(self) -> "BagWriter":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+    def open(self) -> None:
+        try:
+            self._writer.open()
+        except (WriterError, OSError) as exc:
+            raise InputError(f"cannot create bag {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        """Register ``topic`` with ``msgtype``; its definition is embedded in the bag."""
+        if topic in self._msgtypes:
+            if self._msgtypes[topic] != msgtype:
+                raise ConfigError(f"topic {topic} is already in {self.path} as {self._msgtypes[topic]}, not {msgtype}")
+            return
+        require_type(self.typestore, msgtype)
+        self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+        self._msgtypes[topic] = msgtype
+
+    def write(self, topic: str, t_ns: int, msg) -> None:
+        """Write one message at receive time ``t_ns``; ``msg`` is a rosbags object or CDR bytes."""
+        conn = self._connections.get(topic)
+        if conn is None:
+            raise ConfigError(f"topic {topic} was not added to {self.path}; call add_topic first")
+        if isinstance(msg, (bytes, bytearray, memoryview)):
+            data = msg
+        else:
+            data = self.typestore.serialize_cdr(msg, self._msgtypes[topic])
+        self._writer.write(conn, int(t_ns), data)
