@@ -11,6 +11,7 @@ it fails on machines without libnvinfer.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -58,13 +59,10 @@ def build_tensorrt(model: torch.nn.Module, config: EngineConfig, path: Path) -> 
         for _ in range(2)
     ]
     log.info("tensorrt: building %s engine for %s (minutes on embedded GPUs; cached afterwards)", config.precision, shapes)
+    # A copy goes to the GPU: the caller's module stays on the CPU for the other backends.
+    gpu_model = copy.deepcopy(model).eval().cuda()
     trt_gm = torch_tensorrt.compile(
-        model.eval().cuda(),
-        ir="dynamo",
-        inputs=inputs,
-        enabled_precisions={_TORCH_PRECISION[config.precision]},
-        # inputs and outputs stay float32 so every backend shares one interface
-        truncate_double=True,
+        gpu_model, ir="dynamo", inputs=inputs, enabled_precisions={_TORCH_PRECISION[config.precision]}
     )
     torch_tensorrt.save(trt_gm, str(path), output_format="exported_program", inputs=inputs)
 

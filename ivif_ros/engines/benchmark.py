@@ -1,0 +1,180 @@
+"""Backend benchmark: milliseconds per frame through ``FusionPipeline``, split into pre, infer and post.
+
+Each (model, backend, precision, frame size) runs the full pipeline on a real MSRS
+pair resized to the frame size (a synthetic pair if the data is absent):
+``warmup`` untimed frames, then the median of ``runs`` timed frames per stage.
+Used by ``ivif bench`` and ``bench/bench_backends.py``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import tempfile
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ivif_ros.errors import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+#: Backends per model. The teacher skips torch.compile (minutes of compile time for a model
+#: that is not meant to run live).
+DEFAULT_BACKENDS = {
+    "student": [("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")],
+    "teacher": [("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")],
+}
+DEFAULT_SIZES = [(640, 480), (1280, 1024)]
+SAMPLE_PAIR = Path("/work/shared/data/msrs/test")
+
+
+@dataclass
+class BenchRow:
+    model: str
+    backend: str
+    precision: str
+    width: int
+    height: int
+    pre_ms: float
+    infer_ms: float
+    post_ms: float
+    total_ms: float
+    runs: int
+
+    @property
+    def fps(self) -> float:
+        return 1e3 / self.total_ms
+
+
+def sample_frames(width: int, height: int, root: Path = SAMPLE_PAIR) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(ir, vis_rgb, source)`` at ``width x height``: an MSRS night pair if present, else synthetic."""
+    import cv2
+
+    from ivif_ros.datasets.paired import read_image
+
+    ir_path = root / "ir" / "00537D.png"
+    if ir_path.exists():
+        ir, vis = read_image(ir_path), read_image(root / "vi" / ir_path.name)
+        size = (width, height)
+        return cv2.resize(ir, size), cv2.resize(vis, size), f"MSRS {ir_path.stem} resized"
+    rng = np.random.default_rng(0)
+    return (rng.integers(0, 256, (height, width), dtype=np.uint8),
+            rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "synthetic noise")
+
+
+def load_bench_model(name: str):
+    """The shipped weights if present, else the architecture with random weights (timing is the same)."""
+    import torch
+
+    from ivif_ros.engines.model_source import resolve_model
+    from ivif_ros.errors import UserFacingError
+    from ivif_ros.models import BUILDERS
+
+    try:
+        return resolve_model(name)[0], "shipped weights"
+    except UserFacingError as exc:
+        if name not in BUILDERS:
+            raise
+        log.warning("bench: %s; timing the %s architecture with random weights instead", exc, name)
+        torch.manual_seed(0)
+        return BUILDERS[name]({}).eval(), "random weights (shipped weights absent)"
+
+
+def bench_one(model, model_name: str, backend: str, precision: str, width: int, height: int,
+              runs: int, warmup: int, cache_dir: Path, threads: int = 0) -> BenchRow:
+    from ivif_ros.core.pipeline import FusionPipeline, PipelineConfig
+    from ivif_ros.engines import EngineConfig, build_backend
+    from ivif_ros.engines.fingerprint import model_hash
+
+    cfg = EngineConfig(backend=backend, precision=precision, width=width, height=height,
+                       threads=threads, cache_dir=cache_dir)
+    engine = build_backend(backend, model, cfg, model_hash(model))
+    pipeline = FusionPipeline(PipelineConfig(engine=cfg), engine=engine)
+    ir, vis, _ = sample_frames(width, height)
+    for _ in range(warmup):
+        pipeline.process(ir, vis)
+    samples = [pipeline.process(ir, vis).timings for _ in range(runs)]
+    med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+    return BenchRow(model_name, backend, precision, width, height,
+                    med["pre_ms"], med["infer_ms"], med["post_ms"], med["total_ms"], runs)
+
+
+def run_benchmark(models: list[str], sizes: list[tuple[int, int]], runs: int = 20, warmup: int = 3,
+                  include_compile: bool = False, threads: int = 0, cache_dir: Path | None = None,
+                  progress: bool = True) -> tuple[list[BenchRow], dict]:
+    """Time every configuration; returns the rows and the conditions (host, load, weights) they ran under."""
+    from tqdm import tqdm
+
+    from ivif_ros.engines.fingerprint import cpu_description, package_versions
+
+    plan = []
+    loaded = {name: load_bench_model(name) for name in models}
+    for name in models:
+        backends = list(DEFAULT_BACKENDS.get(name, DEFAULT_BACKENDS["teacher"]))
+        if include_compile and name == "student":
+            backends.insert(1, ("torch_compile", "fp32"))
+        plan += [(name, b, p, w, h) for (w, h) in sizes for (b, p) in backends]
+    conditions = {
+        "host": cpu_description(),
+        "load_before": os.getloadavg(),
+        "weights": {name: source for name, (_, source) in loaded.items()},
+        "frames": sample_frames(*sizes[0])[2],
+        "runs": runs,
+        "warmup": warmup,
+        **package_versions("torch", "onnxruntime", "openvino"),
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() if cache_dir is None else nullcontext(cache_dir) as cache:
+        for name, backend, precision, w, h in tqdm(plan, desc="bench", unit="config", disable=not progress):
+            try:
+                rows.append(bench_one(loaded[name][0], name, backend, precision, w, h, runs, warmup, Path(cache), threads))
+            except BackendUnavailable as exc:
+                log.warning("bench: skipping %s: %s", backend, exc)
+    conditions["load_after"] = os.getloadavg()
+    return rows, conditions
+
+
+def markdown_table(rows: list[BenchRow]) -> str:
+    lines = ["| model | backend | precision | size | pre ms | infer ms | post ms | total ms | FPS |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.model} | {r.backend} | {r.precision} | {r.width}x{r.height} | {r.pre_ms:.1f} | "
+                     f"{r.infer_ms:.1f} | {r.post_ms:.1f} | {r.total_ms:.1f} | {r.fps:.1f} |")
+    return "\n".join(lines)
+
+
+def rows_as_dicts(rows: list[BenchRow]) -> list[dict]:
+    return [{**asdict(r), "fps": round(r.fps, 2)} for r in rows]
+
+
+def plot(rows: list[BenchRow], path: Path) -> None:
+    """Stacked pre/infer/post bars per configuration, one panel per frame size, 30/60 FPS lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({(r.width, r.height) for r in rows})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5), squeeze=False)
+    for ax, (w, h) in zip(axes[0], sizes):
+        sel = [r for r in rows if (r.width, r.height) == (w, h)]
+        labels = [f"{r.model}\n{r.backend}\n{r.precision}" for r in sel]
+        x = np.arange(len(sel))
+        bottom = np.zeros(len(sel))
+        for stage, colour in (("pre_ms", "#8da0cb"), ("infer_ms", "#fc8d62"), ("post_ms", "#66c2a5")):
+            vals = np.array([getattr(r, stage) for r in sel])
+            ax.bar(x, vals, bottom=bottom, color=colour, label=stage.removesuffix("_ms"))
+            bottom += vals
+        for fps, style in ((30, "--"), (60, ":")):
+            ax.axhline(1e3 / fps, color="k", linestyle=style, linewidth=0.8, label=f"{fps} FPS")
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("ms per frame (median)")
+        ax.set_title(f"{w}x{h}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
