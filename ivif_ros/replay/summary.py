@@ -52,7 +52,7 @@ def latency_stats(values) -> dict:
 
 
 def latency_table(frames: list[FrameRecord]) -> dict[str, dict]:
-    stages = sorted({s for f in frames for s in f.stage_ms})
+    stages = list(dict.fromkeys(s for f in frames for s in f.stage_ms))  # pipeline order, as recorded
     table = {s: latency_stats(f.stage_ms.get(s) for f in frames) for s in stages}
     if any(f.end_to_end_ms is not None for f in frames):
         table[END_TO_END] = latency_stats(f.end_to_end_ms for f in frames)

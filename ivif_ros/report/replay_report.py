@@ -167,9 +167,9 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
     lines += (_table(["dropped", "reason", "count"], drops) if drops else ["No message was dropped."]) + [""]
 
     m = summary["metrics"]
+    every = "every frame" if m["every"] == 1 else f"every {m['every']}th frame"
     lines += ["## Fusion metrics", "",
-              f"Fused Y against registered IR and visible Y, mean over {m['frames_scored']} frames "
-              f"(every {m['every']}. frame).", ""]
+              f"Fused Y against registered IR and visible Y, mean over {m['frames_scored']} frames ({every}).", ""]
     lines += _table(list(METRIC_NAMES), [[m["mean"][k] for k in METRIC_NAMES]]) + [""]
     if plot_metric_trends(frames, out_dir / "metric_trends.png"):
         lines += ["![metric trends](metric_trends.png)", ""]
@@ -209,7 +209,7 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
 
 
 def write_frames_csv(path: Path, frames: list[FrameRecord]) -> None:
-    stages = sorted({s for f in frames for s in f.stage_ms})
+    stages = list(dict.fromkeys(s for f in frames for s in f.stage_ms))
     header = ["index", "stamp_ns", *METRIC_NAMES, *(f"{s}_ms" for s in stages), "end_to_end_ms",
               "detections", "ground_truth"]
     rows = [",".join(header)]

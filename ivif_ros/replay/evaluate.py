@@ -1,0 +1,160 @@
+"""Score a replay from its output bag: one evaluation for offline and live mode alike.
+
+Both modes end with an output bag holding what the pipeline published. Reading that bag
+back (rather than using in-memory results) means the numbers describe the messages a
+consumer would get, the bag is proven to read back with rosbags, and offline and live
+runs are measured by the same code.
+
+Outputs are matched to input pairs by header stamp (the fused frame carries the visible
+image's stamp, see ``FusionStatus.msg``). A pair with no fused frame is dropped with the
+reason the caller gives (``no_output`` live, ``pipeline_error`` offline).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ivif_ros.bag import image_msgs as im
+from ivif_ros.bag.reader import BagReader
+from ivif_ros.core.color import rgb_to_y_u8
+from ivif_ros.core.image_codec import to_rgb
+from ivif_ros.core.ir_normalize import IrNormalizer
+from ivif_ros.core.registration import Registration
+from ivif_ros.replay.accounting import MessageLedger
+from ivif_ros.replay.inputs import BagInputs
+from ivif_ros.replay.summary import FrameRecord
+from ivif_ros.report.replay_report import SampleFrame
+
+FUSION_STATUS = "ivif_ros/msg/FusionStatus"
+# FusionStatus timing fields -> stage names in summary.json / frames.csv.
+STATUS_STAGES = ("sync_wait", "register", "preprocess", "infer", "postprocess", "publish", "total")
+
+
+@dataclass(frozen=True)
+class OutputTopics:
+    """Topics of the node graph that a replay records (names relative to the graph's namespace)."""
+
+    fused: str = "/fused/image"
+    mask: str = "/semantic/mask"
+    detections: str = "/detections"
+    status: str = "/fusion/status"
+
+    def all(self) -> list[str]:
+        return [self.fused, self.mask, self.detections, self.status]
+
+
+@dataclass
+class Outputs:
+    """Output messages by topic and header stamp; ``log_ns`` is when they were recorded."""
+
+    by_stamp: dict[str, dict[int, object]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def get(self, topic: str, stamp_ns: int):
+        return self.by_stamp.get(topic, {}).get(stamp_ns)
+
+
+def read_outputs(path: Path, topics: OutputTopics) -> Outputs:
+    out = Outputs()
+    with BagReader(path) as reader:
+        present = [t for t in topics.all() if t in reader.topics]
+        for m in reader.messages(present, strict=False):
+            out.by_stamp.setdefault(m.topic, {})[im.stamp_ns(m.msg.header)] = m.msg
+        out.errors = list(reader.errors)
+    return out
+
+
+def auto_metrics_every(pairs: int, target: int = 200) -> int:
+    """Every frame for small bags; about ``target`` scored frames for large ones."""
+    return max(1, -(-pairs // target))
+
+
+def sample_indices(n: int, k: int) -> set[int]:
+    return set(np.linspace(0, n - 1, min(k, n)).round().astype(int).tolist()) if n and k else set()
+
+
+def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics: OutputTopics, cfg,
+             *, metrics_every: int, n_samples: int, missing_reason: str,
+             receive_ns: dict[int, int] | None = None, publish_ns: dict[int, int] | None = None,
+             progress=None) -> tuple[list[FrameRecord], dict | None, list[SampleFrame]]:
+    """Mark every pair fused or dropped in ``ledger`` and score the fused ones.
+
+    ``receive_ns`` (fused stamp -> recorder receive time) and ``publish_ns`` (input message
+    id -> publish time), both monotonic ns of one process, give end-to-end latency in live mode.
+    """
+    from ivif_ros.metrics.fusion import fusion_metrics
+
+    normalizer, registration = IrNormalizer(cfg.ir_normalize), Registration(cfg.registration)
+    fused_pairs = [pid for pid, p in enumerate(ledger.pairs) if outputs.get(topics.fused, p.stamp_ns) is not None]
+    for pid, p in enumerate(ledger.pairs):
+        if outputs.get(topics.fused, p.stamp_ns) is None:
+            ledger.drop_pair(pid, missing_reason)
+    wanted_samples = sample_indices(len(fused_pairs), n_samples)
+    frames: list[FrameRecord] = []
+    samples: list[SampleFrame] = []
+    preds, gts = [], []
+    for index, pid in enumerate(fused_pairs):
+        p = ledger.pairs[pid]
+        ledger.fused(pid)
+        ir_item, vis_item = inputs.items[p.ir], inputs.items[p.vis]
+        fused_msg = outputs.get(topics.fused, p.stamp_ns)
+        fused_rgb = to_rgb(im.image_to_array(fused_msg, topics.fused), fused_msg.encoding)
+        rec = FrameRecord(index, p.stamp_ns)
+        vis = inputs.decode(vis_item)
+        # Registered IR exactly as the pipeline saw it: normalised in frame order (the
+        # normaliser smooths its window across frames), then warped onto the visible grid.
+        ir = registration(normalizer(inputs.decode(ir_item)), (vis.shape[1], vis.shape[0]),
+                          inputs.camera_k.get("ir"), inputs.camera_k.get("vis"))
+        if index % metrics_every == 0:
+            rec.metrics = fusion_metrics(rgb_to_y_u8(fused_rgb), ir, rgb_to_y_u8(vis))
+        status = outputs.get(topics.status, p.stamp_ns)
+        if status is not None:
+            rec.stage_ms = {s: float(getattr(status, f"{s}_ms")) for s in STATUS_STAGES}
+        if receive_ns is not None and publish_ns is not None and p.stamp_ns in receive_ns:
+            sent = max(publish_ns.get(p.ir, 0), publish_ns.get(p.vis, 0))
+            rec.end_to_end_ms = (receive_ns[p.stamp_ns] - sent) / 1e6
+        det = outputs.get(topics.detections, p.stamp_ns)
+        xyxy, cls, scores = im.detections_to_arrays(det) if det is not None else (
+            np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+        rec.detections = len(cls)
+        gt = inputs.ground_truth.get(vis_item.stamp_ns) if inputs.gt_topic else None
+        if gt is not None:
+            rec.ground_truth = len(gt.cls)
+            preds.append((xyxy, scores, cls))
+            gts.append((gt.xyxy, gt.cls))
+        if index in wanted_samples:
+            mask_msg = outputs.get(topics.mask, p.stamp_ns)
+            mask = im.image_to_array(mask_msg, topics.mask) if mask_msg is not None else None
+            names = inputs.class_names
+            labels = [f"{names[c] if c < len(names) else c} {s:.2f}" for c, s in zip(cls, scores)]
+            samples.append(SampleFrame(p.stamp_ns, ir, vis, fused_rgb, mask, xyxy, labels,
+                                       gt.xyxy if gt is not None else None))
+        frames.append(rec)
+        if progress is not None:
+            progress.update(1)
+    return frames, detection_summary(preds, gts, inputs.class_names), samples
+
+
+def detection_summary(preds, gts, class_names: list[str]) -> dict | None:
+    """COCO-style mAP over the frames that have ground truth (None when the bag has none)."""
+    if not gts:
+        return None
+    from ivif_ros.metrics.detection import evaluate_detections
+
+    top = max([len(class_names) - 1] + [int(c.max()) for _, _, c in preds if len(c)]
+              + [int(c.max()) for _, c in gts if len(c)])
+    names = list(class_names) + [str(i) for i in range(len(class_names), top + 1)]
+    res = evaluate_detections(preds, gts, len(names), names)
+
+    def num(x):
+        return None if x is None or not np.isfinite(x) else float(x)
+
+    return {
+        "mAP50": num(res["map50"]), "mAP50_95": num(res["map50_95"]), "frames": len(gts),
+        "ground_truth_boxes": int(sum(len(c) for _, c in gts)),
+        "detections": int(sum(len(c) for _, _, c in preds)),
+        "per_class": {k: {"AP50": num(v["ap50"]), "AP50_95": num(v["ap50_95"]), "ground_truth": v["num_gt"]}
+                      for k, v in res["per_class"].items()},
+    }

@@ -1,0 +1,162 @@
+"""The inputs of a replay: which topics, every IR/visible message, and the ground truth.
+
+Messages are kept as the bag's CDR bytes (what live mode publishes unchanged) and decoded
+on demand. Topic choice, in order:
+
+1. ``--ir-topic`` / ``--vis-topic`` when given (checked against the bag, whose contents
+   the error lists);
+2. otherwise the image topics (``sensor_msgs/Image`` or ``CompressedImage``) are told
+   apart by the encoding of their first message: exactly one mono and one colour topic
+   is unambiguous;
+3. otherwise by name (``ir``/``thermal``/``lwir`` vs ``vis``/``rgb``/``color``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ivif_ros.bag import image_msgs as im
+from ivif_ros.bag.reader import BagReader
+from ivif_ros.core.image_codec import to_rgb
+from ivif_ros.errors import InputError
+
+IMAGE_TYPES = (im.IMAGE, im.COMPRESSED_IMAGE)
+MONO_ENCODINGS = re.compile(r"^(mono8|mono16|8UC1|8SC1|16UC1|16SC1|32SC1|32FC1|64FC1)$")
+IR_NAME = re.compile(r"(^|[/_])(ir|thermal|lwir|infrared|flir)([/_]|$)", re.I)
+DEFAULT_CLASSES = ("person", "bicycle", "car")  # docs/contracts.md, when the bag names none
+VIS_NAME = re.compile(r"(^|[/_])(vis|visible|rgb|color|colour)([/_]|$)", re.I)
+
+
+@dataclass
+class InputItem:
+    msg_id: int  # id in the MessageLedger (set by the caller)
+    topic: str
+    msgtype: str
+    log_ns: int  # bag receive time
+    stamp_ns: int  # header stamp
+    data: bytes  # CDR as stored in the bag
+
+
+@dataclass
+class GroundTruth:
+    xyxy: np.ndarray  # (N, 4) float32, visible-frame pixels
+    cls: np.ndarray  # (N,) int64
+
+
+@dataclass
+class BagInputs:
+    path: Path
+    ir_topic: str
+    vis_topic: str
+    gt_topic: str | None
+    items: list[InputItem]  # IR and visible messages in bag (receive) order
+    ground_truth: dict[int, GroundTruth]  # header stamp -> boxes
+    class_names: list[str]  # detection class id -> name (the ground truth's, else the default)
+    camera_k: dict[str, np.ndarray]  # "ir"/"vis" -> 3x3 intrinsics from camera_info, when in the bag
+    errors: list[str] = field(default_factory=list)  # damage found while reading
+    typestore: object = None
+
+    def decode_msg(self, item: InputItem) -> tuple[object, np.ndarray]:
+        """The message and its image: IR as it comes (any depth; colour as RGB), visible as
+        RGB uint8 (or HxW grey), which is what the fusion node makes of them."""
+        msg = self.typestore.deserialize_cdr(item.data, item.msgtype)
+        arr, encoding = im.decode_image(msg, item.msgtype, item.topic)
+        return msg, (np.ascontiguousarray(to_rgb(arr, encoding)) if arr.ndim == 3 else arr)
+
+    def decode(self, item: InputItem) -> np.ndarray:
+        return self.decode_msg(item)[1]
+
+
+def _is_mono(reader: BagReader, topic: str, msgtype: str) -> bool | None:
+    """Whether the first message of an image topic is single-channel (None: unreadable)."""
+    for m in reader.messages([topic], strict=False):
+        if msgtype == im.IMAGE:
+            return bool(MONO_ENCODINGS.match(m.msg.encoding))
+        arr, _ = im.compressed_to_array(m.msg, topic)
+        return arr.ndim == 2
+    return None
+
+
+def choose_image_topics(reader: BagReader, ir_topic: str | None, vis_topic: str | None) -> tuple[str, str]:
+    if ir_topic:
+        reader.require(ir_topic, IMAGE_TYPES)
+    if vis_topic:
+        reader.require(vis_topic, IMAGE_TYPES)
+    if ir_topic and vis_topic:
+        if ir_topic == vis_topic:
+            raise InputError(f"--ir-topic and --vis-topic are both {ir_topic}; give two different topics")
+        return ir_topic, vis_topic
+    images = {t: i.msgtype for t, i in reader.topics.items() if i.msgtype in IMAGE_TYPES and i.count > 0}
+    images.pop(ir_topic or "", None)
+    images.pop(vis_topic or "", None)
+    mono = {t: _is_mono(reader, t, ty) for t, ty in images.items()}
+    ir_cands = [t for t, m in mono.items() if m]
+    vis_cands = [t for t, m in mono.items() if m is False]
+    if len(ir_cands) > 1:
+        ir_cands = [t for t in ir_cands if IR_NAME.search(t)] or ir_cands
+    if len(vis_cands) > 1:
+        vis_cands = [t for t in vis_cands if VIS_NAME.search(t)] or vis_cands
+    ir = ir_topic or (ir_cands[0] if len(ir_cands) == 1 else None)
+    vis = vis_topic or (vis_cands[0] if len(vis_cands) == 1 else None)
+    if not ir or not vis:
+        which = " and ".join(n for n, t in (("--ir-topic", ir), ("--vis-topic", vis)) if not t)
+        raise InputError(
+            f"cannot tell which image topics are infrared and visible (looking for exactly one mono and one "
+            f"colour Image/CompressedImage topic); pass {which}. {reader.describe()}")
+    return ir, vis
+
+
+def choose_gt_topic(reader: BagReader, gt_topic: str | None) -> str | None:
+    if gt_topic:
+        reader.require(gt_topic, im.DETECTION_ARRAY)
+        return gt_topic
+    cands = [t for t, i in reader.topics.items() if i.msgtype == im.DETECTION_ARRAY and i.count > 0
+             and re.search(r"ground_?truth|(^|/)gt(/|$)", t)]
+    return cands[0] if len(cands) == 1 else None
+
+
+def camera_info_topic(image_topic: str) -> str:
+    """``/ns/image_raw`` -> ``/ns/camera_info`` (image_transport's convention)."""
+    return image_topic.rsplit("/", 1)[0] + "/camera_info"
+
+
+def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topic: str | None) -> BagInputs:
+    """Read everything the replay needs from the bag; a damaged bag yields what is readable
+    and the damage in ``errors`` (the report is then marked partial)."""
+    from tqdm import tqdm
+
+    with BagReader(path) as reader:
+        ir, vis = choose_image_topics(reader, ir_topic, vis_topic)
+        gt = choose_gt_topic(reader, gt_topic)
+        info_topics = {k: camera_info_topic(t) for k, t in (("ir", ir), ("vis", vis))}
+        info_topics = {k: t for k, t in info_topics.items() if t in reader.topics
+                       and reader.topics[t].msgtype == im.CAMERA_INFO}
+        total = sum(reader.topics[t].count for t in (ir, vis))
+        items: list[InputItem] = []
+        with tqdm(total=total, desc="read bag", unit="msg") as bar:
+            for topic, t_ns, raw, msgtype in reader.raw_messages([ir, vis]):
+                try:
+                    hdr = reader.typestore.deserialize_cdr(raw, msgtype).header
+                except Exception as exc:  # malformed CDR: rosbags raises several types
+                    reader.errors.append(f"topic {topic}: message at t={t_ns} ns cannot be decoded: {exc}")
+                    continue
+                items.append(InputItem(-1, topic, msgtype, t_ns, im.stamp_ns(hdr), bytes(raw)))
+                bar.update(1)
+        ground_truth: dict[int, GroundTruth] = {}
+        names = dict(enumerate(DEFAULT_CLASSES))
+        if gt:
+            for m in reader.messages([gt], strict=False):
+                xyxy, cls, _ = im.detections_to_arrays(m.msg)
+                ground_truth[im.stamp_ns(m.msg.header)] = GroundTruth(xyxy, cls)
+                names.update((d.class_id, d.class_name) for d in m.msg.detections)
+        camera_k = {}
+        for key, topic in info_topics.items():
+            for m in reader.messages([topic], strict=False):
+                camera_k[key] = np.asarray(m.msg.k, np.float64).reshape(3, 3)
+                break
+        return BagInputs(Path(path), ir, vis, gt, items, ground_truth,
+                         [names.get(i, str(i)) for i in range(max(names) + 1)], camera_k,
+                         list(dict.fromkeys(reader.errors)), reader.typestore)

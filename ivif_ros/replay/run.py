@@ -1,0 +1,181 @@
+"""``ivif replay``: bag -> (offline pipeline | live node graph) -> output bag -> report.
+
+Steps, each in its own module:
+
+1. :mod:`.inputs`   read the IR/visible messages and ground truth, choose the topics;
+2. pairing here     the node's own policy (``core.sync``, configured by ``sync.*``) run over
+                    the messages in bag order, so every message gets paired or a drop reason;
+3. :mod:`.offline` or :mod:`.live`   produce the output bag;
+4. :mod:`.evaluate` read the output bag back, match by stamp, score;
+5. :mod:`.summary` + ``report.replay_report``   summary.json, frames.csv, report.md.
+
+A damaged bag does not stop the run: whatever was readable is replayed, the damage is
+listed in ``summary.json["errors"]`` and the report is marked partial.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivif_ros.errors import InputError
+from ivif_ros.replay.accounting import NO_OUTPUT, PIPELINE_ERROR, MessageLedger
+from ivif_ros.replay.evaluate import OutputTopics, auto_metrics_every, evaluate, read_outputs
+from ivif_ros.replay.inputs import BagInputs, read_inputs
+from ivif_ros.replay.summary import FrameRecord, build_summary, write_json
+from ivif_ros.report.replay_report import write_frames_csv, write_report
+
+PENDING_AT_END = "pending_at_end"  # still waiting for a partner when the bag ended
+OUTPUT_BAG = "output_bag"
+
+
+@dataclass
+class ReplayOptions:
+    bag: Path
+    out: Path
+    live: bool = False
+    rate: float = 1.0
+    ir_topic: str | None = None
+    vis_topic: str | None = None
+    gt_topic: str | None = None
+    config: Path | None = None
+    backend: str | None = None
+    metrics_every: int = 0  # 0: automatic
+    storage_format: str = "mcap"  # of the output bag
+    samples: int = 4
+    overrides: dict | None = None  # extra config settings (dotted names), e.g. from `ivif demo`
+
+
+@dataclass
+class ReplayResult:
+    summary: dict
+    frames: list[FrameRecord]
+    report: Path
+    summary_path: Path
+    output_bag: Path
+
+
+def pair_messages(inputs: BagInputs, ledger: MessageLedger, sync_cfg) -> None:
+    """Run the node's pairing policy over the messages in bag order; record every fate."""
+    from ivif_ros.core.sync import IR, VISIBLE, make_policy
+
+    policy = make_policy(sync_cfg.policy, sync_cfg.queue_size, sync_cfg.slop_s, sync_cfg.age_penalty,
+                         sync_cfg.time_jump_reset_s)
+    for item in inputs.items:
+        item.msg_id = ledger.add_input(item.topic, item.stamp_ns, item.log_ns)
+        ev = policy.add(IR if item.topic == inputs.ir_topic else VISIBLE, item.stamp_ns, item)
+        for drop in ev.drops:
+            ledger.drop(drop.entry.item.msg_id, drop.reason)
+        for ir_entry, vis_entry in ev.matches:
+            # The fused frame carries the visible stamp (FusionStatus.msg), so pairs are keyed by it.
+            ledger.pair(ir_entry.item.msg_id, vis_entry.item.msg_id, vis_entry.stamp_ns)
+    for entry in policy.pending():
+        ledger.drop(entry.item.msg_id, PENDING_AT_END)
+
+
+def find_calibration(bag: Path) -> Path | None:
+    """``calibration.yaml`` beside the bag, as ``ivif sample`` and ``ivif make-bag`` write it."""
+    for folder in (bag if bag.is_dir() else bag.parent, (bag if bag.is_dir() else bag.parent).parent):
+        if (folder / "calibration.yaml").is_file():
+            return folder / "calibration.yaml"
+    return None
+
+
+def load_replay_config(opts: ReplayOptions, vis_size: tuple[int, int]):
+    """The graph's config with the replay's overrides: backend, frame size, calibration."""
+    from ivif_ros.core.config import load_config, read_param_file
+
+    overrides = dict(opts.overrides or {})
+    if opts.backend:
+        overrides["engine.backend"] = opts.backend
+    # Engines are built for one frame size: make it the bag's, not the config's default.
+    overrides.setdefault("engine.width", vis_size[0])
+    overrides.setdefault("engine.height", vis_size[1])
+    user = read_param_file(opts.config) if opts.config else {}
+    if not user.get("registration") and "registration.mode" not in overrides:
+        calib = find_calibration(opts.bag)
+        if calib is not None:
+            print(f"ivif replay: registering IR with the homography in {calib} (found beside the bag; "
+                  "set registration.* in --config to override)")
+            overrides.update({"registration.mode": "homography", "registration.calibration_file": str(calib)})
+    return load_config(opts.config, overrides), overrides
+
+
+def run_replay(opts: ReplayOptions) -> ReplayResult:
+    from tqdm import tqdm
+
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = read_inputs(opts.bag, opts.ir_topic, opts.vis_topic, opts.gt_topic)
+    vis_items = [i for i in inputs.items if i.topic == inputs.vis_topic]
+    if not vis_items:
+        raise InputError(f"bag {opts.bag}: no readable message on {inputs.vis_topic}"
+                         + (f" ({'; '.join(inputs.errors)})" if inputs.errors else ""))
+    first_vis = inputs.decode(vis_items[0])
+    cfg, overrides = load_replay_config(opts, (first_vis.shape[1], first_vis.shape[0]))
+    ledger = MessageLedger()
+    pair_messages(inputs, ledger, cfg.sync)
+    topics = OutputTopics()
+    out_bag = out / OUTPUT_BAG
+    errors = list(inputs.errors)
+    receive_ns = publish_ns = None
+    started = time.monotonic()  # throughput counts the replay itself, not reading or scoring
+    if opts.live:
+        from ivif_ros.replay.live_run import run_live
+
+        live = run_live(inputs, ledger, opts, overrides, topics, out_bag)
+        receive_ns, publish_ns = live.receive_ns, live.publish_ns
+        missing = NO_OUTPUT
+    else:
+        from ivif_ros.replay.offline import run_offline
+
+        errors += run_offline(inputs, ledger, cfg, topics, out_bag, opts.storage_format)
+        missing = PIPELINE_ERROR
+    replay_s = time.monotonic() - started
+    outputs = read_outputs(out_bag, topics)
+    errors += [e for e in outputs.errors if e not in errors]
+    every = opts.metrics_every or auto_metrics_every(len(ledger.pairs))
+    with tqdm(total=len(ledger.pairs), desc="evaluate", unit="frame") as bar:
+        frames, detection, samples = evaluate(
+            inputs, ledger, outputs, topics, cfg, metrics_every=every, n_samples=opts.samples,
+            missing_reason=missing, receive_ns=receive_ns, publish_ns=publish_ns, progress=bar)
+    summary = build_summary(
+        bag=str(opts.bag), mode="live" if opts.live else "offline", rate=opts.rate if opts.live else None,
+        topics={"ir": inputs.ir_topic, "vis": inputs.vis_topic, "ground_truth": inputs.gt_topic,
+                "outputs": topics.all()},
+        counts=ledger.counts(), frames=frames, metrics_every=every, detection=detection,
+        wall_time_s=replay_s, errors=errors)
+    summary_path = out / "summary.json"
+    write_json(summary_path, summary)
+    write_frames_csv(out / "frames.csv", frames)
+    report = write_report(out, summary, frames, samples)
+    return ReplayResult(summary, frames, report, summary_path, out_bag)
+
+
+def print_summary(result: ReplayResult) -> None:
+    """A short table on the terminal; the report has the rest."""
+    s, c = result.summary, result.summary["counts"]
+    lat = s["latency_ms"]
+    per_topic = ", ".join(f"{t}: {v['received']}" for t, v in c["inputs_by_topic"].items())
+    rows = [("inputs", f"{c['inputs']} messages ({per_topic})"),
+            ("pairs / fused", f"{c['pairs']} / {c['fused']}"),
+            ("dropped", ", ".join(f"{r}: {n}" for r, n in {**c['message_drops_by_reason'],
+                                                           **c['pair_drops_by_reason']}.items()) or "none")]
+    m = s["metrics"]["mean"]
+    rows.append(("metrics", "  ".join(f"{k} {v:.3f}" for k, v in m.items() if v is not None) or "-"))
+    if s["detection"]:
+        d = s["detection"]
+        rows.append(("mAP50 / mAP50:95", f"{d['mAP50'] if d['mAP50'] is None else round(d['mAP50'], 3)} / "
+                                         f"{d['mAP50_95'] if d['mAP50_95'] is None else round(d['mAP50_95'], 3)}"))
+    for key in ("total", "end_to_end"):
+        if key in lat and lat[key]["n"]:
+            v = lat[key]
+            rows.append((f"latency {key} ms", f"p50 {v['p50']:.1f}  p90 {v['p90']:.1f}  p99 {v['p99']:.1f}  "
+                                              f"max {v['max']:.1f}"))
+    if s["throughput_fps"]:
+        rows.append(("throughput", f"{s['throughput_fps']:.1f} fused frames/s"))
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
+    if s["errors"]:
+        print("PARTIAL: " + "; ".join(s["errors"]))
+    print(f"report: {result.report}\nsummary: {result.summary_path}\noutput bag: {result.output_bag}")
