@@ -140,6 +140,7 @@ def test_watchdog_falls_back_and_recovers():
     dog = CameraWatchdog(timeout_ns=500 * MS, start_ns=0)
     dog.seen(IR, 10 * MS)
     assert dog.mode(100 * MS) == sync.FUSED  # still within the start-up grace period for visible
+    dog.seen(IR, 300 * MS)
     dog.seen(IR, 600 * MS)
     assert dog.mode(600 * MS) == sync.IR_ONLY  # visible never came
     dog.seen(VISIBLE, 700 * MS)
@@ -147,3 +148,28 @@ def test_watchdog_falls_back_and_recovers():
     dog.seen(VISIBLE, 1500 * MS)
     assert dog.mode(1500 * MS) == sync.VISIBLE_ONLY  # IR silent since 600 ms
     assert dog.mode(3000 * MS) == sync.WAITING
+
+
+def test_latest_only_hands_over_the_newest_and_returns_the_displaced():
+    import threading
+
+    slot = sync.LatestOnly()
+    assert slot.put("a") is None
+    assert slot.put("b") == "a"  # the caller counts "a" as pipeline_busy
+    assert slot.take(0.1) == "b"
+    assert slot.take(0.01) is None
+    got = []
+    consumer = threading.Thread(target=lambda: got.append(slot.take(5.0)))
+    consumer.start()
+    slot.put("c")
+    consumer.join(5.0)
+    assert got == ["c"]
+    assert slot.put("d") is None and slot.close() == "d" and slot.take() is None
+
+
+def test_watchdog_gives_the_other_camera_a_grace_period_after_total_silence():
+    dog = CameraWatchdog(timeout_ns=500 * MS, start_ns=0)
+    dog.seen(IR, 2000 * MS)  # first message long after start: visible may just be slower to start
+    assert dog.mode(2100 * MS) == sync.FUSED
+    dog.seen(IR, 2400 * MS)
+    assert dog.mode(2600 * MS) == sync.IR_ONLY

@@ -148,8 +148,6 @@ class RegistrationConfig:
     crop_xywh: list[int] = param([0, 0, 0, 0], "IR region [x, y, width, height] (pixels) that the visible "
                                  "camera sees; used when mode is 'crop'", lengths=(4,), range=(0, 100000))
     interpolation: str = param("linear", "resampling of the IR image", choices=("nearest", "linear", "cubic"))
-    use_camera_info_size: bool = param(False, "take the output size from visible/camera_info (width, height) "
-                                       "instead of the visible image, e.g. when the image is binned")
 
     def validate(self) -> None:
         if self.mode == "crop" and (self.crop_xywh[2] <= 0 or self.crop_xywh[3] <= 0):

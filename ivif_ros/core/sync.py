@@ -18,6 +18,7 @@ Everything here is ROS-free: stamps are integer nanoseconds and items are opaque
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,8 @@ SUPERSEDED = "superseded"                # a better-matching set was found for i
 PARTNER_DROPPED = "partner_dropped"      # its best partner may have been lost to a queue overflow
 OUT_OF_ORDER = "out_of_order"            # stamp not newer than the newest already seen on this camera
 RESET = "reset"                          # pending when the pairing was reset (time jump, camera lost)
-DROP_REASONS = (QUEUE_OVERFLOW, NO_PARTNER, SUPERSEDED, PARTNER_DROPPED, OUT_OF_ORDER, RESET)
+PIPELINE_BUSY = "pipeline_busy"          # a complete set replaced by a newer one before the pipeline was free
+DROP_REASONS = (QUEUE_OVERFLOW, NO_PARTNER, SUPERSEDED, PARTNER_DROPPED, OUT_OF_ORDER, RESET, PIPELINE_BUSY)
 
 
 @dataclass(frozen=True)
@@ -298,8 +300,8 @@ class CameraWatchdog:
     """Which cameras are alive: a camera silent for longer than ``timeout_ns`` is lost.
 
     Both cameras start "seen" at ``start_ns`` so that the graph waits one timeout for the
-    slower camera before it falls back to the other. A lost camera is back at its first
-    new message.
+    slower camera before it falls back to the other; the same grace applies when a camera
+    speaks after both were silent. A lost camera is back at its first new message.
     """
 
     def __init__(self, timeout_ns: int, start_ns: int):
@@ -308,6 +310,11 @@ class CameraWatchdog:
         self._ever_seen = [False, False]
 
     def seen(self, topic: int, now_ns: int) -> None:
+        other = 1 - topic
+        if not self.alive(topic, now_ns) and not self.alive(other, now_ns):
+            # Both were silent (start-up, or the whole rig stopped): give the other camera the
+            # same grace period as at start before falling back to this one alone.
+            self._last_seen[other] = int(now_ns)
         self._last_seen[topic] = int(now_ns)  # not max(): after a clock jump back (bag loop) age restarts
         self._ever_seen[topic] = True
 
@@ -323,3 +330,44 @@ class CameraWatchdog:
         if vis and self._ever_seen[VISIBLE]:
             return VISIBLE_ONLY
         return WAITING
+
+
+class LatestOnly:
+    """One-slot hand-over from the pairing to a slower consumer: the newest item wins.
+
+    When inference is slower than the cameras, processing every pair would build an
+    ever-growing backlog (latency grows without bound); ROS drivers and message_filters
+    queues drop instead. Here the displaced item is returned so the caller can count it
+    (reason ``pipeline_busy``).
+    """
+
+    def __init__(self):
+        self._item: Any = None
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def put(self, item: Any) -> Any:
+        """Offer ``item``; return the item it displaced (None if the slot was free)."""
+        with self._cond:
+            displaced, self._item = self._item, item
+            self._cond.notify()
+            return displaced
+
+    def take(self, timeout_s: float | None = None) -> Any:
+        """Wait for an item (None after ``timeout_s`` or once closed)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout_s)
+            item, self._item = self._item, None
+            return item
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> Any:
+        """Wake the consumer for good; return the item left in the slot, if any."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            item, self._item = self._item, None
+            return item

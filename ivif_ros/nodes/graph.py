@@ -1,0 +1,65 @@
+"""Running nodes: one per process (``python -m ivif_ros.nodes.fusion_node``) or the whole graph
+in one process (``python -m ivif_ros.nodes.graph``, ``graph.mode: single_process``).
+
+In one process the nodes share an rclpy context and executor; their messages take Fast
+DDS' intra-process path (no serialisation to a socket or shared-memory segment). rclpy
+has no zero-copy intra-process mode like rclcpp's. ``--ros-args`` (params file,
+``-p``, remaps, ``__ns``) apply to every node of the process.
+
+SIGINT and SIGTERM stop the executor and destroy the nodes in order, so the fusion
+node's worker thread finishes its frame before the process exits.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+from ivif_ros.errors import UserFacingError
+
+
+def spin_nodes(factories, args=None) -> int:
+    """Create the nodes (callables returning a Node), spin them until shutdown, clean up."""
+    args = sys.argv if args is None else args
+    rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.ALL)
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())  # `kill`, systemd, docker stop
+    nodes = []
+    code = 0
+    try:
+        nodes = [make() for make in factories]
+        # Two threads: the overlay node keeps running while the fusion node's callbacks do.
+        executor = MultiThreadedExecutor(num_threads=2)
+        for node in nodes:
+            executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except UserFacingError as exc:
+        print(f"ivif_ros: error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        for node in reversed(nodes):
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+def main(argv=None) -> None:
+    from ivif_ros.nodes.fusion_node import FusionNode
+    from ivif_ros.nodes.overlay_node import OverlayNode
+
+    argv = sys.argv if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m ivif_ros.nodes.graph",
+                                     description="The fusion graph in one process (ROS arguments after --ros-args).")
+    parser.add_argument("--no-overlay", action="store_true", help="do not start the overlay node")
+    own = rclpy.utilities.remove_ros_args(argv)[1:]
+    options = parser.parse_args(own)
+    factories = [FusionNode] + ([] if options.no_overlay else [OverlayNode])
+    sys.exit(spin_nodes(factories, argv))
+
+
+if __name__ == "__main__":
+    main()

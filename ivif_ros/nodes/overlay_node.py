@@ -1,0 +1,100 @@
+"""The overlay node: visualisation downstream of the fusion node, off its critical path.
+
+Topics (relative):
+  in   fused/image (rgb8), semantic/mask (mono8), detections (ivif_ros/DetectionArray)
+  out  semantic/color     rgb8: class colours blended over the fused image
+       detections/image   rgb8: the fused image with the boxes and class names drawn
+                          (when overlay.draw_detections)
+
+The three inputs of a frame carry the same header stamp (the fusion node copies the
+visible image's), so they are paired with the exact-time policy of ``core.sync``.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from ivif_ros.core import postprocess as post
+from ivif_ros.core import sync
+from ivif_ros.core.config import FusionConfig
+from ivif_ros.core.image_codec import image_to_array
+from ivif_ros.errors import UserFacingError
+from ivif_ros.msg import DetectionArray
+from ivif_ros.nodes import messages
+from ivif_ros.nodes.params import ConfigParameters
+
+NODE_NAME = "ivif_overlay"
+SELECTED = ("overlay", "qos", "diagnostics.log_throttle_s", "pipeline.palette", "pipeline.overlay_alpha")
+FUSED, MASK, DETECTIONS = 0, 1, 2
+
+
+def draw_detections(rgb: np.ndarray, detections: DetectionArray, palette: np.ndarray) -> np.ndarray:
+    """Boxes and ``class score`` labels on a copy of ``rgb``; colours are the classes' semantic colours."""
+    out = rgb.copy()
+    for det in detections.detections:  # at most pipeline.top_k boxes
+        # semantic class id = detection class id + 1 (docs/contracts.md), so boxes match the mask colours
+        colour = tuple(int(c) for c in palette[min(det.class_id + 1, len(palette) - 1)])
+        p0, p1 = (int(det.x_min), int(det.y_min)), (int(det.x_max), int(det.y_max))
+        cv2.rectangle(out, p0, p1, colour, 2)
+        cv2.putText(out, f"{det.class_name} {det.score:.2f}", (p0[0], max(p0[1] - 4, 10)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+    return out
+
+
+class OverlayNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.params = ConfigParameters(self, SELECTED, on_change=self._reconfigure)
+        cfg: FusionConfig = self.params.config
+        self._palette = post.palette_for(len(post.PALETTES[cfg.pipeline.palette]), cfg.pipeline.palette)
+        out_qos = messages.qos(cfg.qos.output_reliability, cfg.qos.output_depth)
+        # The fusion node publishes reliably; subscribing reliably here loses no overlay frame.
+        in_qos = messages.qos("reliable", cfg.qos.output_depth)
+        self.pub_color = self.create_publisher(Image, "semantic/color", out_qos)
+        self.pub_boxes = self.create_publisher(Image, "detections/image", out_qos) if cfg.overlay.draw_detections else None
+        inputs = 3 if cfg.overlay.draw_detections else 2
+        self.policy = sync.ExactTimePolicy(inputs, cfg.overlay.queue_size, time_jump_reset_ns=1_000_000_000)
+        self.create_subscription(Image, "fused/image", lambda m: self._on_input(FUSED, m), in_qos)
+        self.create_subscription(Image, "semantic/mask", lambda m: self._on_input(MASK, m), in_qos)
+        if inputs == 3:
+            self.create_subscription(DetectionArray, "detections", lambda m: self._on_input(DETECTIONS, m), in_qos)
+
+    def _on_input(self, index: int, msg) -> None:
+        events = self.policy.add(index, messages.stamp_ns(msg.header.stamp), msg)
+        for match in events.matches:
+            try:
+                self._publish(*(e.item for e in match))
+            except UserFacingError as exc:
+                self.get_logger().warning(f"overlay skipped: {exc}", throttle_duration_sec=self._throttle_s)
+
+    @property
+    def _throttle_s(self) -> float:
+        return self.params.config.diagnostics.log_throttle_s
+
+    def _publish(self, fused_msg: Image, mask_msg: Image, dets_msg: DetectionArray | None = None) -> None:
+        fused = image_to_array(fused_msg, self.resolve_topic_name("fused/image"))
+        mask = image_to_array(mask_msg, self.resolve_topic_name("semantic/mask"))
+        if fused_msg.encoding != "rgb8" or mask_msg.encoding != "mono8" or fused.shape[:2] != mask.shape:
+            raise UserFacingError(f"expected fused/image rgb8 and semantic/mask mono8 of one size, got "
+                                  f"{fused_msg.encoding} {fused.shape} and {mask_msg.encoding} {mask.shape}")
+        color = post.colorize(mask, self._palette)
+        blended = post.overlay(np.ascontiguousarray(fused), mask, color, self.params.config.pipeline.overlay_alpha)
+        self.pub_color.publish(messages.image_msg(blended, "rgb8", messages.copy_header(fused_msg.header)))
+        if self.pub_boxes is not None and dets_msg is not None:
+            boxes = draw_detections(np.ascontiguousarray(fused), dets_msg, self._palette)
+            self.pub_boxes.publish(messages.image_msg(boxes, "rgb8", messages.copy_header(fused_msg.header)))
+
+    def _reconfigure(self, cfg: FusionConfig) -> None:
+        self._palette = post.palette_for(len(post.PALETTES[cfg.pipeline.palette]), cfg.pipeline.palette)
+
+
+def main(args=None) -> None:
+    from ivif_ros.nodes.graph import spin_nodes
+
+    raise SystemExit(spin_nodes([OverlayNode], args))
+
+
+if __name__ == "__main__":
+    main()
