@@ -1,0 +1,132 @@
+"""The ROS install path: ``colcon build`` of this checkout gives a working install tree.
+
+Builds the package as a ROS workspace would (ament_cmake, rosidl, install of the Python
+package), then imports it in a fresh process that sees only the install tree and the ROS
+runtime, as after ``source install/setup.bash``. About 20 s; select with ``-m colcon``,
+skip with ``-m 'not colcon'``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ros_harness import REPO_ROOT
+
+pytestmark = pytest.mark.colcon
+
+# Run inside the install-tree environment: where every part was loaded from.
+PROBE = textwrap.dedent("""
+    import json, sys
+    import ivif_ros, ivif_ros.cli, ivif_ros.msg
+    from ivif_ros.msg import FusionStatus
+    from rclpy.serialization import deserialize_message, serialize_message
+    from ament_index_python.packages import get_package_share_directory
+
+    status = deserialize_message(serialize_message(FusionStatus(mode="fused", infer_ms=1.5)), FusionStatus)
+    with open("/proc/self/maps") as maps:
+        typesupport = sorted({line.split()[-1] for line in maps if "libivif_ros__rosidl_typesupport" in line})
+    json.dump({
+        "package": ivif_ros.__file__, "cli": ivif_ros.cli.__file__, "msg": ivif_ros.msg.__file__,
+        "share": get_package_share_directory("ivif_ros"), "typesupport_libs": typesupport,
+        "round_trip": [status.mode, status.infer_ms],
+    }, sys.stdout)
+""")
+
+
+def colcon_env() -> dict[str, str]:
+    """colcon finds rosidl and the typesupports through AMENT_PREFIX_PATH (the venv)."""
+    env = dict(os.environ)
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join(
+        dict.fromkeys([sys.prefix, *filter(None, env.get("AMENT_PREFIX_PATH", "").split(os.pathsep))]))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def install_tree_env(install: Path) -> dict[str, str]:
+    """What ``source install/setup.bash`` sets for this package, with the venv's ROS as underlay.
+
+    LD_LIBRARY_PATH is set here, in order: the install tree first, then the ROS wheels'
+    own library dirs. The wheels' bootstrap, which would re-exec Python with those dirs in
+    set (random) order, is marked done, so that the install tree's libraries come before
+    any copy that ``pip install .`` put in the venv.
+    """
+    from ros_wheels_bootstrapper import get_ros_paths
+
+    prefix = install / "ivif_ros"
+    site = next(prefix.glob("lib/python3*/site-packages"))
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "AMENT_PREFIX_PATH"}}
+    env.update(
+        AMENT_PREFIX_PATH=os.pathsep.join([str(prefix), sys.prefix]),
+        PYTHONPATH=str(site),
+        LD_LIBRARY_PATH=os.pathsep.join([str(prefix / "lib"), get_ros_paths()]),
+        _ROS_WHEELS_BOOTSTRAP_COMPLETE="1",
+        PATH=os.pathsep.join([str(prefix / "bin"), env.get("PATH", "")]),
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def colcon_install(tmp_path_factory) -> Path:
+    colcon = shutil.which("colcon", path=str(Path(sys.executable).parent)) or shutil.which("colcon")
+    if colcon is None:
+        pytest.fail("colcon not found: install requirements-build.txt (./scripts/setup.sh does)")
+    work = tmp_path_factory.mktemp("colcon")
+    cmd = [colcon, "--log-base", str(work / "log"), "build",
+           "--base-paths", str(REPO_ROOT),
+           "--build-base", str(work / "build"), "--install-base", str(work / "install"),
+           "--event-handlers", "console_direct-",
+           "--cmake-args", "-DBUILD_TESTING=OFF", f"-DPython3_EXECUTABLE={sys.executable}"]
+    result = subprocess.run(cmd, cwd=work, env=colcon_env(), capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=600)
+    assert result.returncode == 0, f"colcon build failed:\n{result.stdout}\n{result.stderr}"
+    return work / "install"
+
+
+def test_install_tree_provides_messages_cli_and_share(colcon_install):
+    prefix = colcon_install / "ivif_ros"
+    probe = subprocess.run([sys.executable, "-c", PROBE], cwd=colcon_install,
+                           env=install_tree_env(colcon_install), capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+
+    for module in ("package", "cli", "msg"):
+        assert Path(found[module]).is_relative_to(prefix), f"{module} imported from {found[module]}"
+    assert Path(found["share"]) == prefix / "share" / "ivif_ros"
+    assert found["typesupport_libs"], "no ivif_ros typesupport library was loaded"
+    assert all(Path(lib).is_relative_to(prefix) for lib in found["typesupport_libs"]), found["typesupport_libs"]
+    assert found["round_trip"] == ["fused", 1.5]
+    assert (prefix / "share" / "ivif_ros" / "package.xml").is_file()
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "ivif_ros").is_file()
+
+
+def test_install_tree_has_the_ivif_command(colcon_install):
+    prefix = colcon_install / "ivif_ros"
+    for script in (prefix / "bin" / "ivif", prefix / "lib" / "ivif_ros" / "ivif"):  # PATH, ros2 run
+        result = subprocess.run([str(script), "--help"], env=install_tree_env(colcon_install),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{script} --help failed:\n{result.stderr}"
+        assert "usage: ivif" in result.stdout
+
+
+def test_install_tree_node_executables_resolve(colcon_install):
+    """Every launcher in lib/ivif_ros (what launch_ros runs) names a function that exists."""
+    launchers = sorted((colcon_install / "ivif_ros" / "lib" / "ivif_ros").iterdir())
+    assert {"fusion_node", "overlay_node", "ivif"} <= {p.name for p in launchers}
+    targets = []
+    for launcher in launchers:
+        assert os.access(launcher, os.X_OK), f"{launcher} is not executable"
+        module, function = re.search(r"^from (\S+) import (\S+)$", launcher.read_text(), re.M).groups()
+        targets.append((module, function))
+    check = "import importlib, sys\n" + "\n".join(
+        f"assert callable(getattr(importlib.import_module({m!r}), {f!r}))" for m, f in targets)
+    result = subprocess.run([sys.executable, "-c", check], cwd=colcon_install,
+                            env=install_tree_env(colcon_install), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
