@@ -145,8 +145,9 @@ def test_watchdog_falls_back_and_recovers():
     assert dog.mode(600 * MS) == sync.IR_ONLY  # visible never came
     dog.seen(VISIBLE, 700 * MS)
     assert dog.mode(700 * MS) == sync.FUSED
-    dog.seen(VISIBLE, 1500 * MS)
-    assert dog.mode(1500 * MS) == sync.VISIBLE_ONLY  # IR silent since 600 ms
+    dog.seen(VISIBLE, 1000 * MS)
+    dog.seen(VISIBLE, 1300 * MS)
+    assert dog.mode(1300 * MS) == sync.VISIBLE_ONLY  # IR silent since 600 ms
     assert dog.mode(3000 * MS) == sync.WAITING
 
 
