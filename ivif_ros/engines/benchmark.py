@@ -151,30 +151,32 @@ def rows_as_dicts(rows: list[BenchRow]) -> list[dict]:
 
 
 def plot(rows: list[BenchRow], path: Path) -> None:
-    """Stacked pre/infer/post bars per configuration, one panel per frame size, 30/60 FPS lines."""
+    """Stacked pre/infer/post bars, one panel per (model, frame size) on a linear scale, 30/60 FPS lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    models = list(dict.fromkeys(r.model for r in rows))
     sizes = sorted({(r.width, r.height) for r in rows})
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5), squeeze=False)
-    for ax, (w, h) in zip(axes[0], sizes):
-        sel = [r for r in rows if (r.width, r.height) == (w, h)]
-        labels = [f"{r.model}\n{r.backend}\n{r.precision}" for r in sel]
-        x = np.arange(len(sel))
-        bottom = np.zeros(len(sel))
-        for stage, colour in (("pre_ms", "#8da0cb"), ("infer_ms", "#fc8d62"), ("post_ms", "#66c2a5")):
-            vals = np.array([getattr(r, stage) for r in sel])
-            ax.bar(x, vals, bottom=bottom, color=colour, label=stage.removesuffix("_ms"))
-            bottom += vals
-        for fps, style in ((30, "--"), (60, ":")):
-            ax.axhline(1e3 / fps, color="k", linestyle=style, linewidth=0.8, label=f"{fps} FPS")
-        ax.set_xticks(x, labels, fontsize=7)
-        ax.set_yscale("log")
-        ax.set_ylabel("ms per frame (median)")
-        ax.set_title(f"{w}x{h}")
-        ax.legend(fontsize=7)
+    fig, axes = plt.subplots(len(models), len(sizes), figsize=(5.5 * len(sizes), 0.6 + 0.5 * 5 * len(models)),
+                             squeeze=False)
+    for ax_row, model in zip(axes, models):
+        for ax, (w, h) in zip(ax_row, sizes):
+            sel = [r for r in rows if r.model == model and (r.width, r.height) == (w, h)]
+            y = np.arange(len(sel))
+            left = np.zeros(len(sel))
+            for stage, colour in (("pre_ms", "#8da0cb"), ("infer_ms", "#fc8d62"), ("post_ms", "#66c2a5")):
+                vals = np.array([getattr(r, stage) for r in sel])
+                ax.barh(y, vals, left=left, color=colour, label=stage.removesuffix("_ms"))
+                left += vals
+            for fps, style in ((30, "--"), (60, ":")):
+                ax.axvline(1e3 / fps, color="k", linestyle=style, linewidth=0.8, label=f"{fps} FPS")
+            ax.set_yticks(y, [f"{r.backend} {r.precision}" for r in sel], fontsize=8)
+            ax.invert_yaxis()
+            ax.set_xlabel("ms per frame (median)")
+            ax.set_title(f"{model}, {w}x{h}", fontsize=10)
+            ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
