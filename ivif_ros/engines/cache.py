@@ -96,6 +96,9 @@ class ArtifactCache:
             os.replace(tmp, artefact)
         finally:
             tmp.unlink(missing_ok=True)
-        sidecar.write_text(json.dumps({"key_digest": key_digest(key), "sha256": sha, "key": dict(key)}, indent=1, default=str))
+        meta = json.dumps({"key_digest": key_digest(key), "sha256": sha, "key": dict(key)}, indent=1, default=str)
+        tmp_meta = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+        tmp_meta.write_text(meta)
+        os.replace(tmp_meta, sidecar)  # atomic: a concurrent reader sees the old or the new sidecar, never half
         log.info("cache: built %s", artefact)
         return load(artefact)
