@@ -118,3 +118,23 @@ def test_bad_config_values_name_the_field():
         EngineConfig(backend="onnxruntime", precision="bf16")
     with pytest.raises(ConfigError, match="outside min_size"):
         EngineConfig(dynamic=True, width=2000, height=480)
+
+
+def test_create_engine_auto_measures_once_then_reuses_the_choice(tmp_path, caplog):
+    """End to end on the real CPU backends with a small student and a 64x64 frame."""
+    import logging
+
+    import torch
+
+    from ivif_ros.models.student import build_student
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_student().eval()
+    cfg = EngineConfig(backend="auto", width=64, height=64, threads=1, auto_runs=1, cache_dir=tmp_path)
+    with caplog.at_level(logging.INFO, logger="ivif_ros.engines"):
+        first = create_engine(model, cfg, tensorrt_available=False)
+        second = create_engine(model, cfg, tensorrt_available=False)
+    assert first.name in cfg.auto_candidates and second.name == first.name
+    choices = [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine: using")]
+    assert "(measured:" in choices[0] and "(cached measurement" in choices[1]
