@@ -126,6 +126,9 @@ class BagReader:
             for channel, _t, _data in scanner.messages():
                 per_channel[channel.id] = per_channel.get(channel.id, 0) + 1
             self.errors.extend(scanner.errors)
+        if not any(scanner.channels for scanner in self._salvage):
+            raise InputError(f"bag {self.path} cannot be read: {exc}; nothing is salvageable: " + "; ".join(
+                self.errors[1:] or ["no topic records before the damage"]))
         topics: dict[str, TopicInfo] = {}
         defs = []
         for i, scanner in enumerate(self._salvage):

@@ -61,6 +61,10 @@ class BagWriter:
     def close(self) -> None:
         self._writer.close()
 
+    def set_custom_data(self, key: str, value: str) -> None:
+        """Store a string in metadata.yaml's ``custom_data`` (e.g. the source dataset)."""
+        self._writer.set_custom_data(key, value)
+
     def add_topic(self, topic: str, msgtype: str) -> None:
         """Register ``topic`` with ``msgtype``; its definition is embedded in the bag."""
         if topic in self._msgtypes:
