@@ -19,6 +19,9 @@ from ivif_ros.metrics.dataset_eval import EvalResult
 from ivif_ros.metrics.fusion import METRIC_NAMES
 from ivif_ros.report.plots import image_grid, metric_bars, metric_boxes
 
+#: Tiles per row of a sample panel: three 640x480 frames stay legible side by side.
+SAMPLE_COLUMNS = 3
+
 _CONVENTIONS = {
     "cddfuse": "CDDFuse `Evaluator` conventions: MI in nats, SSIM = ssim(F,IR) + ssim(F,VIS) (max 2), "
                "SF/AG on 0..255.",
@@ -28,7 +31,11 @@ _CONVENTIONS = {
 
 
 def _fmt(value: float) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    """4 significant digits at most, but never scientific notation and never fewer than 2 decimals."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    decimals = 4 if abs(value) < 10 else 2
+    return f"{value:.{decimals}f}"
 
 
 def _metric_table(result: EvalResult) -> list[str]:
@@ -74,9 +81,9 @@ def write_eval_report(result: EvalResult, out_dir: Path, dataset: str = "", spli
 
     sample_files = []
     for i, s in enumerate(result.samples):
-        row = [("infrared", s.ir), ("visible", s.vis)] + [(m, s.fused_rgb[m]) for m in result.methods]
+        tiles = [("infrared", s.ir), ("visible", s.vis)] + [(f"fused: {m}", s.fused_rgb[m]) for m in result.methods]
         path = out_dir / f"sample_{i}_{_safe(s.name)}.png"
-        image_grid([row], path)
+        image_grid([tiles[j:j + SAMPLE_COLUMNS] for j in range(0, len(tiles), SAMPLE_COLUMNS)], path, tile_width=3.6)
         sample_files.append((s.name, path.name))
 
     nan_counts = {m: {k: sum(1 for r in result.per_image[m] if not math.isfinite(r[k])) for k in METRIC_NAMES}
