@@ -22,6 +22,7 @@ from ivif_ros.core.color import rgb_to_y_u8
 from ivif_ros.core.image_codec import to_rgb
 from ivif_ros.core.ir_normalize import IrNormalizer
 from ivif_ros.core.registration import Registration
+from ivif_ros.core.sync import FUSED
 from ivif_ros.replay.accounting import MessageLedger
 from ivif_ros.replay.inputs import BagInputs
 from ivif_ros.replay.summary import FrameRecord
@@ -55,6 +56,20 @@ class Outputs:
     def get(self, topic: str, stamp_ns: int):
         return self.by_stamp.get(topic, {}).get(stamp_ns)
 
+    def is_fused(self, topics: "OutputTopics", stamp_ns: int) -> bool:
+        """A fused image with this stamp that came from a pair: a single-camera frame
+        (``ir_only``/``visible_only`` after a camera dropout) carries the same stamp."""
+        status = self.get(topics.status, stamp_ns)
+        return self.get(topics.fused, stamp_ns) is not None and (status is None or status.mode == FUSED)
+
+    def single_camera_frames(self, topics: "OutputTopics") -> dict[str, int]:
+        """Output frames per FusionStatus mode other than ``fused``."""
+        modes: dict[str, int] = {}
+        for status in self.by_stamp.get(topics.status, {}).values():
+            if status.mode != FUSED:
+                modes[status.mode] = modes.get(status.mode, 0) + 1
+        return modes
+
 
 def read_outputs(path: Path, topics: OutputTopics) -> Outputs:
     out = Outputs()
@@ -87,9 +102,11 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
     from ivif_ros.metrics.fusion import fusion_metrics
 
     normalizer, registration = IrNormalizer(cfg.ir_normalize), Registration(cfg.registration)
-    fused_pairs = [pid for pid, p in enumerate(ledger.pairs) if outputs.get(topics.fused, p.stamp_ns) is not None]
+    fused_pairs = []
     for pid, p in enumerate(ledger.pairs):
-        if outputs.get(topics.fused, p.stamp_ns) is None:
+        if outputs.is_fused(topics, p.stamp_ns):
+            fused_pairs.append(pid)
+        else:
             ledger.drop_pair(pid, missing_reason)
     wanted_samples = sample_indices(len(fused_pairs), n_samples)
     frames: list[FrameRecord] = []

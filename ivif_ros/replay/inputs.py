@@ -56,6 +56,7 @@ class BagInputs:
     ground_truth: dict[int, GroundTruth]  # header stamp -> boxes
     class_names: list[str]  # detection class id -> name (the ground truth's, else the default)
     camera_k: dict[str, np.ndarray]  # "ir"/"vis" -> 3x3 intrinsics from camera_info, when in the bag
+    camera_info: dict[str, list[tuple[int, bytes]]]  # "ir"/"vis" -> (receive ns, CDR) for live playback
     errors: list[str] = field(default_factory=list)  # damage found while reading
     typestore: object = None
 
@@ -152,11 +153,12 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
                 xyxy, cls, _ = im.detections_to_arrays(m.msg)
                 ground_truth[im.stamp_ns(m.msg.header)] = GroundTruth(xyxy, cls)
                 names.update((d.class_id, d.class_name) for d in m.msg.detections)
-        camera_k = {}
+        camera_k, camera_info = {}, {}
         for key, topic in info_topics.items():
-            for m in reader.messages([topic], strict=False):
-                camera_k[key] = np.asarray(m.msg.k, np.float64).reshape(3, 3)
-                break
+            camera_info[key] = [(t_ns, bytes(raw)) for _, t_ns, raw, _ in reader.raw_messages([topic])]
+            if camera_info[key]:
+                msg = reader.typestore.deserialize_cdr(camera_info[key][0][1], im.CAMERA_INFO)
+                camera_k[key] = np.asarray(msg.k, np.float64).reshape(3, 3)
         return BagInputs(Path(path), ir, vis, gt, items, ground_truth,
-                         [names.get(i, str(i)) for i in range(max(names) + 1)], camera_k,
+                         [names.get(i, str(i)) for i in range(max(names) + 1)], camera_k, camera_info,
                          list(dict.fromkeys(reader.errors)), reader.typestore)

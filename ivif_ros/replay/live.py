@@ -24,8 +24,10 @@ publish (player) and at receive (recorder).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ from ivif_ros.errors import InputError, UserFacingError
 
 DEFAULT_TRANSPORT = "LARGE_DATA"
 IMAGE_QUEUE_DEPTH = 100
+STATUS_TYPE = "ivif_ros/msg/FusionStatus"
+WARMUP_LEAD_NS = 200_000_000  # warm-up frame stamps: this far before the bag, within the dropout timeout
 RECORD_QUEUE_DEPTH = 1000
 CLOCK_PERIOD_S = 0.02  # /clock between messages, like `ros2 bag play --clock 50`
 
@@ -143,8 +147,7 @@ class LiveSession:
 
     # --- readiness -------------------------------------------------------------------
     def wait_for_graph(self, graph: GraphProcess | None, timeout_s: float) -> None:
-        """Block until the graph subscribes to every input and publishes every output
-        topic, then subscribe the recorder with the publishers' QoS."""
+        """Block until the graph subscribes to every input and publishes every output topic."""
         deadline = time.monotonic() + timeout_s
         missing: list[str] = []
         while time.monotonic() < deadline:
@@ -161,6 +164,9 @@ class LiveSession:
             raise UserFacingError(
                 f"the node graph did not come up within {timeout_s:.0f} s: no {', no '.join(missing)}. "
                 f"Check the topic names (--ir-topic/--vis-topic, config outputs) and the graph log.{tail}")
+
+    def subscribe_outputs(self) -> None:
+        """Subscribe the recorder to every output topic, matched to the publishers' QoS."""
         for topic in self.output_topics:
             self._subscribe(topic)
         # Let the new subscriptions match the publishers before the first frame is sent.
@@ -192,6 +198,38 @@ class LiveSession:
             rec.clock_ns.append(self._sim_now_ns)
 
         self._subs.append(self.recorder.create_subscription(_msg_class(msgtype), topic, on_message, qos, raw=True))
+
+    def warm_up(self, ir: PlayItem, vis: PlayItem, graph: GraphProcess | None, timeout_s: float) -> None:
+        """Send the bag's first IR and visible images, restamped ``WARMUP_LEAD_NS`` before the bag,
+        and wait for the graph to answer, before the recorder subscribes.
+
+        The first inference of an engine is several times slower than the rest (ONNX Runtime /
+        OpenVINO optimise the graph on first use), which would make the graph drop the bag's
+        first pairs. With stamps within the dropout timeout of the first real frame, the graph's
+        camera watchdog also starts with both cameras alive, as it would on a running robot.
+        The IR normaliser sees the bag's first frame twice, which leaves its smoothed window
+        where one pass would (same frame, same bounds)."""
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        answered = threading.Event()
+        probe = self.recorder.create_subscription(  # best effort matches any publisher
+            _msg_class(STATUS_TYPE), self.output_topics[-1], lambda _msg: answered.set(),
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+        t = min(ir.log_ns, vis.log_ns) - WARMUP_LEAD_NS
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not answered.wait(0.5):
+                if time.monotonic() > deadline:
+                    raise UserFacingError(f"the node graph did not answer a warm-up frame within {timeout_s:.0f} s"
+                                          + (f"; last lines of {graph.log_path}:\n{graph.tail()}" if graph else ""))
+                if graph is not None:
+                    graph.check_alive()
+                self._publish_clock(t)
+                self.pubs[vis.topic].publish(vis.data)
+                self.pubs[ir.topic].publish(ir.data)
+            time.sleep(0.5)  # let the rest of the warm-up frame's outputs go by before recording
+        finally:
+            self.recorder.destroy_subscription(probe)
 
     # --- playback --------------------------------------------------------------------
     def _publish_clock(self, sim_ns: int) -> None:
@@ -262,3 +300,133 @@ def _msg_class(msgtype: str):
     except (ImportError, AttributeError) as exc:
         raise InputError(f"message type {msgtype} is not available to rclpy ({exc}); "
                          f"install the package that defines it") from exc
+
+
+# Input topics of the fusion node (relative names in the root namespace). The player
+# publishes the bag's IR/visible topics under these names, so any bag topic naming works.
+GRAPH_INPUTS = {"ir": "/ir/image_raw", "vis": "/visible/image_raw",
+                "ir_info": "/ir/camera_info", "vis_info": "/visible/camera_info"}
+GRAPH_READY_TIMEOUT_S = 180.0  # first start exports/loads the model and may build an engine
+DRAIN_IDLE_S = 5.0
+
+
+@dataclass
+class LiveResult:
+    receive_ns: dict[int, int]  # fused frame stamp -> recorder receive time (monotonic ns)
+    publish_ns: dict[int, int]  # ledger message id -> publish time (monotonic ns)
+    wall_s: float  # first input published -> last output received
+    domain_id: int
+
+
+def play_items(inputs, ledger) -> list[PlayItem]:
+    """The bag's IR/visible (+ camera_info) messages as the graph's inputs, in bag order.
+
+    CompressedImage is decoded here and published as Image (the node subscribes to raw
+    images); everything else is passed on as the bag's CDR bytes.
+    """
+    from ivif_ros.bag import image_msgs as im
+
+    store = inputs.typestore
+    items = []
+    for item in inputs.items:
+        key = "ir" if item.topic == inputs.ir_topic else "vis"
+        data = item.data
+        if item.msgtype == im.COMPRESSED_IMAGE:
+            msg = store.deserialize_cdr(item.data, item.msgtype)
+            arr, encoding = im.compressed_to_array(msg, item.topic)
+            data = bytes(store.serialize_cdr(
+                im.make_image(store, arr, encoding, im.stamp_ns(msg.header), msg.header.frame_id), im.IMAGE))
+        items.append(PlayItem(item.msg_id, GRAPH_INPUTS[key], im.IMAGE, item.log_ns, data))
+    for key, infos in inputs.camera_info.items():
+        items += [PlayItem(-1, GRAPH_INPUTS[f"{key}_info"], im.CAMERA_INFO, t, data) for t, data in infos]
+    items.sort(key=lambda i: i.log_ns)
+    return items
+
+
+def write_graph_params(cfg, path: Path) -> Path:
+    """The replay's effective config as a ROS 2 parameters file, so the graph runs exactly
+    the settings offline replay and evaluation use (whatever format --config was in)."""
+    import yaml
+
+    nested: dict = {}
+    for name, value in cfg.to_flat().items():
+        section, key = name.split(".", 1)
+        nested.setdefault(section, {})[key] = value
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": nested}}, sort_keys=False))
+    return path
+
+
+def graph_command(params_file: Path) -> list[str]:
+    """The nodes engineer's graph runner, in simulated time, without the overlay node (it only
+    draws visualisations; on 2 cores its CPU time would be taken from the fusion node)."""
+    return [sys.executable, "-m", "ivif_ros.nodes.graph", "--no-overlay", "--ros-args",
+            "--params-file", str(params_file), "-p", "use_sim_time:=true"]
+
+
+def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
+    """Start the graph, play the bag into it at ``opts.rate``, record its outputs to ``out_bag``."""
+    from tqdm import tqdm
+
+    from ivif_ros.bag.writer import BagWriter
+
+    domain_id = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else random.randint(1, 200)
+    env = ros_env(domain_id)
+    if cfg.graph.fastdds_transport:
+        env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", cfg.graph.fastdds_transport)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # a replay stays on this machine
+    log_dir = Path(opts.out) / "ros_log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env.setdefault("ROS_LOG_DIR", str(log_dir))
+    for key in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "ROS_LOG_DIR"):
+        os.environ[key] = env[key]  # this process's participant reads them at rclpy.init
+    items = play_items(inputs, ledger)
+    input_types = {t: ty for t, ty in {(i.topic, i.msgtype) for i in items}}
+    print(f"ivif replay: starting the node graph (ROS_DOMAIN_ID={domain_id}, "
+          f"FASTDDS_BUILTIN_TRANSPORTS={env['FASTDDS_BUILTIN_TRANSPORTS']}); log: {log_dir / 'graph.log'}")
+    params = write_graph_params(cfg, Path(opts.out) / "graph_params.yaml")
+    graph = GraphProcess(graph_command(params), env, log_dir / "graph.log")
+    session = None
+    try:
+        session = LiveSession(input_types, topics.all(), domain_id)
+        session.wait_for_graph(graph, GRAPH_READY_TIMEOUT_S)
+        session.warm_up(*warmup_items(inputs, items), graph, GRAPH_READY_TIMEOUT_S)
+        session.subscribe_outputs()
+        with tqdm(total=len(items), desc=f"play x{opts.rate:g}", unit="msg") as bar:
+            session.play(items, opts.rate, bar)
+        session.drain(len(ledger.pairs), topics.status, DRAIN_IDLE_S, 60.0 + DRAIN_IDLE_S, graph)
+    finally:
+        if session is not None:
+            session.close()
+        graph.stop()
+    rec = session.recording
+    store = inputs.typestore
+    receive_ns: dict[int, int] = {}
+    with BagWriter(out_bag, storage=opts.storage_format, overwrite=True) as bag:
+        for topic, msgtype in rec.types.items():
+            bag.add_topic(topic, msgtype)
+        for (topic, recv, data), sim_ns in zip(rec.messages, rec.clock_ns):
+            bag.write(topic, sim_ns, data)
+            if topic == topics.fused:
+                hdr = store.deserialize_cdr(data, rec.types[topic]).header
+                receive_ns[hdr.stamp.sec * 1_000_000_000 + hdr.stamp.nanosec] = recv
+    # Throughput window: first input published -> last output received.
+    first_pub = min(rec.publish_ns.values(), default=0)
+    last_recv = max((r for _, r, _ in rec.messages), default=first_pub)
+    return LiveResult(receive_ns, dict(rec.publish_ns), (last_recv - first_pub) / 1e9, domain_id)
+
+
+def warmup_items(inputs, items: list[PlayItem]) -> tuple[PlayItem, PlayItem]:
+    """The first IR and visible image, restamped ``WARMUP_LEAD_NS`` before the bag starts."""
+    import dataclasses
+
+    from ivif_ros.bag import image_msgs as im
+
+    store = inputs.typestore
+    t0 = items[0].log_ns - WARMUP_LEAD_NS
+    out = []
+    for key in ("ir", "vis"):
+        first = next(i for i in items if i.topic == GRAPH_INPUTS[key])
+        msg = store.deserialize_cdr(first.data, im.IMAGE)
+        msg = dataclasses.replace(msg, header=im.header(store, t0, msg.header.frame_id))
+        out.append(PlayItem(-1, first.topic, im.IMAGE, t0, bytes(store.serialize_cdr(msg, im.IMAGE))))
+    return out[0], out[1]

@@ -98,7 +98,7 @@ def load_replay_config(opts: ReplayOptions, vis_size: tuple[int, int]):
             print(f"ivif replay: registering IR with the homography in {calib} (found beside the bag; "
                   "set registration.* in --config to override)")
             overrides.update({"registration.mode": "homography", "registration.calibration_file": str(calib)})
-    return load_config(opts.config, overrides), overrides
+    return load_config(opts.config, overrides)
 
 
 def run_replay(opts: ReplayOptions) -> ReplayResult:
@@ -112,7 +112,7 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
         raise InputError(f"bag {opts.bag}: no readable message on {inputs.vis_topic}"
                          + (f" ({'; '.join(inputs.errors)})" if inputs.errors else ""))
     first_vis = inputs.decode(vis_items[0])
-    cfg, overrides = load_replay_config(opts, (first_vis.shape[1], first_vis.shape[0]))
+    cfg = load_replay_config(opts, (first_vis.shape[1], first_vis.shape[0]))
     ledger = MessageLedger()
     pair_messages(inputs, ledger, cfg.sync)
     topics = OutputTopics()
@@ -121,9 +121,9 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
     receive_ns = publish_ns = None
     started = time.monotonic()  # throughput counts the replay itself, not reading or scoring
     if opts.live:
-        from ivif_ros.replay.live_run import run_live
+        from ivif_ros.replay.live import run_live
 
-        live = run_live(inputs, ledger, opts, overrides, topics, out_bag)
+        live = run_live(inputs, ledger, opts, cfg, topics, out_bag)
         receive_ns, publish_ns = live.receive_ns, live.publish_ns
         missing = NO_OUTPUT
     else:
@@ -131,7 +131,7 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
 
         errors += run_offline(inputs, ledger, cfg, topics, out_bag, opts.storage_format)
         missing = PIPELINE_ERROR
-    replay_s = time.monotonic() - started
+    replay_s = live.wall_s if opts.live else time.monotonic() - started
     outputs = read_outputs(out_bag, topics)
     errors += [e for e in outputs.errors if e not in errors]
     every = opts.metrics_every or auto_metrics_every(len(ledger.pairs))
@@ -139,11 +139,13 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
         frames, detection, samples = evaluate(
             inputs, ledger, outputs, topics, cfg, metrics_every=every, n_samples=opts.samples,
             missing_reason=missing, receive_ns=receive_ns, publish_ns=publish_ns, progress=bar)
+    counts = ledger.counts()
+    counts["single_camera_frames"] = outputs.single_camera_frames(topics)  # not pairs: outside the invariants
     summary = build_summary(
         bag=str(opts.bag), mode="live" if opts.live else "offline", rate=opts.rate if opts.live else None,
         topics={"ir": inputs.ir_topic, "vis": inputs.vis_topic, "ground_truth": inputs.gt_topic,
                 "outputs": topics.all()},
-        counts=ledger.counts(), frames=frames, metrics_every=every, detection=detection,
+        counts=counts, frames=frames, metrics_every=every, detection=detection,
         wall_time_s=replay_s, errors=errors)
     summary_path = out / "summary.json"
     write_json(summary_path, summary)
