@@ -335,7 +335,9 @@ class FusionNode(Node):
         values = {"mode": self.mode, "backend": self.backend, "pairing": self.implementation, "rate_hz": rate,
                   **{f"median {k}": v for k, v in medians.items()}, **counts}
         if self.implementation == "builtin":
-            values["pending in pairing"] = len(self.policy.pending())
+            with self._lock:
+                pending = [e.topic for e in self.policy.pending()]
+            values.update({f"pending {name}": pending.count(cam) for cam, name in CAMERA.items()})
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [diag.status(f"{self.get_fully_qualified_name()}: fusion", cfg.hardware_id, level,

@@ -1,0 +1,158 @@
+"""Starting the node graph without launch_ros (``ivif launch``): plan the processes, run them,
+forward SIGINT/SIGTERM, and stop them all when one fails.
+
+The plan is the same graph ``launch/fusion.launch.py`` builds: the parameters file is
+passed to every node as it is (``--params-file``), command-line settings follow as
+``-p`` overrides, and namespace and remaps as ``-r`` rules. Nothing here imports rclpy.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivif_ros.core.config import FusionConfig, load_config, parse_override
+from ivif_ros.errors import ConfigError
+
+FUSION_MODULE = "ivif_ros.nodes.fusion_node"
+OVERLAY_MODULE = "ivif_ros.nodes.overlay_node"
+GRAPH_MODULE = "ivif_ros.nodes.graph"
+STOP_TIMEOUT_S = 15.0  # a node finishing its current frame on a slow CPU backend
+
+
+def default_config_path() -> Path:
+    """``config/fusion.yaml`` of this checkout, else the installed share directory's."""
+    here = Path(__file__).resolve().parents[2] / "config" / "fusion.yaml"
+    if here.is_file():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("ivif_ros")) / "config" / "fusion.yaml"
+    except (ImportError, LookupError, ValueError):
+        return here
+
+
+@dataclass
+class LaunchRequest:
+    config: Path
+    namespace: str = ""
+    remaps: list[str] = field(default_factory=list)    # "from:=to"
+    params: list[str] = field(default_factory=list)    # "name=value" or "name:=value"
+    use_sim_time: bool = False
+    backend: str | None = None
+    model: str | None = None
+    mode: str | None = None                            # overrides graph.mode
+
+
+@dataclass
+class Plan:
+    config: FusionConfig
+    commands: list[tuple[str, list[str]]]              # (label, argv)
+    env: dict[str, str]
+
+
+def ros_arguments(req: LaunchRequest) -> tuple[list[str], dict]:
+    """``--ros-args ...`` for every node, and the settings they override (validated)."""
+    overrides = dict(parse_override(p) for p in req.params)
+    if req.backend:
+        overrides["engine.backend"] = req.backend
+    if req.model:
+        overrides["pipeline.model"] = req.model
+    args = ["--ros-args", "--params-file", str(req.config)]
+    for name, value in overrides.items():
+        if not name.startswith("graph."):  # launcher settings, not node parameters
+            args += ["-p", f"{name}:={_ros_value(value)}"]
+    if req.use_sim_time:
+        args += ["-p", "use_sim_time:=true"]
+    if req.namespace:
+        ns = req.namespace if req.namespace.startswith("/") else "/" + req.namespace
+        args += ["-r", f"__ns:={ns}"]
+    for rule in req.remaps:
+        source, sep, target = rule.partition(":=")
+        if not sep or not source or not target:
+            raise ConfigError(f"remap {rule!r}: expected FROM:=TO, e.g. ir/image_raw:=/thermal/image_raw")
+        args += ["-r", rule]
+    return args, overrides
+
+
+def _ros_value(value) -> str:
+    """A value as rcl parses ``-p name:=value`` (YAML); lists in flow style."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_ros_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return "''" if value == "" else value
+    return repr(value)
+
+
+def plan(req: LaunchRequest) -> Plan:
+    """Validate the configuration and decide the processes to start."""
+    ros_args, overrides = ros_arguments(req)
+    if req.mode:
+        overrides["graph.mode"] = req.mode
+    config = load_config(req.config, overrides)  # fail here, with the key named, not in a child
+    python = [sys.executable, "-m"]
+    if config.graph.mode == "single_process":
+        extra = [] if config.graph.overlay else ["--no-overlay"]
+        commands = [("graph", python + [GRAPH_MODULE, *extra, *ros_args])]
+    else:
+        commands = [("fusion", python + [FUSION_MODULE, *ros_args])]
+        if config.graph.overlay:
+            commands.append(("overlay", python + [OVERLAY_MODULE, *ros_args]))
+    env = dict(os.environ)
+    if config.graph.fastdds_transport:
+        env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", config.graph.fastdds_transport)
+    return Plan(config, commands, env)
+
+
+def supervise(p: Plan, log=print) -> int:
+    """Run the planned processes until SIGINT/SIGTERM or until one exits; stop the rest.
+
+    Returns 0 after a requested stop in which every node exited cleanly, otherwise the
+    first non-zero exit code.
+    """
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    procs: list[tuple[str, subprocess.Popen]] = []
+    try:
+        for label, argv in p.commands:
+            log(f"ivif launch: starting {label}: {' '.join(argv)}")
+            # Own process group: a terminal Ctrl-C reaches only us, and we stop the nodes in order.
+            procs.append((label, subprocess.Popen(argv, env=p.env, start_new_session=True)))
+        failed = None
+        while not stop.wait(0.2):
+            failed = next(((label, proc) for label, proc in procs if proc.poll() is not None), None)
+            if failed is not None:
+                log(f"ivif launch: {failed[0]} exited with code {failed[1].returncode}; stopping the graph")
+                break
+        return _stop_all(procs, failed, log)
+    finally:
+        for label, proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_all(procs, failed, log) -> int:
+    for _, proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    code = failed[1].returncode if failed is not None else 0
+    for label, proc in procs:
+        try:
+            rc = proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log(f"ivif launch: {label} did not stop within {STOP_TIMEOUT_S:.0f} s; killing it")
+            proc.kill()
+            rc = proc.wait()
+        if rc not in (0, -signal.SIGINT) and code == 0:
+            code = rc
+    return code

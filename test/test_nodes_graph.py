@@ -1,0 +1,179 @@
+"""The fusion and overlay nodes in this process, over real DDS (Fast DDS intra-process path).
+
+A CameraRig publishes 320x240 IR and visible images at 30 Hz with stamp jitter; a probe
+subscribes to every output. The graph runs a randomly initialised student on the torch
+backend (see fusion_graph_harness), so only the graph's behaviour is checked.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from fusion_graph_harness import (  # noqa: F401  (fixtures)
+    HEIGHT, VIS_FRAME, WIDTH, CameraRig, Probe, assert_every_message_accounted, engine_cache, fusion_diagnostics,
+    graph_params, output_topics, student_weights,
+)
+
+pytestmark = pytest.mark.usefixtures("engine_cache")
+
+
+@pytest.fixture
+def graph(rclpy_context, student_weights):
+    """Start fusion + overlay + probe nodes in one executor; yields a function to build them with overrides."""
+    import rclpy
+
+    from ivif_ros.nodes.fusion_node import FusionNode
+    from ivif_ros.nodes.overlay_node import OverlayNode
+
+    started = {}
+
+    def start(**overrides):
+        params = {**graph_params(student_weights), "diagnostics.period_s": 0.2, **overrides}
+        fusion = FusionNode(context=rclpy_context,
+                            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        overlay = OverlayNode(context=rclpy_context)
+        probe_node = rclpy.create_node("probe", context=rclpy_context)
+        probe = Probe(probe_node, output_topics())
+        rig = CameraRig(probe_node)
+        executor = MultiThreadedExecutor(num_threads=3, context=rclpy_context)
+        for node in (fusion, overlay, probe_node):
+            executor.add_node(node)
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        thread.start()
+        started.update(executor=executor, thread=thread, nodes=(fusion, overlay, probe_node))
+        time.sleep(0.5)  # discovery
+        return fusion, probe, rig, probe_node
+
+    yield start
+    if started:
+        started["executor"].shutdown()
+        started["thread"].join(5)
+        for node in started["nodes"]:
+            node.destroy_node()
+
+
+def settle(probe: Probe, topic: str = "fusion/status", quiet_s: float = 1.0, timeout_s: float = 15.0) -> None:
+    """Wait until ``topic`` stopped growing for ``quiet_s`` (the pipeline finished its last frame)."""
+    deadline, last, since = time.monotonic() + timeout_s, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        n = probe.count(topic)
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since > quiet_s:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{topic} kept changing for {timeout_s} s")
+
+
+ENCODINGS = (("mono16", "rgb8"), ("32FC1", "bgr8"), ("mono8", "rgba8"), ("bgr8", "bgra8"), ("rgba8", "mono8"))
+
+
+def test_every_output_published_and_every_pair_accounted(graph):
+    fusion, probe, rig, _ = graph()
+    rig.run(2.5, encodings=ENCODINGS)
+    settle(probe)
+    time.sleep(0.5)  # one more /diagnostics after the last frame
+    for topic in output_topics():
+        assert probe.count(topic) > 0, f"nothing received on {topic}"
+
+    statuses = probe.get("fusion/status")
+    fused = probe.get("fused/image")
+    assert len(statuses) == len(fused) >= 10  # 30 Hz in, >= 4 Hz out even on a busy 2-core machine
+    assert [s.frame_index for s in statuses] == list(range(len(statuses)))
+    vis_stamps = set(rig.sent["vis"])
+    for image, status in zip(fused, statuses):
+        assert (image.encoding, image.width, image.height) == ("rgb8", WIDTH, HEIGHT)
+        assert image.header.frame_id == VIS_FRAME
+        assert image.header.stamp.sec * 10**9 + image.header.stamp.nanosec in vis_stamps
+        assert status.mode == "fused" and status.ir_present and status.visible_present
+        assert status.pair_skew_ms <= 20.0 and status.backend == "torch"
+        assert status.total_ms > status.infer_ms > 0 and not math.isnan(status.visible_age_ms)
+    mask = probe.get("semantic/mask")[-1]
+    assert (mask.encoding, mask.width, mask.height) == ("mono8", WIDTH, HEIGHT)
+    assert probe.get("semantic/color")[-1].encoding == "rgb8"
+
+    d = fusion_diagnostics(probe)
+    assert d["mode"] == "waiting" and d["_level"] == b"\x02"  # the cameras stopped: ERROR, no input
+    assert d["pairing"] == "builtin"
+    assert "rejected ir: invalid image" not in d and "rejected visible: invalid image" not in d, d
+    assert int(d["frames fused"]) == len(statuses)
+    assert_every_message_accounted(d, rig.sent)
+
+
+def test_camera_dropout_falls_back_and_recovers(graph):
+    fusion, probe, rig, _ = graph(**{"dropout.timeout_s": 0.3})
+    rig.run(1.0)
+    rig.run(1.5, cameras=("ir",))
+    lost = fusion_diagnostics(probe)
+    rig.run(1.5)
+    recovered = fusion_diagnostics(probe)
+    settle(probe)
+    time.sleep(0.5)
+    modes = [s.mode for s in probe.get("fusion/status")]
+    first_ir_only = modes.index("ir_only")
+    assert "fused" in modes[:first_ir_only], modes
+    assert "fused" in modes[first_ir_only:], f"fusion did not resume: {modes}"
+    ir_only = [s for s in probe.get("fusion/status") if s.mode == "ir_only"]
+    assert all(s.ir_present and not s.visible_present and math.isnan(s.pair_skew_ms) for s in ir_only)
+    # IR-only frames are still published in the visible frame's geometry and frame_id
+    stamps = {s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in ir_only}
+    assert stamps <= set(rig.sent["ir"])
+    assert all(s.header.frame_id == VIS_FRAME for s in ir_only)
+    assert lost["mode"] == "ir_only" and lost["_level"] == b"\x01" and "camera lost" in lost["_message"]
+    assert recovered["mode"] == "fused" and recovered["_level"] == b"\x00", recovered
+    assert_every_message_accounted(fusion_diagnostics(probe), rig.sent)
+
+
+def _set(probe_node, name, value, type_):
+    client = probe_node.create_client(SetParameters, "/ivif_fusion/set_parameters")
+    assert client.wait_for_service(timeout_sec=5.0)
+    field = {ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_STRING: "string_value"}[type_]
+    request = SetParameters.Request(parameters=[
+        ParameterMsg(name=name, value=ParameterValue(type=type_, **{field: value}))])
+    future = client.call_async(request)
+    deadline = time.monotonic() + 5.0
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return future.result().results[0]
+
+
+def test_parameters_validated_at_set_time(graph):
+    fusion, probe, rig, probe_node = graph()
+    bad = _set(probe_node, "sync.slop_s", -0.5, ParameterType.PARAMETER_DOUBLE)
+    assert not bad.successful and "sync.slop_s" in bad.reason
+    crossed = _set(probe_node, "ir_normalize.low_percentile", 99.5, ParameterType.PARAMETER_DOUBLE)
+    assert not crossed.successful and "high_percentile" in crossed.reason  # a rule across two fields
+    fixed = _set(probe_node, "engine.backend", "openvino", ParameterType.PARAMETER_STRING)
+    assert not fixed.successful and "read-only" in fixed.reason.lower()
+    good = _set(probe_node, "sync.slop_s", 0.045, ParameterType.PARAMETER_DOUBLE)
+    assert good.successful
+    assert fusion.policy.slop_ns == 45_000_000 and fusion.params.config.sync.slop_s == 0.045
+
+
+def test_unusable_images_are_rejected_counted_and_named(graph):
+    from sensor_msgs.msg import Image
+
+    fusion, probe, rig, probe_node = graph()
+    rig.run(0.5)
+    bad = Image(height=HEIGHT, width=WIDTH, encoding="mono16", step=WIDTH * 2, data=bytes(WIDTH * HEIGHT * 2))
+    bad.header.frame_id = VIS_FRAME
+    truncated = Image(height=HEIGHT, width=WIDTH, encoding="mono8", step=WIDTH, data=bytes(100))
+    for _ in range(3):
+        rig.pub["vis"].publish(bad)  # a 16-bit visible image: not a colour camera the model knows
+        rig.pub["ir"].publish(truncated)
+        time.sleep(0.05)
+    settle(probe)
+    time.sleep(0.5)
+    d = fusion_diagnostics(probe)
+    assert d["rejected visible: invalid image"] == "3" and d["rejected ir: invalid image"] == "3"
+    rig.sent["vis"] += [0] * 3
+    rig.sent["ir"] += [0] * 3
+    assert_every_message_accounted(d, rig.sent)
