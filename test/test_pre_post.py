@@ -48,6 +48,8 @@ def test_preprocess_rejects_mismatched_or_multichannel_ir():
         preprocess(np.zeros((10, 10), np.uint8), np.zeros((10, 12, 3), np.uint8))
     with pytest.raises(InputError, match="single-channel"):
         preprocess(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(InputError, match="HxWx3 RGB or HxW grey"):
+        preprocess(np.zeros((10, 10), np.uint8), np.zeros((10, 10, 4), np.uint8))
 
 
 def test_colour_round_trip_restores_the_visible_image():

@@ -75,6 +75,8 @@ def preprocess(ir: np.ndarray, vis: np.ndarray, multiple: int = PAD_MULTIPLE) ->
     ir_plane = _as_plane(np.asarray(ir), "infrared image")
     vis = np.asarray(vis)
     colour = vis.ndim == 3 and vis.shape[2] == 3
+    if not colour and not (vis.ndim == 2 or (vis.ndim == 3 and vis.shape[2] == 1)):
+        raise InputError(f"visible image: expected HxWx3 RGB or HxW grey, got shape {vis.shape}; drop the alpha channel")
     vis_plane = None if colour else _as_plane(vis, "visible image")
     if vis.shape[:2] != ir_plane.shape:
         raise InputError(
