@@ -58,7 +58,10 @@ def as_grey(image: np.ndarray) -> np.ndarray:
     """float64 grey 0..255 from a uint8 (or already 0..255 float) grey or RGB image."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 3:
-        image = rgb_to_y_u8(image.astype(np.uint8) if image.dtype != np.uint8 else image)
+        if image.dtype != np.uint8:
+            raise InputError(f"colour images must be uint8 RGB to be reduced to luma, got {image.dtype}; "
+                             "pass the grey (Y) image instead")
+        image = rgb_to_y_u8(image)
     if image.ndim != 2:
         raise InputError(f"expected a grey HxW or colour HxWx3 image, got shape {image.shape}")
     return image.astype(np.float64)
