@@ -1,0 +1,149 @@
+"""launch/fusion.launch.py and `ivif launch` (the same graph without launch_ros)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fusion_graph_harness import CameraRig, Probe, engine_cache, output_topics, student_weights  # noqa: F401
+from ivif_ros.cli import main as ivif_main
+from ivif_ros.errors import ConfigError
+from ivif_ros.nodes.launcher import LaunchRequest, plan
+from ros_harness import REPO_ROOT
+
+LAUNCH_FILE = REPO_ROOT / "launch" / "fusion.launch.py"
+CONFIG = REPO_ROOT / "config" / "fusion.yaml"
+
+
+def load_launch_module():
+    spec = importlib.util.spec_from_file_location("fusion_launch", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_launch_file_imports_without_launch_ros_and_declares_the_arguments():
+    module = load_launch_module()
+    assert callable(module.generate_launch_description)
+    assert {"namespace", "ir_topic", "visible_topic", "use_sim_time", "backend", "model", "config"} <= set(module.ARGUMENTS)
+
+
+def test_launch_file_builds_its_description():
+    pytest.importorskip("launch_ros", reason="launch_ros is not installed (not available from pip); "
+                                             "the description can only be built in a full ROS install")
+    from launch import LaunchDescription
+
+    description = load_launch_module().generate_launch_description()
+    assert isinstance(description, LaunchDescription)
+    names = {a.name for a in description.entities if hasattr(a, "default_value")}
+    assert {"namespace", "ir_topic", "config"} <= names
+
+
+def test_plan_passes_config_overrides_namespace_and_remaps():
+    req = LaunchRequest(config=CONFIG, namespace="car1", remaps=["ir/image_raw:=/thermal/raw"],
+                        params=["sync.slop_s=0.03", "registration.crop_xywh=[1, 2, 3, 4]"],
+                        use_sim_time=True, backend="torch")
+    p = plan(req)
+    assert [label for label, _ in p.commands] == ["fusion", "overlay"]
+    argv = p.commands[0][1]
+    assert argv[:3] == [sys.executable, "-m", "ivif_ros.nodes.fusion_node"]
+    ros = " ".join(argv[argv.index("--ros-args"):])
+    for expected in (f"--params-file {CONFIG}", "-p sync.slop_s:=0.03", "-p registration.crop_xywh:=[1, 2, 3, 4]",
+                     "-p engine.backend:=torch", "-p use_sim_time:=true", "-r __ns:=/car1",
+                     "-r ir/image_raw:=/thermal/raw"):
+        assert expected in ros
+    assert p.config.sync.slop_s == 0.03
+    assert p.env["FASTDDS_BUILTIN_TRANSPORTS"] == os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+
+
+def test_plan_single_process_mode():
+    p = plan(LaunchRequest(config=CONFIG, params=["graph.mode=single_process", "graph.overlay=false"]))
+    assert [label for label, _ in p.commands] == ["graph"]
+    argv = p.commands[0][1]
+    assert argv[2:4] == ["ivif_ros.nodes.graph", "--no-overlay"]
+    assert "graph.mode" not in " ".join(argv)  # launcher settings are not node parameters
+
+
+@pytest.mark.parametrize("request_kwargs, message", [
+    ({"params": ["sync.slop_s=-1"]}, "sync.slop_s"),
+    ({"remaps": ["ir/image_raw=/x"]}, "FROM:=TO"),
+    ({"backend": "cuda"}, "engine.backend"),
+])
+def test_plan_rejects_bad_settings_before_starting_anything(request_kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        plan(LaunchRequest(config=CONFIG, **request_kwargs))
+
+
+def test_cli_reports_bad_settings_without_traceback(capsys):
+    assert ivif_main(["launch", "--param", "sync.queue_size=0", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "sync.queue_size" in err and "Traceback" not in err
+
+
+def _graph_processes(marker: str) -> list[int]:
+    """PIDs of processes whose command line contains ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and "ivif_ros.nodes" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.usefixtures("engine_cache")
+@pytest.mark.parametrize("mode", ["multi_process", "single_process"])
+def test_ivif_launch_runs_the_graph_and_stops_on_sigint(mode, ros_env, rclpy_context, student_weights, tmp_path):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    ns = f"/launch_{mode}"
+    cmd = [sys.executable, "-m", "ivif_ros.cli", "launch", "--config", str(CONFIG), "--ns", ns,
+           "--mode", mode, "--model", str(student_weights), "--backend", "torch",
+           "--param", "engine.width=320", "--param", "engine.height=240", "--param", "engine.threads=1",
+           "--remap", "visible/image_raw:=/rig/visible"]
+    log = tmp_path / "launch.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=ros_env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+    node = rclpy.create_node("probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        probe = Probe(node, output_topics(f"{ns}/"))
+        rig = CameraRig(node, ir_topic=f"{ns}/ir/image_raw", vis_topic="/rig/visible")
+        deadline = time.monotonic() + 30
+        while not (rig.pub["ir"].get_subscription_count() and rig.pub["vis"].get_subscription_count()
+                   and node.count_publishers(f"{ns}/semantic/color")):
+            assert proc.poll() is None, f"ivif launch exited early:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"graph did not come up:\n{log.read_text()}"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        rig.run(1.5)
+        deadline = time.monotonic() + 10
+        while probe.count(f"{ns}/semantic/color") == 0:
+            assert time.monotonic() < deadline, f"no overlay output:\n{log.read_text()}"
+            time.sleep(0.1)
+        assert probe.count(f"{ns}/fused/image") > 0 and probe.count(f"{ns}/fusion/status") > 0
+        assert _graph_processes(ns), "graph processes not found"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=25) == 0, log.read_text()
+        assert _graph_processes(ns) == [], "nodes left running after ivif launch exited"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        executor.shutdown()
+        spinner.join(5)
+        node.destroy_node()
