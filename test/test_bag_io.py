@@ -121,6 +121,21 @@ def test_bags_of_other_distros_decode_with_their_own_definitions(tmp_path, distr
     assert cls.tolist() == [2] and xyxy.tolist() == [[1, 2, 3, 4]] and got["/det"].detections[0].class_name == "car"
 
 
+def test_every_ivif_ros_message_in_msg_folder_is_writable(tmp_path):
+    """The typestore picks up msg/*.msg generically (incl. constants), e.g. FusionStatus."""
+    with BagWriter(tmp_path / "b") as bag:
+        FusionStatus = bag.typestore.types["ivif_ros/msg/FusionStatus"]
+        assert FusionStatus.MODE_FUSED == "fused"
+        fields = {name: 0.5 for name in FusionStatus.__dataclass_fields__ if name.endswith("_ms")}
+        msg = FusionStatus(header=im.header(bag.typestore, T0, "vis"), frame_index=7, mode=FusionStatus.MODE_FUSED,
+                           ir_present=True, visible_present=True, backend="onnxruntime", **fields)
+        bag.add_topic("/fusion/status", "ivif_ros/msg/FusionStatus")
+        bag.write("/fusion/status", T0, msg)
+    with BagReader(tmp_path / "b") as bag:
+        got = next(bag.messages()).msg
+    assert (got.frame_index, got.mode, got.backend, got.infer_ms) == (7, "fused", "onnxruntime", 0.5)
+
+
 def test_unknown_distro_and_type_are_explained(tmp_path):
     with pytest.raises(ConfigError, match="unknown ROS distro 'rolling'"):
         BagWriter(tmp_path / "x", distro="rolling")

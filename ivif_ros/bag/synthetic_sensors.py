@@ -101,8 +101,10 @@ def visible_sensor(radiance: np.ndarray, emission: np.ndarray, margin: int, rng:
     small = cv2.resize(emission, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
     halo = 0.05 * cv2.GaussianBlur(small, (0, 0), w / 160) + 0.012 * cv2.GaussianBlur(small, (0, 0), w / 40)
     halo = cv2.resize(halo, (radiance.shape[1], radiance.shape[0]), interpolation=cv2.INTER_LINEAR)
-    signal = cv2.GaussianBlur(radiance, (0, 0), 0.7) + halo  # optics blur
-    signal = signal[margin:margin + h, margin:margin + w] * exposure
+    b = min(margin, 3)  # the optics blur needs only a few pixels beyond the visible frame
+    crop = (slice(margin - b, margin + h + b), slice(margin - b, margin + w + b))
+    signal = cv2.GaussianBlur(radiance[crop], (0, 0), 0.7)[b:b + h, b:b + w] + halo[crop][b:b + h, b:b + w]
+    signal *= exposure
     electrons = np.clip(signal, 0, 1.0) * full_well_e
     noise = rng.standard_normal(electrons.shape, dtype=np.float32)
     electrons = electrons + noise * np.sqrt(electrons + read_noise_e ** 2)

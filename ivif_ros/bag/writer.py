@@ -41,6 +41,7 @@ class BagWriter:
         self.storage = storage
         self.typestore = make_typestore(distro)
         self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
+        self._is_open = False
         self._connections: dict[str, object] = {}
         self._msgtypes: dict[str, str] = {}
 
@@ -57,9 +58,13 @@ class BagWriter:
             self._writer.open()
         except (WriterError, OSError) as exc:
             raise InputError(f"cannot create bag {self.path}: {exc}") from None
+        self._is_open = True
 
     def close(self) -> None:
-        self._writer.close()
+        """Write the index and metadata.yaml; a no-op if the bag was never opened or is closed."""
+        if self._is_open:
+            self._is_open = False
+            self._writer.close()
 
     def set_custom_data(self, key: str, value: str) -> None:
         """Store a string in metadata.yaml's ``custom_data`` (e.g. the source dataset)."""
