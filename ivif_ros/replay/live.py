@@ -94,8 +94,8 @@ class GraphProcess:
         lines = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(lines[-n:])
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGINT (rclpy shuts down cleanly), then SIGKILL if it hangs."""
+    def stop(self, timeout: float = 25.0) -> None:
+        """SIGINT (``ivif launch`` stops its nodes, allowing them 15 s), then SIGKILL if it hangs."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -357,10 +357,8 @@ def write_graph_params(cfg, path: Path) -> Path:
 
 
 def graph_command(params_file: Path) -> list[str]:
-    """The nodes engineer's graph runner, in simulated time, without the overlay node (it only
-    draws visualisations; on 2 cores its CPU time would be taken from the fusion node)."""
-    return [sys.executable, "-m", "ivif_ros.nodes.graph", "--no-overlay", "--ros-args",
-            "--params-file", str(params_file), "-p", "use_sim_time:=true"]
+    """``ivif launch`` (the nodes engineer's launcher) in simulated time, from the replay's params file."""
+    return [sys.executable, "-m", "ivif_ros.cli", "launch", "--config", str(params_file), "--use-sim-time"]
 
 
 def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
@@ -383,7 +381,9 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     input_types = {t: ty for t, ty in {(i.topic, i.msgtype) for i in items}}
     print(f"ivif replay: starting the node graph (ROS_DOMAIN_ID={domain_id}, "
           f"FASTDDS_BUILTIN_TRANSPORTS={env['FASTDDS_BUILTIN_TRANSPORTS']}); log: {log_dir / 'graph.log'}")
-    params = write_graph_params(cfg, Path(opts.out) / "graph_params.yaml")
+    # No overlay node: it only draws visualisations, and on 2 cores its CPU time would be
+    # taken from the fusion node under test.
+    params = write_graph_params(cfg.with_overrides({"graph.overlay": False}), Path(opts.out) / "graph_params.yaml")
     graph = GraphProcess(graph_command(params), env, log_dir / "graph.log")
     session = None
     try:

@@ -1,0 +1,143 @@
+"""Offline ``ivif replay`` on real bags made by the sample generator (mcap, sqlite3,
+CompressedImage, truncated), read back with rosbags."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from replay_support import FRAMES, check_accounting, make_config, make_sample
+
+from ivif_ros.cli import main
+from ivif_ros.errors import InputError
+from ivif_ros.replay.run import ReplayOptions, run_replay
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("replay")
+    return root, make_sample(root / "sample"), make_config(root / "model")
+
+
+@pytest.fixture(scope="module")
+def offline(workdir):
+    root, bag, config = workdir
+    return run_replay(ReplayOptions(bag=bag, out=root / "offline", config=config))
+
+
+def test_offline_replay_writes_bag_report_and_consistent_summary(offline):
+    s = json.loads(offline.summary_path.read_text())
+    c = s["counts"]
+    check_accounting(c)
+    assert c["inputs_by_topic"]["/ir/image_raw"]["received"] == FRAMES
+    assert c["inputs_by_topic"]["/visible/image_raw"]["received"] == FRAMES
+    # ApproximateTime emits a pair only once the next message proves it optimal: the last
+    # IR/visible messages are still waiting when the bag ends.
+    assert c["pairs"] == FRAMES - 1 and c["fused"] == c["pairs"]
+    assert c["message_drops_by_reason"] == {"pending_at_end": 2}
+    assert s["topics"]["ir"] == "/ir/image_raw" and s["topics"]["vis"] == "/visible/image_raw"  # auto-detected
+    assert s["metrics"]["frames_scored"] == c["fused"]
+    assert all(np.isfinite(v) for v in s["metrics"]["mean"].values())
+    assert s["detection"]["frames"] == c["fused"] and s["detection"]["ground_truth_boxes"] > 0
+    for stage in ("infer", "total"):
+        assert 0 < s["latency_ms"][stage]["p50"] <= s["latency_ms"][stage]["p99"] <= s["latency_ms"][stage]["max"]
+    assert not s["partial"] and s["throughput_fps"] > 0
+
+    out = offline.report.parent
+    text = offline.report.read_text()
+    assert "| /ir/image_raw | 30 | 29 | 29 | 1 |" in text and "| EN | SD |" in text and "mAP@0.5" in text
+    pngs = ["metric_trends.png", "latency.png"] + [p.relative_to(out).as_posix() for p in (out / "samples").glob("*.png")]
+    assert len(pngs) == 2 + 4
+    for png in pngs:
+        assert f"]({png})" in text and (out / png).stat().st_size > 5000
+    assert len((out / "frames.csv").read_text().splitlines()) == c["fused"] + 1
+
+
+def test_output_bag_reads_back_with_rosbags(offline):
+    from rosbags.highlevel import AnyReader
+
+    from ivif_ros.bag.typestore import make_typestore
+
+    with AnyReader([offline.output_bag], default_typestore=make_typestore()) as reader:
+        counts = {t: i.msgcount for t, i in reader.topics.items()}
+        fused = next(c for c in reader.connections if c.topic == "/fused/image")
+        _, _, raw = next(reader.messages([fused]))
+        img = reader.deserialize(raw, fused.msgtype)
+    n = offline.summary["counts"]["fused"]
+    assert counts == {"/fused/image": n, "/semantic/mask": n, "/detections": n, "/fusion/status": n}
+    assert (img.encoding, img.width, img.height) == ("rgb8", 320, 240)
+
+
+def test_sqlite3_bag_and_subsampled_metrics(workdir, tmp_path):
+    """The sample's first 8 frames copied message by message into a sqlite3 bag."""
+    from ivif_ros.bag.reader import BagReader
+    from ivif_ros.bag.writer import BagWriter
+
+    _, src, config = workdir
+    with BagReader(src) as reader, BagWriter(tmp_path / "bag", storage="sqlite3") as out:
+        for info in reader.topics.values():
+            out.add_topic(info.topic, info.msgtype)
+        written: dict[str, int] = {}
+        for topic, t_ns, raw, _ in reader.raw_messages(list(reader.topics)):
+            if written.setdefault(topic, 0) < 8:
+                out.write(topic, t_ns, raw)
+                written[topic] += 1
+    assert list((tmp_path / "bag").glob("*.db3"))
+    result = run_replay(ReplayOptions(bag=tmp_path / "bag", out=tmp_path / "out", config=config, metrics_every=3))
+    c = result.summary["counts"]
+    check_accounting(c)
+    assert c["inputs"] == 16 and c["fused"] == 7
+    assert result.summary["metrics"]["frames_scored"] == 3  # frames 0, 3, 6
+
+
+def test_compressed_images_are_decoded_and_topics_auto_detected(workdir, tmp_path):
+    """A bag with jpeg-free (png) CompressedImage topics under other names: found by encoding."""
+    from ivif_ros.bag import image_msgs as im
+    from ivif_ros.bag.reader import BagReader
+    from ivif_ros.bag.writer import BagWriter
+
+    _, src, config = workdir
+    names = {"/ir/image_raw": "/thermal/compressed", "/visible/image_raw": "/front/compressed"}
+    with BagReader(src) as reader, BagWriter(tmp_path / "bag") as out:
+        for topic in names.values():
+            out.add_topic(topic, im.COMPRESSED_IMAGE)
+        for m in reader.messages(list(names), strict=False):
+            arr, enc = im.decode_image(m.msg, im.IMAGE, m.topic)
+            out.write(names[m.topic], m.t_ns, im.make_compressed_image(
+                out.typestore, arr, "png", im.stamp_ns(m.msg.header), m.msg.header.frame_id))
+    result = run_replay(ReplayOptions(bag=tmp_path / "bag", out=tmp_path / "out", config=config,
+                                      metrics_every=100, samples=0))
+    assert result.summary["topics"]["ir"] == "/thermal/compressed"
+    assert result.summary["topics"]["vis"] == "/front/compressed"
+    assert result.summary["counts"]["fused"] == FRAMES - 1
+    assert result.summary["detection"] is None  # no ground-truth topic in this bag
+
+
+def test_wrong_topic_error_lists_the_bag_contents(workdir, tmp_path):
+    _, bag, config = workdir
+    with pytest.raises(InputError) as err:
+        run_replay(ReplayOptions(bag=bag, out=tmp_path / "out", config=config, ir_topic="/nope/image"))
+    msg = str(err.value)
+    assert "/nope/image" in msg and "/visible/image_raw" in msg and "sensor_msgs/msg/CameraInfo" in msg
+    with pytest.raises(InputError, match="has type sensor_msgs/msg/CameraInfo"):
+        run_replay(ReplayOptions(bag=bag, out=tmp_path / "out", config=config, vis_topic="/visible/camera_info"))
+
+
+def test_truncated_bag_gives_a_partial_report_not_a_traceback(workdir, tmp_path, capsys):
+    _, bag, config = workdir
+    cut = tmp_path / "cut"
+    shutil.copytree(bag, cut)
+    mcap = next(cut.glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: int(mcap.stat().st_size * 0.6)])  # a recording killed mid-write
+
+    code = main(["replay", str(cut), "--out", str(tmp_path / "out"), "--config", str(config), "--samples", "1"])
+    assert code == 1  # partial
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert s["partial"] and s["errors"]
+    check_accounting(s["counts"])
+    assert 0 < s["counts"]["fused"] < FRAMES - 1
+    assert "Partial report" in (tmp_path / "out" / "report.md").read_text()
+    assert "PARTIAL" in capsys.readouterr().out
