@@ -164,6 +164,29 @@ def test_sqlite3_storage_with_drops_and_bgr8(tmp_path):
     assert (vis.encoding, ir.encoding) == ("bgr8", "mono8")
 
 
+def test_an_interrupted_sample_leaves_no_finished_bag(tmp_path, monkeypatch):
+    import ivif_ros.bag.sample as sample_module
+
+    real = sample_module.visible_sensor
+    calls = []
+
+    def interrupt_at_third_frame(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sample_module, "visible_sensor", interrupt_at_third_frame)
+    opts = SampleOptions(frames=5, width=96, height=64, ir_width=80, ir_height=64)
+    with pytest.raises(KeyboardInterrupt):
+        generate_sample(tmp_path / "s", opts, progress=False)
+    assert not (tmp_path / "s" / "bag" / "metadata.yaml").exists()
+    assert len(list((tmp_path / "s" / "pairs" / "vi").glob("*.png"))) == 2
+    monkeypatch.undo()
+    result = generate_sample(tmp_path / "s", opts, overwrite=True, progress=False)  # a rerun replaces it
+    assert result.messages[TOPICS["vis"]] == 5
+
+
 def test_cli_writes_and_refuses_to_clobber(tmp_path, capsys):
     args = ["sample", "--out", str(tmp_path / "s"), "--frames", "2", "--width", "96", "--height", "64",
             "--ir-width", "80", "--ir-height", "64"]

@@ -187,9 +187,15 @@ def generate_sample(out: str | Path, opts: SampleOptions = SampleOptions(), *, o
                 pending.pop(0).result()  # re-raises a failed write here
         for job in pending:
             job.result()
-    finally:
         if bag is not None:
             io.submit(bag.close).result()
+    except BaseException:
+        # all or nothing: an interrupted sample keeps no metadata.yaml, so it is not mistaken
+        # for a complete one (and `--overwrite` can replace it)
+        if bag is not None:
+            io.submit(bag.abort).result()
+        raise
+    finally:
         io.shutdown(wait=True)
     return SampleResult(out, opts.frames, time.perf_counter() - started, out / "bag" if bag else None,
                         pairs, calibration, written)
@@ -220,8 +226,9 @@ def _write_pair(pairs: Path, name: str, vis: np.ndarray, ir8: np.ndarray, xyxy, 
     # size on these noisy frames (sensor noise does not deflate well anyway)
     png = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
            cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-    cv2.imwrite(str(pairs / "vi" / f"{name}.png"), vis[:, :, ::-1], png)
-    cv2.imwrite(str(pairs / "ir" / f"{name}.png"), ir8, png)
+    for path, img in ((pairs / "vi" / f"{name}.png", vis[:, :, ::-1]), (pairs / "ir" / f"{name}.png", ir8)):
+        if not cv2.imwrite(str(path), img, png):
+            raise InputError(f"cannot write {path}: check that the disk has space and the folder is writable")
     labels = yolo_lines(xyxy, cls, vis.shape[1], vis.shape[0])
     for sub in ("ir", "vi"):  # ground truth, not per-modality annotation: both files are the same
         (pairs / "labels_det" / sub / f"{name}.txt").write_text(labels)

@@ -70,6 +70,13 @@ class BagWriter:
         """Store a string in metadata.yaml's ``custom_data`` (e.g. the source dataset)."""
         self._writer.set_custom_data(key, value)
 
+    def abort(self) -> None:
+        """Stop without writing metadata.yaml: the bag is left unreadable as a finished bag, for
+        outputs that must be all-or-nothing (a half-written sample)."""
+        if self._is_open:
+            self._is_open = False
+            self._writer.abort()
+
     def add_topic(self, topic: str, msgtype: str) -> None:
         """Register ``topic`` with ``msgtype``; its definition is embedded in the bag."""
         if topic in self._msgtypes:
