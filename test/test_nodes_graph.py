@@ -10,6 +10,7 @@ import math
 import threading
 import time
 
+import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -177,3 +178,32 @@ def test_unusable_images_are_rejected_counted_and_named(graph):
     rig.sent["vis"] += [0] * 3
     rig.sent["ir"] += [0] * 3
     assert_every_message_accounted(d, rig.sent)
+
+
+def test_camera_info_intrinsics_register_a_smaller_ir_camera(graph):
+    """registration.mode camera_info: a 160x120 IR camera is warped with K_vis @ inv(K_ir)."""
+    from sensor_msgs.msg import CameraInfo
+
+    from ivif_ros.nodes import messages
+
+    fusion, probe, rig, probe_node = graph(**{"registration.mode": "camera_info"})
+    infos = {name: probe_node.create_publisher(CameraInfo, f"{name}/camera_info", 10) for name in ("ir", "visible")}
+    for name, (w, h, f) in {"ir": (160, 120, 100.0), "visible": (WIDTH, HEIGHT, 200.0)}.items():
+        info = CameraInfo(width=w, height=h, k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0])
+        info.header.frame_id = f"{name}_optical"
+        infos[name].publish(info)
+    time.sleep(0.3)
+    small_ir = messages.image_msg(np.zeros((120, 160), np.uint16) + 30000, "mono16", messages.Header())
+    rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    for k in range(10):
+        stamp = messages.time_msg(probe_node.get_clock().now().nanoseconds)
+        small_ir.header.stamp = stamp
+        vis = messages.image_msg(rgb, "rgb8", messages.Header(stamp=stamp, frame_id=VIS_FRAME))
+        rig.pub["ir"].publish(small_ir)
+        rig.pub["vis"].publish(vis)
+        time.sleep(0.05)
+    settle(probe)
+    fused = probe.get("fused/image")
+    assert fused and all((m.width, m.height) == (WIDTH, HEIGHT) for m in fused)
+    d = fusion_diagnostics(probe)
+    assert "failed fused: invalid input" not in d, d

@@ -89,3 +89,12 @@ def test_namespace_remap_params_file_and_override(ros_env, probe_node, student_w
     assert all(m.encoding == "rgb8" and m.header.frame_id == "visible_optical" for m in fused)
     assert int(d["frames fused"]) == probe.count("/car1/fusion/status")
     assert_every_message_accounted(d, rig.sent)
+
+
+def test_invalid_parameter_stops_the_node_at_start_with_the_reason(ros_env):
+    with ros_process(["-m", "ivif_ros.nodes.fusion_node", "--ros-args", "-p", "sync.slop_s:=-0.5",
+                      "-r", "__ns:=/bad_params"], ros_env) as proc:
+        proc.wait(timeout=30)
+    out = process_output(proc)
+    assert proc.returncode == 2, out
+    assert "sync.slop_s" in out and "-0.5" in out and "10.0" in out and "Traceback" not in out

@@ -111,7 +111,11 @@ def plan(req: LaunchRequest) -> Plan:
     return Plan(config, commands, env)
 
 
-def supervise(p: Plan, log=print) -> int:
+def _log(text: str) -> None:
+    print(text, flush=True)  # interleaves in order with the nodes' output
+
+
+def supervise(p: Plan, log=_log) -> int:
     """Run the planned processes until SIGINT/SIGTERM or until one exits; stop the rest.
 
     Returns 0 after a requested stop in which every node exited cleanly, otherwise the
@@ -131,6 +135,8 @@ def supervise(p: Plan, log=print) -> int:
             if failed is not None:
                 log(f"ivif launch: {failed[0]} exited with code {failed[1].returncode}; stopping the graph")
                 break
+        else:
+            log("ivif launch: stopping the graph")
         return _stop_all(procs, failed, log)
     finally:
         for label, proc in procs:
