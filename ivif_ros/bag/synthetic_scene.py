@@ -42,6 +42,7 @@ AIR_TEMP_C = 6.0
 HAZE_RGB = np.array([0.045, 0.032, 0.022], np.float32)  # skyglow scattered by the air (sodium-orange)
 SKY_TEMP_C = (-25.0, -8.0)  # zenith, horizon: a clear night sky is far colder than the air
 LAMP_SPACING_M, LAMP_HEIGHT_M, LAMP_X_M = 32.0, 6.5, 4.2
+LAMP_POWER = 9.0  # illumination directly under a lamp = LAMP_POWER / height^2
 TREE_SPACING_M, TREE_X_M = 14.0, 6.4
 BLOCK_TABLE_M = 4096.0  # length of the generated street; positions wrap around it
 
@@ -313,8 +314,10 @@ class StreetScene:
         light = np.full(np.shape(x) + (3,), AMBIENT, np.float32)
         lamp_rgb = np.array([1.0, 0.78, 0.5], np.float32)  # sodium-ish warm white
         for lx, ly, lz in lamps:
-            d2 = (x - lx) ** 2 + (y - ly) ** 2 + (z - lz) ** 2
-            light += (0.25 * 40.0 / (40.0 + d2))[..., None] * lamp_rgb
+            # inverse square with the cosine of incidence on a surface facing up: a bright pool
+            # under each lamp that falls off within a few metres
+            d2 = (x - lx) ** 2 + (y - ly) ** 2 + (z - lz) ** 2 + 1.0
+            light += (LAMP_POWER * np.maximum(ly - y, 0.5) / (d2 * np.sqrt(d2)))[..., None] * lamp_rgb
         zc = np.maximum(z, 0.5)
         cone = np.clip(1.0 - np.abs(x) / (0.15 * zc + 1.0), 0, 1) * (y < 1.6)  # low beams
         light += (cone * np.clip((10.0 / zc) ** 2, 0, 1.0) * (z > 2.0))[..., None] * np.float32(0.3)
