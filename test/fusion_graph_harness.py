@@ -82,7 +82,7 @@ class CameraRig:
     ``ir_topic``/``vis_topic`` may be absolute or relative to the probe node.
     """
 
-    def __init__(self, node, ir_topic="ir/image_raw", vis_topic="visible/image_raw"):
+    def __init__(self, node, ir_topic="ir/image_raw", vis_topic="visible/image_raw", stamp_offset_ns: int = 0):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
@@ -91,6 +91,7 @@ class CameraRig:
         self.pub = {"ir": node.create_publisher(Image, ir_topic, qos), "vis": node.create_publisher(Image, vis_topic, qos)}
         self.sent = defaultdict(list)  # camera -> stamps (ns) published
         self.rng = np.random.default_rng(0)
+        self.stamp_offset_ns = stamp_offset_ns  # e.g. to stamp in simulated time
         self.k = 0
 
     def run(self, seconds: float, cameras=("ir", "vis"), encodings=(("mono16", "rgb8"),)) -> None:
@@ -101,7 +102,7 @@ class CameraRig:
         while time.monotonic() < end:
             ir_enc, vis_enc = encodings[self.k % len(encodings)]
             ir, vis = synthetic_pair(self.k, ir_enc, vis_enc)
-            now = self.node.get_clock().now().nanoseconds
+            now = self.node.get_clock().now().nanoseconds + self.stamp_offset_ns
             for cam, arr, enc, frame in (("ir", ir, ir_enc, "ir_optical"), ("vis", vis, vis_enc, VIS_FRAME)):
                 if cam not in cameras:
                     continue

@@ -109,26 +109,28 @@ def test_every_output_published_and_every_pair_accounted(graph):
     assert_every_message_accounted(d, rig.sent)
 
 
-def test_camera_dropout_falls_back_and_recovers(graph):
+@pytest.mark.parametrize("survivor, mode", [("ir", "ir_only"), ("vis", "visible_only")])
+def test_camera_dropout_falls_back_and_recovers(graph, survivor, mode):
     fusion, probe, rig, _ = graph(**{"dropout.timeout_s": 0.3})
     rig.run(1.0)
-    rig.run(1.5, cameras=("ir",))
+    rig.run(1.5, cameras=(survivor,))
     lost = fusion_diagnostics(probe)
     rig.run(1.5)
     recovered = fusion_diagnostics(probe)
     settle(probe)
     time.sleep(0.5)
     modes = [s.mode for s in probe.get("fusion/status")]
-    first_ir_only = modes.index("ir_only")
-    assert "fused" in modes[:first_ir_only], modes
-    assert "fused" in modes[first_ir_only:], f"fusion did not resume: {modes}"
-    ir_only = [s for s in probe.get("fusion/status") if s.mode == "ir_only"]
-    assert all(s.ir_present and not s.visible_present and math.isnan(s.pair_skew_ms) for s in ir_only)
-    # IR-only frames are still published in the visible frame's geometry and frame_id
-    stamps = {s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in ir_only}
-    assert stamps <= set(rig.sent["ir"])
-    assert all(s.header.frame_id == VIS_FRAME for s in ir_only)
-    assert lost["mode"] == "ir_only" and lost["_level"] == b"\x01" and "camera lost" in lost["_message"]
+    first_single = modes.index(mode)
+    assert "fused" in modes[:first_single], modes
+    assert "fused" in modes[first_single:], f"fusion did not resume: {modes}"
+    single = [s for s in probe.get("fusion/status") if s.mode == mode]
+    assert all(s.ir_present == (survivor == "ir") and s.visible_present == (survivor == "vis")
+               and math.isnan(s.pair_skew_ms) for s in single)
+    # single-camera frames keep the surviving camera's stamps and the visible frame's geometry and frame_id
+    stamps = {s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in single}
+    assert stamps <= set(rig.sent[survivor])
+    assert all(s.header.frame_id == VIS_FRAME for s in single)
+    assert lost["mode"] == mode and lost["_level"] == b"\x01" and "camera lost" in lost["_message"]
     assert recovered["mode"] == "fused" and recovered["_level"] == b"\x00", recovered
     assert_every_message_accounted(fusion_diagnostics(probe), rig.sent)
 
@@ -207,3 +209,34 @@ def test_camera_info_intrinsics_register_a_smaller_ir_camera(graph):
     assert fused and all((m.width, m.height) == (WIDTH, HEIGHT) for m in fused)
     d = fusion_diagnostics(probe)
     assert "failed fused: invalid input" not in d, d
+
+
+def test_use_sim_time_ages_follow_the_clock_topic(graph):
+    """With use_sim_time the node's clock is /clock: input ages are small in simulated time."""
+    from rosgraph_msgs.msg import Clock
+
+    from ivif_ros.nodes import messages
+
+    offset_ns = -10**15  # simulated time runs ~11.6 days behind the wall clock
+    fusion, probe, rig, probe_node = graph(use_sim_time=True)
+    clock_pub = probe_node.create_publisher(Clock, "/clock", 10)
+    ticking = threading.Event()
+
+    def tick():
+        while not ticking.is_set():
+            clock_pub.publish(Clock(clock=messages.time_msg(time.time_ns() + offset_ns)))
+            time.sleep(0.01)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        time.sleep(0.3)
+        rig.stamp_offset_ns = offset_ns
+        rig.run(1.5)
+        settle(probe)
+    finally:
+        ticking.set()
+        ticker.join(2)
+    statuses = probe.get("fusion/status")
+    assert statuses
+    assert all(-50.0 < s.visible_age_ms < 2000.0 for s in statuses), [s.visible_age_ms for s in statuses]
