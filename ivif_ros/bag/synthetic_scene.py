@@ -41,9 +41,10 @@ AMBIENT = 0.006  # skyglow illumination relative to a white surface in full head
 AIR_TEMP_C = 6.0
 HAZE_RGB = np.array([0.045, 0.032, 0.022], np.float32)  # skyglow scattered by the air (sodium-orange)
 SKY_TEMP_C = (-25.0, -8.0)  # zenith, horizon: a clear night sky is far colder than the air
-LAMP_SPACING_M, LAMP_HEIGHT_M, LAMP_X_M = 32.0, 6.5, 4.2
+LAMP_SPACING_M, LAMP_HEIGHT_M, LAMP_X_M = 32.0, 6.5, 5.2
 LAMP_POWER = 9.0  # illumination directly under a lamp = LAMP_POWER / height^2
-TREE_SPACING_M, TREE_X_M = 14.0, 6.4
+TREE_SPACING_M, TREE_X_M = 14.0, 7.2
+PARKING_X_M = 4.5  # parking strip between the road edge and the sidewalk
 BLOCK_TABLE_M = 4096.0  # length of the generated street; positions wrap around it
 
 
@@ -277,23 +278,24 @@ class StreetScene:
         rng, agents = self.rng, []
         for _ in range(4):  # pedestrians on the sidewalks, walking along the street
             side = rng.choice([-1, 1])
-            agents.append(Agent("person", PERSON, side * rng.uniform(4.6, 6.0), rng.uniform(8, 45), vz=rng.choice([-1, 1]) * 1.4,
+            agents.append(Agent("person", PERSON, side * rng.uniform(5.6, 6.8), rng.uniform(8, 45), vz=rng.choice([-1, 1]) * 1.4,
                                 z_range=(6.0, 50.0), sprite=person_sprite(rng, False), walk_phase=rng.uniform(0, 6.3)))
         for _ in range(2):  # pedestrians crossing the road ahead
             agents.append(Agent("person", PERSON, rng.uniform(-6, 6), rng.uniform(12, 35), vx=rng.choice([-1, 1]) * 1.3,
                                 z_range=(10.0, 40.0), x_range=(-7.0, 7.0),
                                 sprite=person_sprite(rng, True), walk_phase=rng.uniform(0, 6.3)))
-        for _ in range(2):  # cyclists at the kerb, same direction as the ego car
-            agents.append(Agent("cyclist", BICYCLE, rng.choice([-1, 1]) * rng.uniform(2.6, 3.1), rng.uniform(10, 40),
-                                vz=rng.uniform(3.5, 6.5), z_range=(7.0, 50.0), sprite=cyclist_sprite(rng)))
+        for _ in range(2):  # cyclists at the kerb, riding with the traffic of their side
+            side = rng.choice([-1, 1])
+            agents.append(Agent("cyclist", BICYCLE, side * rng.uniform(2.6, 3.1), rng.uniform(10, 40),
+                                vz=side * rng.uniform(3.5, 6.5), z_range=(7.0, 50.0), sprite=cyclist_sprite(rng)))
         agents.append(Agent("car", CAR, 1.75, rng.uniform(15, 40), vz=rng.uniform(4, 7), z_range=(10.0, 60.0),
                             sprite=car_sprite(rng, False, True)))  # lead car in the ego lane
         agents.append(Agent("car", CAR, -1.75, rng.uniform(25, 70), vz=-rng.uniform(6, 9), z_range=(8.0, 90.0),
                             sprite=car_sprite(rng, True, True)))  # oncoming car: headlight glare
         lamp_z = LAMP_SPACING_M * np.ceil(20.0 / LAMP_SPACING_M) + LAMP_SPACING_M / 2  # under a right-side lamp
-        agents.append(Agent("car", CAR, 2.9, lamp_z, vz=0.0, z_range=(0.0, BLOCK_TABLE_M),
+        agents.append(Agent("car", CAR, PARKING_X_M, lamp_z, vz=0.0, z_range=(0.0, BLOCK_TABLE_M),
                             sprite=car_sprite(rng, False, False)))  # parked, cold: lit but faint in IR
-        agents.append(Agent("car", CAR, -2.9, rng.uniform(20, 60), vz=0.0, z_range=(0.0, BLOCK_TABLE_M),
+        agents.append(Agent("car", CAR, -PARKING_X_M, rng.uniform(20, 60), vz=0.0, z_range=(0.0, BLOCK_TABLE_M),
                             sprite=car_sprite(rng, True, False)))
         return agents
 
