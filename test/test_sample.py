@@ -133,6 +133,17 @@ def test_people_stand_out_in_ir_more_than_in_visible(sample):
     assert np.mean(pair.vis) < 80  # a night image: dark overall
 
 
+def test_preview_plot_is_drawn_from_the_bag(sample, tmp_path):
+    from ivif_ros.bag.preview import write_sample_preview
+    from ivif_ros.errors import InputError
+
+    path = write_sample_preview(sample, frame=5, out=tmp_path / "p.png")
+    img = cv2.imread(str(path))
+    assert img.shape == (720, 1280, 3) and img.std() > 20
+    with pytest.raises(InputError, match=f"frame {FRAMES} is not in the bag"):
+        write_sample_preview(sample, frame=FRAMES, out=tmp_path / "q.png")
+
+
 def _digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -191,9 +202,10 @@ def test_cli_writes_and_refuses_to_clobber(tmp_path, capsys):
     args = ["sample", "--out", str(tmp_path / "s"), "--frames", "2", "--width", "96", "--height", "64",
             "--ir-width", "80", "--ir-height", "64"]
     assert main(args) == 0
-    assert "wrote 2 frames" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote 2 frames" in printed and (tmp_path / "s" / "preview.png").is_file()
     assert main(args) == 2
     assert "not empty" in capsys.readouterr().err
-    assert main(args + ["--overwrite"]) == 0
+    assert main(args + ["--overwrite", "--no-preview"]) == 0
     assert main(["sample", "--out", str(tmp_path / "t"), "--jitter-ms", "20"]) == 2
     assert "--jitter-ms 20" in capsys.readouterr().err

@@ -30,6 +30,8 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
                    help="probability that a camera frame is missing from the bag (default 0)")
     p.add_argument("--no-pairs", action="store_true", help="write only the bag and calibration")
     p.add_argument("--no-bag", action="store_true", help="write only the image pairs and calibration")
+    p.add_argument("--no-preview", action="store_true",
+                   help="skip DIR/preview.png (a plot of the middle frame and the stamp timing, read from the bag)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing `ivif sample` output folder")
     return p
 
@@ -54,4 +56,8 @@ def run(args) -> int:
         counts = ", ".join(f"{t} {n}" for t, n in result.messages.items())
         print(f"  bag:         {result.bag}  ({counts})")
     print(f"  calibration: {result.calibration}")
+    if result.bag and not args.no_preview:
+        from ivif_ros.bag.preview import write_sample_preview
+
+        print(f"  preview:     {write_sample_preview(result.out, frame=result.frames // 2)}")
     return 0
