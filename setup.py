@@ -76,17 +76,22 @@ class BuildRosInterfaces(Command):
         pass
 
     def run(self) -> None:
-        # A cache made by another interpreter (e.g. a previous isolated build env, now
-        # deleted) points at paths that no longer exist: start that build over.
-        python_stamp = CMAKE_BUILD_DIR / "python-executable.txt"
-        if python_stamp.exists() and python_stamp.read_text() != sys.executable:
+        prefixes = ros_prefixes()
+        # The cmake wheel next to this interpreter, else the one on PATH.
+        cmake = shutil.which("cmake", path=str(Path(sys.executable).parent)) or shutil.which("cmake")
+        if cmake is None:
+            sys.exit(f"setup.py: cmake not found; pip install -r {ROOT / 'requirements-build.txt'}")
+        # A CMake cache made with another cmake, interpreter or ROS prefixes (e.g. by an
+        # isolated build, whose temporary environment is gone) points at paths that no
+        # longer exist: start that build over.
+        toolchain = "\n".join([cmake, sys.executable, *prefixes])
+        toolchain_stamp = CMAKE_BUILD_DIR / "toolchain.txt"
+        if CMAKE_BUILD_DIR.exists() and (not toolchain_stamp.exists() or toolchain_stamp.read_text() != toolchain):
             shutil.rmtree(CMAKE_BUILD_DIR)
         CMAKE_BUILD_DIR.mkdir(parents=True, exist_ok=True)
-        python_stamp.write_text(sys.executable)
+        toolchain_stamp.write_text(toolchain)
 
-        prefixes = ros_prefixes()
         env = dict(os.environ, AMENT_PREFIX_PATH=os.pathsep.join(prefixes))
-        cmake = shutil.which("cmake", path=str(Path(sys.executable).parent)) or "cmake"
         configure = [
             cmake, "-S", str(ROOT), "-B", str(CMAKE_BUILD_DIR),
             f"-DCMAKE_INSTALL_PREFIX={STAGE_DIR}",
