@@ -50,6 +50,11 @@ def test_big_endian_mono16_wire_bytes():
     np.testing.assert_array_equal(image_to_array(msg), [[0x0201, 0x0403], [0xB0A0, 0xFEFF]])
 
 
+def test_plain_list_data_is_accepted():
+    msg = SimpleNamespace(height=1, width=3, encoding="mono8", is_bigendian=0, step=3, data=[1, 2, 3])
+    np.testing.assert_array_equal(image_to_array(msg), [[1, 2, 3]])
+
+
 def test_decode_is_zero_copy_for_native_data():
     fields = array_to_image_fields(random_image("rgb8"), "rgb8", step=7 * 3 + 5)
     buf = np.frombuffer(fields["data"], np.uint8)

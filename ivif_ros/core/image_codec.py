@@ -80,7 +80,7 @@ def image_to_array(msg, topic: str = "") -> np.ndarray:
             f"{where}field 'step' is {step}, not a multiple of the {dtype.itemsize}-byte sample size of "
             f"{msg.encoding!r}; fix the publisher's step"
         )
-    buf = np.frombuffer(msg.data, np.uint8) if not isinstance(msg.data, np.ndarray) else msg.data.view(np.uint8).reshape(-1)
+    buf = _as_bytes_array(msg.data)
     if buf.size != step * height:
         raise InputError(
             f"{where}field 'data' has {buf.size} bytes but step*height = {step}*{height} = {step * height}; "
@@ -93,6 +93,18 @@ def image_to_array(msg, topic: str = "") -> np.ndarray:
     if not wire.isnative:
         arr = arr.astype(dtype)  # byte-swap once into native order
     return arr
+
+
+def _as_bytes_array(data) -> np.ndarray:
+    """``msg.data`` as a flat uint8 array without copying: bytes (rclpy after assignment, raw
+    buffers), array.array('B') (rclpy) and numpy arrays (rosbags) all expose a buffer; a plain
+    list of ints (hand-built messages) is converted."""
+    if isinstance(data, np.ndarray):
+        return data.view(np.uint8).reshape(-1)
+    try:
+        return np.frombuffer(data, np.uint8)
+    except TypeError:
+        return np.asarray(data, np.uint8).reshape(-1)
 
 
 def array_to_image_fields(arr: np.ndarray, encoding: str, *, bigendian: bool = False, step: int | None = None) -> dict:
