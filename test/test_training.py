@@ -59,6 +59,19 @@ def test_crop_dataset_targets_match_the_box(tiny_data):
     assert item["salient"].sum() > 0
 
 
+def test_dense_segmentation_labels_replace_box_masks(tmp_path, tiny_data):
+    seg_dir = tiny_data / "seg"
+    seg_dir.mkdir(exist_ok=True)
+    for i in range(4):
+        label = np.zeros((64, 80), np.uint8)
+        label[:, :40] = 7  # left half: class 7 (e.g. MSRS guardrail)
+        cv2.imwrite(str(seg_dir / f"{i:03d}.png"), label)
+    samples = load_samples([{"root": str(tiny_data), "seg_labels": "seg"}])
+    ds = CropDataset(samples, crop=64, num_det=3, length=4, seed=0)
+    classes = set(torch.cat([ds[i]["seg"].unique() for i in range(4)]).tolist())
+    assert classes == {0, 7}  # dense labels, not the box mask's class 1
+
+
 def test_three_steps_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_data):
     cfg = load_config(write_config(tmp_path, tiny_data))
     straight = train(cfg, "student", tmp_path / "straight")

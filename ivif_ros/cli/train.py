@@ -56,6 +56,9 @@ def run(args) -> int:
         teacher, meta = load_model(args.teacher)
         if meta["architecture"] != "teacher":
             raise ConfigError(f"--teacher {args.teacher} holds a {meta['architecture']}, not a teacher")
+        if meta["semantic_classes"] != cfg.semantic_classes:
+            raise ConfigError(f"--teacher {args.teacher} predicts {meta['semantic_classes']} but {args.config} "
+                              f"trains {cfg.semantic_classes}; distil from a teacher with the same semantic_classes")
     out = Path(args.out or f"runs/{args.kind}")
     command = "ivif " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = train(cfg, args.kind, out, teacher=teacher, teacher_source=args.teacher, resume=args.resume,

@@ -26,7 +26,7 @@ class TrainConfig:
     detection_classes: list = field(default_factory=lambda: ["person", "bicycle", "car"])
     semantic_classes: list = field(default_factory=lambda: ["background", "person", "bicycle", "car"])
     data_root: str = "/work/shared/data"
-    data: list = field(default_factory=list)           # [{root: rel/or/abs, split: optional}]
+    data: list = field(default_factory=list)           # [{root: rel/or/abs, split?, seg_labels?}]
     input_mode: str = "fused"                          # fused | ir | vis (single-modality ablations)
     crop: int = 192
     batch_size: int = 4
@@ -57,6 +57,8 @@ class TrainConfig:
             s = {"root": str(root / src["root"])}
             if src.get("split"):
                 s["split"] = str(root / src["split"])
+            if src.get("seg_labels"):
+                s["seg_labels"] = src["seg_labels"]
             out.append(s)
         return out
 
@@ -82,6 +84,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     cfg = TrainConfig(**raw)
     if not cfg.data:
         raise ConfigError(f"{path}: 'data' is empty; list at least one {{root: ..., split: ...}} source")
-    if cfg.semantic_classes[0] != "background":
-        raise ConfigError(f"{path}: semantic_classes must start with 'background' (class id 0)")
+    if cfg.semantic_classes[0] not in ("background", "unlabelled"):
+        raise ConfigError(f"{path}: semantic_classes must start with the background class (id 0), "
+                          f"'background' or 'unlabelled', not {cfg.semantic_classes[0]!r}")
     return cfg

@@ -3,14 +3,15 @@ IR, merged boxes), then each item is a random crop + horizontal flip with dense 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ivif_ros.datasets.paired import PairedDataset, rgb_to_gray
-from ivif_ros.errors import ConfigError
+from ivif_ros.datasets.paired import PairedDataset, read_image, rgb_to_gray
+from ivif_ros.errors import ConfigError, InputError
 from ivif_ros.training.targets import STRIDE, box_masks, boundary_of, centernet_targets, crop_boxes
 
 
@@ -21,10 +22,14 @@ class Sample:
     vis: np.ndarray           # HxW uint8 (Y)
     xyxy: np.ndarray | None   # None = no labels for this image (losses skip it)
     cls: np.ndarray | None
+    seg: np.ndarray | None = None  # HxW uint8 class ids from label PNGs (e.g. MSRS 9 classes)
 
 
 def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]:
-    """Read every ``{root, split?}`` source into memory.
+    """Read every ``{root, split?, seg_labels?}`` source into memory.
+
+    ``seg_labels`` names a folder under ``root`` with one ``<name>.png`` class-id mask per
+    pair (MSRS ``Segmentation_labels``); without it the semantic target is the box-filled mask.
 
     ``input_mode`` = ``fused`` (ir, vis), ``ir`` (ir, ir) or ``vis`` (vis, vis): the
     single-modality ablations feed the same image to both inputs.
@@ -44,8 +49,14 @@ def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]
             elif input_mode == "vis":
                 ir = vis
             boxes = pair.boxes
-            samples.append(Sample(pair.name, ir, vis,
-                                  None if boxes is None else boxes.xyxy, None if boxes is None else boxes.cls))
+            seg = None
+            if src.get("seg_labels"):
+                seg = read_image(Path(src["root"]) / src["seg_labels"] / f"{pair.name}.png")
+                if seg.ndim != 2 or seg.shape != ir.shape:
+                    raise InputError(f"{src['root']}/{src['seg_labels']}/{pair.name}.png: expected a "
+                                     f"{ir.shape[1]}x{ir.shape[0]} single-channel class-id image, got {seg.shape}")
+            samples.append(Sample(pair.name, ir, vis, None if boxes is None else boxes.xyxy,
+                                  None if boxes is None else boxes.cls, seg))
     if not samples:
         raise ConfigError("the training data sources hold no image pairs")
     return samples
@@ -87,7 +98,11 @@ class CropDataset(Dataset):
         xyxy, cls = (s.xyxy, s.cls) if labelled else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
         xyxy, cls = crop_boxes(xyxy, cls, x0, y0, c, c, flip)
         heat, box, centre = centernet_targets(xyxy, cls, c, c, self.num_det)
-        seg = box_masks(xyxy, cls, c, c, STRIDE)
+        if s.seg is not None:  # dense labels: nearest-neighbour subsampling to the head stride
+            seg = np.pad(s.seg, ((0, pad_h), (0, pad_w)), mode="edge")[y0:y0 + c, x0:x0 + c]
+            seg = np.ascontiguousarray((seg[:, ::-1] if flip else seg)[STRIDE // 2::STRIDE, STRIDE // 2::STRIDE])
+        else:
+            seg = box_masks(xyxy, cls, c, c, STRIDE)
         return {
             "ir": torch.from_numpy(ir.astype(np.float32) / 255.0)[None],
             "vis": torch.from_numpy(vis.astype(np.float32) / 255.0)[None],

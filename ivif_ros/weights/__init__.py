@@ -79,8 +79,9 @@ def load_model(name_or_path: str | Path, device: str = "cpu"):
     if arch not in BUILDERS:
         raise ConfigError(f"{sidecar}: unknown architecture {arch!r}; expected one of {sorted(BUILDERS)}")
     model = BUILDERS[arch](meta.get("config", {}))
-    missing, unexpected = model.load_state_dict(load_file(str(weights), device=device), strict=False)
-    if missing or unexpected:
-        raise InputError(f"{weights}: does not fit the {arch} in {sidecar} "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]}); the sidecar config is wrong")
+    try:
+        model.load_state_dict(load_file(str(weights), device=device))
+    except RuntimeError as exc:  # missing/unexpected keys or shape mismatches
+        raise InputError(f"{weights}: does not fit the {arch} described by {sidecar}; the sidecar belongs to "
+                         f"other weights. {str(exc).splitlines()[0]}") from exc
     return model.to(device).eval(), meta

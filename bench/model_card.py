@@ -1,0 +1,229 @@
+"""Reproduce every number and figure of ``ivif_ros/weights/MODEL_CARD.md``.
+
+    python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
+    python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
+
+Re-evaluation takes ~10 min on one core; ``--retrain`` re-runs all five trainings (~2-3 h on
+one shared core) into ``--runs`` and copies their weights and logs into the package first.
+Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+WEIGHTS = REPO / "ivif_ros" / "weights"
+CARD = WEIGHTS / "card"
+
+# name in the card -> (weights name under ivif_ros/weights, input mode, training command)
+MODELS = {
+    "teacher": ("teacher", "fused",
+                "ivif train teacher --config config/train_teacher.yaml --out {runs}/teacher --threads 1"),
+    "student (distilled)": ("student", "fused",
+                            "ivif train student --teacher {runs}/teacher/teacher.safetensors "
+                            "--config config/train_student.yaml --out {runs}/student --threads 1"),
+    "student, no distillation": ("ablations/student_nodistill", "fused",
+                                 "ivif train student --no-distill --config config/train_student.yaml "
+                                 "--out {runs}/student_nodistill --threads 1"),
+    "student, IR-only input": ("ablations/student_ir", "ir",
+                               "ivif train student --no-distill --input-mode ir --config config/train_student.yaml "
+                               "--out {runs}/student_ir --threads 1"),
+    "student, visible-only input": ("ablations/student_vis", "vis",
+                                    "ivif train student --no-distill --input-mode vis "
+                                    "--config config/train_student.yaml --out {runs}/student_vis --threads 1"),
+}
+FUSION_KEYS = ["VIF", "Qabf", "SSIM", "EN", "SD", "SF", "AG", "MI", "SCD"]
+
+
+def retrain(runs: Path) -> None:
+    for name, (weights, _, command) in MODELS.items():
+        out = runs / Path(weights).name
+        print(f"== {name}: {command.format(runs=runs)}", flush=True)
+        subprocess.run([sys.executable, "-m", "ivif_ros.cli", *command.format(runs=runs).split()[1:]],
+                       cwd=REPO, check=True)
+        kind = "teacher" if name == "teacher" else "student"
+        dest = WEIGHTS / weights
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(out / f"{kind}{suffix}", dest.with_suffix(suffix))
+        (CARD / "logs").mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "log.jsonl", CARD / "logs" / f"{Path(weights).name}.jsonl")
+
+
+def load_pairs(root: Path, split: Path):
+    from ivif_ros.datasets.paired import PairedDataset, rgb_to_gray
+
+    pairs = []
+    for p in PairedDataset(root, split):
+        vis = p.vis if p.vis.ndim == 2 else rgb_to_gray(p.vis)
+        pairs.append((p.name, p.ir, vis, p.boxes))
+    return pairs
+
+
+def run_model(model, ir: np.ndarray, vis: np.ndarray):
+    """uint8 HxW pair -> (fused uint8, heatmap, box) with edge padding to a multiple of 32."""
+    import torch
+
+    h, w = ir.shape
+    ph, pw = -h % 32, -w % 32
+    x = [torch.from_numpy(np.pad(a, ((0, ph), (0, pw)), mode="edge").astype(np.float32) / 255)[None, None]
+         for a in (ir, vis)]
+    with torch.no_grad():
+        fused, _, heat, box = model(*x)
+    fused = np.clip(fused[0, 0, :h, :w].numpy() * 255 + 0.5, 0, 255).astype(np.uint8)
+    return fused, heat.numpy(), box.numpy()
+
+
+def evaluate(pairs, limit_models=None) -> dict:
+    from tqdm import tqdm
+
+    from ivif_ros.core.postprocess import classwise_nms, clip_boxes, decode_centernet
+    from ivif_ros.metrics.detection import evaluate_detections
+    from ivif_ros.metrics.fusion import fusion_metrics
+    from ivif_ros.models.complexity import count_macs, count_params
+    from ivif_ros.weights import load_model
+
+    results = {"fusion": {}, "detection": {}, "complexity": {}}
+    for name, fuse in (("pixel max", np.maximum), ("mean", lambda a, b: ((a.astype(np.uint16) + b + 1) // 2).astype(np.uint8))):
+        rows = [fusion_metrics(fuse(ir, vis), ir, vis) for _, ir, vis, _ in tqdm(pairs, desc=name)]
+        results["fusion"][name] = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS}
+    for name, (weights, mode, _) in MODELS.items():
+        if limit_models and name not in limit_models:
+            continue
+        model, meta = load_model(WEIGHTS / weights)
+        results["complexity"][name] = {"params": count_params(model), "gmacs_640x480": count_macs(model) / 1e9,
+                                       "train_steps": meta["training"]["steps"]}
+        rows, preds, gts = [], [], []
+        for _, ir, vis, boxes in tqdm(pairs, desc=name):
+            a, b = {"fused": (ir, vis), "ir": (ir, ir), "vis": (vis, vis)}[mode]
+            fused, heat, box = run_model(model, a, b)
+            if mode == "fused":
+                rows.append(fusion_metrics(fused, ir, vis))
+            dets = clip_boxes(classwise_nms(decode_centernet(heat, box, score_threshold=0.01)), *ir.shape)
+            preds.append((dets.xyxy, dets.scores, dets.class_ids))
+            gts.append((boxes.xyxy, boxes.cls))
+        if rows:
+            results["fusion"][name] = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS}
+        det = evaluate_detections(preds, gts, len(meta["detection_classes"]), meta["detection_classes"])
+        results["detection"][name] = {"map50": det["map50"], "map50_95": det["map50_95"],
+                                      "ap50": {c: v["ap50"] for c, v in det["per_class"].items()}}
+    return results
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    lines = ["| method | " + " | ".join(FUSION_KEYS) + " |", "|---" * (len(FUSION_KEYS) + 1) + "|"]
+    for name, m in results["fusion"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in FUSION_KEYS) + " |")
+    lines += ["", "| model (input) | mAP@0.5 | mAP@0.5:0.95 | AP50 person | AP50 bicycle | AP50 car |",
+              "|---|---|---|---|---|---|"]
+    for name, d in results["detection"].items():
+        ap = d["ap50"]
+        lines.append(f"| {name} | {d['map50']:.3f} | {d['map50_95']:.3f} | "
+                     + " | ".join(f"{ap.get(c, float('nan')):.3f}" for c in ("person", "bicycle", "car")) + " |")
+    lines += ["", "| model | params | GMAC @640x480 | training steps |", "|---|---|---|---|"]
+    for name, c in results["complexity"].items():
+        lines.append(f"| {name} | {c['params']:,} | {c['gmacs_640x480']:.2f} | {c['train_steps']} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(results: dict, pairs, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ivif_ros.weights import load_model
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    names = list(results["fusion"])
+    for ax, key in zip(axes, ("VIF", "Qabf", "SSIM")):
+        vals = [results["fusion"][n][key] for n in names]
+        ax.barh(names, vals, color=["#999" if n in ("pixel max", "mean") else "#3a7" for n in names])
+        ax.set_xlim(min(vals) * 0.95, max(vals) * 1.02)
+        ax.set_title(f"{key} on msrs_dev_eval (higher is better)")
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(out / "fusion_metrics.png", dpi=110)
+    plt.close(fig)
+
+    det = results["detection"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(list(det), [d["map50"] for d in det.values()], color="#37a")
+    ax.set_xlabel("mAP@0.5 on msrs_dev_eval (merged IR+visible boxes)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(out / "detection_map50.png", dpi=110)
+    plt.close(fig)
+
+    logs = sorted((out / "logs").glob("*.jsonl"))
+    if logs:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+        for log in logs:
+            rows = [json.loads(ln) for ln in log.read_text().splitlines()]
+            steps = [r["step"] for r in rows]
+            axes[0].plot(steps, [r["loss"] for r in rows], label=log.stem)
+            axes[1].plot(steps, [r["ssim"] + r["gradient"] + r["intensity"] for r in rows], label=log.stem)
+        axes[0].set_title("total training loss")
+        axes[1].set_title("unweighted fusion losses (intensity + gradient + SSIM)")
+        for ax in axes:
+            ax.set_xlabel("step")
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "training_curves.png", dpi=110)
+        plt.close(fig)
+
+    student, _ = load_model(WEIGHTS / "student")
+    picks = [pairs[i] for i in (0, len(pairs) // 2, len(pairs) - 1)]
+    fig, axes = plt.subplots(len(picks), 4, figsize=(14, 3.1 * len(picks)))
+    for row, (name, ir, vis, _) in zip(axes, picks):
+        fused = run_model(student, ir, vis)[0]
+        for ax, img, title in zip(row, (ir, vis, np.maximum(ir, vis), fused),
+                                  ("infrared", "visible (Y)", "pixel max", "student fused")):
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{name}: {title}", fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "samples.png", dpi=90)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", default="/work/shared/data")
+    ap.add_argument("--split", default="splits/msrs_dev_eval.txt", help="relative to --data-root")
+    ap.add_argument("--retrain", action="store_true", help="re-run the training commands first (hours)")
+    ap.add_argument("--runs", default="/work/runs/card", help="run folders for --retrain")
+    ap.add_argument("--out", default=str(CARD))
+    ap.add_argument("--models", nargs="*", help="evaluate only these card names (default all)")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    if args.retrain:
+        retrain(Path(args.runs))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(args.data_root)
+    pairs = load_pairs(root / "msrs" / "test", root / args.split)
+    results = evaluate(pairs, args.models)
+    results["data"] = {"root": str(root / "msrs" / "test"), "split": args.split, "pairs": len(pairs)}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results, out / "results.md")
+    plot(results, pairs, out)
+    print((out / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
