@@ -136,6 +136,23 @@ def test_every_ivif_ros_message_in_msg_folder_is_writable(tmp_path):
     assert (got.frame_index, got.mode, got.backend, got.infer_ms) == (7, "fused", "onnxruntime", 0.5)
 
 
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bags_without_definitions_decode_with_the_distro_types(tmp_path, storage):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from ivif_ros.bag.typestore import make_typestore
+
+    store = make_typestore("humble")
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    with Writer(tmp_path / "b", version=9, storage_plugin=plugin) as raw:  # a recorder that stores no msgdef
+        conn = raw.add_connection("/img", im.IMAGE, msgdef="", rihs01="RIHS01_" + "0" * 64)
+        raw.write(conn, T0, store.serialize_cdr(im.make_image(store, _image("mono16"), "mono16", T0, "c"), im.IMAGE))
+    with BagReader(tmp_path / "b", distro="humble") as bag:
+        msg = next(bag.messages(["/img"])).msg
+    assert msg.header.frame_id == "c"
+    np.testing.assert_array_equal(im.decode_image(msg, im.IMAGE)[0], _image("mono16"))
+
+
 def test_unknown_distro_and_type_are_explained(tmp_path):
     with pytest.raises(ConfigError, match="unknown ROS distro 'rolling'"):
         BagWriter(tmp_path / "x", distro="rolling")

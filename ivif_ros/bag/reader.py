@@ -49,6 +49,26 @@ class BagDamagedError(InputError):
         self.yielded = yielded
 
 
+def _closure(fielddefs: dict, roots: set[str]) -> dict:
+    """``roots`` and every message type their fields reference, from a typestore's fielddefs."""
+    out: dict = {}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in out or name not in fielddefs:
+            continue
+        out[name] = fielddefs[name]
+        stack = [fielddefs[name][1]]
+        while stack:  # field trees are nested tuples/lists; type names are the strings with a '/'
+            node = stack.pop()
+            if isinstance(node, str):
+                if "/" in node and node not in out:
+                    todo.append(node)
+            elif isinstance(node, (tuple, list)):
+                stack.extend(node)
+    return out
+
+
 class BagReader:
     """An open rosbag2 bag; use as a context manager."""
 
@@ -144,6 +164,8 @@ class BagReader:
         """The bag's own definitions first, then the distro's and ivif_ros's for the rest."""
         bag_types: dict = {}
         for msgtype, fmt, text in definitions:
+            if not text.strip():  # recorders that store no definition leave it empty
+                continue
             try:
                 if fmt == "MSG":
                     bag_types.update(get_types_from_msg(text, msgtype))
@@ -155,10 +177,12 @@ class BagReader:
             except TypesysError as exc:
                 self.errors.append(f"{self.path}: definition of {msgtype} in the bag is unusable ({exc}); "
                                    f"using the {self.distro} one")
-        base = make_typestore(self.distro)
         store = get_typestore(Stores.EMPTY)
         store.register(bag_types)
-        store.register({k: v for k, v in base.fielddefs.items() if k not in store.fielddefs})
+        missing = {msgtype for msgtype, _, _ in definitions} - set(store.fielddefs)
+        if missing:  # only what the bag lacks (registering a whole distro costs ~0.2 s)
+            base = make_typestore(self.distro)
+            store.register(_closure(base.fielddefs, missing - set(store.fielddefs) & set(base.fielddefs)))
         return store
 
     def close(self) -> None:
