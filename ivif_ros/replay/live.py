@@ -38,7 +38,8 @@ from ivif_ros.errors import InputError, UserFacingError
 DEFAULT_TRANSPORT = "LARGE_DATA"
 IMAGE_QUEUE_DEPTH = 100
 STATUS_TYPE = "ivif_ros/msg/FusionStatus"
-WARMUP_LEAD_NS = 200_000_000  # warm-up frame stamps: this far before the bag, within the dropout timeout
+WARMUP_FRAMES = 15  # half a second at 30 Hz
+WARMUP_QUIET_S = 1.0  # the graph counts as warm once it has answered and been quiet this long
 RECORD_QUEUE_DEPTH = 1000
 CLOCK_PERIOD_S = 0.02  # /clock between messages, like `ros2 bag play --clock 50`
 
@@ -199,37 +200,40 @@ class LiveSession:
 
         self._subs.append(self.recorder.create_subscription(_msg_class(msgtype), topic, on_message, qos, raw=True))
 
-    def warm_up(self, ir: PlayItem, vis: PlayItem, graph: GraphProcess | None, timeout_s: float) -> None:
-        """Send the bag's first IR and visible images, restamped ``WARMUP_LEAD_NS`` before the bag,
-        and wait for the graph to answer, before the recorder subscribes.
+    def warm_up(self, items: list[PlayItem], rate: float, graph: GraphProcess | None, timeout_s: float) -> int:
+        """Play ``items`` (from :func:`warmup_items`) and wait until the graph has answered
+        and gone quiet, before the recorder subscribes. Returns the number of answers.
 
-        The first inference of an engine is several times slower than the rest (ONNX Runtime /
-        OpenVINO optimise the graph on first use), which would make the graph drop the bag's
-        first pairs. With stamps within the dropout timeout of the first real frame, the graph's
-        camera watchdog also starts with both cameras alive, as it would on a running robot.
-        The IR normaliser sees the bag's first frame twice, which leaves its smoothed window
-        where one pass would (same frame, same bounds)."""
+        An engine's first inferences are several times slower than the rest (graph
+        optimisation, allocations, cold caches), which would make the graph drop the bag's
+        first pairs; a robot's graph runs warm. The warm-up also starts the graph's camera
+        watchdog with both cameras alive, as on a running robot.
+        """
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-        answered = threading.Event()
+        answers = []
         probe = self.recorder.create_subscription(  # best effort matches any publisher
-            _msg_class(STATUS_TYPE), self.output_topics[-1], lambda _msg: answered.set(),
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
-        t = min(ir.log_ns, vis.log_ns) - WARMUP_LEAD_NS
-        deadline = time.monotonic() + timeout_s
+            _msg_class(STATUS_TYPE), self.output_topics[-1], lambda _msg: answers.append(time.monotonic()),
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
         try:
-            while not answered.wait(0.5):
+            log0, wall0 = items[0].log_ns, time.monotonic_ns()
+            for item in items:
+                delay = wall0 + (item.log_ns - log0) / rate - time.monotonic_ns()
+                if delay > 0:
+                    time.sleep(delay * 1e-9)
+                self._publish_clock(item.log_ns)
+                self.pubs[item.topic].publish(item.data)
+            deadline = time.monotonic() + timeout_s
+            while not answers or time.monotonic() - answers[-1] < WARMUP_QUIET_S:
                 if time.monotonic() > deadline:
-                    raise UserFacingError(f"the node graph did not answer a warm-up frame within {timeout_s:.0f} s"
+                    raise UserFacingError(f"the node graph did not answer the warm-up frames within {timeout_s:.0f} s"
                                           + (f"; last lines of {graph.log_path}:\n{graph.tail()}" if graph else ""))
                 if graph is not None:
                     graph.check_alive()
-                self._publish_clock(t)
-                self.pubs[vis.topic].publish(vis.data)
-                self.pubs[ir.topic].publish(ir.data)
-            time.sleep(0.5)  # let the rest of the warm-up frame's outputs go by before recording
+                time.sleep(0.05)
         finally:
             self.recorder.destroy_subscription(probe)
+        return len(answers)
 
     # --- playback --------------------------------------------------------------------
     def _publish_clock(self, sim_ns: int) -> None:
@@ -389,7 +393,8 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     try:
         session = LiveSession(input_types, topics.all(), domain_id)
         session.wait_for_graph(graph, GRAPH_READY_TIMEOUT_S)
-        session.warm_up(*warmup_items(inputs, items), graph, GRAPH_READY_TIMEOUT_S)
+        session.warm_up(warmup_items(inputs, items, cfg.sync, cfg.dropout.timeout_s), opts.rate, graph,
+                        GRAPH_READY_TIMEOUT_S)
         session.subscribe_outputs()
         with tqdm(total=len(items), desc=f"play x{opts.rate:g}", unit="msg") as bar:
             session.play(items, opts.rate, bar)
@@ -415,18 +420,40 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     return LiveResult(receive_ns, dict(rec.publish_ns), (last_recv - first_pub) / 1e9, domain_id)
 
 
-def warmup_items(inputs, items: list[PlayItem]) -> tuple[PlayItem, PlayItem]:
-    """The first IR and visible image, restamped ``WARMUP_LEAD_NS`` before the bag starts."""
+def warmup_items(inputs, items: list[PlayItem], sync_cfg, dropout_timeout_s: float) -> list[PlayItem]:
+    """``WARMUP_FRAMES`` copies of the bag's first IR/visible pair, restamped at the bag's
+    frame period just before the bag starts, then one more visible copy.
+
+    Repeating one frame leaves the graph's only cross-frame state, the IR normaliser's
+    smoothed window, exactly where a single pass over that frame leaves it, so the live
+    output stays comparable with offline replay. The extra visible copy completes the last
+    warm-up pair (ApproximateTime emits a pair when a newer message proves it best) and is
+    then dropped unpaired; the gap before the bag exceeds the sync slop so it cannot pair
+    with the bag's first IR image, and stays under the dropout timeout so both cameras
+    still count as alive when the bag starts.
+    """
     import dataclasses
 
     from ivif_ros.bag import image_msgs as im
 
     store = inputs.typestore
-    t0 = items[0].log_ns - WARMUP_LEAD_NS
+    firsts = {key: next(i for i in items if i.topic == GRAPH_INPUTS[key]) for key in ("ir", "vis")}
+    msgs = {k: store.deserialize_cdr(i.data, im.IMAGE) for k, i in firsts.items()}
+    stamps = {k: im.stamp_ns(m.header) for k, m in msgs.items()}
+    vis_times = [i.log_ns for i in items if i.topic == GRAPH_INPUTS["vis"]]
+    period = (vis_times[-1] - vis_times[0]) // max(len(vis_times) - 1, 1) or 33_333_333
+    gap = min(max(2 * period, int(2 * sync_cfg.slop_s * 1e9) + period), int(dropout_timeout_s * 1e9) // 2)
+    t_end = stamps["vis"] - gap  # stamp of the extra visible copy
+
+    def copy(key: str, shift: int) -> PlayItem:
+        msg = dataclasses.replace(msgs[key], header=im.header(store, stamps[key] - shift, msgs[key].header.frame_id))
+        return PlayItem(-1, firsts[key].topic, im.IMAGE, firsts[key].log_ns - shift,
+                        bytes(store.serialize_cdr(msg, im.IMAGE)))
+
     out = []
-    for key in ("ir", "vis"):
-        first = next(i for i in items if i.topic == GRAPH_INPUTS[key])
-        msg = store.deserialize_cdr(first.data, im.IMAGE)
-        msg = dataclasses.replace(msg, header=im.header(store, t0, msg.header.frame_id))
-        out.append(PlayItem(-1, first.topic, im.IMAGE, t0, bytes(store.serialize_cdr(msg, im.IMAGE))))
-    return out[0], out[1]
+    for k in range(WARMUP_FRAMES, 0, -1):
+        shift = stamps["vis"] - t_end + k * period
+        out += [copy("vis", shift), copy("ir", shift)]
+    out.append(copy("vis", stamps["vis"] - t_end))
+    out.sort(key=lambda i: i.log_ns)
+    return out
