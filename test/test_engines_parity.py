@@ -104,3 +104,28 @@ def test_onnx_runtime_serves_other_frame_sizes_and_openvino_reshapes(student, tm
     ref = build_backend("torch", student, EngineConfig(backend="torch"), "unused").infer(x, x)
     for backend in ("onnxruntime", "openvino"):
         assert_close(run(student, (x, x), tmp_path_factory, backend), ref, F32_TOL)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    from ivif_ros.models.teacher import build_teacher
+
+    torch.manual_seed(0)
+    return build_teacher().eval()
+
+
+def test_teacher_on_onnxruntime_is_a_clear_error(teacher, tmp_path):
+    """The teacher's Fourier blocks (aten::fft_rfft2) have no ONNX export; the error says what to use."""
+    from ivif_ros.engines.onnx_export import NotExportable
+
+    with pytest.raises(NotExportable, match=r"fft_rfft2.*backend 'torch' or 'openvino'"):
+        build_backend("onnxruntime", teacher, EngineConfig(backend="onnxruntime", cache_dir=tmp_path), "teacher")
+
+
+@pytest.mark.slow
+def test_teacher_on_openvino_converts_from_pytorch_and_matches_eager(teacher, tmp_path):
+    """~40 s: OpenVINO traces the teacher itself because ONNX cannot hold its FFT."""
+    x = np.random.default_rng(4).random((1, 1, 64, 96), dtype=np.float32)
+    ref = build_backend("torch", teacher, EngineConfig(backend="torch"), "unused").infer(x, x)
+    cfg = EngineConfig(backend="openvino", width=96, height=64, threads=1, cache_dir=tmp_path)
+    assert_close(build_backend("openvino", teacher, cfg, "teacher").infer(x, x), ref, F32_TOL)

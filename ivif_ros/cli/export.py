@@ -3,7 +3,7 @@
 * ``onnx``: an ONNX file (fp32) with inputs ``ir``, ``vis`` and outputs
   ``fused, seg_logits, det_heatmap, det_box``; ``--dynamic`` makes H and W symbolic.
 * ``openvino``: an OpenVINO IR (``.xml`` + ``.bin``), reshaped to the frame size unless
-  ``--dynamic``. ``fp16`` compresses the stored weights; ``bf16`` is a run-time choice
+  ``--dynamic``; models ONNX cannot hold (the teacher's FFT) are converted from PyTorch. ``fp16`` compresses the stored weights; ``bf16`` is a run-time choice
   (``engine.precision: bf16``), so the IR is the fp32 one.
 * ``tensorrt``: a torch_tensorrt ExportedProgram (``.ep``) for this GPU and TensorRT version,
   loadable with ``torch_tensorrt.load(path).module()``.
@@ -68,18 +68,22 @@ def run(args) -> int:
 
 
 def _export_openvino(model, args, h: int, w: int) -> None:
-    from ivif_ros.engines.base import INPUT_NAMES, require_backend
-    from ivif_ros.engines.onnx_export import export_onnx
+    from ivif_ros.engines.base import require_backend
+    from ivif_ros.engines.onnx_export import NotExportable, export_onnx
+    from ivif_ros.engines.openvino_backend import read_model
 
     require_backend("openvino")
     import openvino as ov
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        export_onnx(model, onnx_path, h, w, dynamic=True)
-        ov_model = ov.convert_model(str(onnx_path))
+        try:
+            export_onnx(model, onnx_path, h, w, dynamic=True)
+            ov_model = read_model(onnx_path, (h, w))
+        except NotExportable:  # e.g. the teacher's FFT: convert from PyTorch instead
+            ov_model = read_model(model, (h, w))
     if not args.dynamic:
-        ov_model.reshape({name: [1, 1, h, w] for name in INPUT_NAMES})
+        ov_model.reshape({i: [1, 1, h, w] for i in range(len(ov_model.inputs))})
     ov.save_model(ov_model, str(args.out), compress_to_fp16=args.precision == "fp16")
     if args.precision == "bf16":
         print("note: bf16 is chosen when the model is compiled; run it with engine.precision: bf16")
@@ -104,7 +108,7 @@ def _report_parity(model, h: int, w: int, runtime: str, path: Path) -> None:
         import openvino as ov
 
         compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        result = compiled({"ir": x, "vis": x})
-        got = [result[compiled.output(name)] for name in OUTPUT_NAMES]
+        result = compiled([x, x])
+        got = [result[compiled.outputs[i]] for i in range(len(OUTPUT_NAMES))]
     diffs = ", ".join(f"{name} {np.abs(g - r).max():.1e}" for name, g, r in zip(OUTPUT_NAMES, got, ref))
     print(f"check vs PyTorch eager ({runtime}, fp32), max abs diff: {diffs}")

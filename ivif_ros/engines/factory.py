@@ -10,7 +10,7 @@ from ivif_ros.engines.cache import ArtifactCache
 from ivif_ros.engines.config import EngineConfig
 from ivif_ros.engines.fingerprint import model_hash
 from ivif_ros.engines.model_source import resolve_model
-from ivif_ros.engines.onnx_export import cached_onnx
+from ivif_ros.engines.onnx_export import NotExportable, cached_onnx
 from ivif_ros.engines.selection import choose_backend, time_engine
 
 log = logging.getLogger(__name__)
@@ -31,14 +31,19 @@ def build_backend(backend: str, model: torch.nn.Module, config: EngineConfig, we
         from ivif_ros.engines.tensorrt_backend import TensorRTEngine
 
         return TensorRTEngine(model, config, weights_hash)
-    onnx_path = cached_onnx(model, ArtifactCache(config.cache_dir / "engines"), weights_hash)
+    cache = ArtifactCache(config.cache_dir / "engines")
     if backend == "onnxruntime":
         from ivif_ros.engines.onnxruntime_backend import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(onnx_path, config.num_threads)
+        return OnnxRuntimeEngine(cached_onnx(model, cache, weights_hash), config.num_threads)
     from ivif_ros.engines.openvino_backend import OpenVinoEngine
 
-    return OpenVinoEngine(onnx_path, config.input_hw, config.precision, config.num_threads, config.dynamic)
+    try:
+        source = cached_onnx(model, cache, weights_hash)
+    except NotExportable as exc:
+        log.info("openvino: no ONNX export (%s)", exc.__cause__)
+        source = model
+    return OpenVinoEngine(source, config.input_hw, config.precision, config.num_threads, config.dynamic)
 
 
 def create_engine(model_or_path, config: EngineConfig, *, tensorrt_available: bool | None = None) -> Engine:

@@ -14,8 +14,13 @@ import torch
 from ivif_ros.engines.base import INPUT_NAMES, OUTPUT_NAMES
 from ivif_ros.engines.cache import ArtifactCache
 from ivif_ros.engines.fingerprint import model_hash, package_versions
+from ivif_ros.errors import BackendUnavailable
 
 OPSET = 17
+
+
+class NotExportable(BackendUnavailable):
+    """The model uses an operator the ONNX exporter cannot write (e.g. the teacher's FFT)."""
 
 
 def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int, dynamic: bool = True) -> None:
@@ -30,17 +35,23 @@ def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int, dyn
     with warnings.catch_warnings(), torch.no_grad():
         # The legacy exporter warns that it is deprecated on every call; the choice is deliberate (see module doc).
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(
-            model,
-            example,
-            str(path),
-            dynamo=False,
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes=axes if dynamic else None,
-            opset_version=OPSET,
-            do_constant_folding=True,
-        )
+        try:
+            torch.onnx.export(
+                model,
+                example,
+                str(path),
+                dynamo=False,
+                input_names=list(INPUT_NAMES),
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes=axes if dynamic else None,
+                opset_version=OPSET,
+                do_constant_folding=True,
+            )
+        except torch.onnx.errors.UnsupportedOperatorError as exc:
+            raise NotExportable(
+                f"{type(model).__name__} cannot be exported to ONNX: {exc}; "
+                "run it with backend 'torch' or 'openvino' (which converts from PyTorch directly)"
+            ) from exc
 
 
 def cached_onnx(model: torch.nn.Module, cache: ArtifactCache, weights_hash: str | None = None) -> Path:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ivif_ros.engines.base import INPUT_NAMES, OUTPUT_NAMES, Engine
+from ivif_ros.engines.base import Engine
 from ivif_ros.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -14,24 +16,46 @@ log = logging.getLogger(__name__)
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
+def read_model(source: Path | torch.nn.Module, input_hw: tuple[int, int]):
+    """An ``openvino.Model`` from an ONNX file, or converted straight from PyTorch.
+
+    The PyTorch route serves models the ONNX exporter cannot write (the teacher's FFT);
+    it traces the model, which takes tens of seconds and is not cached.
+    """
+    import openvino as ov
+
+    if isinstance(source, Path):
+        return ov.Core().read_model(str(source))
+    log.info("openvino: converting %s from PyTorch directly (tens of seconds)", type(source).__name__)
+    start = time.perf_counter()
+    example = tuple(torch.rand(1, 1, *input_hw) for _ in range(2))
+    model = ov.convert_model(source.eval(), example_input=example)
+    log.info("openvino: converted in %.1f s", time.perf_counter() - start)
+    return model
+
+
 class OpenVinoEngine(Engine):
-    """Reads the ONNX export and compiles it for one frame size.
+    """Compiles the model for one frame size on the CPU.
 
     A static shape lets OpenVINO pick its fastest kernels, so the model is
     reshaped to the frame size once at start-up; a later frame of another size
     reshapes and recompiles (logged, ~1 s) rather than failing. With
     ``dynamic=True`` the model keeps symbolic H/W instead.
+    Inputs and outputs are addressed by position (contract order): models
+    converted from PyTorch carry no output names.
     """
 
     name = "openvino"
 
-    def __init__(self, onnx_path: Path, input_hw: tuple[int, int], precision: str, threads: int, dynamic: bool = False):
+    def __init__(self, source: Path | torch.nn.Module, input_hw: tuple[int, int], precision: str, threads: int,
+                 dynamic: bool = False):
         import openvino as ov
 
         self.precision = precision
         self.dynamic = dynamic
         self._core = ov.Core()
-        self._model = self._core.read_model(str(onnx_path))
+        self._model = read_model(source, input_hw)
+        # Explicit even for f32: on CPUs with AVX512-BF16/AMX, OpenVINO's default CPU precision is bf16.
         self._properties = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],
@@ -42,19 +66,19 @@ class OpenVinoEngine(Engine):
 
     def _compile(self, hw: tuple[int, int]) -> None:
         if not self.dynamic:
-            self._model.reshape({name: [1, 1, *hw] for name in INPUT_NAMES})
+            self._model.reshape({i: [1, 1, *hw] for i in range(len(self._model.inputs))})
         compiled = self._core.compile_model(self._model, "CPU", self._properties)
         self._request = compiled.create_infer_request()
-        self._outputs = [compiled.output(name) for name in OUTPUT_NAMES]
         self._compiled_hw = hw
 
     def _run(self, ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, ...]:
         hw = ir.shape[2:]
         if not self.dynamic and (ir.shape[0] != 1 or hw != self._compiled_hw):
             if ir.shape[0] != 1:
-                raise InputError(f"openvino engine: batch size {ir.shape[0]} needs engine.dynamic: true (the static model is batch 1)")
+                raise InputError(f"openvino engine: batch size {ir.shape[0]} needs engine.dynamic: true "
+                                 "(the static model is batch 1)")
             log.warning("openvino: frame size changed %s -> %s; reshaping and recompiling", self._compiled_hw, hw)
             self._compile(tuple(hw))
-        self._request.infer({"ir": ir, "vis": vis})
+        self._request.infer([ir, vis])
         # The request reuses its output buffers on the next call, so hand out copies.
-        return tuple(self._request.get_tensor(o).data.copy() for o in self._outputs)
+        return tuple(self._request.get_output_tensor(i).data.copy() for i in range(4))
