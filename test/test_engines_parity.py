@@ -129,3 +129,9 @@ def test_teacher_on_openvino_converts_from_pytorch_and_matches_eager(teacher, tm
     ref = build_backend("torch", teacher, EngineConfig(backend="torch"), "unused").infer(x, x)
     cfg = EngineConfig(backend="openvino", width=96, height=64, threads=1, cache_dir=tmp_path)
     assert_close(build_backend("openvino", teacher, cfg, "teacher").infer(x, x), ref, F32_TOL)
+
+
+def test_onnxruntime_runs_batches(student, tmp_path_factory):
+    x = np.random.default_rng(5).random((2, 1, 64, 96), dtype=np.float32)
+    ref = build_backend("torch", student, EngineConfig(backend="torch"), "unused").infer(x, x)
+    assert_close(run(student, (x, x), tmp_path_factory, "onnxruntime"), ref, F32_TOL)

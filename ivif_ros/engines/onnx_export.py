@@ -26,12 +26,12 @@ class NotExportable(BackendUnavailable):
 def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int, dynamic: bool = True) -> None:
     """Write ``model`` to ``path`` with inputs ``ir``, ``vis`` ``(1, 1, H, W)``.
 
-    With ``dynamic`` the H and W axes are symbolic, so one file serves every frame size.
+    With ``dynamic`` the batch, H and W axes are symbolic, so one file serves every frame size.
     """
     model = model.eval()
     example = tuple(torch.rand(1, 1, height, width) for _ in INPUT_NAMES)
-    axes = {name: {2: "height", 3: "width"} for name in INPUT_NAMES}
-    axes.update({name: {2: f"{name}_height", 3: f"{name}_width"} for name in OUTPUT_NAMES})
+    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in INPUT_NAMES}
+    axes.update({name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in OUTPUT_NAMES})
     with warnings.catch_warnings(), torch.no_grad():
         # The legacy exporter warns that it is deprecated on every call; the choice is deliberate (see module doc).
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -57,7 +57,7 @@ def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int, dyn
 def cached_onnx(model: torch.nn.Module, cache: ArtifactCache, weights_hash: str | None = None) -> Path:
     """Path of a dynamic-shape ONNX export of ``model`` in ``cache``, exported on first use."""
     weights_hash = weights_hash or model_hash(model)
-    key = {"model": weights_hash, "opset": OPSET, "dynamic": True, **package_versions("torch", "onnx")}
+    key = {"model": weights_hash, "opset": OPSET, "axes": "batch,height,width", **package_versions("torch", "onnx")}
     return cache.get_or_build(
         f"onnx-{weights_hash[:16]}.onnx",
         key,
