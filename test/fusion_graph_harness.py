@@ -151,13 +151,17 @@ def output_topics(prefix: str = "") -> dict:
             f"{prefix}fusion/status": FusionStatus, "/diagnostics": DiagnosticArray}
 
 
+def fusion_diagnostics_since(probe: Probe, start: int = 0) -> list[dict[str, str]]:
+    """Key/values (plus _level, _message) of the fusion node's /diagnostics statuses from message ``start`` on."""
+    return [{kv.key: kv.value for kv in status.values} | {"_level": status.level, "_message": status.message}
+            for array in probe.get("/diagnostics")[start:] for status in array.status
+            if status.name.endswith(": fusion")]
+
+
 def fusion_diagnostics(probe: Probe) -> dict[str, str]:
-    """Key/values of the latest fusion node status on /diagnostics."""
-    for array in reversed(probe.get("/diagnostics")):
-        for status in array.status:
-            if status.name.endswith(": fusion"):
-                return {kv.key: kv.value for kv in status.values} | {"_level": status.level, "_message": status.message}
-    return {}
+    """The latest fusion node status on /diagnostics."""
+    statuses = fusion_diagnostics_since(probe)
+    return statuses[-1] if statuses else {}
 
 
 def assert_every_message_accounted(d: dict[str, str], sent: dict[str, list]) -> None:
