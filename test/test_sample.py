@@ -19,7 +19,7 @@ from ivif_ros.datasets.paired import PairedDataset
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 cv2.setNumThreads(1)
 
-SMALL = dict(width=192, height=144, ir_width=160, ir_height=128)
+SMALL = dict(width=320, height=240, ir_width=320, ir_height=256)
 FRAMES = 12
 
 
@@ -100,7 +100,7 @@ def test_camera_info_carries_the_calibrated_intrinsics(sample):
     with BagReader(sample / "bag") as bag:
         infos = {m.topic: m.msg for m in bag.messages([TOPICS["ir_info"], TOPICS["vis_info"]])}
     ir, vis = infos[TOPICS["ir_info"]], infos[TOPICS["vis_info"]]
-    assert (ir.width, ir.height, vis.width, vis.height) == (160, 128, 192, 144)
+    assert (ir.width, ir.height, vis.width, vis.height) == (320, 256, 320, 240)
     k_ir, k_vis = ir.k.reshape(3, 3), vis.k.reshape(3, 3)
     np.testing.assert_allclose(k_ir, cal["ir"]["K"])
     r = np.array(cal["ir"]["R"])
@@ -130,7 +130,19 @@ def test_people_stand_out_in_ir_more_than_in_visible(sample):
                 vis_c.append(_contrast(gray, box))
     assert len(ir_c) >= FRAMES  # about one usable person per frame at least
     assert np.median(ir_c) > 2 * np.median(vis_c)
+    assert min(ir_c) > 0.5  # every labelled person shows in IR: hidden ones are not labelled
     assert np.mean(pair.vis) < 80  # a night image: dark overall
+
+
+def test_some_objects_are_salient_only_in_visible(sample):
+    """E.g. the cold parked car (engine off) under a streetlight: visible wins, so fusion needs both."""
+    wins = 0
+    for pair in PairedDataset(sample / "pairs"):
+        gray = cv2.cvtColor(pair.vis, cv2.COLOR_RGB2GRAY)
+        for box, cls in zip(pair.boxes.xyxy, pair.boxes.cls):
+            if box[3] - box[1] >= 8:
+                wins += _contrast(gray, box) > 1.2 * _contrast(pair.ir, box)
+    assert wins >= FRAMES // 2
 
 
 def test_preview_plot_is_drawn_from_the_bag(sample, tmp_path):

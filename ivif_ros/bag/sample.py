@@ -40,6 +40,7 @@ TOPICS = {
 IR_FRAME = "ir_camera_optical_frame"
 VIS_FRAME = "visible_camera_optical_frame"
 MIN_BOX_PX = 6.0  # smaller boxes (far objects) are not labelled, as in MSRS
+MIN_VISIBLE_FRACTION = 0.3  # objects hidden more than this behind nearer ones are not labelled
 
 
 @dataclass(frozen=True)
@@ -83,17 +84,18 @@ class SampleResult:
 
 
 def visible_boxes(boxes, margin: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Canvas outline boxes -> pixel-edge ``xyxy`` in the visible image, clipped; tiny or
-    mostly out-of-view objects are dropped."""
+    """Canvas outline boxes -> pixel-edge ``xyxy`` in the visible image, clipped; tiny, mostly
+    out-of-view and mostly occluded objects are dropped (the full extent of a partly occluded
+    object is kept, as annotators do)."""
     if not boxes:
         return np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
     a = np.asarray(boxes, np.float64)
-    cls, xyxy = a[:, 0].astype(np.int64), a[:, 1:] - margin + 0.5  # centre -> edge coordinates
+    cls, xyxy, unoccluded = a[:, 0].astype(np.int64), a[:, 1:5] - margin + 0.5, a[:, 5]  # centre -> edge coords
     clipped = np.clip(xyxy, 0, [width, height, width, height])
     area = np.prod(xyxy[:, 2:] - xyxy[:, :2], 1)
     area_in = np.prod(np.clip(clipped[:, 2:] - clipped[:, :2], 0, None), 1)
     keep = (area_in >= 0.5 * area) & ((clipped[:, 3] - clipped[:, 1]) >= MIN_BOX_PX) & \
-           ((clipped[:, 2] - clipped[:, 0]) >= MIN_BOX_PX / 3)
+           ((clipped[:, 2] - clipped[:, 0]) >= MIN_BOX_PX / 3) & (unoccluded >= MIN_VISIBLE_FRACTION)
     return clipped[keep].astype(np.float32), cls[keep]
 
 

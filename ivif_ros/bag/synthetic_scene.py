@@ -43,6 +43,7 @@ HAZE_RGB = np.array([0.045, 0.032, 0.022], np.float32)  # skyglow scattered by t
 SKY_TEMP_C = (-25.0, -8.0)  # zenith, horizon: a clear night sky is far colder than the air
 LAMP_SPACING_M, LAMP_HEIGHT_M, LAMP_X_M = 32.0, 6.5, 5.2
 LAMP_POWER = 9.0  # illumination directly under a lamp = LAMP_POWER / height^2
+LAMP_PHASE_M = {-1: 14.0, 1: 30.0}  # where the first lamp of each side stands (world z, metres)
 TREE_SPACING_M, TREE_X_M = 14.0, 7.2
 PARKING_X_M = 4.5  # parking strip between the road edge and the sidewalk
 BLOCK_TABLE_M = 4096.0  # length of the generated street; positions wrap around it
@@ -133,8 +134,9 @@ def cyclist_sprite(rng: np.random.Generator) -> list[Prim]:
     ]
 
 
-def car_sprite(rng: np.random.Generator, facing_camera: bool, engine_on: bool) -> list[Prim]:
-    paint = tuple(float(c) for c in rng.uniform(0.05, 0.45) * rng.uniform(0.4, 1.0, 3))
+def car_sprite(rng: np.random.Generator, facing_camera: bool, engine_on: bool,
+               paint: tuple[float, float, float] | None = None) -> list[Prim]:
+    paint = paint or tuple(float(c) for c in rng.uniform(0.05, 0.45) * rng.uniform(0.4, 1.0, 3))
     body_t = AIR_TEMP_C + (rng.uniform(6, 12) if engine_on else 1.0)
     tyre_t = 30.0 if engine_on else AIR_TEMP_C + 1.0
     prims = [
@@ -264,7 +266,7 @@ class StreetScene:
         agents = []
         for side in (-1, 1):
             for k in range(int(BLOCK_TABLE_M // LAMP_SPACING_M)):
-                agents.append(Agent("lamp", None, side * LAMP_X_M, k * LAMP_SPACING_M + (side > 0) * LAMP_SPACING_M / 2,
+                agents.append(Agent("lamp", None, side * LAMP_X_M, k * LAMP_SPACING_M + LAMP_PHASE_M[side],
                                     vz=0.0, z_range=(0.0, BLOCK_TABLE_M), sprite=lamp_sprite(side)))
             for k in range(int(BLOCK_TABLE_M // TREE_SPACING_M)):
                 if self.rng.random() < 0.6:
@@ -292,9 +294,10 @@ class StreetScene:
                             sprite=car_sprite(rng, False, True)))  # lead car in the ego lane
         agents.append(Agent("car", CAR, -1.75, rng.uniform(25, 70), vz=-rng.uniform(6, 9), z_range=(8.0, 90.0),
                             sprite=car_sprite(rng, True, True)))  # oncoming car: headlight glare
-        lamp_z = LAMP_SPACING_M * np.ceil(20.0 / LAMP_SPACING_M) + LAMP_SPACING_M / 2  # under a right-side lamp
-        agents.append(Agent("car", CAR, PARKING_X_M, lamp_z, vz=0.0, z_range=(0.0, BLOCK_TABLE_M),
-                            sprite=car_sprite(rng, False, False)))  # parked, cold: lit but faint in IR
+        # parked under the right-side lamp 30 m ahead, engine off (cold) and light-coloured:
+        # bright in the visible image, faint in IR
+        agents.append(Agent("car", CAR, PARKING_X_M, LAMP_PHASE_M[1], vz=0.0, z_range=(0.0, BLOCK_TABLE_M),
+                            sprite=car_sprite(rng, False, False, paint=(0.6, 0.6, 0.58))))
         agents.append(Agent("car", CAR, -PARKING_X_M, rng.uniform(20, 60), vz=0.0, z_range=(0.0, BLOCK_TABLE_M),
                             sprite=car_sprite(rng, True, False)))
         return agents
@@ -328,22 +331,49 @@ class StreetScene:
     def render(self, t: float):
         """Render frame time ``t`` (s): ``radiance, emission, temperature, boxes``.
 
-        Boxes are ``(class id, x0, y0, x1, y1)`` of every traffic agent, in canvas pixel-centre
-        coordinates (the outline of the drawn shapes; add 0.5 for pixel-edge coordinates).
+        Boxes are ``(class id, x0, y0, x1, y1, visible fraction)`` of every traffic agent, in
+        canvas pixel-centre coordinates (the outline of the drawn shapes; add 0.5 for pixel-edge
+        coordinates); the visible fraction is the share of its pixels not hidden by nearer objects.
         """
         c = self.cam
         lamps = self.lamps(t)
         light = cv2.resize(self.illumination(*self._q, lamps), (c.width, c.height), interpolation=cv2.INTER_LINEAR)
         radiance, emission, temperature = self._shade(EGO_SPEED_MPS * t, light.reshape(-1, 3))
 
-        boxes = []
+        # painter's order (far to near); ``owner`` records which traffic agent each pixel shows,
+        # so objects hidden behind nearer ones can be told apart from visible ones
+        owner = np.zeros((c.height, c.width), np.int16)
         drawn = [(a, *a.position(t)) for a in self.agents]
-        drawn = [d for d in drawn if 3.0 < d[2] < 150.0]
-        for agent, x, z in sorted(drawn, key=lambda d: -d[2]):  # painter's order: far to near
-            box = self._draw(agent, x, z, t, lamps, radiance, emission, temperature)
-            if agent.cls is not None and box is not None:
-                boxes.append((agent.cls, *box))
+        drawn = sorted((d for d in drawn if 3.0 < d[2] < 150.0), key=lambda d: -d[2])
+        labelled = []
+        for k, (agent, x, z) in enumerate(drawn, 1):
+            result = self._draw(agent, x, z, t, lamps, radiance, emission, temperature)
+            if result is None:
+                continue
+            box, shapes = result
+            for shape in shapes:
+                _fill(owner, shape, k if agent.cls is not None else 0)
+            if agent.cls is not None:
+                labelled.append((k, agent.cls, box, shapes))
+        boxes = [(cls, *box, self._visible_fraction(k, box, shapes, owner)) for k, cls, box, shapes in labelled]
         return radiance, emission, temperature, boxes
+
+    def _visible_fraction(self, k: int, box, shapes, owner: np.ndarray) -> float:
+        """Share of agent ``k``'s own pixels (on the canvas) not covered by nearer objects."""
+        c = self.cam
+        x0, y0 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+        x1, y1 = min(int(np.ceil(box[2])) + 1, c.width), min(int(np.ceil(box[3])) + 1, c.height)
+        if x1 <= x0 or y1 <= y0:
+            return 0.0
+        alone = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        shift = np.array([x0, y0]) * 16
+        for shape in shapes:  # the agent drawn alone, in box-local coordinates
+            if shape[0] == "poly":
+                _fill(alone, ("poly", shape[1] - shift), 1)
+            else:
+                _fill(alone, ("ellipse", (shape[1][0] - shift[0], shape[1][1] - shift[1]), shape[2]), 1)
+        own = int(alone.sum())
+        return float(np.count_nonzero(owner[y0:y1, x0:x1] == k)) / own if own else 0.0
 
     def _textures(self, zw: np.ndarray, across: np.ndarray):
         """Fine (asphalt grain, 3 cm) and coarse (patches, 0.5 m) texture at surface coordinates."""
@@ -405,7 +435,8 @@ class StreetScene:
         temp_flat[surf["idx"]] = temp * fog[:, 0] + AIR_TEMP_C * (1 - fog[:, 0])
 
     def _draw(self, agent: Agent, x: float, z: float, t: float, lamps, radiance, emission, temperature):
-        """Rasterise a sprite at (x, z); returns its canvas box or None when out of view."""
+        """Rasterise a sprite at (x, z); returns ``(box, shapes)`` in canvas pixels, or None when
+        out of view. ``shapes`` can be filled again (see :func:`_fill`) to measure occlusion."""
         c = self.cam
         scale = c.f / z
         u0, v0 = c.cx + x * scale, c.cy + CAMERA_HEIGHT_M * scale
@@ -413,34 +444,35 @@ class StreetScene:
             return None
         light = self.illumination(np.float32(x), np.float32(1.0), np.float32(z), lamps)
         fog = np.exp(-z / 120.0)
-        x_lo = y_lo = np.inf
-        x_hi = y_hi = -np.inf
+        shapes, corners = [], []
         for i, p in enumerate(agent.sprite):
             pts = p.pts
             if agent.walk_phase is not None and i < 2:  # swing the legs
                 swing = 0.12 * np.sin(agent.walk_phase + 7.0 * t) * (1 if i == 0 else -1)
-                pts = pts + np.array([[swing, 0]] * 2 + [[0, 0]] * 2) if p.kind == "poly" else pts
-            colour = tuple(float(r * l * fog) for r, l in zip(p.refl, light))
+                pts = pts + np.array([[swing, 0]] * 2 + [[0, 0]] * 2)
             if p.kind == "poly":
                 px = np.stack([u0 + pts[:, 0] * scale, v0 - pts[:, 1] * scale], 1)
-                ipts = np.round(px * 16).astype(np.int32)
-                cv2.fillConvexPoly(radiance, ipts, colour, cv2.LINE_8, 4)
-                cv2.fillConvexPoly(temperature, ipts, float(p.temp), cv2.LINE_8, 4)
-                if p.emit:
-                    cv2.fillConvexPoly(emission, ipts, p.emit, cv2.LINE_8, 4)
-                    cv2.fillConvexPoly(radiance, ipts, p.emit, cv2.LINE_8, 4)
-                lo, hi = px.min(0), px.max(0)
+                shape = ("poly", np.round(px * 16).astype(np.int32))
+                corners += [px.min(0), px.max(0)]
             else:
                 cx_, cy_, rx, ry = pts
                 centre = (int(round((u0 + cx_ * scale) * 16)), int(round((v0 - cy_ * scale) * 16)))
                 axes = (max(int(round(rx * scale * 16)), 8), max(int(round(ry * scale * 16)), 8))
-                for img, val in ((radiance, colour), (temperature, float(p.temp))):
-                    cv2.ellipse(img, centre, axes, 0, 0, 360, val, -1, cv2.LINE_8, 4)
-                if p.emit:
-                    cv2.ellipse(emission, centre, axes, 0, 0, 360, p.emit, -1, cv2.LINE_8, 4)
-                    cv2.ellipse(radiance, centre, axes, 0, 0, 360, p.emit, -1, cv2.LINE_8, 4)
-                lo = np.array([u0 + (cx_ - rx) * scale, v0 - (cy_ + ry) * scale])
-                hi = np.array([u0 + (cx_ + rx) * scale, v0 - (cy_ - ry) * scale])
-            x_lo, y_lo = min(x_lo, lo[0]), min(y_lo, lo[1])
-            x_hi, y_hi = max(x_hi, hi[0]), max(y_hi, hi[1])
-        return x_lo, y_lo, x_hi, y_hi
+                shape = ("ellipse", centre, axes)
+                corners += [(u0 + (cx_ - rx) * scale, v0 - (cy_ + ry) * scale),
+                            (u0 + (cx_ + rx) * scale, v0 - (cy_ - ry) * scale)]
+            _fill(radiance, shape, p.emit or tuple(float(r * l * fog) for r, l in zip(p.refl, light)))
+            _fill(temperature, shape, float(p.temp))
+            if p.emit:
+                _fill(emission, shape, p.emit)
+            shapes.append(shape)
+        corners = np.asarray(corners)
+        return (*corners.min(0), *corners.max(0)), shapes
+
+
+def _fill(img: np.ndarray, shape: tuple, value) -> None:
+    """Fill a sprite shape (fixed-point, 4 fractional bits) into ``img`` with ``value``."""
+    if shape[0] == "poly":
+        cv2.fillConvexPoly(img, shape[1], value, cv2.LINE_8, 4)
+    else:
+        cv2.ellipse(img, shape[1], shape[2], 0, 0, 360, value, -1, cv2.LINE_8, 4)
