@@ -118,13 +118,18 @@ class ThermalSensor:
     rig: CameraRig
     margin: int
     counts: ThermalCounts
-    column_fpn: np.ndarray  # per-column offset (counts): the classic microbolometer stripe pattern
-    noise_counts: float = 6.0
+    fixed_pattern: np.ndarray  # per-pixel offset (counts) that flat-field correction leaves behind
+    noise_counts: float = 6.0  # temporal noise: 0.1 K, a typical uncooled NETD
 
     @classmethod
     def create(cls, rng: np.random.Generator, rig: CameraRig, margin: int, counts: ThermalCounts) -> "ThermalSensor":
-        fpn = rng.normal(0.0, 5.0, rig.ir.width).astype(np.float32)
-        return cls(rig, margin, counts, fpn)
+        """Column stripes (readout amplifiers) plus a radial falloff (housing and lens seen by the
+        detector), about 0.1 K and 0.5 K: the residual non-uniformity of a microbolometer."""
+        w, h = rig.ir.width, rig.ir.height
+        columns = rng.normal(0.0, 5.0, w).astype(np.float32)
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        r2 = ((x - w / 2) ** 2 + (y - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+        return cls(rig, margin, counts, columns[None, :] - 0.5 * counts.gain * r2)
 
     def capture(self, temperature: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Canvas temperature -> raw uint16 counts in the IR camera's own geometry."""
@@ -134,7 +139,7 @@ class ThermalSensor:
         blurred = cv2.GaussianBlur(temperature, (0, 0), 1.2)  # LWIR optics are softer
         temp_ir = cv2.warpPerspective(blurred, ir_to_canvas, (ir.width, ir.height),
                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        counts = self.counts.to_counts(temp_ir) + self.column_fpn[None, :]
+        counts = self.counts.to_counts(temp_ir) + self.fixed_pattern
         counts += rng.standard_normal(counts.shape, dtype=np.float32) * self.noise_counts
         return np.clip(counts + 0.5, 0, 65535).astype(np.uint16)
 
