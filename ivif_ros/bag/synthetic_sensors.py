@@ -25,7 +25,7 @@ class ThermalCounts:
 
     offset: float = 7000.0
     gain: float = 60.0  # counts per kelvin
-    display_range_c: tuple[float, float] = (-2.0, 36.0)  # mapped to 0..255 for the 8-bit pairs
+    display_range_c: tuple[float, float] = (4.0, 36.0)  # mapped to 0..255 for the 8-bit pairs
 
     def to_counts(self, temp_c: np.ndarray) -> np.ndarray:
         return self.offset + self.gain * temp_c
@@ -94,7 +94,7 @@ _GAMMA_LUT = (np.power(np.arange(4096) / 4095.0, 1 / 2.2) * 255 + 0.5).astype(np
 
 
 def visible_sensor(radiance: np.ndarray, emission: np.ndarray, margin: int, rng: np.random.Generator,
-                   *, exposure: float = 1.2, full_well_e: float = 300.0, read_noise_e: float = 3.0) -> np.ndarray:
+                   *, exposure: float = 0.9, full_well_e: float = 300.0, read_noise_e: float = 3.0) -> np.ndarray:
     """Canvas radiance -> 8-bit RGB visible frame (the canvas margin is cropped away)."""
     h, w = radiance.shape[0] - 2 * margin, radiance.shape[1] - 2 * margin
     # lens glare: a tight and a wide halo around bright emitters, on a quarter-size image (smooth anyway)
