@@ -108,6 +108,24 @@ def test_camera_info_carries_the_calibrated_intrinsics(sample):
     np.testing.assert_allclose(h / h[2, 2], cal["homography"], rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("ir_size", [(640, 512), (320, 256), (160, 120)])
+def test_ir_field_of_view_covers_every_visible_pixel(ir_size):
+    from ivif_ros.bag.synthetic_sensors import make_rig
+
+    for seed in range(5):
+        rig = make_rig(np.random.default_rng(seed), 640, 480, *ir_size)
+        ones = np.ones(ir_size[::-1], np.float32)
+        covered = cv2.warpPerspective(ones, rig.ir_to_visible, (640, 480), flags=cv2.INTER_NEAREST, borderValue=0)
+        assert covered.min() == 1.0
+        canvas, margin = rig.canvas()  # and the render canvas contains the whole IR view
+        w, h = ir_size
+        corners = np.array([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [-0.5, h - 0.5, 1], [w - 0.5, h - 0.5, 1]]).T
+        p = rig.ir_to_visible @ corners
+        xy = p[:2] / p[2]
+        assert np.all(xy >= -margin) and np.all(xy <= [[640 - 1 + margin], [480 - 1 + margin]])
+        assert (canvas.width, canvas.height) == (640 + 2 * margin, 480 + 2 * margin) and margin < 100
+
+
 def _contrast(img: np.ndarray, box) -> float:
     """Mean inside the box minus the mean of a ring around it, over the ring's std."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
