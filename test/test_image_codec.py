@@ -84,6 +84,18 @@ def test_truncated_data_names_field():
         image_to_array(SimpleNamespace(**fields), "/cam")
 
 
+@pytest.mark.parametrize("change, field", [
+    ({"step": 7}, "step"), ({"data": b"\0" * 5}, "data"), ({"width": 0}, "size"), ({"encoding": "yuv422"}, "encoding"),
+])
+def test_errors_name_the_field_for_rejection_counters(change, field):
+    from ivif_ros.core.image_codec import ImageFieldError
+
+    fields = {**array_to_image_fields(random_image("mono16", 2, 4), "mono16"), **change}
+    with pytest.raises(ImageFieldError) as err:
+        image_to_array(SimpleNamespace(**fields), "/ir/image_raw")
+    assert err.value.field == field and isinstance(err.value, InputError)
+
+
 def test_unknown_encoding_lists_supported():
     msg = SimpleNamespace(height=1, width=1, encoding="bayer_rggb8", is_bigendian=0, step=1, data=b"\0")
     with pytest.raises(InputError, match=r"field 'encoding' is 'bayer_rggb8'.*mono16"):

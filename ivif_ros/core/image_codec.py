@@ -42,6 +42,18 @@ _CV_ENCODING = re.compile(r"^(8U|8S|16U|16S|32S|32F|64F)C([1-4])$")
 _CV_DEPTHS = {"8U": "u1", "8S": "i1", "16U": "u2", "16S": "i2", "32S": "i4", "32F": "f4", "64F": "f8"}
 
 
+class ImageFieldError(InputError):
+    """An Image message whose fields contradict each other or the encoding.
+
+    ``field`` names the offending part (``encoding``, ``size``, ``step``, ``data``, or a
+    caller's own such as ``frame_id``) so that receivers can count rejections by reason.
+    """
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
 def encoding_layout(encoding: str, topic: str = "") -> tuple[np.dtype, int]:
     """Return ``(dtype, channels)`` of an image encoding (native byte order).
 
@@ -55,7 +67,8 @@ def encoding_layout(encoding: str, topic: str = "") -> tuple[np.dtype, int]:
         return np.dtype(_CV_DEPTHS[m.group(1)]), int(m.group(2))
     where = f"topic {topic}: " if topic else ""
     supported = ", ".join(NAMED_ENCODINGS) + ", and <8U|8S|16U|16S|32S|32F|64F>C<1-4> (e.g. 8UC1, 16UC1, 32FC1, 8UC3)"
-    raise InputError(f"{where}field 'encoding' is {encoding!r}, which is not supported; use one of {supported}")
+    raise ImageFieldError(f"{where}field 'encoding' is {encoding!r}, which is not supported; use one of {supported}",
+                          "encoding")
 
 
 def image_to_array(msg, topic: str = "") -> np.ndarray:
@@ -68,24 +81,25 @@ def image_to_array(msg, topic: str = "") -> np.ndarray:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     dtype, channels = encoding_layout(msg.encoding, topic)
     if height <= 0 or width <= 0:
-        raise InputError(f"{where}image is {width}x{height}; fields 'width' and 'height' must be positive")
+        raise ImageFieldError(f"{where}image is {width}x{height}; fields 'width' and 'height' must be positive",
+                              "size")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
-        raise InputError(
+        raise ImageFieldError(
             f"{where}field 'step' is {step} but width*channels*bytes = {width}*{channels}*{dtype.itemsize} = "
-            f"{row_bytes} for encoding {msg.encoding!r}; fix the publisher's step (bytes per row incl. padding)"
-        )
+            f"{row_bytes} for encoding {msg.encoding!r}; fix the publisher's step (bytes per row incl. padding)",
+            "step")
     if step % dtype.itemsize:
-        raise InputError(
+        raise ImageFieldError(
             f"{where}field 'step' is {step}, not a multiple of the {dtype.itemsize}-byte sample size of "
-            f"{msg.encoding!r}; fix the publisher's step"
-        )
+            f"{msg.encoding!r}; fix the publisher's step",
+            "step")
     buf = _as_bytes_array(msg.data)
     if buf.size != step * height:
-        raise InputError(
+        raise ImageFieldError(
             f"{where}field 'data' has {buf.size} bytes but step*height = {step}*{height} = {step * height}; "
-            "the message is truncated or its 'step'/'height' are wrong"
-        )
+            "the message is truncated or its 'step'/'height' are wrong",
+            "data")
     wire = dtype.newbyteorder(">" if msg.is_bigendian else "<") if dtype.itemsize > 1 else dtype
     shape = (height, width) if channels == 1 else (height, width, channels)
     strides = (step, dtype.itemsize) if channels == 1 else (step, channels * dtype.itemsize, dtype.itemsize)
