@@ -29,6 +29,7 @@ from ivif_ros.replay.summary import FrameRecord
 from ivif_ros.report.replay_report import SampleFrame
 
 FUSION_STATUS = "ivif_ros/msg/FusionStatus"
+DIAGNOSTICS = "/diagnostics"
 # FusionStatus timing fields -> stage names in summary.json / frames.csv.
 STATUS_STAGES = ("sync_wait", "register", "preprocess", "infer", "postprocess", "publish", "total")
 
@@ -79,6 +80,25 @@ def read_outputs(path: Path, topics: OutputTopics) -> Outputs:
             out.by_stamp.setdefault(m.topic, {})[im.stamp_ns(m.msg.header)] = m.msg
         out.errors = list(reader.errors)
     return out
+
+
+def node_counters(path: Path, topic: str = DIAGNOSTICS) -> dict[str, int]:
+    """The graph's own counters (received, matched, fused, dropped by reason) from the last
+    ``/diagnostics`` message recorded (live mode; cumulative since the graph started). They
+    say whether every published image arrived, and why a pair got no output, e.g.
+    ``pipeline_busy`` when inference was slower than the cameras."""
+    counters: dict[str, int] = {}
+    with BagReader(path) as reader:
+        if topic not in reader.topics:
+            return counters
+        last = None
+        for m in reader.messages([topic], strict=False):
+            last = m.msg
+    for status in last.status if last is not None else []:
+        for kv in status.values:
+            if kv.value.isdigit() and not kv.key.startswith(("median", "pending")):
+                counters[kv.key] = int(kv.value)
+    return counters
 
 
 def auto_metrics_every(pairs: int, target: int = 200) -> int:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivif_ros.errors import InputError, UserFacingError
+from ivif_ros.replay.evaluate import DIAGNOSTICS
 
 DEFAULT_TRANSPORT = "LARGE_DATA"
 IMAGE_QUEUE_DEPTH = 100
@@ -130,6 +131,7 @@ class LiveSession:
         self.clock_pub = self.player.create_publisher(Clock, "/clock", 10)
         self.pubs = {t: self.player.create_publisher(_msg_class(ty), t, reliable) for t, ty in input_types.items()}
         self.output_topics = output_topics
+        self.status_topic = next(t for t in output_topics if t.endswith("status"))
         self.recording = Recording()
         self._sim_now_ns = 0
         self._subs = []
@@ -213,7 +215,7 @@ class LiveSession:
 
         answers = []
         probe = self.recorder.create_subscription(  # best effort matches any publisher
-            _msg_class(STATUS_TYPE), self.output_topics[-1], lambda _msg: answers.append(time.monotonic()),
+            _msg_class(STATUS_TYPE), self.status_topic, lambda _msg: answers.append(time.monotonic()),
             QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
         try:
             log0, wall0 = items[0].log_ns, time.monotonic_ns()
@@ -279,10 +281,28 @@ class LiveSession:
                 break
             if graph is not None:
                 graph.check_alive()
-            time.sleep(CLOCK_PERIOD_S)
-            sim += int(CLOCK_PERIOD_S * 1e9)
-            self._publish_clock(sim)
+            sim = self._tick(sim)
         time.sleep(0.2)  # the remaining outputs of the last frame (status after image)
+
+    def await_diagnostics(self, period_s: float, graph: GraphProcess | None) -> bool:
+        """Run /clock until the graph publishes /diagnostics once more (its timer is on ROS
+        time), so the recording ends with the graph's final counters."""
+        n0 = sum(1 for t, _, _ in self.recording.messages if t == DIAGNOSTICS)
+        sim, deadline = self._sim_now_ns, time.monotonic() + 2 * period_s + 2.0
+        while time.monotonic() < deadline:
+            if sum(1 for t, _, _ in self.recording.messages if t == DIAGNOSTICS) > n0:
+                return True
+            if graph is not None:
+                graph.check_alive()
+            sim = self._tick(sim)
+        return False
+
+    def _tick(self, sim_ns: int) -> int:
+        """Sleep one /clock period and advance simulated time by as much."""
+        time.sleep(CLOCK_PERIOD_S)
+        sim_ns += int(CLOCK_PERIOD_S * 1e9)
+        self._publish_clock(sim_ns)
+        return sim_ns
 
     def close(self) -> None:
         import rclpy
@@ -320,6 +340,7 @@ class LiveResult:
     publish_ns: dict[int, int]  # ledger message id -> publish time (monotonic ns)
     wall_s: float  # first input published -> last output received
     domain_id: int
+    warmup_messages: dict[str, int]  # graph input topic -> warm-up messages sent (in the graph's counters)
 
 
 def play_items(inputs, ledger) -> list[PlayItem]:
@@ -391,14 +412,16 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     graph = GraphProcess(graph_command(params), env, log_dir / "graph.log")
     session = None
     try:
-        session = LiveSession(input_types, topics.all(), domain_id)
+        # /diagnostics too: the graph's own drop counters explain pairs that got no output.
+        session = LiveSession(input_types, topics.all() + [DIAGNOSTICS], domain_id)
         session.wait_for_graph(graph, GRAPH_READY_TIMEOUT_S)
-        session.warm_up(warmup_items(inputs, items, cfg.sync, cfg.dropout.timeout_s), opts.rate, graph,
-                        GRAPH_READY_TIMEOUT_S)
+        warmup = warmup_items(inputs, items, cfg.sync, cfg.dropout.timeout_s)
+        session.warm_up(warmup, opts.rate, graph, GRAPH_READY_TIMEOUT_S)
         session.subscribe_outputs()
         with tqdm(total=len(items), desc=f"play x{opts.rate:g}", unit="msg") as bar:
             session.play(items, opts.rate, bar)
         session.drain(len(ledger.pairs), topics.status, DRAIN_IDLE_S, 60.0 + DRAIN_IDLE_S, graph)
+        session.await_diagnostics(cfg.diagnostics.period_s, graph)
     finally:
         if session is not None:
             session.close()
@@ -417,7 +440,8 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     # Throughput window: first input published -> last output received.
     first_pub = min(rec.publish_ns.values(), default=0)
     last_recv = max((r for _, r, _ in rec.messages), default=first_pub)
-    return LiveResult(receive_ns, dict(rec.publish_ns), (last_recv - first_pub) / 1e9, domain_id)
+    warmup_messages = {t: sum(i.topic == t for i in warmup) for t in dict.fromkeys(i.topic for i in warmup)}
+    return LiveResult(receive_ns, dict(rec.publish_ns), (last_recv - first_pub) / 1e9, domain_id, warmup_messages)
 
 
 def warmup_items(inputs, items: list[PlayItem], sync_cfg, dropout_timeout_s: float) -> list[PlayItem]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ivif_ros.errors import InputError
 from ivif_ros.replay.accounting import NO_OUTPUT, PIPELINE_ERROR, MessageLedger
-from ivif_ros.replay.evaluate import OutputTopics, auto_metrics_every, evaluate, read_outputs
+from ivif_ros.replay.evaluate import OutputTopics, auto_metrics_every, evaluate, node_counters, read_outputs
 from ivif_ros.replay.inputs import BagInputs, read_inputs
 from ivif_ros.replay.summary import FrameRecord, build_summary, write_json
 from ivif_ros.report.replay_report import write_frames_csv, write_report
@@ -141,6 +141,9 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
             missing_reason=missing, receive_ns=receive_ns, publish_ns=publish_ns, progress=bar)
     counts = ledger.counts()
     counts["single_camera_frames"] = outputs.single_camera_frames(topics)  # not pairs: outside the invariants
+    if opts.live:
+        counts["graph_counters"] = node_counters(out_bag)
+        counts["warmup_messages"] = live.warmup_messages
     summary = build_summary(
         bag=str(opts.bag), mode="live" if opts.live else "offline", rate=opts.rate if opts.live else None,
         topics={"ir": inputs.ir_topic, "vis": inputs.vis_topic, "ground_truth": inputs.gt_topic,

@@ -165,6 +165,14 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
     drops = [["message", r, n] for r, n in c["message_drops_by_reason"].items()]
     drops += [["pair", r, n] for r, n in c["pair_drops_by_reason"].items()]
     lines += (_table(["dropped", "reason", "count"], drops) if drops else ["No message was dropped."]) + [""]
+    if c.get("single_camera_frames"):
+        lines += ["Single-camera output frames (a camera counted as lost): "
+                  + ", ".join(f"{m}: {n}" for m, n in c["single_camera_frames"].items()), ""]
+    if c.get("graph_counters"):
+        warm = ", ".join(f"{n} on {t}" for t, n in c["warmup_messages"].items())
+        lines += [f"The node graph's own counters (from /diagnostics, cumulative since it started, so they include "
+                  f"the warm-up messages sent before the bag: {warm}):", ""]
+        lines += _table(["graph counter", "count"], [[k, v] for k, v in c["graph_counters"].items()]) + [""]
 
     m = summary["metrics"]
     every = "every frame" if m["every"] == 1 else f"every {m['every']}th frame"
