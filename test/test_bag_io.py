@@ -243,6 +243,30 @@ def test_truncated_mcap_yields_the_readable_part_then_raises(tmp_path):
         assert any("truncated" in e for e in bag.errors)
 
 
+def test_compressed_mcap_reads_back_and_salvages_its_complete_chunks(tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 40, (480, 640), dtype=np.uint8) for i in range(24)]
+    for name, compress in (("raw", False), ("zstd", True)):
+        with BagWriter(tmp_path / name, compress=compress) as bag:
+            bag.add_topic("/img", im.IMAGE)
+            for i, f in enumerate(frames):
+                bag.write("/img", T0 + i, im.make_image(bag.typestore, f, "mono8", T0 + i, "c"))
+    raw, packed = (tmp_path / "raw" / "raw.mcap").stat().st_size, (tmp_path / "zstd" / "zstd.mcap").stat().st_size
+    assert packed < 0.8 * raw
+    with BagReader(tmp_path / "zstd") as bag:
+        got = [im.decode_image(m.msg, im.IMAGE)[0] for m in bag.messages(["/img"])]
+    assert len(got) == 24 and all(np.array_equal(a, b) for a, b in zip(got, frames))
+
+    mcap = tmp_path / "zstd" / "zstd.mcap"
+    mcap.write_bytes(mcap.read_bytes()[: packed // 2])
+    with BagReader(tmp_path / "zstd") as bag:
+        salvaged = [m.msg for m in bag.messages(["/img"], strict=False)]
+        assert bag.damaged and any("truncated" in e for e in bag.errors)
+    assert 4 <= len(salvaged) < 24  # whole compressed chunks only: the cut one cannot be decompressed
+    assert all(np.array_equal(im.decode_image(m, im.IMAGE)[0], frames[i]) for i, m in enumerate(salvaged))
+    with pytest.raises(ConfigError, match="--compress needs --storage mcap"):
+        BagWriter(tmp_path / "s", storage="sqlite3", compress=True)
+
+
 def test_garbage_files_give_input_error(tmp_path):
     (tmp_path / "x.mcap").write_bytes(b"not an mcap file at all")
     with pytest.raises(InputError, match="cannot be read"):

@@ -110,7 +110,12 @@ def test_bad_inputs_are_explained(dataset, tmp_path):
 
 def test_cli(dataset, tmp_path, capsys):
     out = tmp_path / "bag"
-    assert main(["make-bag", "--data", str(dataset), "--out", str(out), "--limit", "3", "--jitter-ms", "2"]) == 0
+    assert main(["make-bag", "--data", str(dataset), "--out", str(out), "--limit", "3", "--jitter-ms", "2",
+                 "--compress"]) == 0
     assert "wrote 3 pairs" in capsys.readouterr().out
+    assert _read(out)[0]["/ir/image_raw"] == 3
+    assert main(["make-bag", "--data", str(dataset), "--out", str(tmp_path / "b2"), "--compress",
+                 "--storage", "sqlite3"]) == 2
+    assert "--compress needs --storage mcap" in capsys.readouterr().err
     assert main(["make-bag", "--data", str(dataset), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -29,6 +29,7 @@ DEFAULT_CLASSES = ("person", "bicycle", "car")
 class MakeBagOptions:
     split: str | Path | None = None
     storage: str = "mcap"
+    compress: bool = False  # zstd MCAP chunks
     timing: TimingConfig = field(default_factory=TimingConfig)
     limit: int | None = None
     ir_topic: str = TOPICS["ir"]
@@ -39,6 +40,8 @@ class MakeBagOptions:
     seed: int = 0  # timing jitter and drops
 
     def validate(self) -> None:
+        if self.compress and self.storage != "mcap":
+            raise ConfigError("--compress needs --storage mcap (chunk compression); sqlite3 bags are stored raw")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit {self.limit}: must be at least 1")
         topics = [self.ir_topic, self.vis_topic, self.detections_topic, self.name_topic]
@@ -70,7 +73,7 @@ def make_bag(data: str | Path, out: str | Path, opts: MakeBagOptions = MakeBagOp
     n = len(ds) if opts.limit is None else min(len(ds), opts.limit)
     vis_times, ir_times = camera_times(n, opts.timing, np.random.default_rng(opts.seed))
     written = {t: 0 for t in (opts.ir_topic, opts.vis_topic, opts.detections_topic, opts.name_topic)}
-    with BagWriter(out, storage=opts.storage, overwrite=overwrite) as bag:
+    with BagWriter(out, storage=opts.storage, overwrite=overwrite, compress=opts.compress) as bag:
         ts = bag.typestore
         bag.set_custom_data("ivif_ros.source", str(Path(data).resolve()))
         if opts.split is not None:

@@ -52,6 +52,7 @@ class SampleOptions:
     ir_width: int = 640
     ir_height: int = 512
     storage: str = "mcap"
+    compress: bool = False  # zstd MCAP chunks
     ir_encoding: str = "mono16"  # raw thermal counts; 'mono8' gives display-scaled IR
     vis_encoding: str = "rgb8"
     timing: TimingConfig = field(default_factory=TimingConfig)
@@ -67,6 +68,8 @@ class SampleOptions:
             raise ConfigError(f"--ir-encoding {self.ir_encoding!r}: use mono16 (raw counts) or mono8")
         if self.vis_encoding not in ("rgb8", "bgr8"):
             raise ConfigError(f"--vis-encoding {self.vis_encoding!r}: use rgb8 or bgr8")
+        if self.compress and self.storage != "mcap":
+            raise ConfigError("--compress needs --storage mcap (chunk compression); sqlite3 bags are stored raw")
         if not (self.write_pairs or self.write_bag):
             raise ConfigError("--no-pairs with --no-bag leaves nothing to write; drop one of them")
         self.timing.validate()
@@ -161,7 +164,7 @@ def generate_sample(out: str | Path, opts: SampleOptions = SampleOptions(), *, o
     if pairs is not None:
         for sub in ("ir", "vi", "labels_det/ir", "labels_det/vi"):
             (pairs / sub).mkdir(parents=True, exist_ok=True)
-    bag = BagWriter(out / "bag", storage=opts.storage) if opts.write_bag else None
+    bag = BagWriter(out / "bag", storage=opts.storage, compress=opts.compress) if opts.write_bag else None
     written = {t: 0 for t in TOPICS.values()}
     # PNG encoding and all bag I/O run on one worker thread (cv2 and file I/O release the GIL; sqlite
     # objects must stay on the thread that made them), in frame order, overlapping the rendering of

@@ -19,6 +19,8 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--ir-width", type=int, default=640, help="IR image width (default 640)")
     p.add_argument("--ir-height", type=int, default=512, help="IR image height (default 512)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default mcap)")
+    p.add_argument("--compress", action="store_true",
+                   help="zstd-compress the MCAP chunks (about 35 %% smaller; mcap only)")
     p.add_argument("--ir-encoding", choices=("mono16", "mono8"), default="mono16",
                    help="IR image encoding in the bag: raw thermal counts (mono16, default) or 8-bit")
     p.add_argument("--vis-encoding", choices=("rgb8", "bgr8"), default="rgb8", help="visible encoding (default rgb8)")
@@ -42,7 +44,7 @@ def run(args) -> int:
 
     opts = SampleOptions(
         seed=args.seed, frames=args.frames, width=args.width, height=args.height,
-        ir_width=args.ir_width, ir_height=args.ir_height, storage=args.storage,
+        ir_width=args.ir_width, ir_height=args.ir_height, storage=args.storage, compress=args.compress,
         ir_encoding=args.ir_encoding, vis_encoding=args.vis_encoding,
         timing=TimingConfig(rate_hz=args.rate, jitter_ms=args.jitter_ms, ir_offset_ms=args.ir_offset_ms,
                             drop_prob=args.drop_prob),
