@@ -14,6 +14,7 @@ The same seed and options give byte-identical files.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -213,8 +214,6 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         if not (out / "calibration.yaml").is_file():
             raise InputError(f"refusing to overwrite {out}: it does not look like an `ivif sample` output "
                              "(no calibration.yaml)")
-        import shutil
-
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
