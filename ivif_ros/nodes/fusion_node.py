@@ -28,7 +28,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ivif_ros.core import sync
 from ivif_ros.core.config import FusionConfig
-from ivif_ros.core.image_codec import image_to_array, to_rgb
+from ivif_ros.core.image_codec import ImageFieldError, check_finite, image_to_array, to_rgb
 from ivif_ros.core.ir_normalize import IrNormalizer
 from ivif_ros.core.registration import Registration
 from ivif_ros.datasets.paired import rgb_to_gray
@@ -93,6 +93,8 @@ class FusionNode(Node):
         self._intrinsics: dict[int, np.ndarray] = {}
         self._visible_geometry: tuple[tuple[int, int], str] | None = None  # ((w, h), frame_id)
         self._frame_index = 0
+        self._frame_ids: dict[int, str] = {}  # camera -> header.frame_id of its first valid image
+        self._last_reject_log: dict[tuple[int, str], float] = {}  # (camera, field) -> monotonic s
 
         out_qos = messages.qos(cfg.qos.output_reliability, cfg.qos.output_depth)
         self.pub_fused = self.create_publisher(Image, "fused/image", out_qos)
@@ -139,18 +141,39 @@ class FusionNode(Node):
         self.stats.count(f"received {CAMERA[cam]}")
         try:
             if cam == sync.VISIBLE and msg.encoding not in VISIBLE_ENCODINGS:
-                raise UserFacingError(f"topic {topic}: field 'encoding' is {msg.encoding!r}; the visible camera "
-                                      f"must publish 8-bit images ({', '.join(VISIBLE_ENCODINGS)})")
+                raise ImageFieldError(f"topic {topic}: field 'encoding' is {msg.encoding!r}; the visible camera "
+                                      f"must publish 8-bit images ({', '.join(VISIBLE_ENCODINGS)})", "encoding")
             array = image_to_array(msg, topic)
             if cam == sync.IR and array.ndim == 3 and array.dtype != np.uint8:
-                raise UserFacingError(f"topic {topic}: field 'encoding' is {msg.encoding!r}; a multi-channel IR "
-                                      "image must be 8-bit (publish mono16 or 32FC1 for radiometric data)")
-        except UserFacingError as exc:
-            self.stats.count(f"rejected {CAMERA[cam]}: invalid image")
-            self.get_logger().warning(f"{exc} (message rejected)",
-                                      throttle_duration_sec=self.params.config.diagnostics.log_throttle_s)
+                raise ImageFieldError(f"topic {topic}: field 'encoding' is {msg.encoding!r}; a multi-channel IR "
+                                      "image must be 8-bit (publish mono16 or 32FC1 for radiometric data)", "encoding")
+            # Registration and the output frame belong to one camera: a topic that starts carrying
+            # another frame_id (a second driver, a wrong remap) must not be fused as if it were the first.
+            expected = self._frame_ids.setdefault(cam, msg.header.frame_id)
+            if msg.header.frame_id != expected:
+                raise ImageFieldError(f"topic {topic}: field 'header.frame_id' is {msg.header.frame_id!r} but this "
+                                      f"topic carried {expected!r} so far; publish one camera per topic (or restart "
+                                      "the node after renaming the camera frame)", "frame_id")
+        except ImageFieldError as exc:  # every way image_to_array and the checks above refuse a message
+            self._reject(cam, exc.field, str(exc))
             return None
+        if array.dtype.kind == "f" and not check_finite(array).ok:
+            # Accepted: IrNormalizer maps NaN/-inf (dead pixels) to 0 and +inf to 255; counted so a dying sensor shows.
+            self.stats.count(f"non-finite pixels {CAMERA[cam]}")
         return Frame(topic, msg, to_rgb(array, msg.encoding), arrival)
+
+    def _reject(self, cam: int, field: str, text: str) -> None:
+        """Count a rejected message (total and by field) and log it, at most once per throttle
+        period per camera and field: rclpy's own throttle is per call site, so one noisy fault
+        would hide every other."""
+        name = CAMERA[cam]
+        self.stats.count(f"rejected {name}: invalid image")
+        self.stats.count(f"invalid {name}: {field}")
+        now = time.monotonic()
+        if now - self._last_reject_log.get((cam, field), -math.inf) >= self.params.config.diagnostics.log_throttle_s:
+            self._last_reject_log[(cam, field)] = now
+            self.get_logger().warning(f"{text} (message rejected; counted on /diagnostics as 'invalid {name}: "
+                                      f"{field}')")
 
     def _on_image(self, cam: int, msg: Image) -> None:
         frame = self._decode(cam, msg)
