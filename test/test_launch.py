@@ -107,7 +107,7 @@ def test_ivif_launch_runs_the_graph_and_stops_on_sigint(mode, ros_env, rclpy_con
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    ns = f"/launch_{mode}"
+    ns = f"/launch_{mode}_{os.getpid()}"  # unique: other test runs may be launching on this machine
     cmd = [sys.executable, "-m", "ivif_ros.cli", "launch", "--config", str(CONFIG), "--ns", ns,
            "--mode", mode, "--model", str(student_weights), "--backend", "torch",
            "--param", "engine.width=320", "--param", "engine.height=240", "--param", "engine.threads=1",
@@ -139,7 +139,10 @@ def test_ivif_launch_runs_the_graph_and_stops_on_sigint(mode, ros_env, rclpy_con
         assert _graph_processes(ns), "graph processes not found"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=25) == 0, log.read_text()
-        assert _graph_processes(ns) == [], "nodes left running after ivif launch exited"
+        left = _graph_processes(ns)
+        assert left == [], "nodes left running after ivif launch exited:\n" + subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,etime,cmd", "-p", ",".join(map(str, left))], capture_output=True,
+            text=True).stdout + log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
