@@ -22,21 +22,18 @@ from __future__ import annotations
 import math
 import os
 import re
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
-    Probe, assert_every_message_accounted, engine_cache, fusion_diagnostics, graph_params, output_topics,
-    student_weights,
+    assert_every_message_accounted, engine_cache, fusion_diagnostics, student_weights,
 )
+from reliability_graph import fusion_graph, settle, stamp_of, wait_for_subscribers  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("engine_cache")
 
@@ -181,50 +178,21 @@ def fuzz_stream(seed: int, n_messages: int, t0_ns: int):
     return out[:n_messages]
 
 
-def stamp_of(msg) -> int:
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-
-
 @pytest.fixture
-def fusion_graph(rclpy_context, student_weights):
-    """The fusion node and a probe node spinning in one executor (no overlay: not under test here)."""
-    import rclpy
-    import torch
-
-    from ivif_ros.nodes.fusion_node import FusionNode
-
-    torch.set_num_threads(1)
-    made = {}
+def fuzz_graph(fusion_graph):
+    """The fusion node at the fuzz size and deep reliable publishers for both cameras."""
+    from sensor_msgs.msg import Image
 
     def start(**overrides):
-        params = {**graph_params(student_weights), "engine.width": W, "engine.height": H,
-                  "diagnostics.period_s": 0.25, "diagnostics.log_throttle_s": LOG_THROTTLE_S,
-                  "qos.input_reliability": "reliable", "qos.input_depth": 1000, "dropout.timeout_s": 5.0,
-                  **overrides}
-        fusion = FusionNode(context=rclpy_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-        probe_node = rclpy.create_node("fuzz_probe", context=rclpy_context)
-        probe = Probe(probe_node, output_topics())
+        fusion, probe, probe_node, thread = fusion_graph(**{
+            "engine.width": W, "engine.height": H, "diagnostics.log_throttle_s": LOG_THROTTLE_S,
+            "dropout.timeout_s": 5.0, **overrides})
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        from sensor_msgs.msg import Image
-
         pubs = {cam: probe_node.create_publisher(Image, TOPIC[cam], qos) for cam in TOPIC}
-        executor = MultiThreadedExecutor(num_threads=2, context=rclpy_context)
-        executor.add_node(fusion)
-        executor.add_node(probe_node)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
-        made.update(executor=executor, thread=thread, nodes=(fusion, probe_node))
-        deadline = time.monotonic() + 10
-        while not all(p.get_subscription_count() for p in pubs.values()) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_subscribers(pubs.values())
         return fusion, probe, pubs, probe_node, thread
 
-    yield start
-    if made:
-        made["executor"].shutdown()
-        made["thread"].join(5)
-        for node in made["nodes"]:
-            node.destroy_node()
+    return start
 
 
 def publish_in_bursts(stream, pubs, fusion, thread, burst: int = 200, timeout_s: float = 60.0) -> None:
@@ -244,19 +212,6 @@ def publish_in_bursts(stream, pubs, fusion, thread, burst: int = 200, timeout_s:
             time.sleep(0.01)
 
 
-def settle(probe, quiet_s: float = 1.0, timeout_s: float = 30.0) -> None:
-    """Wait until fusion/status stopped growing for ``quiet_s`` (the pipeline finished its last frame)."""
-    deadline, last, since = time.monotonic() + timeout_s, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        n = probe.count("fusion/status")
-        if n != last:
-            last, since = n, time.monotonic()
-        elif time.monotonic() - since > quiet_s:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the fusion node kept publishing")
-
-
 def check_outputs(probe, stream) -> int:
     """Every fused image and mask is well-formed and answers a valid visible image.
 
@@ -270,7 +225,7 @@ def check_outputs(probe, stream) -> int:
         stamp = stamp_of(image)
         assert stamp in vis_size, f"output for a stamp no valid visible image had: {stamp} (seed {SEED})"
         w, h = vis_size[stamp]
-        assert (image.encoding, image.width, image.height, image.step) == ("rgb8", w, h, 3 * w), (seed_msg(), image)
+        assert (image.encoding, image.width, image.height, image.step) == ("rgb8", w, h, 3 * w), f"seed {SEED}"
         assert len(image.data) == 3 * w * h and image.header.frame_id == FRAME["vis"]
         assert (mask.encoding, mask.width, mask.height, len(mask.data)) == ("mono8", w, h, w * h)
         assert stamp_of(mask) == stamp_of(status) == stamp
@@ -280,13 +235,9 @@ def check_outputs(probe, stream) -> int:
     return len(fused)
 
 
-def seed_msg() -> str:
-    return f"seed {SEED}"
-
-
-def test_ten_thousand_malformed_and_edge_case_images(fusion_graph, capfd):
+def test_ten_thousand_malformed_and_edge_case_images(fuzz_graph, capfd):
     n = int(os.environ.get("IVIF_FUZZ_MESSAGES", "10000"))
-    fusion, probe, pubs, probe_node, thread = fusion_graph()
+    fusion, probe, pubs, probe_node, thread = fuzz_graph()
     t0 = probe_node.get_clock().now().nanoseconds
     stream = fuzz_stream(SEED, n, t0)
     started = time.monotonic()
@@ -304,7 +255,7 @@ def test_ten_thousand_malformed_and_edge_case_images(fusion_graph, capfd):
 
     expected = Counter(f"invalid {NAME[s.cam]}: {s.defect}" for s in stream if s.defect)
     counted = {k: int(v) for k, v in d.items() if k.startswith("invalid ")}
-    assert counted == dict(expected), f"rejections by field differ from the oracle ({seed_msg()})"
+    assert counted == dict(expected), f"rejections by field differ from the oracle (seed {SEED})"
     for cam in ("ir", "vis"):
         assert int(d[f"rejected {NAME[cam]}: invalid image"]) == sum(
             v for k, v in expected.items() if k.startswith(f"invalid {NAME[cam]}:"))
@@ -328,14 +279,14 @@ def test_ten_thousand_malformed_and_edge_case_images(fusion_graph, capfd):
           f"{len(lines)} log lines, drops {drops}")
 
 
-def test_clock_jumping_back_under_sim_time(fusion_graph):
+def test_clock_jumping_back_under_sim_time(fuzz_graph):
     """/clock goes 30 s back mid-stream (a looping bag, a restarted simulator): no crash, the pairing
     resets, fusion continues, and every message is still accounted for."""
     from rosgraph_msgs.msg import Clock
 
     from ivif_ros.nodes import messages
 
-    fusion, probe, pubs, probe_node, thread = fusion_graph(use_sim_time=True)
+    fusion, probe, pubs, probe_node, thread = fuzz_graph(use_sim_time=True)
     clock = probe_node.create_publisher(Clock, "/clock", 10)
     rng = np.random.default_rng(SEED)
     sent = {"ir": [], "vis": []}
