@@ -135,3 +135,20 @@ def test_onnxruntime_runs_batches(student, tmp_path_factory):
     x = np.random.default_rng(5).random((2, 1, 64, 96), dtype=np.float32)
     ref = build_backend("torch", student, EngineConfig(backend="torch"), "unused").infer(x, x)
     assert_close(run(student, (x, x), tmp_path_factory, "onnxruntime"), ref, F32_TOL)
+
+
+def test_a_failed_onnx_export_is_remembered(teacher, student, tmp_path):
+    """Later attempts fail from the cached reason instead of re-tracing the model for seconds.
+
+    Shown by asking again under the same weights hash with a model that *could* be
+    exported: the cached verdict answers, so no export runs.
+    """
+    from ivif_ros.engines.cache import ArtifactCache
+    from ivif_ros.engines.onnx_export import NotExportable, cached_onnx
+
+    cache = ArtifactCache(tmp_path)
+    with pytest.raises(NotExportable):
+        cached_onnx(teacher, cache, "t" * 64)
+    with pytest.raises(NotExportable, match="fft_rfft2"):
+        cached_onnx(student, cache, "t" * 64)
+    assert cached_onnx(student, cache, "s" * 64).exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ivif_ros.engines.base import INPUT_NAMES, OUTPUT_NAMES
-from ivif_ros.engines.cache import ArtifactCache
+from ivif_ros.engines.cache import ArtifactCache, key_digest
 from ivif_ros.engines.fingerprint import model_hash, package_versions
 from ivif_ros.errors import BackendUnavailable
 
@@ -55,12 +55,23 @@ def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int, dyn
 
 
 def cached_onnx(model: torch.nn.Module, cache: ArtifactCache, weights_hash: str | None = None) -> Path:
-    """Path of a dynamic-shape ONNX export of ``model`` in ``cache``, exported on first use."""
+    """Path of a dynamic-shape ONNX export of ``model`` in ``cache``, exported on first use.
+
+    A model that cannot be exported is remembered too (``<slot>.unsupported`` holding the key
+    digest and the reason), so later starts raise ``NotExportable`` at once instead of
+    re-tracing the model for seconds to fail the same way.
+    """
     weights_hash = weights_hash or model_hash(model)
     key = {"model": weights_hash, "opset": OPSET, "axes": "batch,height,width", **package_versions("torch", "onnx")}
-    return cache.get_or_build(
-        f"onnx-{weights_hash[:16]}.onnx",
-        key,
-        build=lambda p: export_onnx(model, p, 256, 320, dynamic=True),
-        load=lambda p: p,
-    )
+    slot = f"onnx-{weights_hash[:16]}.onnx"
+    unsupported = cache.root / f"{slot}.unsupported"
+    if unsupported.exists():
+        digest, _, reason = unsupported.read_text().partition("\n")
+        if digest == key_digest(key):
+            raise NotExportable(reason)
+    try:
+        return cache.get_or_build(slot, key, build=lambda p: export_onnx(model, p, 256, 320), load=lambda p: p)
+    except NotExportable as exc:
+        cache.root.mkdir(parents=True, exist_ok=True)
+        unsupported.write_text(f"{key_digest(key)}\n{exc}")
+        raise
