@@ -1,8 +1,8 @@
 """Live replay: play a bag into the running node graph over real DDS and record its answer.
 
-Design (measured on 2 cores, see docs/notes): the graph runs in its own process (started
-by :class:`GraphProcess` with ``use_sim_time``) so inference never competes with the
-player for the GIL; this process holds two rclpy nodes in a private context:
+Design: the graph runs in its own process (``ivif launch`` with ``use_sim_time``), so
+inference never competes with the player for the GIL; this process holds two rclpy
+nodes in a private context:
 
 * the **player** publishes ``/clock`` and the input images at the bag's receive times
   scaled by ``rate``. It publishes the bag's serialized CDR bytes as they are
@@ -12,11 +12,14 @@ player for the GIL; this process holds two rclpy nodes in a private context:
   graph's publishers offer (as ``ros2 bag record`` does) and keeps
   ``(topic, receive time, bytes)``; nothing is deserialized until the run is over.
 
-Image publishers and the recorder are RELIABLE with deep KEEP_LAST queues: a replay is
-an evaluation, so a pair lost to a full queue would be a measurement error, not the
-behaviour under test. FastDDS uses its LARGE_DATA builtin transports (shared memory +
-TCP) unless ``FASTDDS_BUILTIN_TRANSPORTS`` is set: with the UDP default, 640x512 images
-at 30 Hz lose frames and take ~70 ms (``reliable``) instead of ~2 ms.
+Transport and QoS choice: Fast DDS' LARGE_DATA builtin transports (shared memory, TCP
+for large samples) unless ``FASTDDS_BUILTIN_TRANSPORTS`` is set (tests use SHM only).
+Over the UDP default, 640x512 images at 30 Hz measured 55 % delivery best effort and
+~70 ms median latency reliable; over shared memory, all of them in ~2 ms. The player's
+publishers and the recorder are RELIABLE with deep queues, so the replay itself never
+drops; the graph's input subscriptions keep the QoS of its config (sensor-data best
+effort by default), which is what is being evaluated. The graph's own "received"
+counters, recorded from /diagnostics, show whether anything was lost on the way in.
 
 End-to-end latency is measured in one clock: ``time.monotonic_ns()`` of this process at
 publish (player) and at receive (recorder).
@@ -66,12 +69,15 @@ class Recording:
     types: dict[str, str] = field(default_factory=dict)  # output topic -> ROS type
 
 
-def ros_env(domain_id: int | None) -> dict[str, str]:
-    """Environment for both processes: transport, optional domain and log directory."""
+def replay_env(transport: str, domain_id: int, log_dir: Path) -> dict[str, str]:
+    """Environment of the graph and of this process's player/recorder: one DDS domain and
+    transport, discovery kept on this machine, ROS logs beside the report. Settings
+    the user exported win, except the domain, which both sides must share."""
     env = dict(os.environ)
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", DEFAULT_TRANSPORT)
-    if domain_id is not None:
-        env["ROS_DOMAIN_ID"] = str(domain_id)
+    env["ROS_DOMAIN_ID"] = str(domain_id)
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", transport or DEFAULT_TRANSPORT)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("ROS_LOG_DIR", str(log_dir))
     return env
 
 
@@ -111,16 +117,14 @@ class GraphProcess:
 class LiveSession:
     """Player + recorder nodes in a private rclpy context."""
 
-    def __init__(self, input_types: dict[str, str], output_topics: list[str], domain_id: int | None):
+    def __init__(self, input_types: dict[str, str], output_topics: list[str], domain_id: int):
+        """The DDS transport comes from ``os.environ`` (see :func:`replay_env`)."""
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
 
-        for k, v in ros_env(domain_id).items():
-            if k in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_DOMAIN_ID"):
-                os.environ[k] = v  # read by rmw when the participant is created
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=domain_id)
         self.player = rclpy.create_node("ivif_replay_player", context=self.ctx)
@@ -330,6 +334,8 @@ def _msg_class(msgtype: str):
 # publishes the bag's IR/visible topics under these names, so any bag topic naming works.
 GRAPH_INPUTS = {"ir": "/ir/image_raw", "vis": "/visible/image_raw",
                 "ir_info": "/ir/camera_info", "vis_info": "/visible/camera_info"}
+# The fusion node's /diagnostics counter of images received per input topic ("received <name>").
+GRAPH_COUNTER_NAMES = {GRAPH_INPUTS["ir"]: "ir", GRAPH_INPUTS["vis"]: "visible"}
 GRAPH_READY_TIMEOUT_S = 180.0  # first start exports/loads the model and may build an engine
 DRAIN_IDLE_S = 5.0
 
@@ -340,7 +346,17 @@ class LiveResult:
     publish_ns: dict[int, int]  # ledger message id -> publish time (monotonic ns)
     wall_s: float  # first input published -> last output received
     domain_id: int
-    warmup_messages: dict[str, int]  # graph input topic -> warm-up messages sent (in the graph's counters)
+    published: dict[str, int]  # graph input image topic -> images published, warm-up included
+
+    def graph_inputs(self, counters: dict[str, int]) -> dict[str, dict[str, int]]:
+        """Images published vs received by the graph (its ``received <camera>`` counters) per
+        input topic: the difference was lost between the replay and the fusion node."""
+        out = {}
+        for topic, sent in self.published.items():
+            key = f"received {GRAPH_COUNTER_NAMES[topic]}"
+            if key in counters:
+                out[topic] = {"published": sent, "received": counters[key], "lost": sent - counters[key]}
+        return out
 
 
 def play_items(inputs, ledger) -> list[PlayItem]:
@@ -392,16 +408,13 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
 
     from ivif_ros.bag.writer import BagWriter
 
+    # An exported ROS_DOMAIN_ID is kept (to watch the replay with ros2 topic echo); otherwise a
+    # random one, so the replay neither disturbs nor hears other ROS graphs on this machine.
     domain_id = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else random.randint(1, 200)
-    env = ros_env(domain_id)
-    if cfg.graph.fastdds_transport:
-        env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", cfg.graph.fastdds_transport)
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # a replay stays on this machine
     log_dir = Path(opts.out) / "ros_log"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env.setdefault("ROS_LOG_DIR", str(log_dir))
-    for key in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "ROS_LOG_DIR"):
-        os.environ[key] = env[key]  # this process's participant reads them at rclpy.init
+    env = replay_env(cfg.graph.fastdds_transport, domain_id, log_dir)
+    os.environ.update(env)  # this process's DDS participant reads them at rclpy.init
     items = play_items(inputs, ledger)
     input_types = {t: ty for t, ty in {(i.topic, i.msgtype) for i in items}}
     print(f"ivif replay: starting the node graph (ROS_DOMAIN_ID={domain_id}, "
@@ -440,8 +453,8 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     # Throughput window: first input published -> last output received.
     first_pub = min(rec.publish_ns.values(), default=0)
     last_recv = max((r for _, r, _ in rec.messages), default=first_pub)
-    warmup_messages = {t: sum(i.topic == t for i in warmup) for t in dict.fromkeys(i.topic for i in warmup)}
-    return LiveResult(receive_ns, dict(rec.publish_ns), (last_recv - first_pub) / 1e9, domain_id, warmup_messages)
+    published = {t: sum(i.topic == t for i in warmup + items) for t in (GRAPH_INPUTS["ir"], GRAPH_INPUTS["vis"])}
+    return LiveResult(receive_ns, dict(rec.publish_ns), (last_recv - first_pub) / 1e9, domain_id, published)
 
 
 def warmup_items(inputs, items: list[PlayItem], sync_cfg, dropout_timeout_s: float) -> list[PlayItem]:

@@ -143,7 +143,7 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
     counts["single_camera_frames"] = outputs.single_camera_frames(topics)  # not pairs: outside the invariants
     if opts.live:
         counts["graph_counters"] = node_counters(out_bag)
-        counts["warmup_messages"] = live.warmup_messages
+        counts["graph_inputs"] = live.graph_inputs(counts["graph_counters"])
     summary = build_summary(
         bag=str(opts.bag), mode="live" if opts.live else "offline", rate=opts.rate if opts.live else None,
         topics={"ir": inputs.ir_topic, "vis": inputs.vis_topic, "ground_truth": inputs.gt_topic,

@@ -168,10 +168,13 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
     if c.get("single_camera_frames"):
         lines += ["Single-camera output frames (a camera counted as lost): "
                   + ", ".join(f"{m}: {n}" for m, n in c["single_camera_frames"].items()), ""]
+    if c.get("graph_inputs"):
+        lines += ["Images the replay published to the node graph (warm-up frames included) and the graph received:", ""]
+        lines += _table(["graph input", "published", "received", "lost on the way"],
+                        [[t, v["published"], v["received"], v["lost"]] for t, v in c["graph_inputs"].items()]) + [""]
     if c.get("graph_counters"):
-        warm = ", ".join(f"{n} on {t}" for t, n in c["warmup_messages"].items())
-        lines += [f"The node graph's own counters (from /diagnostics, cumulative since it started, so they include "
-                  f"the warm-up messages sent before the bag: {warm}):", ""]
+        lines += ["The node graph's own counters (from /diagnostics, cumulative since it started, warm-up "
+                  "included); `pipeline_busy` counts pairs displaced by a newer one while inference was busy:", ""]
         lines += _table(["graph counter", "count"], [[k, v] for k, v in c["graph_counters"].items()]) + [""]
 
     m = summary["metrics"]
