@@ -124,7 +124,7 @@ def test_teacher_on_onnxruntime_is_a_clear_error(teacher, tmp_path):
 
 @pytest.mark.slow
 def test_teacher_on_openvino_converts_from_pytorch_and_matches_eager(teacher, tmp_path):
-    """~40 s: OpenVINO traces the teacher itself because ONNX cannot hold its FFT."""
+    """~40 s: OpenVINO traces the teacher itself (at 256x320) because ONNX cannot hold its FFT; run at 64x96."""
     x = np.random.default_rng(4).random((1, 1, 64, 96), dtype=np.float32)
     ref = build_backend("torch", teacher, EngineConfig(backend="torch"), "unused").infer(x, x)
     cfg = EngineConfig(backend="openvino", width=96, height=64, threads=1, cache_dir=tmp_path)

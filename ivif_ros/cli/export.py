@@ -79,9 +79,9 @@ def _export_openvino(model, args, h: int, w: int) -> None:
         onnx_path = Path(tmp) / "model.onnx"
         try:
             export_onnx(model, onnx_path, h, w, dynamic=True)
-            ov_model = read_model(onnx_path, (h, w))
+            ov_model = read_model(onnx_path)
         except NotExportable:  # e.g. the teacher's FFT: convert from PyTorch instead
-            ov_model = read_model(model, (h, w))
+            ov_model = read_model(model)
     if not args.dynamic:
         ov_model.reshape({i: [1, 1, h, w] for i in range(len(ov_model.inputs))})
     ov.save_model(ov_model, str(args.out), compress_to_fp16=args.precision == "fp16")

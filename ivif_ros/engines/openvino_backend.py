@@ -16,8 +16,13 @@ log = logging.getLogger(__name__)
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
-def read_model(source: Path | torch.nn.Module, input_hw: tuple[int, int]):
-    """An ``openvino.Model`` from an ONNX file, or converted straight from PyTorch.
+#: Size of the example frame used to trace a PyTorch model; the converted model keeps H and W
+#: symbolic, and a small frame makes tracing several times faster than a camera-sized one.
+TRACE_HW = (256, 320)
+
+
+def read_model(source: Path | torch.nn.Module):
+    """An ``openvino.Model`` (symbolic H/W) from an ONNX file, or converted straight from PyTorch.
 
     The PyTorch route serves models the ONNX exporter cannot write (the teacher's FFT);
     it traces the model, which takes tens of seconds and is not cached.
@@ -28,7 +33,7 @@ def read_model(source: Path | torch.nn.Module, input_hw: tuple[int, int]):
         return ov.Core().read_model(str(source))
     log.info("openvino: converting %s from PyTorch directly (tens of seconds)", type(source).__name__)
     start = time.perf_counter()
-    example = tuple(torch.rand(1, 1, *input_hw) for _ in range(2))
+    example = tuple(torch.rand(1, 1, *TRACE_HW) for _ in range(2))
     model = ov.convert_model(source.eval(), example_input=example)
     log.info("openvino: converted in %.1f s", time.perf_counter() - start)
     return model
@@ -54,7 +59,7 @@ class OpenVinoEngine(Engine):
         self.precision = precision
         self.dynamic = dynamic
         self._core = ov.Core()
-        self._model = read_model(source, input_hw)
+        self._model = read_model(source)
         # Explicit even for f32: on CPUs with AVX512-BF16/AMX, OpenVINO's default CPU precision is bf16.
         self._properties = {
             "PERFORMANCE_HINT": "LATENCY",
