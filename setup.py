@@ -8,7 +8,9 @@ The messages are built by the same CMakeLists.txt that ``colcon build`` uses
    ``IVIF_INSTALL_PYTHON_SOURCES=OFF`` because setuptools packages the sources itself;
 2. adds the generated ``ivif_ros.msg`` package and its typesupport extensions to the
    wheel's ``ivif_ros`` package (``build_py``);
-3. installs the generated C libraries into ``<venv>/lib`` (the directory the ROS wheels
+3. makes the environment an ament prefix (a ``.pth`` file appends it to
+   ``AMENT_PREFIX_PATH``), as sourcing ``install/setup.bash`` does for a colcon install;
+4. installs the generated C libraries into ``<venv>/lib`` (the directory the ROS wheels
    put on ``LD_LIBRARY_PATH``, where rmw looks them up by name) and the ament index,
    CMake config and share files into ``<venv>/share`` (``install_data``), so that
    ``ament_index_python`` and ``ros2``-style lookups find the package like any other.
@@ -125,11 +127,22 @@ def staged_site_packages() -> Path:
     return matches[0]
 
 
+# Installed as a .pth file: Python runs it at every start of this environment. ROS finds
+# packages (ament_index_python.get_package_share_directory, rosidl typesupports) only
+# through AMENT_PREFIX_PATH, which `source install/setup.bash` sets in a ROS install; here
+# the environment prefix is the ament prefix, so it is appended when missing.
+AMENT_PREFIX_PTH = (
+    "import os, sys; _p = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]; "
+    "sys.prefix in _p or os.environ.__setitem__('AMENT_PREFIX_PATH', os.pathsep.join(_p + [sys.prefix]))\n"
+)
+
+
 class BuildPyWithMessages(build_py):
     """Add the generated ``ivif_ros.msg`` and typesupport modules to the hand-written package."""
 
     def run(self) -> None:
         super().run()
+        (Path(self.build_lib) / "ivif_ros_ament_prefix.pth").write_text(AMENT_PREFIX_PTH)
         generated = staged_site_packages()
         target = Path(self.build_lib) / PACKAGE
         for source in generated.rglob("*"):
