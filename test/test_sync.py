@@ -174,3 +174,24 @@ def test_watchdog_gives_the_other_camera_a_grace_period_after_total_silence():
     assert dog.mode(2100 * MS) == sync.FUSED
     dog.seen(IR, 2400 * MS)
     assert dog.mode(2600 * MS) == sync.IR_ONLY
+
+
+def test_inter_message_lower_bound_emits_a_tight_pair_without_waiting_for_the_next_frame():
+    events = [(IR, 0), (VISIBLE, 2 * MS)]
+    waiting = ApproximateTimePolicy(slop_ns=20 * MS)
+    assert feed(waiting, events)[0] == []  # a closer visible frame could still come
+    assert feed(waiting, [(IR, 33 * MS)])[0] == [(0, 2 * MS)]  # ... until the next IR frame proves it
+    eager = ApproximateTimePolicy(slop_ns=20 * MS, inter_message_lower_bound_ns=20 * MS)
+    assert feed(eager, events)[0] == [(0, 2 * MS)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lower_bound_keeps_pairs_and_accounting_for_streams_that_respect_it(seed):
+    rng = np.random.default_rng(seed)
+    events = jittered_streams(rng, 150, 33.3, jitter_ms=3.0, offset_ms=rng.uniform(-8, 8))
+    reference, eager = ApproximateTimePolicy(slop_ns=15 * MS), ApproximateTimePolicy(
+        slop_ns=15 * MS, inter_message_lower_bound_ns=20 * MS)
+    ref_matches, _ = feed(reference, events)
+    matches, drops = feed(eager, events)
+    assert matches[: len(ref_matches)] == ref_matches  # same pairs, only sooner
+    assert_accounted(eager, events, matches, drops)

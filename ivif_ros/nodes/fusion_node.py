@@ -107,7 +107,7 @@ class FusionNode(Node):
 
         self.implementation = resolve_implementation(cfg.sync.implementation)
         self.policy = sync.make_policy(cfg.sync.policy, cfg.sync.queue_size, cfg.sync.slop_s,
-                                       cfg.sync.age_penalty, cfg.sync.time_jump_reset_s)
+                                       cfg.sync.age_penalty, cfg.sync.time_jump_reset_s, cfg.sync.min_period_s)
         self.watchdog = sync.CameraWatchdog(int(cfg.dropout.timeout_s * 1e9), self._now_ns())
         self.mode = sync.FUSED
         self._lock = threading.Lock()  # pairing state: subscription callbacks vs the dropout timer
@@ -373,6 +373,7 @@ class FusionNode(Node):
             if isinstance(self.policy, sync.ApproximateTimePolicy):
                 self.policy.slop_ns = int(round(cfg.sync.slop_s * 1e9))
                 self.policy.age_penalty = cfg.sync.age_penalty
+                self.policy.inter_message_lower_bound_ns = int(round(cfg.sync.min_period_s * 1e9))
             self.policy.queue_size = cfg.sync.queue_size
             self.policy.time_jump_reset_ns = int(round(cfg.sync.time_jump_reset_s * 1e9))
             self.watchdog.timeout_ns = int(cfg.dropout.timeout_s * 1e9)
