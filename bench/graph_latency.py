@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("sync_wait_ms", "register_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms")
+STAGES = ("sync_wait_ms", "queued_ms", "register_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms")
+WORK = ("register_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms")
 
 
 def model_path(requested: str | None, workdir: Path) -> str:
@@ -124,7 +125,10 @@ def run_backend(backend: str, model: str, args, env: dict) -> dict:
         node.destroy_node()
         rclpy.shutdown(context=context)
     e2e = [(got[s] - published[s]) / 1e6 for s in got if s in published]
-    stage = {k: float(np.median([getattr(st, k) for st in statuses])) for k in STAGES} if statuses else {}
+    # queued: pair complete -> pipeline free (the previous frame still running), i.e. total minus the work
+    table = {k: [getattr(st, k) for st in statuses] for k in (*WORK, "sync_wait_ms")}
+    table["queued_ms"] = [st.total_ms - sum(getattr(st, k) for k in WORK) for st in statuses]
+    stage = {k: float(np.median(table[k])) for k in STAGES} if statuses else {}
     return {
         "backend": backend, "sent_pairs": n, "fused_frames": len(got), "output_rate_hz": len(got) / args.seconds,
         "e2e_latency_ms": {"median": float(np.median(e2e)), "p95": float(np.percentile(e2e, 95))} if e2e else {},
