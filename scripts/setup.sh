@@ -60,6 +60,12 @@ fi
 # --- 3. messages + ivif_ros + the `ivif` command -----------------------------------------
 project_hash="$(inputs_hash pyproject.toml setup.py CMakeLists.txt package.xml msg resource ivif_ros launch config)"
 if step_needed project "$project_hash"; then
+  # rosidl compiles C typesupport libraries and a Python extension: say what is missing
+  # before CMake fails on it.
+  command -v cc >/dev/null && command -v c++ >/dev/null \
+    || die "no C/C++ compiler found; on Debian: apt-get install build-essential"
+  "$VENV/bin/python" -c 'import os, sys, sysconfig; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || die "Python.h not found for $("$VENV/bin/python" -V); on Debian: apt-get install python3-dev"
   log "building messages and installing ivif_ros (pip install . -> setup.py -> CMakeLists.txt)"
   # No build isolation: the build tools are the pinned ones from step 2, and build/pip
   # stays warm between runs.
