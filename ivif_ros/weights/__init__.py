@@ -62,6 +62,7 @@ def save_model(model, stem: str | Path, meta: dict) -> Path:
 
 def load_model(name_or_path: str | Path, device: str = "cpu"):
     """Return ``(model in eval mode, meta dict)`` after checking the weights' sha256."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from ivif_ros.models import BUILDERS
@@ -80,7 +81,13 @@ def load_model(name_or_path: str | Path, device: str = "cpu"):
         raise ConfigError(f"{sidecar}: unknown architecture {arch!r}; expected one of {sorted(BUILDERS)}")
     model = BUILDERS[arch](meta.get("config", {}))
     try:
-        model.load_state_dict(load_file(str(weights), device=device))
+        state = load_file(str(weights), device=device)
+    except SafetensorError as exc:  # e.g. a pickle (torch.save) renamed to .safetensors: never unpickled
+        raise InputError(f"{weights}: not a safetensors file ({exc}); ivif_ros loads weights only from "
+                         "safetensors, never from pickles. Convert a PyTorch checkpoint you trust with "
+                         "ivif_ros.weights.save_model") from exc
+    try:
+        model.load_state_dict(state)
     except RuntimeError as exc:  # missing/unexpected keys or shape mismatches
         raise InputError(f"{weights}: does not fit the {arch} described by {sidecar}; the sidecar belongs to "
                          f"other weights. {str(exc).splitlines()[0]}") from exc
