@@ -7,6 +7,7 @@ tensors and plain containers, never arbitrary pickled objects. Shipping uses saf
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -35,7 +36,17 @@ def load_checkpoint(out_dir: Path, trainable, optimizer, scheduler) -> int:
     path = Path(out_dir) / CHECKPOINT_NAME
     if not path.is_file():
         raise InputError(f"--resume: no {CHECKPOINT_NAME} in {out_dir}; start without --resume or pass the run's --out")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused the content: never retry without it
+        # torch's message: a preamble, the actual reason, a pointer to the docs; keep the reason
+        reason = [line for line in str(exc).splitlines() if line.strip()][-2]
+        raise InputError(f"--resume: {path} was not loaded: only tensors and plain containers are unpickled "
+                         f"(torch.load weights_only=True), and this file has something else or is corrupt "
+                         f"({reason.strip()}); resume from a checkpoint written by ivif train") from exc
+    except RuntimeError as exc:  # truncated or not a torch.save archive
+        raise InputError(f"--resume: {path} is not a readable checkpoint ({exc}); resume from an intact "
+                         "checkpoint or start without --resume") from exc
     trainable.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
