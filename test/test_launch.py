@@ -102,8 +102,9 @@ def _graph_processes(marker: str) -> list[int]:
 
 
 @pytest.mark.usefixtures("engine_cache")
-@pytest.mark.parametrize("mode", ["multi_process", "single_process"])
-def test_ivif_launch_runs_the_graph_and_stops_on_sigint(mode, ros_env, rclpy_context, student_weights, tmp_path):
+@pytest.mark.parametrize("mode, stop_signal", [("multi_process", signal.SIGINT), ("single_process", signal.SIGTERM)])
+def test_ivif_launch_runs_the_graph_and_stops_on_signal(mode, stop_signal, ros_env, rclpy_context, student_weights,
+                                                        tmp_path):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -137,7 +138,7 @@ def test_ivif_launch_runs_the_graph_and_stops_on_sigint(mode, ros_env, rclpy_con
             time.sleep(0.1)
         assert probe.count(f"{ns}/fused/image") > 0 and probe.count(f"{ns}/fusion/status") > 0
         assert _graph_processes(ns), "graph processes not found"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         assert proc.wait(timeout=25) == 0, log.read_text()
         left = _graph_processes(ns)
         assert left == [], "nodes left running after ivif launch exited:\n" + subprocess.run(

@@ -12,7 +12,6 @@ node's worker thread finishes its frame before the process exits.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 import rclpy
@@ -24,8 +23,7 @@ from ivif_ros.errors import UserFacingError
 def spin_nodes(factories, args=None) -> int:
     """Create the nodes (callables returning a Node), spin them until shutdown, clean up."""
     args = sys.argv if args is None else args
-    rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.ALL)
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())  # `kill`, systemd, docker stop
+    rclpy.init(args=args)  # rclpy's handlers turn SIGINT and SIGTERM (kill, systemd, docker stop) into shutdown
     nodes = []
     code = 0
     try:
