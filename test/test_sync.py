@@ -130,6 +130,10 @@ def test_exact_policy_queue_bound():
 
 
 def test_make_policy_by_name():
+    from ivif_ros.core.config import SyncConfig
+
+    policy = sync.policy_from_config(SyncConfig(slop_s=0.03, queue_size=7, min_period_s=0.02))
+    assert (policy.slop_ns, policy.queue_size, policy.inter_message_lower_bound_ns) == (30 * MS, 7, 20 * MS)
     assert isinstance(make_policy("approximate", 5, 0.01), ApproximateTimePolicy)
     assert isinstance(make_policy("exact", 5, 0.01), ExactTimePolicy)
     with pytest.raises(ValueError, match="approximate"):

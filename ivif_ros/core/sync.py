@@ -301,6 +301,12 @@ def make_policy(policy: str, queue_size: int, slop_s: float, age_penalty: float 
     raise ValueError(f"unknown sync policy {policy!r}; use 'approximate' or 'exact'")
 
 
+def policy_from_config(cfg, num_topics: int = 2):
+    """The policy of a ``SyncConfig`` (``sync.*``): the node and replay pair identically through this."""
+    return make_policy(cfg.policy, cfg.queue_size, cfg.slop_s, cfg.age_penalty, cfg.time_jump_reset_s,
+                       cfg.min_period_s, num_topics)
+
+
 # Output modes (the MODE_* constants of ivif_ros/FusionStatus).
 FUSED, IR_ONLY, VISIBLE_ONLY, WAITING = "fused", "ir_only", "visible_only", "waiting"
 IR, VISIBLE = 0, 1  # topic indices

@@ -106,8 +106,7 @@ class FusionNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self.implementation = resolve_implementation(cfg.sync.implementation)
-        self.policy = sync.make_policy(cfg.sync.policy, cfg.sync.queue_size, cfg.sync.slop_s,
-                                       cfg.sync.age_penalty, cfg.sync.time_jump_reset_s, cfg.sync.min_period_s)
+        self.policy = sync.policy_from_config(cfg.sync)
         self.watchdog = sync.CameraWatchdog(int(cfg.dropout.timeout_s * 1e9), self._now_ns())
         self.mode = sync.FUSED
         self._lock = threading.Lock()  # pairing state: subscription callbacks vs the dropout timer
