@@ -58,7 +58,11 @@ def install_tree_env(install: Path) -> dict[str, str]:
     set (random) order, is marked done, so that the install tree's libraries come before
     any copy that ``pip install .`` put in the venv.
     """
-    from ros_wheels_bootstrapper import get_ros_paths
+    try:
+        from ros_wheels_bootstrapper import get_ros_paths
+    except ImportError:  # ROS from a system install: its setup.bash already set the path
+        def get_ros_paths() -> str:
+            return os.environ.get("LD_LIBRARY_PATH", "")
 
     prefix = install / "ivif_ros"
     site = next(prefix.glob("lib/python3*/site-packages"))
