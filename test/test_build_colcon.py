@@ -41,13 +41,16 @@ PROBE = textwrap.dedent("""
 """)
 
 
+def prepend_paths(first: list[str], variable: str) -> str:
+    """``first`` followed by the current value of the path list ``variable``, without repeats."""
+    rest = filter(None, os.environ.get(variable, "").split(os.pathsep))
+    return os.pathsep.join(dict.fromkeys([*first, *rest]))
+
+
 def colcon_env() -> dict[str, str]:
     """colcon finds rosidl and the typesupports through AMENT_PREFIX_PATH (the venv)."""
-    env = dict(os.environ)
-    env["AMENT_PREFIX_PATH"] = os.pathsep.join(
-        dict.fromkeys([sys.prefix, *filter(None, env.get("AMENT_PREFIX_PATH", "").split(os.pathsep))]))
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
+    return dict(os.environ, AMENT_PREFIX_PATH=prepend_paths([sys.prefix], "AMENT_PREFIX_PATH"),
+                PATH=prepend_paths([str(Path(sys.executable).parent)], "PATH"))
 
 
 def install_tree_env(install: Path) -> dict[str, str]:
@@ -66,13 +69,13 @@ def install_tree_env(install: Path) -> dict[str, str]:
 
     prefix = install / "ivif_ros"
     site = next(prefix.glob("lib/python3*/site-packages"))
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "AMENT_PREFIX_PATH"}}
+    env = dict(os.environ)
     env.update(
-        AMENT_PREFIX_PATH=os.pathsep.join([str(prefix), sys.prefix]),
-        PYTHONPATH=str(site),
+        AMENT_PREFIX_PATH=prepend_paths([str(prefix), sys.prefix], "AMENT_PREFIX_PATH"),
+        PYTHONPATH=prepend_paths([str(site)], "PYTHONPATH"),
         LD_LIBRARY_PATH=os.pathsep.join([str(prefix / "lib"), get_ros_paths()]),
         _ROS_WHEELS_BOOTSTRAP_COMPLETE="1",
-        PATH=os.pathsep.join([str(prefix / "bin"), env.get("PATH", "")]),
+        PATH=prepend_paths([str(prefix / "bin")], "PATH"),
     )
     return env
 
