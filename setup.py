@@ -138,7 +138,8 @@ AMENT_PREFIX_PTH = (
 
 
 class BuildPyWithMessages(build_py):
-    """Add the generated ``ivif_ros.msg`` and typesupport modules to the hand-written package."""
+    """Add the generated ``ivif_ros.msg`` and typesupport modules to the hand-written package,
+    and the ament-prefix ``.pth`` file to the site-packages root."""
 
     def run(self) -> None:
         super().run()
