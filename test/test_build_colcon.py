@@ -126,7 +126,7 @@ def test_install_tree_has_the_ivif_command(colcon_install):
 def test_install_tree_node_executables_resolve(colcon_install):
     """Every launcher in lib/ivif_ros (what launch_ros runs) names a function that exists."""
     launchers = sorted((colcon_install / "ivif_ros" / "lib" / "ivif_ros").iterdir())
-    assert {"fusion_node", "overlay_node", "ivif"} <= {p.name for p in launchers}
+    assert {"fusion_node", "overlay_node", "fusion_graph", "ivif"} <= {p.name for p in launchers}
     targets = []
     for launcher in launchers:
         assert os.access(launcher, os.X_OK), f"{launcher} is not executable"
