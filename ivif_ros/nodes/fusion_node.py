@@ -106,7 +106,7 @@ class FusionNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self.implementation = resolve_implementation(cfg.sync.implementation)
-        self.policy = sync.policy_from_config(cfg.sync)
+        self.policy = sync.policy_from_config(cfg.sync) if self.implementation == "builtin" else None
         self.watchdog = sync.CameraWatchdog(int(cfg.dropout.timeout_s * 1e9), self._now_ns())
         self.mode = sync.FUSED
         self._lock = threading.Lock()  # pairing state: subscription callbacks vs the dropout timer
@@ -253,7 +253,8 @@ class FusionNode(Node):
         else:  # rclpy ties a severity to a call site, hence two calls
             self.get_logger().warning(f"output mode {self.mode} -> {mode}: silent for more than "
                                       f"{self.watchdog.timeout_ns / 1e9:.2f} s: {', '.join(lost)}")
-        self._account(self.policy.reset() if self.implementation == "builtin" else sync.SyncEvents())
+        if self.policy is not None:
+            self._account(self.policy.reset())
         self.mode = mode
 
     # -- processing (worker thread) ---------------------------------------------------------------
@@ -356,7 +357,7 @@ class FusionNode(Node):
                 level = diag.WARN
         values = {"mode": self.mode, "backend": self.backend, "pairing": self.implementation, "rate_hz": rate,
                   **{f"median {k}": v for k, v in medians.items()}, **counts}
-        if self.implementation == "builtin":
+        if self.policy is not None:
             with self._lock:
                 pending = [e.topic for e in self.policy.pending()]
             values.update({f"pending {name}": pending.count(cam) for cam, name in CAMERA.items()})
@@ -373,8 +374,9 @@ class FusionNode(Node):
                 self.policy.slop_ns = int(round(cfg.sync.slop_s * 1e9))
                 self.policy.age_penalty = cfg.sync.age_penalty
                 self.policy.inter_message_lower_bound_ns = int(round(cfg.sync.min_period_s * 1e9))
-            self.policy.queue_size = cfg.sync.queue_size
-            self.policy.time_jump_reset_ns = int(round(cfg.sync.time_jump_reset_s * 1e9))
+            if self.policy is not None:  # message_filters' synchronizer is fixed at start
+                self.policy.queue_size = cfg.sync.queue_size
+                self.policy.time_jump_reset_ns = int(round(cfg.sync.time_jump_reset_s * 1e9))
             self.watchdog.timeout_ns = int(cfg.dropout.timeout_s * 1e9)
         self.registration = Registration(cfg.registration)
         self.ir_normalizer = IrNormalizer(cfg.ir_normalize)
