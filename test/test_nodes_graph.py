@@ -246,3 +246,56 @@ def test_use_sim_time_ages_follow_the_clock_topic(graph):
     statuses = probe.get("fusion/status")
     assert statuses
     assert all(-50.0 < s.visible_age_ms < 2000.0 for s in statuses), [s.visible_age_ms for s in statuses]
+
+
+def test_overlay_node_blends_classes_and_draws_boxes(rclpy_context):
+    """The overlay node alone, fed a known fused image, mask and detections of one stamp."""
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from ivif_ros.core import postprocess as post
+    from ivif_ros.core.image_codec import image_to_array
+    from ivif_ros.msg import Detection, DetectionArray
+    from ivif_ros.nodes import messages
+    from ivif_ros.nodes.overlay_node import OverlayNode
+
+    overlay = OverlayNode(context=rclpy_context, parameter_overrides=[Parameter("pipeline.overlay_alpha", value=0.25)])
+    node = rclpy.create_node("probe", context=rclpy_context)
+    probe = Probe(node, {"semantic/color": Image, "detections/image": Image})
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = {t: node.create_publisher(m, t, qos) for t, m in
+            (("fused/image", Image), ("semantic/mask", Image), ("detections", DetectionArray))}
+    executor = MultiThreadedExecutor(num_threads=2, context=rclpy_context)
+    executor.add_node(overlay)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        fused = np.full((HEIGHT, WIDTH, 3), 100, np.uint8)
+        mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+        mask[50:100, 60:160] = 3  # car
+        header = messages.Header(stamp=messages.time_msg(123_000_000_000), frame_id=VIS_FRAME)
+        car = Detection(class_id=2, class_name="car", score=0.9, x_min=60.0, y_min=50.0, x_max=160.0, y_max=100.0)
+        pubs["detections"].publish(DetectionArray(header=header, detections=[car]))
+        pubs["semantic/mask"].publish(messages.image_msg(mask, "mono8", header))
+        pubs["fused/image"].publish(messages.image_msg(fused, "rgb8", header))
+        deadline = time.monotonic() + 10
+        while not (probe.count("semantic/color") and probe.count("detections/image")):
+            assert time.monotonic() < deadline, "overlay node published nothing"
+            time.sleep(0.05)
+    finally:
+        executor.shutdown()
+        thread.join(5)
+        overlay.destroy_node()
+        node.destroy_node()
+    color, boxes = probe.get("semantic/color")[0], probe.get("detections/image")[0]
+    assert color.header.stamp == header.stamp and color.header.frame_id == VIS_FRAME
+    palette = post.palette_for(4)
+    expected = post.overlay(fused, mask, post.colorize(mask, palette), 0.25)
+    np.testing.assert_array_equal(image_to_array(color), expected)
+    assert not np.array_equal(expected, fused)  # the car region is tinted
+    drawn = image_to_array(boxes)
+    np.testing.assert_array_equal(drawn[75, 60], palette[3])  # the box edge, in the car colour
+    np.testing.assert_array_equal(drawn[75, 110], fused[75, 110])  # inside the box: untouched
