@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("sync_wait_ms", "queued_ms", "register_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms")
@@ -106,7 +107,7 @@ def run_backend(backend: str, model: str, args, env: dict) -> dict:
         rng = np.random.default_rng(0)
         n = int(args.seconds * 30)
         t_next = time.monotonic()
-        for k in range(n):
+        for k in tqdm(range(n), desc=f"{backend}: 30 Hz pairs", unit="pair"):
             ir, vis = data[k % len(data)]
             now = node.get_clock().now().nanoseconds
             vis_stamp = now + int(rng.uniform(-3e6, 3e6))
