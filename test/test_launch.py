@@ -151,3 +151,18 @@ def test_ivif_launch_runs_the_graph_and_stops_on_signal(mode, stop_signal, ros_e
         executor.shutdown()
         spinner.join(5)
         node.destroy_node()
+
+
+def test_supervise_stops_the_graph_when_one_process_fails():
+    from ivif_ros.nodes.launcher import Plan, supervise
+
+    survivor = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, lambda *a: exit(0)); "
+                                      "time.sleep(60)"]
+    failing = [sys.executable, "-c", "import time; time.sleep(0.5); exit(3)"]
+    lines = []
+    started = time.monotonic()
+    code = supervise(Plan(config=None, commands=[("survivor", survivor), ("failing", failing)], env=dict(os.environ)),
+                     log=lines.append)
+    assert code == 3
+    assert time.monotonic() - started < 10  # the survivor was stopped, not waited for
+    assert any("failing exited with code 3" in line for line in lines)
