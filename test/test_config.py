@@ -97,3 +97,12 @@ def test_missing_or_broken_files_are_explained(tmp_path):
     (tmp_path / "bad.yaml").write_text("sync: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_every_parameter_in_fusion_yaml_has_a_comment():
+    lines = FUSION_YAML.read_text().splitlines()
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        is_leaf = line.startswith("      ") and not stripped.startswith("#") and ":" in stripped
+        if is_leaf:
+            assert lines[i - 1].strip().startswith("#"), f"config/fusion.yaml:{i + 1}: {stripped} has no comment"
