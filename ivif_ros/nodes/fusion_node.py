@@ -384,8 +384,11 @@ class FusionNode(Node):
         self.get_logger().info("parameters updated")
 
     def destroy_node(self) -> None:
-        self.mailbox.close()
-        self._worker.join(timeout=10.0)
+        # rclpy's shutdown also destroys a node whose __init__ raised (e.g. the model file is
+        # missing), before the worker existed: there is then nothing to stop.
+        if hasattr(self, "_worker"):
+            self.mailbox.close()
+            self._worker.join(timeout=10.0)
         super().destroy_node()
 
 
