@@ -15,6 +15,7 @@ import argparse
 import sys
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
 from ivif_ros.errors import UserFacingError
@@ -23,7 +24,12 @@ from ivif_ros.errors import UserFacingError
 def spin_nodes(factories, args=None) -> int:
     """Create the nodes (callables returning a Node), spin them until shutdown, clean up."""
     args = sys.argv if args is None else args
-    rclpy.init(args=args)  # rclpy's handlers turn SIGINT and SIGTERM (kill, systemd, docker stop) into shutdown
+    try:
+        rclpy.init(args=args)  # rclpy's handlers turn SIGINT and SIGTERM (kill, systemd, docker stop) into shutdown
+    except RCLError as exc:  # rcl parses --ros-args here: a missing or malformed --params-file
+        print(f"ivif_ros: error: ROS could not start: {exc}. Check the --ros-args (does every --params-file "
+              "exist and parse as YAML?)", file=sys.stderr)
+        return 2
     nodes = []
     code = 0
     try:
