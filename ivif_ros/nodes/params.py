@@ -8,6 +8,7 @@ accepts it, and rejected with the schema's reason; once accepted, the node gets 
 """
 from __future__ import annotations
 
+import difflib
 from typing import Callable, Iterable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
@@ -62,6 +63,7 @@ class ConfigParameters:
         self.specs = [s for s in param_specs() if any(s.name == k or s.name.startswith(k + ".") for k in select)]
         self._names = {s.name for s in self.specs}
         where = f"node {node.get_fully_qualified_name()}"
+        _refuse_unknown_names(node, where)
         for spec in self.specs:
             try:
                 node.declare_parameter(spec.name, spec.default, descriptor(spec))
@@ -96,6 +98,22 @@ class ConfigParameters:
         self.config = updated
         if self._on_change is not None:
             self._on_change(updated)
+
+
+def _refuse_unknown_names(node: Node, where: str) -> None:
+    """A params-file or ``-p`` name in a config section that the schema does not have is a typo
+    (``sync.slop: 0.05``): rclpy would silently ignore it and run with the default instead.
+
+    rclpy has no public accessor for the overrides it was given, hence ``_parameter_overrides``.
+    Names of other sections (another node's, ``qos_overrides``, ``use_sim_time``) are left alone.
+    """
+    known = {s.name for s in param_specs()}
+    sections = {name.split(".", 1)[0] for name in known}
+    for name in node._parameter_overrides:
+        if name.split(".", 1)[0] in sections and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else "see config/fusion.yaml for the settings"
+            raise ConfigError(f"parameter {name} given to {where} does not exist; {hint}")
 
 
 def _plain(value):
