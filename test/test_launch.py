@@ -63,6 +63,11 @@ def test_plan_passes_config_overrides_namespace_and_remaps():
     assert p.env["FASTDDS_BUILTIN_TRANSPORTS"] == os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
 
 
+def test_plan_passes_ros_own_parameters_without_the_schema():
+    argv = plan(LaunchRequest(config=CONFIG, params=["use_sim_time=true"])).commands[0][1]
+    assert "use_sim_time:=true" in argv
+
+
 def test_plan_single_process_mode():
     p = plan(LaunchRequest(config=CONFIG, params=["graph.mode=single_process", "graph.overlay=false"]))
     assert [label for label, _ in p.commands] == ["graph"]

@@ -57,7 +57,10 @@ class Plan:
 
 
 def ros_arguments(req: LaunchRequest) -> tuple[list[str], dict]:
-    """``--ros-args ...`` for every node, and the settings they override (validated)."""
+    """``--ros-args ...`` for every node, and the schema settings they override (validated by ``plan``).
+
+    Names without a section (``use_sim_time``) are ROS' own node parameters: passed on, not in the schema.
+    """
     overrides = dict(parse_override(p) for p in req.params)
     if req.backend:
         overrides["engine.backend"] = req.backend
@@ -77,7 +80,7 @@ def ros_arguments(req: LaunchRequest) -> tuple[list[str], dict]:
         if not sep or not source or not target:
             raise ConfigError(f"remap {rule!r}: expected FROM:=TO, e.g. ir/image_raw:=/thermal/image_raw")
         args += ["-r", rule]
-    return args, overrides
+    return args, {k: v for k, v in overrides.items() if "." in k}
 
 
 def _ros_value(value) -> str:
