@@ -300,7 +300,8 @@ SECTIONS: dict[str, type] = {
 
 @dataclass
 class FusionConfig:
-    """The whole graph's configuration. ``engine`` is ``EngineConfig`` when the engines package has it."""
+    """The whole graph's configuration; ``pipeline`` and ``engine`` are the owners' ``PipelineConfig``
+    and ``EngineConfig``, and ``pipeline.engine`` is the same object as ``engine``."""
 
     sync: SyncConfig = field(default_factory=SyncConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
