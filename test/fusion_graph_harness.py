@@ -40,14 +40,20 @@ def student_weights(tmp_path_factory) -> Path:
     return stem
 
 
-@pytest.fixture(scope="session")
-def engine_cache(tmp_path_factory, ros_env) -> Path:
-    """Engines cache in a temp dir, for this process and the ROS child processes."""
+@pytest.fixture(scope="module")
+def engine_cache(tmp_path_factory, ros_env):
+    """Engines cache in a temp dir, for this process and the ROS child processes (restored afterwards)."""
     import os
 
     path = tmp_path_factory.mktemp("engine_cache")
+    saved = os.environ.get("IVIF_ROS_CACHE_DIR")
     os.environ["IVIF_ROS_CACHE_DIR"] = ros_env["IVIF_ROS_CACHE_DIR"] = str(path)
-    return path
+    yield path
+    for env in (os.environ, ros_env):
+        if saved is None:
+            env.pop("IVIF_ROS_CACHE_DIR", None)
+        else:
+            env["IVIF_ROS_CACHE_DIR"] = saved
 
 
 def synthetic_pair(k: int, ir_encoding: str = "mono16", vis_encoding: str = "rgb8"):
