@@ -35,7 +35,7 @@ def student_weights(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     stem = tmp_path_factory.mktemp("weights") / "student_random"
-    save_model(build_student(), stem, {"det_classes": ["person", "bicycle", "car"],
+    save_model(build_student(), stem, {"detection_classes": ["person", "bicycle", "car"],
                                        "training": "none: random initialisation for graph tests"})
     return stem
 

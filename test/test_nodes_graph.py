@@ -299,3 +299,17 @@ def test_overlay_node_blends_classes_and_draws_boxes(rclpy_context):
     drawn = image_to_array(boxes)
     np.testing.assert_array_equal(drawn[75, 60], palette[3])  # the box edge, in the car colour
     np.testing.assert_array_equal(drawn[75, 110], fused[75, 110])  # inside the box: untouched
+
+
+def test_detection_class_names_come_from_the_weights_sidecar(tmp_path):
+    import torch
+
+    from ivif_ros.models import build_student
+    from ivif_ros.nodes.messages import DEFAULT_DETECTION_CLASSES, detection_class_names
+    from ivif_ros.weights import save_model
+
+    torch.manual_seed(0)
+    stem = tmp_path / "named"
+    save_model(build_student(), stem, {"detection_classes": ["pedestrian", "cyclist", "vehicle"]})
+    assert detection_class_names(str(stem)) == ("pedestrian", "cyclist", "vehicle")
+    assert detection_class_names(str(tmp_path / "missing")) == DEFAULT_DETECTION_CLASSES

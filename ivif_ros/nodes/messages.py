@@ -8,6 +8,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from ivif_ros.core.image_codec import array_to_image_fields, fill_image_msg
+from ivif_ros.errors import UserFacingError
 from ivif_ros.msg import Detection, DetectionArray
 
 try:  # optional: the vision_msgs package is not on PyPI
@@ -75,14 +76,14 @@ def vision_detection_array(dets, class_names, header: Header):
 
 
 def detection_class_names(model: str) -> tuple[str, ...]:
-    """Class names from the weights' sidecar (``det_classes``), else the contract default."""
+    """Class names from the weights' sidecar (``detection_classes``, written by training), else the contract default."""
     import json
 
     from ivif_ros.weights import resolve
 
     try:
         _, sidecar = resolve(model)
-        names = json.loads(sidecar.read_text()).get("det_classes")
-    except Exception:  # noqa: BLE001 - the pipeline reports a bad model itself; names are cosmetic
+        names = json.loads(sidecar.read_text()).get("detection_classes")
+    except (UserFacingError, OSError, ValueError):  # the pipeline reports a bad model itself; names are cosmetic
         return DEFAULT_DETECTION_CLASSES
     return tuple(names) if names else DEFAULT_DETECTION_CLASSES
