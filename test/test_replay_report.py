@@ -60,7 +60,8 @@ def _frames(n=20, live=True):
 def test_summary_and_report_written(tmp_path):
     frames = _frames()
     led = _ledger()
-    summary = build_summary(bag="x.mcap", mode="live", rate=1.0, topics={"ir": "/ir", "vis": "/vis"},
+    summary = build_summary(bag="x.mcap", mode="live", rate=1.0, graph_input_qos="reliable, depth 10",
+                            topics={"ir": "/ir", "vis": "/vis"},
                             counts=led.counts(), frames=frames, metrics_every=2,
                             detection={"mAP50": 0.5, "mAP50_95": 0.3, "frames": 20, "ground_truth_boxes": 60,
                                        "detections": 40, "per_class": {}},

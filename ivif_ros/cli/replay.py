@@ -26,6 +26,9 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
                         "frames, then subsampled to about 200)")
     p.add_argument("--storage-format", choices=("mcap", "sqlite3"), default="mcap",
                    help="storage of the output bag (input storage is detected from the bag)")
+    p.add_argument("--keep-input-qos", action="store_true",
+                   help="live: keep the config's input QoS (sensor-data best effort) instead of reliable inputs, "
+                        "to measure what the graph loses on the way in")
     p.add_argument("--samples", type=int, default=4, help="number of sample frames in the report (default 4)")
     return p
 
@@ -41,7 +44,8 @@ def run(args) -> int:
     opts = ReplayOptions(
         bag=args.bag, out=args.out, live=args.live, rate=args.rate, ir_topic=args.ir_topic,
         vis_topic=args.vis_topic, gt_topic=args.gt_topic, config=args.config, backend=args.backend,
-        metrics_every=args.metrics_every, storage_format=args.storage_format, samples=args.samples)
+        metrics_every=args.metrics_every, storage_format=args.storage_format, samples=args.samples,
+        keep_input_qos=args.keep_input_qos)
     result = run_replay(opts)
     print_summary(result)
     return 1 if result.summary["partial"] else 0

@@ -222,6 +222,9 @@ class LiveSession:
             _msg_class(STATUS_TYPE), self.status_topic, lambda _msg: answers.append(time.monotonic()),
             QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
         try:
+            deadline = time.monotonic() + 10.0
+            while probe.get_publisher_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)  # answers sent before the probe matched would be missed
             log0, wall0 = items[0].log_ns, time.monotonic_ns()
             for item in items:
                 delay = wall0 + (item.log_ns - log0) / rate - time.monotonic_ns()

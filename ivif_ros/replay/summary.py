@@ -2,7 +2,8 @@
 
 ``summary.json`` schema (``schema: "ivif_ros.replay/1"``), every key always present::
 
-    bag, mode ("offline" | "live"), rate, topics {ir, vis}, partial, errors [str]
+    bag, mode ("offline" | "live"), rate, graph_input_qos (live), topics {ir, vis, ...},
+    partial, errors [str]
     counts          MessageLedger.counts(): inputs, inputs_by_topic, paired_messages,
                     dropped_messages, message_drops_by_reason, pairs, fused,
                     dropped_pairs, pair_drops_by_reason, unaccounted_*
@@ -69,7 +70,7 @@ def mean_metrics(frames: list[FrameRecord]) -> dict[str, float | None]:
     return out
 
 
-def build_summary(*, bag: str, mode: str, rate: float | None, topics: dict, counts: dict,
+def build_summary(*, bag: str, mode: str, rate: float | None, graph_input_qos: str | None, topics: dict, counts: dict,
                   frames: list[FrameRecord], metrics_every: int, detection: dict | None,
                   wall_time_s: float, errors: list[str]) -> dict:
     scored = sum(bool(f.metrics) for f in frames)
@@ -78,6 +79,7 @@ def build_summary(*, bag: str, mode: str, rate: float | None, topics: dict, coun
         "bag": bag,
         "mode": mode,
         "rate": rate,
+        "graph_input_qos": graph_input_qos,
         "topics": topics,
         "partial": bool(errors),
         "errors": errors,

@@ -150,6 +150,8 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
     c = summary["counts"]
     lines = [f"# Replay report: `{summary['bag']}`", ""]
     mode = summary["mode"] + (f" at {summary['rate']:g}x bag rate" if summary["mode"] == "live" else "")
+    if summary.get("graph_input_qos"):
+        mode += f"**, graph input QoS **{summary['graph_input_qos']}"
     lines += [f"Mode: **{mode}**. IR topic `{summary['topics']['ir']}`, visible topic `{summary['topics']['vis']}`. "
               f"Wall time {summary['wall_time_s']:.1f} s, throughput {_fmt(summary['throughput_fps'], 1)} fused frames/s.", ""]
     if summary["errors"]:
