@@ -128,6 +128,8 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
             fused_pairs.append(pid)
         else:
             ledger.drop_pair(pid, missing_reason)
+    if progress is not None:
+        progress.reset(total=len(fused_pairs))
     wanted_samples = sample_indices(len(fused_pairs), n_samples)
     frames: list[FrameRecord] = []
     samples: list[SampleFrame] = []
@@ -135,7 +137,7 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
     for index, pid in enumerate(fused_pairs):
         p = ledger.pairs[pid]
         ledger.fused(pid)
-        ir_item, vis_item = inputs.items[p.ir], inputs.items[p.vis]
+        ir_item, vis_item = inputs.items[p.ir], inputs.items[p.vis]  # ledger ids are item positions
         fused_msg = outputs.get(topics.fused, p.stamp_ns)
         fused_rgb = to_rgb(im.image_to_array(fused_msg, topics.fused), fused_msg.encoding)
         rec = FrameRecord(index, p.stamp_ns)

@@ -143,7 +143,7 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
     outputs = read_outputs(out_bag, topics)
     errors += [e for e in outputs.errors if e not in errors]
     every = opts.metrics_every or auto_metrics_every(len(ledger.pairs))
-    with tqdm(total=len(ledger.pairs), desc="evaluate", unit="frame") as bar:
+    with tqdm(desc="evaluate", unit="frame") as bar:
         frames, detection, samples = evaluate(
             inputs, ledger, outputs, topics, cfg, metrics_every=every, n_samples=opts.samples,
             missing_reason=missing, receive_ns=receive_ns, publish_ns=publish_ns, progress=bar)
