@@ -71,13 +71,15 @@ def test_output_bag_reads_back_with_rosbags(offline):
     assert (img.encoding, img.width, img.height) == ("rgb8", 320, 240)
 
 
-def test_sqlite3_bag_and_subsampled_metrics(workdir, tmp_path):
-    """The sample's first 8 frames copied message by message into a sqlite3 bag."""
+@pytest.mark.parametrize("storage, distro", [("sqlite3", "humble"), ("mcap", "jazzy")])
+def test_other_storage_and_distro_with_topic_flags(workdir, tmp_path, storage, distro):
+    """The sample's first 8 frames copied into a bag of another storage, carrying another
+    distro's message definitions (as `ros2 bag record` on that distro would write them)."""
     from ivif_ros.bag.reader import BagReader
     from ivif_ros.bag.writer import BagWriter
 
     _, src, config = workdir
-    with BagReader(src) as reader, BagWriter(tmp_path / "bag", storage="sqlite3") as out:
+    with BagReader(src) as reader, BagWriter(tmp_path / "bag", storage=storage, distro=distro) as out:
         for info in reader.topics.values():
             out.add_topic(info.topic, info.msgtype)
         written: dict[str, int] = {}
@@ -85,8 +87,11 @@ def test_sqlite3_bag_and_subsampled_metrics(workdir, tmp_path):
             if written.setdefault(topic, 0) < 8:
                 out.write(topic, t_ns, raw)
                 written[topic] += 1
-    assert list((tmp_path / "bag").glob("*.db3"))
-    result = run_replay(ReplayOptions(bag=tmp_path / "bag", out=tmp_path / "out", config=config, metrics_every=3))
+    assert list((tmp_path / "bag").glob("*.db3" if storage == "sqlite3" else "*.mcap"))
+    result = run_replay(ReplayOptions(bag=tmp_path / "bag", out=tmp_path / "out", config=config, metrics_every=3,
+                                      ir_topic="/ir/image_raw", vis_topic="/visible/image_raw",
+                                      gt_topic="/ground_truth/detections", storage_format=storage))
+    assert list((tmp_path / "out" / "output_bag").glob("*.db3" if storage == "sqlite3" else "*.mcap"))
     c = result.summary["counts"]
     check_accounting(c)
     assert c["inputs"] == 16 and c["fused"] == 7
