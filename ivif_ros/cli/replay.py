@@ -8,8 +8,8 @@ from pathlib import Path
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "replay", help=help_text, description=(
-            "Replay a rosbag2 bag (mcap or sqlite3) through the fusion pipeline and write DIR/output_bag "
-            "(fused image, mask, detections, status), DIR/summary.json, DIR/frames.csv and DIR/report.md. "
+            "Replay a rosbag2 bag (mcap or sqlite3) through the fusion pipeline and write OUT/output_bag "
+            "(fused image, mask, detections, status), OUT/summary.json, OUT/frames.csv and OUT/report.md. "
             "Offline (default) pairs and fuses as fast as it can; --live plays the bag into the node graph "
             "over DDS at bag timing and records what the graph publishes."))
     p.add_argument("bag", type=Path, help="rosbag2 folder (with metadata.yaml) or a single .mcap/.db3 file")
@@ -19,7 +19,8 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--ir-topic", help="infrared Image/CompressedImage topic (default: auto-detect)")
     p.add_argument("--vis-topic", help="visible Image/CompressedImage topic (default: auto-detect)")
     p.add_argument("--gt-topic", help="ground-truth DetectionArray topic (default: auto-detect)")
-    p.add_argument("--config", type=Path, help="fusion config YAML (default: the package's config/fusion.yaml)")
+    p.add_argument("--config", type=Path, help="fusion config YAML, a ROS 2 parameters file or plain sections "
+                                          "(default: the built-in defaults, as in config/fusion.yaml)")
     p.add_argument("--backend", help="inference backend, overrides the config (e.g. onnxruntime, openvino, torch)")
     p.add_argument("--metrics-every", type=int, default=0,
                    help="score fusion metrics on every N-th fused frame (default: every frame up to 200 "
