@@ -157,6 +157,15 @@ class RegistrationConfig:
         if self.mode == "crop" and (self.crop_xywh[2] <= 0 or self.crop_xywh[3] <= 0):
             raise ConfigError("registration.crop_xywh: mode 'crop' needs a positive width and height, "
                               f"got {self.crop_xywh}; set it to the IR region [x, y, w, h] the visible camera sees")
+        if self.mode == "homography":
+            # Checked here, not first in Registration(): a running node must refuse a singular matrix or a
+            # missing calibration file when it is set, not fail while applying it.
+            from ivif_ros.core.registration import check_homography, load_homography
+
+            if self.calibration_file:
+                load_homography(self.calibration_file)
+            else:
+                check_homography(self.homography, "registration.homography")
 
 
 @dataclass
