@@ -146,3 +146,10 @@ def test_truncated_bag_gives_a_partial_report_not_a_traceback(workdir, tmp_path,
     assert 0 < s["counts"]["fused"] < FRAMES - 1
     assert "Partial report" in (tmp_path / "out" / "report.md").read_text()
     assert "PARTIAL" in capsys.readouterr().out
+
+
+def test_camera_info_topic_follows_image_transport_naming():
+    from ivif_ros.replay.inputs import camera_info_topic
+
+    assert camera_info_topic("/ir/image_raw") == "/ir/camera_info"
+    assert camera_info_topic("/car/front/image_rect/compressed") == "/car/front/camera_info"

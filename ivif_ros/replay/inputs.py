@@ -120,8 +120,10 @@ def choose_gt_topic(reader: BagReader, gt_topic: str | None) -> str | None:
 
 
 def camera_info_topic(image_topic: str) -> str:
-    """``/ns/image_raw`` -> ``/ns/camera_info`` (image_transport's convention)."""
-    return image_topic.rsplit("/", 1)[0] + "/camera_info"
+    """``/ns/image_raw`` (or its ``/ns/image_raw/compressed`` transport) -> ``/ns/camera_info``,
+    image_transport's convention."""
+    base = image_topic[: -len("/compressed")] if image_topic.endswith("/compressed") else image_topic
+    return base.rsplit("/", 1)[0] + "/camera_info"
 
 
 def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topic: str | None) -> BagInputs:
