@@ -115,11 +115,11 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     inputs = read_inputs(opts.bag, opts.ir_topic, opts.vis_topic, opts.gt_topic)
-    vis_items = [i for i in inputs.items if i.topic == inputs.vis_topic]
-    if not vis_items:
-        raise InputError(f"bag {opts.bag}: no readable message on {inputs.vis_topic}"
-                         + (f" ({'; '.join(inputs.errors)})" if inputs.errors else ""))
-    first_vis = inputs.decode(vis_items[0])
+    for topic in (inputs.ir_topic, inputs.vis_topic):
+        if not any(i.topic == topic for i in inputs.items):
+            raise InputError(f"bag {opts.bag}: no readable message on {topic}, nothing to fuse"
+                             + (f" ({'; '.join(inputs.errors)})" if inputs.errors else ""))
+    first_vis = inputs.decode(next(i for i in inputs.items if i.topic == inputs.vis_topic))
     cfg = load_replay_config(opts, (first_vis.shape[1], first_vis.shape[0]))
     ledger = MessageLedger()
     pair_messages(inputs, ledger, cfg.sync)
