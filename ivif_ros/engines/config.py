@@ -40,6 +40,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "ivif_ros"
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (CPU affinity / cgroup cpusets), not the host's total."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def padded(size: int) -> int:
     """Round ``size`` up to the model's ``SIZE_MULTIPLE``."""
     return -(-size // SIZE_MULTIPLE) * SIZE_MULTIPLE
@@ -86,7 +93,7 @@ class EngineConfig:
 
     @property
     def num_threads(self) -> int:
-        return self.threads or os.cpu_count() or 1
+        return self.threads or usable_cores()
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:

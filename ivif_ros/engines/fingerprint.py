@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import platform
 
 import torch
+
+from ivif_ros.engines.config import usable_cores
 
 
 def model_hash(model: torch.nn.Module) -> str:
@@ -50,7 +51,7 @@ def cpu_description() -> str:
                     break
     except OSError:
         pass
-    return f"{name} x{os.cpu_count()}"
+    return f"{name} x{usable_cores()}"
 
 
 def gpu_name() -> str:
