@@ -182,7 +182,8 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
     m = summary["metrics"]
     every = "every frame" if m["every"] == 1 else f"every {m['every']}th frame"
     lines += ["## Fusion metrics", "",
-              f"Fused Y against registered IR and visible Y, mean over {m['frames_scored']} frames ({every}).", ""]
+              f"Fused Y against registered IR and visible Y, mean over {m['frames_scored']} frames ({every}); "
+              "CDDFuse conventions (`ivif_ros/metrics/fusion.py`), higher is better for all nine.", ""]
     lines += _table(list(METRIC_NAMES), [[m["mean"][k] for k in METRIC_NAMES]]) + [""]
     if plot_metric_trends(frames, out_dir / "metric_trends.png"):
         lines += ["![metric trends](metric_trends.png)", ""]
