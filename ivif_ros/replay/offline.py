@@ -37,9 +37,10 @@ def detection_class_names(model: str) -> list[str]:
 
 
 def run_offline(inputs: BagInputs, ledger: MessageLedger, cfg, topics: OutputTopics, out_bag: Path,
-                storage: str) -> list[str]:
-    """Fuse every pair of ``ledger`` and write the output bag. Returns per-frame errors
-    (a pair that fails is left without output; evaluation drops it as ``pipeline_error``)."""
+                storage: str) -> tuple[list[str], float]:
+    """Fuse every pair of ``ledger`` and write the output bag. Returns the per-frame errors
+    (a pair that fails is left without output; evaluation drops it as ``pipeline_error``) and
+    the seconds the frame loop took (throughput excludes building the engine)."""
     from tqdm import tqdm
 
     from ivif_ros.core.pipeline import FusionPipeline
@@ -49,6 +50,7 @@ def run_offline(inputs: BagInputs, ledger: MessageLedger, cfg, topics: OutputTop
     normalizer, registration = IrNormalizer(cfg.ir_normalize), Registration(cfg.registration)
     k_ir, k_vis = inputs.camera_k.get("ir"), inputs.camera_k.get("vis")
     errors: list[str] = []
+    started = time.monotonic()
     with BagWriter(out_bag, storage=storage, overwrite=True) as bag:
         store = bag.typestore
         Status = store.types[FUSION_STATUS]
@@ -87,4 +89,4 @@ def run_offline(inputs: BagInputs, ledger: MessageLedger, cfg, topics: OutputTop
                 register_ms=(t2 - t1) / 1e6, preprocess_ms=(t1 - t0) / 1e6 + result.timings["pre_ms"],
                 infer_ms=result.timings["infer_ms"], postprocess_ms=result.timings["post_ms"],
                 publish_ms=(t4 - t3) / 1e6, total_ms=(t4 - t0) / 1e6))
-    return errors
+    return errors, time.monotonic() - started

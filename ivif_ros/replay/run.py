@@ -14,7 +14,6 @@ listed in ``summary.json["errors"]`` and the report is marked partial.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,19 +126,20 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
     out_bag = out / OUTPUT_BAG
     errors = list(inputs.errors)
     receive_ns = publish_ns = None
-    started = time.monotonic()  # throughput counts the replay itself, not reading or scoring
+    # replay_s, the throughput window, is the frames' own time: first publish to last output
+    # (live) or the frame loop (offline), not reading, engine building or scoring.
     if opts.live:
         from ivif_ros.replay.live import run_live
 
         live = run_live(inputs, ledger, opts, cfg, topics, out_bag)
         receive_ns, publish_ns = live.receive_ns, live.publish_ns
-        missing = NO_OUTPUT
+        missing, replay_s = NO_OUTPUT, live.wall_s
     else:
         from ivif_ros.replay.offline import run_offline
 
-        errors += run_offline(inputs, ledger, cfg, topics, out_bag, opts.storage_format)
+        frame_errors, replay_s = run_offline(inputs, ledger, cfg, topics, out_bag, opts.storage_format)
+        errors += frame_errors
         missing = PIPELINE_ERROR
-    replay_s = live.wall_s if opts.live else time.monotonic() - started
     outputs = read_outputs(out_bag, topics)
     errors += [e for e in outputs.errors if e not in errors]
     every = opts.metrics_every or auto_metrics_every(len(ledger.pairs))
