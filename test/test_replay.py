@@ -53,7 +53,9 @@ def test_offline_replay_writes_bag_report_and_consistent_summary(offline):
     assert len(pngs) == 2 + 4
     for png in pngs:
         assert f"]({png})" in text and (out / png).stat().st_size > 5000
-    assert len((out / "frames.csv").read_text().splitlines()) == c["fused"] + 1
+    rows = (out / "frames.csv").read_text().splitlines()
+    assert len(rows) == c["fused"] + 1
+    assert rows[1].split(",")[2] == "000000"  # the pair name the sample bag carries
 
 
 def test_output_bag_reads_back_with_rosbags(offline):

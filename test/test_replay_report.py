@@ -88,7 +88,7 @@ def test_summary_and_report_written(tmp_path):
     assert "mAP@0.5" in text and "end_to_end" in text
     write_frames_csv(tmp_path / "frames.csv", frames)
     rows = (tmp_path / "frames.csv").read_text().splitlines()
-    assert len(rows) == 21 and rows[0].startswith("index,stamp_ns,EN")
+    assert len(rows) == 21 and rows[0].startswith("index,stamp_ns,name,EN")
 
 
 def test_mask_overlay_leaves_background_untouched():

@@ -140,7 +140,7 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
         ir_item, vis_item = inputs.items[p.ir], inputs.items[p.vis]  # ledger ids are item positions
         fused_msg = outputs.get(topics.fused, p.stamp_ns)
         fused_rgb = to_rgb(im.image_to_array(fused_msg, topics.fused), fused_msg.encoding)
-        rec = FrameRecord(index, p.stamp_ns)
+        rec = FrameRecord(index, p.stamp_ns, name=inputs.frame_names.get(vis_item.stamp_ns, ""))
         vis = inputs.decode(vis_item)
         # Registered IR exactly as the pipeline saw it: normalised in frame order (the
         # normaliser smooths its window across frames), then warped onto the visible grid.
@@ -169,7 +169,7 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
             names = inputs.class_names
             labels = [f"{names[c] if c < len(names) else c} {s:.2f}" for c, s in zip(cls, scores)]
             samples.append(SampleFrame(p.stamp_ns, ir, vis, fused_rgb, mask, xyxy, labels,
-                                       gt.xyxy if gt is not None else None))
+                                       gt.xyxy if gt is not None else None, rec.name))
         frames.append(rec)
         if progress is not None:
             progress.update(1)

@@ -57,6 +57,7 @@ class BagInputs:
     class_names: list[str]  # detection class id -> name (the ground truth's, else the default)
     camera_k: dict[str, np.ndarray]  # "ir"/"vis" -> 3x3 intrinsics from camera_info, when in the bag
     camera_info: dict[str, list[tuple[int, bytes]]]  # "ir"/"vis" -> (receive ns, CDR) for live playback
+    frame_names: dict[int, str]  # visible stamp -> dataset pair name (``ivif make-bag``'s name topic)
     errors: list[str] = field(default_factory=list)  # damage found while reading
     typestore: object = None
 
@@ -155,6 +156,11 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
                 xyxy, cls, _ = im.detections_to_arrays(m.msg)
                 ground_truth[im.stamp_ns(m.msg.header)] = GroundTruth(xyxy, cls)
                 names.update((d.class_id, d.class_name) for d in m.msg.detections)
+        # Pair names: std_msgs/Header on a ".../name" topic, frame_id = name, stamp = the visible stamp.
+        name_topics = [t for t, i in reader.topics.items() if i.msgtype == im.HEADER and t.endswith("/name")]
+        frame_names = {}
+        if len(name_topics) == 1:
+            frame_names = {im.stamp_ns(m.msg): m.msg.frame_id for m in reader.messages(name_topics, strict=False)}
         camera_k, camera_info = {}, {}
         for key, topic in info_topics.items():
             camera_info[key] = [(t_ns, bytes(raw)) for _, t_ns, raw, _ in reader.raw_messages([topic])]
@@ -162,5 +168,5 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
                 msg = reader.typestore.deserialize_cdr(camera_info[key][0][1], im.CAMERA_INFO)
                 camera_k[key] = np.asarray(msg.k, np.float64).reshape(3, 3)
         return BagInputs(Path(path), ir, vis, gt, items, ground_truth,
-                         [names.get(i, str(i)) for i in range(max(names) + 1)], camera_k, camera_info,
+                         [names.get(i, str(i)) for i in range(max(names) + 1)], camera_k, camera_info, frame_names,
                          list(dict.fromkeys(reader.errors)), reader.typestore)

@@ -41,6 +41,7 @@ class FrameRecord:
     end_to_end_ms: float | None = None  # live mode only
     detections: int = 0
     ground_truth: int | None = None  # None: the bag has no ground truth for this frame
+    name: str = ""  # dataset pair name when the bag carries one (``ivif make-bag``)
 
 
 def latency_stats(values) -> dict:

@@ -35,6 +35,7 @@ class SampleFrame:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # detections xyxy
     labels: list[str] = field(default_factory=list)  # "person 0.87" per detection
     gt_boxes: np.ndarray | None = None  # ground-truth xyxy, None when the bag has none
+    name: str = ""  # dataset pair name, when the bag carries one
 
 
 def mask_overlay(rgb: np.ndarray, mask: np.ndarray | None, alpha: float = 0.45) -> np.ndarray:
@@ -213,7 +214,8 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
         t0 = frames[0].stamp_ns if frames else samples[0].stamp_ns
         for s in samples:
             name = f"samples/frame_{s.stamp_ns}.png"
-            plot_sample(s, out_dir / name, f"t = {(s.stamp_ns - t0) * 1e-9:.2f} s (stamp {s.stamp_ns})")
+            label = f"{s.name}, " if s.name else ""
+            plot_sample(s, out_dir / name, f"{label}t = {(s.stamp_ns - t0) * 1e-9:.2f} s (stamp {s.stamp_ns})")
             lines += [f"![frame {s.stamp_ns}]({name})", ""]
 
     lines += ["Raw numbers: `summary.json` (all aggregates), `frames.csv` (one row per fused frame).", ""]
@@ -223,13 +225,15 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
 
 
 def write_frames_csv(path: Path, frames: list[FrameRecord]) -> None:
+    import csv
+
     stages = list(dict.fromkeys(s for f in frames for s in f.stage_ms))
-    header = ["index", "stamp_ns", *METRIC_NAMES, *(f"{s}_ms" for s in stages), "end_to_end_ms",
-              "detections", "ground_truth"]
-    rows = [",".join(header)]
-    for f in frames:
-        vals = [f.index, f.stamp_ns, *(f.metrics.get(k, "") for k in METRIC_NAMES),
-                *(f.stage_ms.get(s, "") for s in stages), "" if f.end_to_end_ms is None else f.end_to_end_ms,
-                f.detections, "" if f.ground_truth is None else f.ground_truth]
-        rows.append(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in vals))
-    path.write_text("\n".join(rows) + "\n")
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["index", "stamp_ns", "name", *METRIC_NAMES, *(f"{s}_ms" for s in stages), "end_to_end_ms",
+                      "detections", "ground_truth"])
+        for f in frames:
+            vals = [f.index, f.stamp_ns, f.name, *(f.metrics.get(k, "") for k in METRIC_NAMES),
+                    *(f.stage_ms.get(s, "") for s in stages), "" if f.end_to_end_ms is None else f.end_to_end_ms,
+                    f.detections, "" if f.ground_truth is None else f.ground_truth]
+            out.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in vals])
