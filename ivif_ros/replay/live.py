@@ -455,7 +455,7 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
                 receive_ns[hdr.stamp.sec * 1_000_000_000 + hdr.stamp.nanosec] = recv
     # Throughput window: first input published -> last output received.
     first_pub = min(rec.publish_ns.values(), default=0)
-    last_recv = max((r for _, r, _ in rec.messages), default=first_pub)
+    last_recv = max(receive_ns.values(), default=first_pub)  # last fused frame, not the final /diagnostics
     published = {t: sum(i.topic == t for i in warmup + items) for t in (GRAPH_INPUTS["ir"], GRAPH_INPUTS["vis"])}
     return LiveResult(receive_ns, dict(rec.publish_ns), (last_recv - first_pub) / 1e9, domain_id, published)
 
