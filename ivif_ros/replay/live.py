@@ -267,7 +267,8 @@ class LiveSession:
                 time.sleep(min(due - now, tick) * 1e-9)
                 self._publish_clock(log0 + int((time.monotonic_ns() - wall0) * rate))
             self._publish_clock(item.log_ns)
-            self.recording.publish_ns[item.msg_id] = time.monotonic_ns()
+            if item.msg_id >= 0:  # bag image (camera_info is not in the ledger)
+                self.recording.publish_ns[item.msg_id] = time.monotonic_ns()
             self.pubs[item.topic].publish(item.data)
             progress.update(1)
 
