@@ -30,17 +30,28 @@ SELECTED = ("overlay", "qos", "diagnostics.log_throttle_s", "pipeline.palette", 
 FUSED, MASK, DETECTIONS = 0, 1, 2
 
 
-def draw_detections(rgb: np.ndarray, detections: DetectionArray, palette: np.ndarray) -> np.ndarray:
-    """Boxes and ``class score`` labels on a copy of ``rgb``; colours are the classes' semantic colours."""
+def draw_detections(rgb: np.ndarray, detections: DetectionArray, palette: np.ndarray) -> tuple[np.ndarray, int]:
+    """Boxes and ``class score`` labels on a copy of ``rgb``; colours are the classes' semantic colours.
+
+    The detections topic is open to any publisher, so a box with a non-finite corner is skipped
+    (their number is returned) and the others are clipped to just outside the image: OpenCV
+    needs C ints, and a box far off-image draws nothing anyway.
+    """
     out = rgb.copy()
-    for det in detections.detections:  # at most pipeline.top_k boxes
+    h, w = out.shape[:2]
+    skipped = 0
+    for det in detections.detections:  # at most pipeline.top_k boxes from the fusion node
+        corners = np.array([det.x_min, det.y_min, det.x_max, det.y_max], np.float64)
+        if not np.isfinite(corners).all():
+            skipped += 1
+            continue
+        x0, y0, x1, y1 = np.clip(np.round(corners), -1, [w, h, w, h]).astype(int).tolist()
         # semantic class id = detection class id + 1 (docs/contracts.md), so boxes match the mask colours
         colour = tuple(int(c) for c in palette[min(det.class_id + 1, len(palette) - 1)])
-        p0, p1 = (int(det.x_min), int(det.y_min)), (int(det.x_max), int(det.y_max))
-        cv2.rectangle(out, p0, p1, colour, 2)
-        cv2.putText(out, f"{det.class_name} {det.score:.2f}", (p0[0], max(p0[1] - 4, 10)),
+        cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
+        cv2.putText(out, f"{det.class_name[:40]} {det.score:.2f}", (x0, max(y0 - 4, 10)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
-    return out
+    return out, skipped
 
 
 class OverlayNode(Node):
@@ -83,7 +94,12 @@ class OverlayNode(Node):
         blended = post.overlay(np.ascontiguousarray(fused), mask, color, self.params.config.pipeline.overlay_alpha)
         self.pub_color.publish(messages.image_msg(blended, "rgb8", messages.copy_header(fused_msg.header)))
         if self.pub_boxes is not None and dets_msg is not None:
-            boxes = draw_detections(np.ascontiguousarray(fused), dets_msg, self._palette)
+            boxes, skipped = draw_detections(np.ascontiguousarray(fused), dets_msg, self._palette)
+            if skipped:
+                self.get_logger().warning(
+                    f"topic {self.resolve_topic_name('detections')}: {skipped} of {len(dets_msg.detections)} boxes "
+                    "have a non-finite field 'x_min'/'y_min'/'x_max'/'y_max' and were not drawn",
+                    throttle_duration_sec=self._throttle_s)
             self.pub_boxes.publish(messages.image_msg(boxes, "rgb8", messages.copy_header(fused_msg.header)))
 
     def _reconfigure(self, cfg: FusionConfig) -> None:
