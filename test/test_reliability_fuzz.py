@@ -1,9 +1,10 @@
 """10,000 malformed and edge-case Image messages into the real fusion node over DDS.
 
-The 10,000 come from a probe node in the node's process; 2,000 more from a separate
-process (reliability_fuzz_publisher.py, shared-memory transport). A probe node publishes (reliable QoS, so every message reaches the node and the counts are
-exact) a seeded stream built by :func:`fuzz_stream`: one valid IR/visible pair per round,
-mixed with messages that have exactly one defect (wrong step, size or data length, an
+The 10,000 come from a probe node in the node's process, 2,000 more from a separate
+process (reliability_fuzz_publisher.py, shared-memory transport); reliable QoS, so every
+message reaches the node and the counts are exact. The seeded stream
+(``reliability_fuzz_stream.fuzz_stream``) has one valid IR/visible pair per round, mixed
+with messages that have exactly one defect (wrong step, size or data length, an
 unsupported encoding, zero or huge declared size, a foreign frame_id) and with valid but
 awkward ones (NaN/inf in 32FC1, big-endian, row padding, tiny frames, stale and
 out-of-order stamps). The oracle knows which field each defect is in, so the node's
@@ -11,7 +12,7 @@ out-of-order stamps). The oracle knows which field each defect is in, so the nod
 
 What must hold: the node and its worker keep running; every fused image is well-formed
 (rgb8, the size of its visible input, consistent step/data) and carries the stamp of a
-valid, in-order visible image (nothing is published for a rejected or dropped message);
+valid visible image (nothing is published for a rejected message);
 every received message has one fate; and the rejection log names the topic and the field,
 at most once per throttle period per camera and field.
 
