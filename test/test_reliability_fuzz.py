@@ -40,7 +40,7 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
 from reliability_fuzz_stream import FRAME, H, PERIOD_NS, TOPIC, W, fuzz_stream, valid_ir, valid_vis
 from reliability_graph import fusion_graph, settle, stamp_of, wait_for_subscribers  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("engine_cache")
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("engine_cache")]
 
 SEED = int(os.environ.get("IVIF_FUZZ_SEED", "20261122"))
 NAME = {"ir": "ir", "vis": "visible"}  # camera names in the node's counters

@@ -21,6 +21,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from fusion_graph_harness import Probe
 from reliability_graph import stamp_of, wait_for_subscribers
 
+pytestmark = pytest.mark.reliability
 W, H = 64, 48
 SEED = 7
 N_FRAMES = 600

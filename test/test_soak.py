@@ -11,7 +11,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from ros_harness import REPO_ROOT
+
+pytestmark = pytest.mark.reliability
 
 FRAMES = 1000
 

@@ -28,6 +28,7 @@ from replay_support import check_accounting, make_config, make_sample
 from ivif_ros.cli import main
 from ivif_ros.errors import InputError
 
+pytestmark = pytest.mark.reliability
 torch.set_num_threads(1)
 FRAMES = 8
 
