@@ -99,12 +99,14 @@ def test_ir_driver_killed_and_restarted(fusion_graph, ros_env, tmp_path):
 
     assert thread.is_alive() and fusion._worker.is_alive()
     modes = modes_in_order(probe)
+    if modes[0] == "ir_only":  # the IR process' first frames can beat the visible rig's start
+        modes = modes[1:]
     d = fusion_diagnostics(probe)
     assert modes[:3] == ["fused", "visible_only", "fused"], (modes, d)
     assert lost and all("camera lost" in s["_message"] and s["_level"] == b"\x01" for s in lost), lost
     ir_sent = [int(line) for line in stamps.read_text().split()]
-    fused_ir_stamps = {stamp_of(s) for s in probe.get("fusion/status") if s.mode == "fused"}
-    assert fused_ir_stamps <= set(rig.sent["vis"])  # fused frames carry the visible stamp
+    fused_stamps = {stamp_of(s) for s in probe.get("fusion/status") if s.mode == "fused"}
+    assert fused_stamps <= set(rig.sent["vis"])  # fused frames carry the visible stamp
     assert_every_message_accounted(d, {"ir": ir_sent, "vis": rig.sent["vis"]})
     print(f"restart: {len(ir_sent)} IR sent by two processes, modes {modes}, "
           f"{sum(s.mode == 'fused' for s in probe.get('fusion/status'))} fused, "
