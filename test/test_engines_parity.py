@@ -6,8 +6,8 @@ Tolerances (max abs difference to eager, per output):
 * OpenVINO bf16 (8-bit mantissa): fused <= 2e-2, heatmap <= 2e-2, seg logits/box <= 0.25 and
   the class mask agrees on >= 98 % of pixels.
 
-Uses the shipped trained weights (``ivif_ros/weights/student.safetensors``) when they exist;
-until then a seeded randomly initialised student of the shipped architecture.
+Uses the shipped trained weights (``ivif_ros/weights/{student,teacher}.safetensors``) when they
+exist; otherwise a seeded randomly initialised model of the shipped architecture.
 """
 from pathlib import Path
 
@@ -106,8 +106,18 @@ def test_onnx_runtime_serves_other_frame_sizes_and_openvino_reshapes(student, tm
         assert_close(run(student, (x, x), tmp_path_factory, backend), ref, F32_TOL)
 
 
+#: The teacher's FFT and attention re-associate more float sums. Measured OpenVINO f32 vs eager with
+#: the shipped teacher on the 64x96 noise frame: fused 4e-5, logits 2.6e-3, heatmap 1.3e-4, box 1.7e-3;
+#: so fused keeps 1e-4 and the rest get about 4x headroom.
+TEACHER_F32_TOL = {"fused": 1e-4, "seg_logits": 1e-2, "det_heatmap": 5e-4, "det_box": 1e-2}
+
+
 @pytest.fixture(scope="module")
 def teacher():
+    if WEIGHTS.with_name("teacher.safetensors").exists():
+        from ivif_ros.weights import load_model
+
+        return load_model("teacher")[0].eval()
     from ivif_ros.models.teacher import build_teacher
 
     torch.manual_seed(0)
@@ -128,7 +138,7 @@ def test_teacher_on_openvino_converts_from_pytorch_and_matches_eager(teacher, tm
     x = np.random.default_rng(4).random((1, 1, 64, 96), dtype=np.float32)
     ref = build_backend("torch", teacher, EngineConfig(backend="torch"), "unused").infer(x, x)
     cfg = EngineConfig(backend="openvino", width=96, height=64, threads=1, cache_dir=tmp_path)
-    assert_close(build_backend("openvino", teacher, cfg, "teacher").infer(x, x), ref, F32_TOL)
+    assert_close(build_backend("openvino", teacher, cfg, "teacher").infer(x, x), ref, TEACHER_F32_TOL)
 
 
 def test_onnxruntime_runs_batches(student, tmp_path_factory):
