@@ -188,7 +188,8 @@ class BinaryDistribution(Distribution):
 setup(
     distclass=BinaryDistribution,
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["weights/*.safetensors", "weights/*.json"]},
+    # Trained weights with their sidecars and training logs (subfolders included).
+    package_data={PACKAGE: ["weights/**/*.safetensors", "weights/**/*.json", "weights/**/*.jsonl"]},
     # package.xml is listed as ament_python packages list it (and it makes setuptools run
     # install_data); everything else the CMake install produced, launch/ and config/
     # included, is added by InstallDataWithInterfaces.

@@ -75,3 +75,14 @@ def test_ivif_console_script(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "usage: ivif" in result.stdout
+
+
+def test_installed_package_carries_the_weights():
+    """Weights are package data: the model loader finds them next to ivif_ros/weights/__init__.py."""
+    installed = Path(sys.prefix, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}",
+                     "site-packages", "ivif_ros", "weights")
+    source = REPO_ROOT / "ivif_ros" / "weights"
+    shipped = sorted(p.relative_to(source) for p in source.rglob("*")
+                     if p.suffix in {".safetensors", ".json", ".jsonl"})
+    missing = [str(p) for p in shipped if not (installed / p).is_file()]
+    assert not missing, f"not installed: {missing}; run ./scripts/setup.sh"
