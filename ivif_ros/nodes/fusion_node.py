@@ -143,9 +143,11 @@ class FusionNode(Node):
                 raise ImageFieldError(f"topic {topic}: field 'encoding' is {msg.encoding!r}; the visible camera "
                                       f"must publish 8-bit images ({', '.join(VISIBLE_ENCODINGS)})", "encoding")
             array = image_to_array(msg, topic)
-            if cam == sync.IR and array.ndim == 3 and array.dtype != np.uint8:
+            if cam == sync.IR and array.ndim == 3 and (array.dtype != np.uint8 or array.shape[2] < 3):
+                # IrNormalizer takes the luma of 8-bit colour; a 2-channel image has none (it crashed the worker)
                 raise ImageFieldError(f"topic {topic}: field 'encoding' is {msg.encoding!r}; a multi-channel IR "
-                                      "image must be 8-bit (publish mono16 or 32FC1 for radiometric data)", "encoding")
+                                      "image must be 8-bit colour with 3 or 4 channels (publish mono8, mono16 or "
+                                      "32FC1 for thermal data)", "encoding")
             # Registration and the output frame belong to one camera: a topic that starts carrying
             # another frame_id (a second driver, a wrong remap) must not be fused as if it were the first.
             expected = self._frame_ids.setdefault(cam, msg.header.frame_id)
