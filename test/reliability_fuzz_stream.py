@@ -34,7 +34,7 @@ def _image(cam, arr, encoding, stamp_ns, *, bigendian=False, step=None, frame_id
     return msg
 
 
-def _raw(cam, stamp_ns, *, height, width, encoding, step, data, bigendian=0):
+def raw_image(cam, stamp_ns, *, height, width, encoding, step, data, bigendian=0):
     from sensor_msgs.msg import Image
 
     from ivif_ros.nodes import messages
@@ -79,37 +79,39 @@ def defective(rng, cam, stamp_ns) -> tuple[object, str]:
     """A message with exactly one defect, and the field the node must name."""
     kind = rng.integers(9)
     if kind == 0:  # step shorter than a row
-        return _raw(cam, stamp_ns, height=H, width=W, encoding="mono8", step=W - 1 - rng.integers(W - 1),
+        return raw_image(cam, stamp_ns, height=H, width=W, encoding="mono8", step=W - 1 - rng.integers(W - 1),
                     data=bytes(W * H)), "step"
     if kind == 1:  # odd step for 2-byte samples (IR) / visible must be 8-bit
         if cam == "vis":
-            return _raw(cam, stamp_ns, height=H, width=W, encoding="mono16", step=2 * W,
+            return raw_image(cam, stamp_ns, height=H, width=W, encoding="mono16", step=2 * W,
                         data=bytes(2 * W * H)), "encoding"
-        return _raw(cam, stamp_ns, height=H, width=W, encoding="mono16", step=2 * W + 1,
+        return raw_image(cam, stamp_ns, height=H, width=W, encoding="mono16", step=2 * W + 1,
                     data=bytes((2 * W + 1) * H)), "step"
     if kind == 2:  # truncated or overlong data
         n = W * 3 * H + int(rng.choice([-1, 1])) * int(1 + rng.integers(W * 3 * H - 1))
-        return _raw(cam, stamp_ns, height=H, width=W, encoding="rgb8", step=W * 3, data=bytes(n)), "data"
+        return raw_image(cam, stamp_ns, height=H, width=W, encoding="rgb8", step=W * 3, data=bytes(n)), "data"
     if kind == 3:  # not a raw image encoding
         enc = ("bayer_rggb8", "yuv422", "jpeg", "", "16UC5", "RGB8", "mono32", "8UC3 ")[rng.integers(8)]
-        return _raw(cam, stamp_ns, height=H, width=W, encoding=enc, step=W, data=bytes(W * H)), "encoding"
+        return raw_image(cam, stamp_ns, height=H, width=W, encoding=enc, step=W, data=bytes(W * H)), "encoding"
     if kind == 4:  # zero size
         w, h = (0, H) if rng.integers(2) else (W, 0)
-        return _raw(cam, stamp_ns, height=h, width=w, encoding="mono8", step=w, data=b""), "size"
+        return raw_image(cam, stamp_ns, height=h, width=w, encoding="mono8", step=w, data=b""), "size"
     if kind == 5:  # a huge declared size with a tiny payload (must not allocate 10 GB)
         w, h = int(rng.integers(50_000, 100_001)), int(rng.integers(50_000, 100_001))
-        return _raw(cam, stamp_ns, height=h, width=w, encoding="mono8", step=w, data=bytes(64)), "data"
+        return raw_image(cam, stamp_ns, height=h, width=w, encoding="mono8", step=w, data=bytes(64)), "data"
     if kind == 6:  # a second camera on the same topic
         msg = valid_ir(rng, stamp_ns) if cam == "ir" else valid_vis(rng, stamp_ns)
         msg.header.frame_id = "other_camera_optical"
         return msg, "frame_id"
-    if kind == 7:  # 16-bit colour IR / float visible
+    if kind == 7:  # 16-bit colour or 2-channel IR / float or 2-channel visible: decodable, but not a camera image
         if cam == "ir":
-            return _raw(cam, stamp_ns, height=H, width=W, encoding="rgb16", step=6 * W,
-                        data=bytes(6 * W * H)), "encoding"
-        return _raw(cam, stamp_ns, height=H, width=W, encoding="32FC1", step=4 * W, data=bytes(4 * W * H)), "encoding"
+            encoding, bytes_per_pixel = (("rgb16", 6), ("8UC2", 2))[rng.integers(2)]
+        else:
+            encoding, bytes_per_pixel = (("32FC1", 4), ("8UC2", 2))[rng.integers(2)]
+        return raw_image(cam, stamp_ns, height=H, width=W, encoding=encoding, step=bytes_per_pixel * W,
+                    data=bytes(bytes_per_pixel * W * H)), "encoding"
     # big-endian flag with a wrong step for 4-byte floats
-    return _raw(cam, stamp_ns, height=H, width=W, encoding="32FC1", step=4 * W + 2, data=bytes((4 * W + 2) * H),
+    return raw_image(cam, stamp_ns, height=H, width=W, encoding="32FC1", step=4 * W + 2, data=bytes((4 * W + 2) * H),
                 bigendian=1), ("step" if cam == "ir" else "encoding")
 
 

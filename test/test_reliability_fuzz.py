@@ -217,3 +217,27 @@ def test_clock_jumping_back_under_sim_time(fuzz_graph):
     after = probe.get("fusion/status")[fused_before:]
     assert all(stamp_of(s) < jump_at for s in after)
     assert all(math.isfinite(s.total_ms) and 0 <= s.visible_age_ms < 5000 for s in after), after
+
+
+def test_decodable_but_unusable_ir_paired_with_a_valid_image(fuzz_graph):
+    """A 2-channel IR image (8UC2) decodes fine, and with the visible image of the same stamp it
+    would reach the pipeline, whose IR normalisation has no luma for it: that killed the worker
+    thread (the node then never published again). It is rejected at the input instead."""
+    from reliability_fuzz_stream import raw_image
+
+    fusion, probe, pubs, probe_node, thread = fuzz_graph()
+    rng = np.random.default_rng(SEED)
+    t0 = probe_node.get_clock().now().nanoseconds
+    for k in range(20):
+        stamp = t0 + k * PERIOD_NS
+        ir = (raw_image("ir", stamp, height=H, width=W, encoding="8UC2", step=2 * W, data=bytes(2 * W * H)) if k % 2
+              else valid_ir(rng, stamp))
+        pubs["ir"].publish(ir)
+        pubs["vis"].publish(valid_vis(rng, stamp))
+        time.sleep(0.03)
+    settle(probe)
+    time.sleep(0.6)
+    d = fusion_diagnostics(probe)
+    assert fusion._worker.is_alive() and thread.is_alive()
+    assert d["invalid ir: encoding"] == "10" and int(d["frames fused"]) > 0, d
+    assert all(stamp_of(m) in {t0 + k * PERIOD_NS for k in range(0, 20, 2)} for m in probe.get("fused/image"))
