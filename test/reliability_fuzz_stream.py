@@ -30,7 +30,8 @@ def _image(cam, arr, encoding, stamp_ns, *, bigendian=False, step=None, frame_id
     from ivif_ros.nodes import messages
 
     msg = fill_image_msg(Image(), array_to_image_fields(arr, encoding, bigendian=bigendian, step=step))
-    msg.header = messages.Header(stamp=messages.time_msg(stamp_ns), frame_id=FRAME[cam] if frame_id is None else frame_id)
+    msg.header = messages.Header(stamp=messages.time_msg(stamp_ns),
+                                 frame_id=FRAME[cam] if frame_id is None else frame_id)
     return msg
 
 

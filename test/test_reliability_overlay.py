@@ -91,7 +91,8 @@ def test_malformed_overlay_inputs(overlay_graph, capfd):
 
     overlay, probe, probe_node, thread = overlay_graph
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = [probe_node.create_publisher(Image, "fused/image", qos), probe_node.create_publisher(Image, "semantic/mask", qos),
+    pubs = [probe_node.create_publisher(Image, "fused/image", qos),
+            probe_node.create_publisher(Image, "semantic/mask", qos),
             probe_node.create_publisher(DetectionArray, "detections", qos)]
     wait_for_subscribers(pubs)
     rng = np.random.default_rng(SEED)
