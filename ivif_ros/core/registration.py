@@ -84,6 +84,13 @@ def intrinsics_homography(k_ir, k_vis) -> np.ndarray:
     if k_ir[0, 0] <= 0 or k_vis[0, 0] <= 0:
         raise InputError("registration mode 'camera_info' needs calibrated CameraInfo on ir/camera_info and "
                          "visible/camera_info (field 'k' has fx = 0: the camera is uncalibrated)")
+    for name, k in (("ir", k_ir), ("visible", k_vis)):
+        # A broken driver's K must be refused here: np.linalg.inv raises LinAlgError on a singular
+        # one (not an input error the node reports), and a NaN one maps the whole IR image to nothing.
+        if not np.isfinite(k).all() or not np.linalg.cond(k) < 1e12:
+            raise InputError(f"registration mode 'camera_info': field 'k' of {name}/camera_info is not a usable "
+                             f"intrinsic matrix (it must be finite and invertible): {k.tolist()}; fix the camera's "
+                             "calibration or choose another registration.mode")
     return k_vis @ np.linalg.inv(k_ir)
 
 
