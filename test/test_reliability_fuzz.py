@@ -241,3 +241,36 @@ def test_decodable_but_unusable_ir_paired_with_a_valid_image(fuzz_graph):
     assert fusion._worker.is_alive() and thread.is_alive()
     assert d["invalid ir: encoding"] == "10" and int(d["frames fused"]) > 0, d
     assert all(stamp_of(m) in {t0 + k * PERIOD_NS for k in range(0, 20, 2)} for m in probe.get("fused/image"))
+
+
+def test_broken_camera_info_is_reported_not_fatal(fuzz_graph):
+    """registration.mode camera_info with a driver that publishes a singular or NaN K: those frames
+    fail as invalid input (counted, logged), the worker lives, and a good K restores fusion.
+    A singular K used to raise LinAlgError in the worker, which then died."""
+    from sensor_msgs.msg import CameraInfo
+
+    fusion, probe, pubs, probe_node, thread = fuzz_graph(**{"registration.mode": "camera_info"})
+    infos = {cam: probe_node.create_publisher(CameraInfo, f"{name}/camera_info", 10)
+             for cam, name in (("ir", "ir"), ("vis", "visible"))}
+    good = [80.0, 0.0, W / 2, 0.0, 80.0, H / 2, 0.0, 0.0, 1.0]
+    rng = np.random.default_rng(SEED)
+    t0 = probe_node.get_clock().now().nanoseconds
+    fused_per_phase = []
+    for phase, k_ir in enumerate((good, [1.0, 0, 0, 0, 0, 0, 0, 0, 0], [math.nan] * 9, good)):
+        for cam, k in (("ir", k_ir), ("vis", good)):
+            infos[cam].publish(CameraInfo(width=W, height=H, k=k))
+        time.sleep(0.2)
+        before = probe.count("fused/image")
+        for i in range(10):
+            stamp = t0 + (phase * 10 + i) * PERIOD_NS
+            pubs["ir"].publish(valid_ir(rng, stamp))
+            pubs["vis"].publish(valid_vis(rng, stamp))
+            time.sleep(0.03)
+        settle(probe, quiet_s=0.5)
+        fused_per_phase.append(probe.count("fused/image") - before)
+    time.sleep(0.6)
+    d = fusion_diagnostics(probe)
+    assert fusion._worker.is_alive() and thread.is_alive()
+    assert fused_per_phase[0] > 0 and fused_per_phase[1] == fused_per_phase[2] == 0 and fused_per_phase[3] > 0, \
+        fused_per_phase
+    assert int(d["failed fused: invalid input"]) > 0, d
