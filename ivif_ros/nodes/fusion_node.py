@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 import numpy as np
@@ -270,6 +271,12 @@ class FusionNode(Node):
             except UserFacingError as exc:
                 self.stats.count(f"failed {job.mode}: invalid input")
                 self.get_logger().error(f"frame not fused: {exc}",
+                                        throttle_duration_sec=self.params.config.diagnostics.log_throttle_s)
+            except Exception as exc:  # noqa: BLE001 - a bug or an exhausted resource must cost this frame, not
+                # the worker: a dead worker leaves a node that subscribes, reports, and never publishes again.
+                self.stats.count(f"failed {job.mode}: internal error")
+                self.get_logger().error(f"frame not fused: internal error {type(exc).__name__}: {exc}\n"
+                                        f"{traceback.format_exc()}",
                                         throttle_duration_sec=self.params.config.diagnostics.log_throttle_s)
 
     def _output_geometry(self, job: Job) -> tuple[tuple[int, int], str]:
