@@ -274,3 +274,30 @@ def test_broken_camera_info_is_reported_not_fatal(fuzz_graph):
     assert fused_per_phase[0] > 0 and fused_per_phase[1] == fused_per_phase[2] == 0 and fused_per_phase[3] > 0, \
         fused_per_phase
     assert int(d["failed fused: invalid input"]) > 0, d
+
+
+def test_an_unexpected_error_costs_one_frame_not_the_worker(fuzz_graph):
+    """IR-only output takes its size from the visible CameraInfo when no visible image came yet. A
+    driver that claims 1,000,000 x 1,000,000 makes registration fail to allocate (MemoryError, at
+    once, on any machine): such frames fail as an internal error, counted and logged with the cause,
+    and the node fuses again as soon as the visible camera publishes."""
+    from sensor_msgs.msg import CameraInfo
+
+    fusion, probe, pubs, probe_node, thread = fuzz_graph(**{"dropout.timeout_s": 0.3})
+    info = probe_node.create_publisher(CameraInfo, "visible/camera_info", 10)
+    info.publish(CameraInfo(width=1_000_000, height=1_000_000, k=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]))
+    time.sleep(0.5)  # longer than dropout.timeout_s: IR alone is ir_only at once
+    rng = np.random.default_rng(SEED)
+    t0 = probe_node.get_clock().now().nanoseconds
+    for i in range(30):
+        stamp = t0 + i * PERIOD_NS
+        pubs["ir"].publish(valid_ir(rng, stamp))
+        if i >= 15:
+            pubs["vis"].publish(valid_vis(rng, stamp))
+        time.sleep(0.04)
+    settle(probe)
+    time.sleep(0.6)
+    d = fusion_diagnostics(probe)
+    assert fusion._worker.is_alive() and thread.is_alive()
+    assert int(d["failed ir_only: internal error"]) > 0 and int(d["frames fused"]) > 0, d
+    assert all(m.mode == "fused" for m in probe.get("fusion/status")), "output from a failed frame"
