@@ -25,21 +25,22 @@ WEIGHTS = REPO / "ivif_ros" / "weights"
 CARD = WEIGHTS / "card"
 
 # name in the card -> (weights name under ivif_ros/weights, input mode, training command)
+_STUDENT = "ivif train student --config config/train_student.yaml --threads 1 "
+_DISTIL = "--teacher {runs}/teacher/teacher.safetensors "
 MODELS = {
     "teacher": ("teacher", "fused",
                 "ivif train teacher --config config/train_teacher.yaml --out {runs}/teacher --threads 1"),
-    "student (distilled)": ("student", "fused",
-                            "ivif train student --teacher {runs}/teacher/teacher.safetensors "
-                            "--config config/train_student.yaml --out {runs}/student --threads 1"),
-    "student, no distillation": ("ablations/student_nodistill", "fused",
-                                 "ivif train student --no-distill --config config/train_student.yaml "
-                                 "--out {runs}/student_nodistill --threads 1"),
-    "student, IR-only input": ("ablations/student_ir", "ir",
-                               "ivif train student --no-distill --input-mode ir --config config/train_student.yaml "
-                               "--out {runs}/student_ir --threads 1"),
-    "student, visible-only input": ("ablations/student_vis", "vis",
-                                    "ivif train student --no-distill --input-mode vis "
-                                    "--config config/train_student.yaml --out {runs}/student_vis --threads 1"),
+    "student (shipped; distilled, 1000 steps)": ("student", "fused",
+                                                 _STUDENT + _DISTIL + "--steps 1000 --out {runs}/student"),
+    # The ablations: the same recipe, all with the same short budget (400 steps).
+    "student, distilled, 400 steps": ("ablations/student_distill", "fused",
+                                      _STUDENT + _DISTIL + "--out {runs}/student_distill"),
+    "student, no distillation, 400 steps": ("ablations/student_nodistill", "fused",
+                                            _STUDENT + "--no-distill --out {runs}/student_nodistill"),
+    "student, IR-only input, 400 steps": ("ablations/student_ir", "ir",
+                                          _STUDENT + "--no-distill --input-mode ir --out {runs}/student_ir"),
+    "student, visible-only input, 400 steps": ("ablations/student_vis", "vis",
+                                               _STUDENT + "--no-distill --input-mode vis --out {runs}/student_vis"),
 }
 FUSION_KEYS = ["VIF", "Qabf", "SSIM", "EN", "SD", "SF", "AG", "MI", "SCD"]
 
