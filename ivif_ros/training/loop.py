@@ -225,6 +225,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
                 "distilled_from": teacher_source,
                 "clip_loss": bool(cfg.clip_checkpoint),
                 "wall_time_s_last_session": round(time.time() - start, 1),
+                "config": cfg.to_dict(),
                 "world_size": world, "device": str(device),
                 "ddp_backend": torch.distributed.get_backend() if isinstance(model, nn.parallel.DistributedDataParallel) else None,
             },
