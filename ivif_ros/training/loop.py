@@ -144,16 +144,17 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
         model = nn.parallel.DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None)
 
     samples = load_samples(cfg.resolved_sources(), cfg.input_mode)
-    dataset = CropDataset(samples, cfg.crop, len(cfg.detection_classes), length=cfg.steps * cfg.batch_size, seed=cfg.seed)
+    # One pass over a fixed-order stream of crops; step i uses items [i*B*W, (i+1)*B*W) for
+    # batch B and world size W, so resuming skips exactly the items already trained on.
+    per_step = cfg.batch_size * world
+    dataset = CropDataset(samples, cfg.crop, len(cfg.detection_classes), length=cfg.steps * per_step, seed=cfg.seed)
+    remaining = torch.utils.data.Subset(dataset, range(step * per_step, len(dataset)))
     sampler = None
     if "RANK" in os.environ:
         from torch.utils.data.distributed import DistributedSampler
 
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
-    # Item i of the (fixed-order) dataset is step i // batch_size: resuming skips done steps.
-    indices = range(step * cfg.batch_size, len(dataset))
-    loader = DataLoader(torch.utils.data.Subset(dataset, indices) if sampler is None else dataset,
-                        batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True)
+        sampler = DistributedSampler(remaining, num_replicas=world, rank=rank, shuffle=False)
+    loader = DataLoader(remaining, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True)
 
     gen = torch.Generator()
     log = open(out_dir / "log.jsonl", "a") if rank == 0 else None
