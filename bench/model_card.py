@@ -167,18 +167,22 @@ def plot(results: dict, pairs, out: Path) -> None:
 
     logs = sorted((out / "logs").glob("*.jsonl"))
     if logs:
+        def smooth(v, k=5):  # centred running mean: the logs hold single-batch values
+            return np.convolve(np.pad(v, k // 2, mode="edge"), np.ones(k) / k, mode="valid")
+
         fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
         for log in logs:
             rows = [json.loads(ln) for ln in log.read_text().splitlines()]
             steps = [r["step"] for r in rows]
-            axes[0].plot(steps, [r["loss"] for r in rows], label=log.stem)
-            axes[1].plot(steps, [r["ssim"] + r["gradient"] + r["intensity"] for r in rows], label=log.stem)
-        axes[0].set_title("total training loss")
-        axes[1].set_title("unweighted fusion losses (intensity + gradient + SSIM)")
+            axes[0].plot(steps, smooth([r["loss"] for r in rows]), label=log.stem)
+            if log.stem not in ("student_ir", "student_vis"):  # (x, x) inputs make fusion trivial
+                axes[1].plot(steps, smooth([r["ssim"] + r["gradient"] + r["intensity"] for r in rows]), label=log.stem)
+        axes[0].set_title("total training loss (running mean of 5 logged batches)")
+        axes[1].set_title("unweighted intensity + gradient + SSIM loss")
         for ax in axes:
             ax.set_xlabel("step")
-            ax.set_yscale("log")
             ax.legend(fontsize=7)
+        axes[0].set_yscale("log")
         fig.tight_layout()
         fig.savefig(out / "training_curves.png", dpi=110)
         plt.close(fig)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import defaultdict
 import os
 import random
 import sys
@@ -162,6 +163,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {kind}", disable=rank != 0, dynamic_ncols=True)
     trainable.train()
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    interval: dict[str, list[float]] = defaultdict(list)
     for batch in loader:
         if step >= end:
             break
@@ -200,9 +202,13 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
         scheduler.step()
         step += 1
         bar.update(1)
-        if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
+        for k, v in (("loss", loss), *parts.items()):
+            interval[k].append(v.item())
+        if rank == 0 and (step % cfg.log_every == 0 or step == end):
+            # Means over the interval (guidance: over the steps that had it).
             rec = {"step": step, "time_s": round(time.time() - start, 2), "lr": scheduler.get_last_lr()[0],
-                   "loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
+                   **{k: sum(v) / len(v) for k, v in interval.items()}}
+            interval.clear()
             log.write(json.dumps(rec) + "\n")
             log.flush()
             bar.set_postfix(loss=f"{rec['loss']:.4f}")
