@@ -79,19 +79,17 @@ class CrossFeatureEnhancement(nn.Module):
         self.out = nn.ModuleList([nn.Conv2d(dim, ch, 1), nn.Conv2d(dim, ch, 1)])
 
     def forward(self, ir8: torch.Tensor, vis8: torch.Tensor):
-        size = ir8.shape[-2:]
-        tokens = []
-        for i, x in enumerate((ir8, vis8)):
-            t = self.inp[i](F.avg_pool2d(x, 2))
-            h, w = t.shape[-2:]
-            tokens.append(self.self_attn[i](*(2 * [t.flatten(2).transpose(1, 2)])))
-        ir_t = self.cross_attn[0](tokens[0], tokens[1])
-        vis_t = self.cross_attn[1](tokens[1], tokens[0])
-        outs = []
-        for i, (x, t) in enumerate(((ir8, ir_t), (vis8, vis_t))):
-            t = t.transpose(1, 2).reshape(t.shape[0], -1, h, w)
-            outs.append(x + upsample(self.out[i](t), size))
-        return outs
+        n, _, h, w = ir8.shape
+        grid = (h // 2, w // 2)  # tokens at 1/16 of the input
+        ir_t, vis_t = (
+            attn(*2 * [proj(F.avg_pool2d(x, 2)).flatten(2).transpose(1, 2)])
+            for x, proj, attn in zip((ir8, vis8), self.inp, self.self_attn)
+        )
+        ir_t, vis_t = self.cross_attn[0](ir_t, vis_t), self.cross_attn[1](vis_t, ir_t)
+        return [
+            x + upsample(out(t.transpose(1, 2).reshape(n, -1, *grid)), (h, w))
+            for x, t, out in zip((ir8, vis8), (ir_t, vis_t), self.out)
+        ]
 
 
 class ModalityEncoder(nn.Module):
