@@ -196,10 +196,9 @@ def run_soak(frames: int, width: int, height: int, backend: str, model: str | No
         rss_warm = None
         started = time.monotonic()
         for k in tqdm(range(frames), desc="soak", unit="frame", disable=not progress, mininterval=1.0):
-            loop, (ir, vis) = divmod(k, len(pairs))[0], pairs[k % len(pairs)]
-            for msg, original, name in ((ir, originals[k % len(pairs)][0], "ir"),
-                                        (vis, originals[k % len(pairs)][1], "visible")):
-                msg.header.stamp = messages.time_msg(original + loop * span)
+            loop, index = divmod(k, len(pairs))
+            for name, msg, original in zip(("ir", "visible"), pairs[index], originals[index]):
+                msg.header.stamp = messages.time_msg(original + loop * span)  # time runs on across loops
                 pubs[name].publish(msg)
             _wait_until_taken(fusion, k + 1)
             if k + 1 == warmup:
