@@ -363,7 +363,7 @@ class LiveResult:
         return out
 
 
-def play_items(inputs, ledger) -> list[PlayItem]:
+def play_items(inputs) -> list[PlayItem]:
     """The bag's IR/visible (+ camera_info) messages as the graph's inputs, in bag order.
 
     CompressedImage is decoded here and published as Image (the node subscribes to raw
@@ -419,7 +419,7 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = replay_env(cfg.graph.fastdds_transport, domain_id, log_dir)
     os.environ.update(env)  # this process's DDS participant reads them at rclpy.init
-    items = play_items(inputs, ledger)
+    items = play_items(inputs)
     input_types = {t: ty for t, ty in {(i.topic, i.msgtype) for i in items}}
     print(f"ivif replay: starting the node graph (ROS_DOMAIN_ID={domain_id}, "
           f"FASTDDS_BUILTIN_TRANSPORTS={env['FASTDDS_BUILTIN_TRANSPORTS']}); log: {log_dir / 'graph.log'}")
