@@ -58,10 +58,9 @@ class ReplayResult:
 
 def pair_messages(inputs: BagInputs, ledger: MessageLedger, sync_cfg) -> None:
     """Run the node's pairing policy over the messages in bag order; record every fate."""
-    from ivif_ros.core.sync import IR, VISIBLE, make_policy
+    from ivif_ros.core.sync import IR, VISIBLE, policy_from_config
 
-    policy = make_policy(sync_cfg.policy, sync_cfg.queue_size, sync_cfg.slop_s, sync_cfg.age_penalty,
-                         sync_cfg.time_jump_reset_s, min_period_s=sync_cfg.min_period_s)
+    policy = policy_from_config(sync_cfg)  # the fusion node builds its policy with the same call
     for item in inputs.items:
         item.msg_id = ledger.add_input(item.topic, item.stamp_ns, item.log_ns)
         ev = policy.add(IR if item.topic == inputs.ir_topic else VISIBLE, item.stamp_ns, item)
