@@ -69,7 +69,8 @@ class EngineConfig:
     dynamic: bool = False
     min_size: tuple[int, int] = (256, 320)
     max_size: tuple[int, int] = (1024, 1280)
-    #: CPU threads for ONNX Runtime / OpenVINO; 0 means all cores of this machine.
+    #: CPU threads of every CPU backend (torch: process-wide); 0 means all usable cores
+    #: (torch: its default). 1 is often faster on a machine shared with other busy processes.
     threads: int = 0
     #: Where exported ONNX files, TensorRT engines and the auto choice are cached.
     cache_dir: Path = field(default_factory=default_cache_dir)

@@ -22,11 +22,11 @@ def build_backend(backend: str, model: torch.nn.Module, config: EngineConfig, we
     if backend == "torch":
         from ivif_ros.engines.torch_backend import TorchEngine
 
-        return TorchEngine(model)
+        return TorchEngine(model, config.threads)
     if backend == "torch_compile":
         from ivif_ros.engines.torch_backend import TorchCompileEngine
 
-        return TorchCompileEngine(model)
+        return TorchCompileEngine(model, config.threads)
     if backend == "tensorrt":
         from ivif_ros.engines.tensorrt_backend import TensorRTEngine
 
