@@ -117,10 +117,11 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
     adapter = None
     if teacher is not None:
         teacher = teacher.to(device).eval().requires_grad_(False)
-        with torch.no_grad():
+        with torch.no_grad():  # feature widths from a probe; eval mode keeps BN statistics untouched
             probe = torch.zeros(1, 1, 64, 64, device=device)
             t_ch = teacher.forward_features(probe, probe)["feat"].shape[1]
-            s_ch = net.forward_features(probe, probe)["feat"].shape[1]
+            s_ch = net.eval().forward_features(probe, probe)["feat"].shape[1]
+            net.train()
         adapter = L.FeatureDistillation(s_ch, t_ch)
     trainable = Trainable(net, adapter).to(device)
     clip_loss = None
