@@ -14,4 +14,4 @@ def test_demo_generates_the_sample_and_reports_a_live_replay(ros_env, tmp_path, 
     assert (out / "sample" / "calibration.yaml").is_file() and (out / "sample" / "bag" / "metadata.yaml").is_file()
     report = out / "replay" / "report.md"
     assert f"report: {report}" in printed and "pairs / fused" in printed
-    assert "Mode: **live at 0.25x bag rate**" in report.read_text()
+    assert "Mode: **live at 1x bag rate**" in report.read_text()
