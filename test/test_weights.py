@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ivif_ros.errors import InputError
-from ivif_ros.weights import WEIGHTS_DIR, load_model, sha256_of
+from ivif_ros.core.hashing import file_sha256
+from ivif_ros.weights import WEIGHTS_DIR, load_model
 
 torch.set_num_threads(1)
 
@@ -15,7 +16,7 @@ torch.set_num_threads(1)
 def test_shipped_weights_load_and_match_their_hash(name, arch):
     model, meta = load_model(name)
     assert meta["architecture"] == arch
-    assert meta["sha256"] == sha256_of(WEIGHTS_DIR / f"{name}.safetensors")
+    assert meta["sha256"] == file_sha256(WEIGHTS_DIR / f"{name}.safetensors")
     assert meta["semantic_classes"][0] in ("background", "unlabelled")
     assert (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 5 * 2**20
     with torch.no_grad():

@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
+from ivif_ros.core.hashing import file_sha256
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -27,14 +29,6 @@ T = TypeVar("T")
 def key_digest(key: Mapping[str, object]) -> str:
     """Stable SHA-256 of a key mapping (order-independent, JSON-normalised)."""
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class ArtifactCache:

@@ -44,7 +44,12 @@ def metric_bars(means: Mapping[str, Mapping[str, float]], metrics: Sequence[str]
         ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.margins(y=0.15)
-    for ax in list(axes.flat)[len(metrics):]:
+    return _save_grid(plt, fig, axes, len(metrics), path, title)
+
+
+def _save_grid(plt, fig, axes, used: int, path: Path, title: str) -> Path:
+    """Blank the unused cells of a metric grid, title it, write it and free the figure."""
+    for ax in list(axes.flat)[used:]:
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -67,14 +72,7 @@ def metric_boxes(values: Mapping[str, Mapping[str, Sequence[float]]], metrics: S
         ax.set_title(metric, fontsize=9)
         ax.set_xticks(range(1, len(groups) + 1), groups, rotation=30, ha="right", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save_grid(plt, fig, axes, len(metrics), path, title)
 
 
 def image_grid(rows: Sequence[Sequence[tuple[str, np.ndarray]]], path: Path, tile_width: float = 2.6) -> Path:

@@ -6,22 +6,14 @@ Loading uses safetensors only (no pickle) and refuses a file whose hash does not
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
 
+from ivif_ros.core.hashing import file_sha256
 from ivif_ros.errors import ConfigError, InputError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve(name_or_path: str | Path) -> tuple[Path, Path]:
@@ -54,7 +46,7 @@ def save_model(model, stem: str | Path, meta: dict) -> Path:
         "config": asdict(model.cfg),
         **meta,
         "weights_file": weights.name,
-        "sha256": sha256_of(weights),
+        "sha256": file_sha256(weights),
     }
     stem.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
     return weights
@@ -72,7 +64,7 @@ def load_model(name_or_path: str | Path, device: str = "cpu"):
         meta = json.loads(sidecar.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{sidecar}: not valid JSON ({exc}); restore the sidecar shipped with the weights") from exc
-    digest = sha256_of(weights)
+    digest = file_sha256(weights)
     if meta.get("sha256") != digest:
         raise InputError(f"{weights}: sha256 {digest} does not match {meta.get('sha256')} in {sidecar}; "
                          "the weights file is corrupt or belongs to another sidecar, re-download or re-export it")
