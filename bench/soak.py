@@ -161,7 +161,7 @@ def run_soak(frames: int, width: int, height: int, backend: str, model: str | No
     import numpy as np
     import rclpy
     import torch
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -182,7 +182,7 @@ def run_soak(frames: int, width: int, height: int, backend: str, model: str | No
     pubs = {"ir": driver.create_publisher(Image, "ir/image_raw", qos),
             "visible": driver.create_publisher(Image, "visible/image_raw", qos)}
     diagnostics = LatestDiagnostics(driver)
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()
     executor.add_node(fusion)
     executor.add_node(driver)
     spinner = threading.Thread(target=executor.spin, daemon=True)

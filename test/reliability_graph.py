@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from fusion_graph_harness import Probe, graph_params, output_topics
@@ -38,7 +38,7 @@ def fusion_graph(rclpy_context, student_weights):
                             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         probe_node = rclpy.create_node("reliability_probe", context=rclpy_context)
         probe = Probe(probe_node, output_topics())
-        executor = MultiThreadedExecutor(num_threads=2, context=rclpy_context)
+        executor = SingleThreadedExecutor(context=rclpy_context)
         executor.add_node(fusion)
         executor.add_node(probe_node)
         thread = threading.Thread(target=executor.spin, daemon=True)

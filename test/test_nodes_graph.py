@@ -15,7 +15,7 @@ import pytest
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
@@ -47,7 +47,7 @@ def graph(rclpy_context, student_weights):
         probe_node = rclpy.create_node("probe", context=rclpy_context)
         probe = Probe(probe_node, output_topics())
         rig = CameraRig(probe_node)
-        executor = MultiThreadedExecutor(num_threads=3, context=rclpy_context)
+        executor = SingleThreadedExecutor(context=rclpy_context)
         for node in (fusion, overlay, probe_node):
             executor.add_node(node)
         thread = threading.Thread(target=executor.spin, daemon=True)
@@ -266,7 +266,7 @@ def test_overlay_node_blends_classes_and_draws_boxes(rclpy_context):
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     pubs = {t: node.create_publisher(m, t, qos) for t, m in
             (("fused/image", Image), ("semantic/mask", Image), ("detections", DetectionArray))}
-    executor = MultiThreadedExecutor(num_threads=2, context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(overlay)
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from fusion_graph_harness import Probe
@@ -72,7 +72,7 @@ def overlay_graph(rclpy_context, ros_env):
     overlay = OverlayNode(context=rclpy_context)
     probe_node = rclpy.create_node("overlay_probe", context=rclpy_context)
     probe = Probe(probe_node, {"semantic/color": Image, "detections/image": Image})
-    executor = MultiThreadedExecutor(num_threads=2, context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(overlay)
     executor.add_node(probe_node)
     thread = threading.Thread(target=executor.spin, daemon=True)

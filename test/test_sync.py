@@ -155,10 +155,10 @@ def test_watchdog_falls_back_and_recovers():
     assert dog.mode(3000 * MS) == sync.WAITING
 
 
-def test_latest_only_hands_over_the_newest_and_returns_the_displaced():
+def test_handover_of_depth_one_keeps_the_newest_and_returns_the_displaced():
     import threading
 
-    slot = sync.LatestOnly()
+    slot = sync.BoundedHandover(1)
     assert slot.put("a") is None
     assert slot.put("b") == "a"  # the caller counts "a" as pipeline_busy
     assert slot.take(0.1) == "b"
@@ -169,7 +169,16 @@ def test_latest_only_hands_over_the_newest_and_returns_the_displaced():
     slot.put("c")
     consumer.join(5.0)
     assert got == ["c"]
-    assert slot.put("d") is None and slot.close() == "d" and slot.take() is None
+    assert slot.put("d") is None and slot.close() == ["d"] and slot.take() is None
+
+
+def test_handover_of_depth_two_rides_out_one_slow_frame_in_order():
+    queue = sync.BoundedHandover(2)
+    assert queue.put("a") is None and queue.put("b") is None  # the worker is busy with a slow frame
+    assert queue.put("c") == "a"  # a second slow frame: the oldest waiting pair goes
+    assert len(queue) == 2 and queue.take(0.1) == "b" and queue.take(0.1) == "c"
+    with pytest.raises(ValueError):
+        sync.BoundedHandover(0)
 
 
 def test_watchdog_gives_the_other_camera_a_grace_period_after_total_silence():

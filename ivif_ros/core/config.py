@@ -131,6 +131,9 @@ class SyncConfig:
                                 "bound). 0 waits one frame for proof that no better pair can come; about 2/3 of "
                                 "the frame period (0.02 for 30 Hz) emits a tight pair on its second message",
                                 range=(0.0, 10.0))
+    pipeline_depth: int = param(2, "complete pairs that may wait for the fusion worker; when full the oldest is "
+                                "dropped as pipeline_busy. 1 always fuses the newest pair; 2 rides out one slow "
+                                "frame for at most one frame of extra latency", range=(1, 100), read_only=True)
 
 
 @dataclass

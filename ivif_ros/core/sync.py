@@ -348,42 +348,52 @@ class CameraWatchdog:
         return WAITING
 
 
-class LatestOnly:
-    """One-slot hand-over from the pairing to a slower consumer: the newest item wins.
+class BoundedHandover:
+    """Hand-over from the pairing to a slower consumer: at most ``depth`` items wait, oldest first.
 
     When inference is slower than the cameras, processing every pair would build an
     ever-growing backlog (latency grows without bound); ROS drivers and message_filters
-    queues drop instead. Here the displaced item is returned so the caller can count it
-    (reason ``pipeline_busy``).
+    queues drop instead. When the queue is full the oldest waiting item is displaced and
+    returned so the caller can count it (reason ``pipeline_busy``). ``depth`` 1 always
+    processes the newest pair (lowest latency); 2 absorbs a single slow frame (a GC pause,
+    a scheduler hiccup on a loaded CPU) at the cost of at most one frame of extra latency.
     """
 
-    def __init__(self):
-        self._item: Any = None
+    def __init__(self, depth: int = 1):
+        if depth < 1:
+            raise ValueError(f"hand-over depth must be at least 1, got {depth}")
+        self.depth = depth
+        self._items: deque = deque()
         self._closed = False
         self._cond = threading.Condition()
 
     def put(self, item: Any) -> Any:
-        """Offer ``item``; return the item it displaced (None if the slot was free)."""
+        """Offer ``item``; return the item it displaced (None if there was room)."""
         with self._cond:
-            displaced, self._item = self._item, item
+            self._items.append(item)
+            displaced = self._items.popleft() if len(self._items) > self.depth else None
             self._cond.notify()
             return displaced
 
     def take(self, timeout_s: float | None = None) -> Any:
-        """Wait for an item (None after ``timeout_s`` or once closed)."""
+        """Wait for the oldest waiting item (None after ``timeout_s`` or once closed)."""
         with self._cond:
-            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout_s)
-            item, self._item = self._item, None
-            return item
+            self._cond.wait_for(lambda: self._items or self._closed, timeout_s)
+            return self._items.popleft() if self._items and not self._closed else None
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def close(self) -> Any:
-        """Wake the consumer for good; return the item left in the slot, if any."""
+    def close(self) -> list:
+        """Wake the consumer for good; return the items still waiting (oldest first)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            item, self._item = self._item, None
-            return item
+            left = list(self._items)
+            self._items.clear()
+            return left

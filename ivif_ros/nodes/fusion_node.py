@@ -10,7 +10,7 @@ Topics (relative: namespace and remap them):
        /diagnostics                           diagnostic_msgs/DiagnosticArray: rate, stage latency, drops by reason
 
 Threads: subscription and timer callbacks only decode (zero-copy), pair and hand over;
-one worker thread runs the pipeline on the newest complete pair (``core.sync.LatestOnly``),
+one worker thread runs the pipeline on the waiting complete pairs (``core.sync.BoundedHandover``),
 so a slow model costs dropped pairs (counted as ``pipeline_busy``), never a growing
 backlog. The logic lives in ``ivif_ros.core``; this file translates and wires.
 """
@@ -120,7 +120,7 @@ class FusionNode(Node):
         for cam, name in CAMERA.items():
             self.create_subscription(CameraInfo, f"{name}/camera_info", lambda m, c=cam: self._on_info(c, m), in_qos)
 
-        self.mailbox = sync.LatestOnly()
+        self.mailbox = sync.BoundedHandover(cfg.sync.pipeline_depth)
         self._worker = threading.Thread(target=self._work, name="ivif_fusion_pipeline", daemon=True)
         self._worker.start()
         self.create_timer(cfg.dropout.check_period_s, self._check_cameras)
