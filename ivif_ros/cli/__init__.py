@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from ivif_ros.errors import UserFacingError
+
 # (subcommand module, one-line help). Order is the order shown in --help.
 COMMANDS = [
     ("sample", "generate the synthetic IR/visible sample (images + bag)"),
@@ -30,12 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivif", description="Infrared-visible image fusion for ROS 2.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name, help_text in COMMANDS:
-        try:
-            module = importlib.import_module(f"ivif_ros.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"ivif_ros.cli.{module_name}":
-                raise
-            continue  # subcommand not built yet in this checkout
+        module = importlib.import_module(f"ivif_ros.cli.{module_name}")
         p = module.add_parser(sub, help_text)
         p.set_defaults(_run=module.run)
     return parser
@@ -54,9 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserFacingError as exc:  # expected, explained failure: no traceback
         print(f"ivif {args.command}: error: {exc}", file=sys.stderr)
         return 2
-
-
-from ivif_ros.errors import UserFacingError  # noqa: E402  (kept light)
 
 if __name__ == "__main__":
     sys.exit(main())
