@@ -8,8 +8,7 @@ and records, per output frame, the FusionStatus stage times and the end-to-end l
 
     python bench/graph_latency.py --backends torch onnxruntime openvino --seconds 10 --out /tmp/graph_bench
 
-Without ``--model`` it uses the shipped student if there is one, else a randomly
-initialised student (the same network, so the timing is representative).
+Without ``--model`` it uses the shipped student.
 """
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,23 +31,9 @@ STAGES = ("sync_wait_ms", "queued_ms", "register_ms", "preprocess_ms", "infer_ms
 WORK = ("register_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms")
 
 
-def model_path(requested: str | None, workdir: Path) -> str:
-    if requested:
-        return requested
-    from ivif_ros.weights import WEIGHTS_DIR
-
-    if (WEIGHTS_DIR / "student.safetensors").is_file():
-        return "student"
-    import torch
-
-    from ivif_ros.models import build_student
-    from ivif_ros.weights import save_model
-
-    torch.manual_seed(0)
-    stem = workdir / "student_random"
-    save_model(build_student(), stem, {"training": "none: random initialisation for timing"})
-    print("no shipped student weights: timing a randomly initialised student (same architecture)")
-    return str(stem)
+def model_path(requested: str | None) -> str:
+    """The requested model, else the shipped student (its weights are part of the package)."""
+    return requested or "student"
 
 
 def frames(width: int, height: int, n: int = 8):
@@ -183,17 +167,16 @@ def main() -> None:
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update({k: env[k] for k in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_DOMAIN_ID",
                                            "ROS_AUTOMATIC_DISCOVERY_RANGE")})
-    with tempfile.TemporaryDirectory() as tmp:
-        model = model_path(args.model, Path(tmp))
-        results = []
-        for backend in args.backends:
-            print(f"{backend}: {args.seconds:.0f} s of 30 Hz {args.width}x{args.height} pairs ...", flush=True)
-            results.append(run_backend(backend, model, args, env))
-            print(json.dumps(results[-1], indent=1), flush=True)
+    model = model_path(args.model)
+    results = []
+    for backend in args.backends:
+        print(f"{backend}: {args.seconds:.0f} s of 30 Hz {args.width}x{args.height} pairs ...", flush=True)
+        results.append(run_backend(backend, model, args, env))
+        print(json.dumps(results[-1], indent=1), flush=True)
     (args.out / "graph_latency.json").write_text(json.dumps(
         {"width": args.width, "height": args.height, "seconds": args.seconds, "threads": args.threads,
          "parameters": args.set,
-         "model": model if args.model or model == "student" else "random-init student", "results": results},
+         "model": model, "results": results},
         indent=2) + "\n")
     plot(results, args.out / "graph_latency.png")
     print(f"wrote {args.out / 'graph_latency.json'} and {args.out / 'graph_latency.png'}")

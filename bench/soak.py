@@ -90,24 +90,9 @@ def sample_messages(work: Path, width: int, height: int, n_pairs: int):
     return list(zip(ir, vis))
 
 
-def model_stem(work: Path, requested: str | None) -> str:
-    """The requested model, the shipped student, or (no weights shipped) a seeded random student."""
-    from ivif_ros.weights import WEIGHTS_DIR
-
-    if requested:
-        return requested
-    if (WEIGHTS_DIR / "student.safetensors").is_file():
-        return "student"
-    import torch
-
-    from ivif_ros.models import build_student
-    from ivif_ros.weights import save_model
-
-    torch.manual_seed(0)
-    stem = work / "student_random"
-    save_model(build_student(), stem, {"det_classes": ["person", "bicycle", "car"],
-                                       "training": "none: random initialisation for the soak"})
-    return str(stem)
+def model_stem(requested: str | None) -> str:
+    """The requested model, else the shipped student (its weights are part of the package)."""
+    return requested or "student"
 
 
 def stamp_ns(header) -> int:
@@ -172,7 +157,7 @@ def run_soak(frames: int, width: int, height: int, backend: str, model: str | No
 
     torch.set_num_threads(1)
     pairs = sample_messages(work, width, height, 30)
-    params = {"pipeline.model": model_stem(work, model), "engine.backend": backend, "engine.width": width,
+    params = {"pipeline.model": model_stem(model), "engine.backend": backend, "engine.width": width,
               "engine.height": height, "engine.threads": 1, "qos.input_reliability": "reliable",
               "qos.input_depth": 10, "diagnostics.period_s": 0.2, "dropout.timeout_s": 30.0}
     rclpy.init()
@@ -275,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=128, help="frame width (the sample needs >= 64)")
     parser.add_argument("--height", type=int, default=96)
     parser.add_argument("--backend", default="onnxruntime", help="engine.backend (default onnxruntime)")
-    parser.add_argument("--model", help="pipeline.model (default: the shipped student, else a random one)")
+    parser.add_argument("--model", help="pipeline.model (default: the shipped student)")
     parser.add_argument("--warmup", type=int, help="frames before the memory baseline (default: 10 %%, >= 100)")
     parser.add_argument("--sample-every", type=int, help="frames between memory samples (default: frames/200)")
     parser.add_argument("--max-growth-pct", type=float, default=5.0)
