@@ -199,6 +199,14 @@ def test_clock_jumping_back_under_sim_time(fuzz_graph):
             settle(probe)
             fused_before = probe.count("fused/image")
             sim -= 30 * 10**9  # the clock and the stamps jump back
+            # As with `ros2 bag play --clock`, the clock leads the images: the node must see the
+            # jump before the first image of the new timeline, or that image's age is measured
+            # against the old clock (a race between the /clock and image subscriptions).
+            clock.publish(Clock(clock=messages.time_msg(sim)))
+            deadline = time.monotonic() + 5.0
+            while fusion.get_clock().now().nanoseconds > sim and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert fusion.get_clock().now().nanoseconds <= sim, "the node did not see the clock jump back"
     settle(probe)
     for _ in range(20):  # timers (dropout check, /diagnostics) run on the simulated clock: keep it going
         sim += 50_000_000
