@@ -103,13 +103,36 @@ def test_output_and_feature_distillation(pair):
     assert torch.isfinite(loss) and fd.adapter.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("name", ["intensity", "gradient", "ssim", "guidance", "distill_output"])
+def test_edge_preservation_loss_matches_the_qabf_metric():
+    """The differentiable Qabf equals the metric (ivif_ros.metrics.fusion.qabf) to 2e-3 on
+    structured images, for a perfect, a blended and a blurred fusion."""
+    import cv2
+    import numpy as np
+
+    from ivif_ros.metrics.fusion import qabf
+
+    rng = np.random.default_rng(1)
+    ir = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64)), (0, 0), 2).round()
+    ir[10:30, 20:30] = 230  # a warm target with sharp edges
+    vis = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64)), (0, 0), 1).round()
+    t = lambda x: torch.tensor(x / 255.0, dtype=torch.float32)[None, None]  # noqa: E731
+    for fused in (np.maximum(ir, vis), ((ir + vis) / 2).round(), cv2.blur(np.maximum(ir, vis), (3, 3)).round()):
+        loss = L.edge_preservation_loss(t(fused), t(ir), t(vis))
+        assert abs((1 - loss.item()) - qabf(fused, ir, vis)) < 2e-3
+    # A source fused with itself: ratio 1 and angle 1 at every edge pixel, so Qabf is the
+    # product of the two sigmoids at their maximum, 0.99885 * 0.97592.
+    q_max = 0.9994 / (1 + np.exp(-15 * 0.5)) * 0.9879 / (1 + np.exp(-22 * 0.2))
+    assert L.edge_preservation_loss(t(ir), t(ir), t(ir)).item() == pytest.approx(1 - q_max, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["intensity", "gradient", "ssim", "qabf", "guidance", "distill_output"])
 def test_fusion_losses_give_finite_nonzero_gradients(pair, name):
     ir, vis = pair
     fns = {
         "intensity": lambda f: L.intensity_loss(f, ir, vis),
         "gradient": lambda f: L.gradient_loss(f, ir, vis),
         "ssim": lambda f: L.ssim_loss(f, ir, vis),
+        "qabf": lambda f: L.edge_preservation_loss(f, ir, vis),
         "guidance": lambda f: L.guidance_loss(f, vis),
         "distill_output": lambda f: L.output_distillation_loss(f, vis),
     }

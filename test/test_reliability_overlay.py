@@ -65,13 +65,16 @@ def frame(rng, k: int, t0_ns: int):
 @pytest.fixture
 def overlay_graph(rclpy_context, ros_env):
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
 
     from ivif_ros.nodes.overlay_node import OverlayNode
 
-    overlay = OverlayNode(context=rclpy_context)
+    overlay = OverlayNode(context=rclpy_context,
+                          parameter_overrides=[Parameter("diagnostics.period_s", value=0.2)])
     probe_node = rclpy.create_node("overlay_probe", context=rclpy_context)
-    probe = Probe(probe_node, {"semantic/color": Image, "detections/image": Image})
+    probe = Probe(probe_node, {"semantic/color": Image, "detections/image": Image, "/diagnostics": DiagnosticArray})
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(overlay)
     executor.add_node(probe_node)
@@ -121,6 +124,19 @@ def test_malformed_overlay_inputs(overlay_graph, capfd):
         assert len(out) == len(usable_stamps) and {stamp_of(m) for m in out} == usable_stamps, \
             f"{topic}: output for the wrong frames (seed {SEED})"
         assert all((m.encoding, m.width, m.height, len(m.data)) == ("rgb8", W, H, 3 * W * H) for m in out)
+    # /diagnostics accounts for every frame: drawn, or skipped with the reason named
+    deadline = time.monotonic() + 5
+    while True:
+        status = probe.get("/diagnostics")[-1].status[0]
+        values = {kv.key: kv.value for kv in status.values}
+        if values.get("frames drawn") == str(len(usable_stamps)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert values.get("frames drawn") == str(len(usable_stamps))
+    assert values.get("frames skipped") == str(N_FRAMES - len(usable_stamps))
+    assert int(values.get("boxes skipped (non-finite)", 0)) > 0
+    warned = [m.status[0] for m in probe.get("/diagnostics") if m.status[0].level == b"\x01"]
+    assert warned and "frames skipped since the last status" in warned[0].message
     log = capfd.readouterr().err
     # one line per throttle period and call site (rclpy): the first problem of the run is named
     assert "overlay skipped: " in log and ("semantic/mask" in log or "fused/image" in log)

@@ -59,6 +59,18 @@ def test_crop_dataset_targets_match_the_box(tiny_data):
     assert item["salient"].sum() > 0
 
 
+def test_object_centred_crops_hold_a_box_centre(tiny_data):
+    """With object_crop_prob 1 every crop of a labelled image holds the person's centre; with 0
+    some 32-px crops of the 64x80 images miss it."""
+    samples = load_samples([{"root": str(tiny_data)}])
+    centred = CropDataset(samples, crop=32, num_det=3, length=24, seed=0, object_crop_prob=1.0)
+    plain = CropDataset(samples, crop=32, num_det=3, length=24, seed=0)
+    assert all(centred[i]["centre"].sum() == 1 for i in range(24))
+    assert any(plain[i]["centre"].sum() == 0 for i in range(24))
+    with pytest.raises(Exception, match="object_crop_prob"):
+        CropDataset(samples, crop=32, num_det=3, length=1, object_crop_prob=1.5)
+
+
 def test_centernet_targets_decode_back_to_the_boxes():
     """The training encoding and the runtime decoder (core.postprocess) agree: mAP 1 on targets."""
     from ivif_ros.core.postprocess import classwise_nms, decode_centernet

@@ -191,6 +191,15 @@ class PairedDataset:
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma, uint8 (the Y of YCbCr that fusion papers fuse)."""
-    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-    return np.clip(y + 0.5, 0, 255).astype(np.uint8)
+    """ITU-R BT.601 luma of a uint8 RGB image, uint8 (the Y of YCbCr that fusion papers fuse).
+
+    The same function as ``core.color.rgb_to_y_u8``, which the metrics use, so training data,
+    evaluation references and the node's inputs agree to the last grey level (an independent
+    round-half-up copy here used to differ at exact .5 ties).
+    """
+    from ivif_ros.core.color import rgb_to_y_u8
+
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8:
+        raise InputError(f"rgb_to_gray expects uint8 RGB, got {rgb.dtype}; scale the image to 8 bits first")
+    return rgb_to_y_u8(rgb)

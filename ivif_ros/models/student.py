@@ -26,6 +26,7 @@ class StudentConfig:
     deep_width: int = 64      # channels at 1/8
     blocks4: int = 1          # residual blocks at 1/4
     blocks8: int = 3          # residual blocks at 1/8
+    prior_sharpness: float = 20.0   # initial s of the soft pixel-max gate sigmoid(s * (ir - vis))
 
 
 class Student(nn.Module):
@@ -46,7 +47,7 @@ class Student(nn.Module):
         nn.init.zeros_(self.fusion_maps.weight)
         nn.init.zeros_(self.fusion_maps.bias)
         self.detail = DetailHead(ctx_ch=2)
-        self.prior = FusionPrior()
+        self.prior = FusionPrior(cfg.prior_sharpness)
 
     def forward_features(self, ir: torch.Tensor, vis: torch.Tensor) -> dict[str, torch.Tensor]:
         """All outputs plus the 1/4-resolution feature map used for feature distillation."""

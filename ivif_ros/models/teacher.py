@@ -25,6 +25,7 @@ class TeacherConfig:
     widths: tuple = (16, 32, 64, 96)   # channels at 1, 1/2, 1/4, 1/8
     attn_dim: int = 64
     attn_heads: int = 4
+    prior_sharpness: float = 20.0      # initial s of the soft pixel-max gate sigmoid(s * (ir - vis))
 
 
 class FrequencyBlock(nn.Module):
@@ -149,7 +150,7 @@ class Teacher(nn.Module):
         nn.init.zeros_(self.fusion_maps.weight)
         nn.init.zeros_(self.fusion_maps.bias)
         self.detail = DetailHead(ctx_ch=c1)
-        self.prior = FusionPrior()
+        self.prior = FusionPrior(cfg.prior_sharpness)
         # Scene-fidelity path: reconstruct both sources from the fused features.
         self.fidelity = nn.Sequential(ConvBNAct(c1 + 1, c1), nn.Conv2d(c1, 2, 3, padding=1), nn.Sigmoid())
 

@@ -8,7 +8,7 @@ from ivif_ros.errors import ConfigError
 
 DEFAULT_WEIGHTS = {
     # fusion (scaled so that they are not drowned by the task losses, which are ~10x larger)
-    "intensity": 4.0, "salient": 2.0, "gradient": 8.0, "ssim": 2.0, "guidance": 1.0,
+    "intensity": 4.0, "salient": 2.0, "gradient": 8.0, "ssim": 2.0, "guidance": 1.0, "qabf": 0.0,
     # teacher-only auxiliaries
     "fidelity": 0.5, "boundary": 0.2, "binary": 0.2,
     # tasks
@@ -29,6 +29,7 @@ class TrainConfig:
     data: list = field(default_factory=list)           # [{root: rel/or/abs, split?, seg_labels?}]
     input_mode: str = "fused"                          # fused | ir | vis (single-modality ablations)
     crop: int = 192
+    object_crop_prob: float = 0.0                      # share of crops centred near a labelled box
     batch_size: int = 4
     steps: int = 1000
     lr: float = 2e-3

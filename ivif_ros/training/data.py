@@ -66,12 +66,19 @@ class CropDataset(Dataset):
     """Random ``crop`` x ``crop`` windows (multiple of 32) with flips and targets at stride 4.
 
     Images smaller than the crop are edge-padded. ``length`` items are drawn in one pass.
+    With probability ``object_crop_prob`` a crop of a labelled image is placed so that it holds
+    the centre of one of its boxes (chosen uniformly): most random small crops of road scenes
+    hold no object, which starves the detection heads of positives.
     """
 
-    def __init__(self, samples: list[Sample], crop: int, num_det: int, length: int, seed: int = 0):
+    def __init__(self, samples: list[Sample], crop: int, num_det: int, length: int, seed: int = 0,
+                 object_crop_prob: float = 0.0):
         if crop % 32:
             raise ConfigError(f"crop must be a multiple of 32, got {crop}")
+        if not 0.0 <= object_crop_prob <= 1.0:
+            raise ConfigError(f"object_crop_prob must be within [0, 1], got {object_crop_prob}")
         self.samples, self.crop, self.num_det, self.length, self.seed = samples, crop, num_det, length, seed
+        self.object_crop_prob = object_crop_prob
 
     def __len__(self) -> int:
         return self.length
@@ -87,6 +94,8 @@ class CropDataset(Dataset):
         vis = np.pad(s.vis, ((0, pad_h), (0, pad_w)), mode="edge")
         y0 = int(rng.integers(ir.shape[0] - c + 1))
         x0 = int(rng.integers(ir.shape[1] - c + 1))
+        if self.object_crop_prob > 0 and s.xyxy is not None and len(s.cls) and rng.random() < self.object_crop_prob:
+            x0, y0 = _window_around(s.xyxy[rng.integers(len(s.cls))], c, ir.shape, rng)
         flip = bool(rng.integers(2))
         ir, vis = ir[y0:y0 + c, x0:x0 + c], vis[y0:y0 + c, x0:x0 + c]
         if flip:
@@ -111,3 +120,15 @@ class CropDataset(Dataset):
             "box": torch.from_numpy(box),
             "centre": torch.from_numpy(centre),
         }
+
+
+def _window_around(xyxy: np.ndarray, crop: int, shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+    """Top-left corner of a random ``crop`` window, inside the image, holding the box centre
+    at least a quarter crop away from the window edges where the image allows it."""
+    cx, cy = (xyxy[0] + xyxy[2]) / 2, (xyxy[1] + xyxy[3]) / 2
+    corner = []
+    for centre, size in ((cx, shape[1]), (cy, shape[0])):
+        lo = int(np.clip(centre - 3 * crop / 4, 0, size - crop))
+        hi = int(np.clip(centre - crop / 4, 0, size - crop))
+        corner.append(int(rng.integers(lo, max(hi, lo) + 1)))
+    return corner[0], corner[1]

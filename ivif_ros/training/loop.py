@@ -70,6 +70,7 @@ def fusion_losses(cfg: TrainConfig, out, b) -> dict[str, torch.Tensor]:
         "salient": L.salient_intensity_loss(f, ir, vis, b["salient"]),
         "gradient": L.gradient_loss(f, ir, vis),
         "ssim": L.ssim_loss(f, ir, vis),
+        **({"qabf": L.edge_preservation_loss(f, ir, vis)} if cfg.weight("qabf") > 0 else {}),
     }
 
 
@@ -149,7 +150,8 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
     # One pass over a fixed-order stream of crops; step i uses items [i*B*W, (i+1)*B*W) for
     # batch B and world size W, so resuming skips exactly the items already trained on.
     per_step = cfg.batch_size * world
-    dataset = CropDataset(samples, cfg.crop, len(cfg.detection_classes), length=cfg.steps * per_step, seed=cfg.seed)
+    dataset = CropDataset(samples, cfg.crop, len(cfg.detection_classes), length=cfg.steps * per_step, seed=cfg.seed,
+                          object_crop_prob=cfg.object_crop_prob)
     remaining = torch.utils.data.Subset(dataset, range(step * per_step, len(dataset)))
     sampler = None
     if "RANK" in os.environ:
