@@ -121,6 +121,19 @@ class CameraRig:
             time.sleep(max(0.0, next_t - time.monotonic()))
 
 
+def settle(probe: "Probe", topic: str = "fusion/status", quiet_s: float = 1.0, timeout_s: float = 15.0) -> None:
+    """Wait until ``topic`` stopped growing for ``quiet_s`` (the pipeline finished its last frame)."""
+    deadline, last, since = time.monotonic() + timeout_s, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        n = probe.count(topic)
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since > quiet_s:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{topic} kept changing for {timeout_s} s")
+
+
 class Probe:
     """Subscribes to output topics and keeps every message (thread-safe)."""
 

@@ -14,6 +14,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from fusion_graph_harness import Probe, graph_params, output_topics
+from fusion_graph_harness import settle as harness_settle
 
 
 def stamp_of(msg) -> int:
@@ -62,13 +63,5 @@ def wait_for_subscribers(publishers, timeout_s: float = 10.0) -> None:
 
 
 def settle(probe, quiet_s: float = 1.0, timeout_s: float = 30.0) -> None:
-    """Wait until fusion/status stopped growing for ``quiet_s`` (the pipeline finished its last frame)."""
-    deadline, last, since = time.monotonic() + timeout_s, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        n = probe.count("fusion/status")
-        if n != last:
-            last, since = n, time.monotonic()
-        elif time.monotonic() - since > quiet_s:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the fusion node kept publishing")
+    """``fusion_graph_harness.settle`` on fusion/status, with the longer wait of the reliability runs."""
+    harness_settle(probe, "fusion/status", quiet_s, timeout_s)

@@ -20,7 +20,7 @@ from rclpy.parameter import Parameter
 
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
     HEIGHT, VIS_FRAME, WIDTH, CameraRig, Probe, assert_every_message_accounted, engine_cache, fusion_diagnostics,
-    fusion_diagnostics_since, graph_params, output_topics, student_weights,
+    fusion_diagnostics_since, graph_params, output_topics, settle, student_weights,
 )
 
 pytestmark = pytest.mark.usefixtures("engine_cache")
@@ -62,19 +62,6 @@ def graph(rclpy_context, student_weights):
         started["thread"].join(5)
         for node in started["nodes"]:
             node.destroy_node()
-
-
-def settle(probe: Probe, topic: str = "fusion/status", quiet_s: float = 1.0, timeout_s: float = 15.0) -> None:
-    """Wait until ``topic`` stopped growing for ``quiet_s`` (the pipeline finished its last frame)."""
-    deadline, last, since = time.monotonic() + timeout_s, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        n = probe.count(topic)
-        if n != last:
-            last, since = n, time.monotonic()
-        elif time.monotonic() - since > quiet_s:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{topic} kept changing for {timeout_s} s")
 
 
 ENCODINGS = (("mono16", "rgb8"), ("32FC1", "bgr8"), ("mono8", "rgba8"), ("bgr8", "bgra8"), ("rgba8", "mono8"))

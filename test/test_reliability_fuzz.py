@@ -227,6 +227,15 @@ def test_clock_jumping_back_under_sim_time(fuzz_graph):
     assert all(math.isfinite(s.total_ms) and 0 <= s.visible_age_ms < 5000 for s in after), after
 
 
+def settled_diagnostics(fusion, probe, thread) -> dict[str, str]:
+    """Once the node is quiet and two /diagnostics periods have passed: its latest status,
+    after checking that the executor and the fusion worker both survived."""
+    settle(probe)
+    time.sleep(0.6)
+    assert fusion._worker.is_alive() and thread.is_alive()
+    return fusion_diagnostics(probe)
+
+
 def test_decodable_but_unusable_ir_paired_with_a_valid_image(fuzz_graph):
     """A 2-channel IR image (8UC2) decodes fine, and with the visible image of the same stamp it
     would reach the pipeline, whose IR normalisation has no luma for it: that killed the worker
@@ -243,10 +252,7 @@ def test_decodable_but_unusable_ir_paired_with_a_valid_image(fuzz_graph):
         pubs["ir"].publish(ir)
         pubs["vis"].publish(valid_vis(rng, stamp))
         time.sleep(0.03)
-    settle(probe)
-    time.sleep(0.6)
-    d = fusion_diagnostics(probe)
-    assert fusion._worker.is_alive() and thread.is_alive()
+    d = settled_diagnostics(fusion, probe, thread)
     assert d["invalid ir: encoding"] == "10" and int(d["frames fused"]) > 0, d
     assert all(stamp_of(m) in {t0 + k * PERIOD_NS for k in range(0, 20, 2)} for m in probe.get("fused/image"))
 
@@ -303,9 +309,6 @@ def test_an_unexpected_error_costs_one_frame_not_the_worker(fuzz_graph):
         if i >= 15:
             pubs["vis"].publish(valid_vis(rng, stamp))
         time.sleep(0.04)
-    settle(probe)
-    time.sleep(0.6)
-    d = fusion_diagnostics(probe)
-    assert fusion._worker.is_alive() and thread.is_alive()
+    d = settled_diagnostics(fusion, probe, thread)
     assert int(d["failed ir_only: internal error"]) > 0 and int(d["frames fused"]) > 0, d
     assert all(m.mode == "fused" for m in probe.get("fusion/status")), "output from a failed frame"
