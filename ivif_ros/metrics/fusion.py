@@ -279,8 +279,17 @@ def _edge_preservation(g_src, a_src, g_f, a_f) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(g_src > g_f, g_f / g_src, np.where(g_src == g_f, g_f, g_src / g_f))
     angle = 1 - np.abs(a_src - a_f) / (math.pi / 2)
-    q_g = _QABF_TG / (1 + np.exp(_QABF_KG * (ratio - _QABF_DG)))
-    q_a = _QABF_TA / (1 + np.exp(_QABF_KA * (angle - _QABF_DA)))
+    return qabf_sigmoids(ratio, angle)
+
+
+def qabf_sigmoids(ratio, angle, exp=np.exp):
+    """Q^{SF} = Q_g * Q_a from the strength ratio and the orientation agreement (1 - |da|/(pi/2)).
+
+    Array-agnostic: numpy here, torch tensors with ``exp=torch.exp`` in the differentiable
+    training loss (``ivif_ros.training.losses.edge_preservation_loss``), so both use one formula.
+    """
+    q_g = _QABF_TG / (1 + exp(_QABF_KG * (ratio - _QABF_DG)))
+    q_a = _QABF_TA / (1 + exp(_QABF_KA * (angle - _QABF_DA)))
     return q_g * q_a
 
 

@@ -13,14 +13,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ivif_ros.metrics.fusion import qabf_sigmoids
+
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def _sobel_xy(img: torch.Tensor, padding: str) -> torch.Tensor:
+    """(N,2,H,W) horizontal and vertical Sobel responses; ``padding`` is an ``F.pad`` mode."""
+    k = torch.stack([_SOBEL_X, _SOBEL_X.t()]).unsqueeze(1).to(img)
+    return F.conv2d(F.pad(img, (1, 1, 1, 1), mode=padding), k)
 
 
 def sobel_magnitude(img: torch.Tensor) -> torch.Tensor:
     """|dI/dx| + |dI/dy| with Sobel kernels (replicate padding: no fake edges at the border)."""
-    k = torch.stack([_SOBEL_X, _SOBEL_X.t()]).unsqueeze(1).to(img)
-    g = F.conv2d(F.pad(img, (1, 1, 1, 1), mode="replicate"), k)
-    return g.abs().sum(1, keepdim=True)
+    return _sobel_xy(img, "replicate").abs().sum(1, keepdim=True)
 
 
 def intensity_loss(fused, ir, vis):
@@ -40,15 +46,9 @@ def gradient_loss(fused, ir, vis):
     return F.l1_loss(sobel_magnitude(fused), torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis)))
 
 
-# Xydeas-Petrovic constants, the same as ivif_ros.metrics.fusion.qabf.
-_QABF_TG, _QABF_KG, _QABF_DG = 0.9994, -15.0, 0.5
-_QABF_TA, _QABF_KA, _QABF_DA = 0.9879, -22.0, 0.8
-
-
 def _edges(img: torch.Tensor, eps: float):
     """Sobel strength and orientation atan(Sy/Sx) of a 0..255 image, zero padding as in the metric."""
-    k = torch.stack([_SOBEL_X, _SOBEL_X.t()]).unsqueeze(1).to(img)
-    g = F.conv2d(F.pad(img, (1, 1, 1, 1)), k)
+    g = _sobel_xy(img, "constant")
     sx, sy = g[:, 0:1], g[:, 1:2]
     strength = torch.sqrt(sx * sx + sy * sy + eps)
     # The metric sets the orientation to pi/2 where Sx == 0; a signed floor keeps atan finite.
@@ -73,9 +73,7 @@ def edge_preservation_loss(fused, ir, vis, eps: float = 1e-3):
         g_s, a_s = _edges(src.detach() * 255.0, eps)
         ratio = torch.minimum(g_s, g_f) / torch.maximum(g_s, g_f)
         angle = 1 - (a_s - a_f).abs() / (torch.pi / 2)
-        q_g = _QABF_TG / (1 + torch.exp(_QABF_KG * (ratio - _QABF_DG)))
-        q_a = _QABF_TA / (1 + torch.exp(_QABF_KA * (angle - _QABF_DA)))
-        num = num + (q_g * q_a * g_s).sum((1, 2, 3))
+        num = num + (qabf_sigmoids(ratio, angle, exp=torch.exp) * g_s).sum((1, 2, 3))
         den = den + g_s.sum((1, 2, 3))
     return 1.0 - (num / den.clamp_min(eps)).mean()
 
