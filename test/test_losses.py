@@ -93,6 +93,23 @@ def test_kl_distillation_zero_for_identical_logits_and_positive_otherwise():
     assert L.distilled_semantic_loss(logits, logits.flip(1)).item() > 0.01
 
 
+def test_detection_distillation_known_values_and_gradients():
+    heat_t, box_t = torch.zeros(1, 3, 6, 6), torch.zeros(1, 4, 6, 6)
+    assert L.distilled_detection_loss(heat_t, box_t, heat_t, box_t).item() == 0.0
+    # The teacher sees one object (score 1 at one cell): a student that misses it pays the
+    # squared error 1 over an objectness mass of 1, plus its box error there, L1 / 4 channels.
+    heat_t[0, 2, 3, 3] = 1.0
+    box_s = box_t.clone()
+    box_s[0, 1, 3, 3] = 0.4
+    box_s[0, 1, 0, 0] = 5.0  # a box error where the teacher sees nothing costs nothing
+    heat_s = torch.zeros(1, 3, 6, 6, requires_grad=True)
+    box_s.requires_grad_(True)
+    loss = L.distilled_detection_loss(heat_s, box_s, heat_t, box_t)
+    assert loss.item() == pytest.approx(1.0 + 0.4 / 4)
+    loss.backward()
+    assert heat_s.grad[0, 2, 3, 3] < 0 and box_s.grad[0, 1, 3, 3] > 0 and box_s.grad[0, 1, 0, 0] == 0
+
+
 def test_output_and_feature_distillation(pair):
     ir, vis = pair
     assert L.output_distillation_loss(ir, ir).item() == 0.0

@@ -115,14 +115,14 @@ def test_three_steps_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_data
 
 
 def test_teacher_trains_and_distils_into_a_student(tmp_path, tiny_data):
-    cfg = load_config(write_config(tmp_path, tiny_data, steps=2))
+    cfg = load_config(write_config(tmp_path, tiny_data, steps=2, loss_weights={"distill_detection": 1.0}))
     teacher_path = train(cfg, "teacher", tmp_path / "teacher")
     log = [json.loads(ln) for ln in (tmp_path / "teacher" / "log.jsonl").read_text().splitlines()]
     assert {"fidelity", "boundary", "binary", "heatmap"} <= set(log[-1])
     teacher, _ = load_model(teacher_path)
     student_path = train(cfg, "student", tmp_path / "student", teacher=teacher, teacher_source=str(teacher_path))
     log = [json.loads(ln) for ln in (tmp_path / "student" / "log.jsonl").read_text().splitlines()]
-    assert {"distill_output", "distill_feature", "distill_semantic"} <= set(log[-1])
+    assert {"distill_output", "distill_feature", "distill_semantic", "distill_detection"} <= set(log[-1])
     assert load_model(student_path)[1]["training"]["distilled_from"] == str(teacher_path)
 
 
@@ -131,12 +131,13 @@ def test_torchrun_world_size_one_uses_ddp_with_gloo(tmp_path, tiny_data):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29613",
            "-m", "ivif_ros.cli", "train", "student", "--no-distill", "--config", str(config),
-           "--out", str(tmp_path / "ddp")]
+           "--seed", "7", "--out", str(tmp_path / "ddp")]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((tmp_path / "ddp" / "student.json").read_text())
     assert meta["training"]["world_size"] == 1 and meta["training"]["steps"] == 2
     assert meta["training"]["ddp_backend"] == "gloo"
+    assert meta["training"]["config"]["seed"] == 7  # --seed overrides the config's seed
 
 
 def test_cli_rejects_a_student_without_teacher_or_no_distill(tmp_path, tiny_data):

@@ -27,6 +27,7 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--no-distill", action="store_true", help="student only: train without a teacher")
     p.add_argument("--data", default=None, help="override data_root of the config (folder holding the datasets)")
     p.add_argument("--steps", type=int, default=None, help="override the number of optimisation steps")
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed (repeat runs of one recipe)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="end this session after N steps with a checkpoint (continue with --resume)")
     p.add_argument("--input-mode", choices=["fused", "ir", "vis"], default=None,
@@ -48,7 +49,7 @@ def run(args) -> int:
         raise ConfigError("--teacher and --no-distill apply to 'ivif train student' only")
     if args.kind == "student" and not args.teacher and not args.no_distill:
         raise ConfigError("ivif train student needs --teacher <weights> to distil, or --no-distill")
-    cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "input_mode": args.input_mode})
+    cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "seed": args.seed, "input_mode": args.input_mode})
     teacher = None
     if args.teacher:
         from ivif_ros.weights import load_model

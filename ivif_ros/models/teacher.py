@@ -172,7 +172,11 @@ class Teacher(nn.Module):
         return {
             "fused": fused, "seg_logits": seg, "det_heatmap": heat, "det_box": box,
             "boundary_logits": self.boundary(s4), "binary_logits": self.binary(s4),
-            "recon_ir": recon[:, 0:1], "recon_vis": recon[:, 1:2], "feat": d4,
+            # "feat" is what the student's shared features are distilled towards: the
+            # semantic features that feed the heads and the injections, the counterpart of the
+            # student's trunk (which also feeds heads and fusion maps), rather than d4, a
+            # fusion-decoder feature that pulls the student's fused image towards the teacher's.
+            "recon_ir": recon[:, 0:1], "recon_vis": recon[:, 1:2], "feat": s4,
         }
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor):

@@ -192,6 +192,9 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
             parts["distill_output"] = L.output_distillation_loss(out["fused"], t_out["fused"])
             parts["distill_feature"] = trainable.feature_adapter(out["feat"], t_out["feat"])
             parts["distill_semantic"] = L.distilled_semantic_loss(out["seg_logits"], t_out["seg_logits"], cfg.temperature)
+            if cfg.weight("distill_detection") > 0:
+                parts["distill_detection"] = L.distilled_detection_loss(out["det_heatmap"], out["det_box"],
+                                                                        t_out["det_heatmap"], t_out["det_box"])
         if clip_loss is not None:
             parts["clip"] = clip_loss(out["fused"])
         loss = sum(cfg.weight(k) * v for k, v in parts.items())

@@ -4,7 +4,7 @@ Fusion (unsupervised; the target is derived from the sources):
 ``intensity_loss``, ``salient_intensity_loss``, ``gradient_loss``, ``ssim_loss``,
 ``edge_preservation_loss`` (differentiable Qabf), ``fidelity_loss``, ``guidance_loss``. Tasks: ``semantic_loss``, ``heatmap_focal_loss``,
 ``box_regression_loss``, ``mask_bce_loss``. Distillation: ``output_distillation_loss``,
-``FeatureDistillation``, ``distilled_semantic_loss``. The CLIP language-driven loss lives in
+``FeatureDistillation``, ``distilled_semantic_loss``, ``distilled_detection_loss``. The CLIP language-driven loss lives in
 ``ivif_ros.training.clip``.
 """
 from __future__ import annotations
@@ -178,3 +178,19 @@ def distilled_semantic_loss(student_logits, teacher_logits, temperature: float =
     log_t = F.log_softmax(teacher_logits.detach() / t, 1)
     kl = (log_t.exp() * (log_t - log_s)).sum(1).mean()
     return kl * t * t
+
+
+def distilled_detection_loss(student_heat, student_box, teacher_heat, teacher_box):
+    """Response distillation of the CenterNet heads: the student's class heatmaps match the
+    teacher's (squared error), and its box regression matches the teacher's (L1) where the
+    teacher sees an object. Both are weighted by the teacher's per-cell objectness (its
+    largest class score) and normalised by its sum, the soft counterpart of the task losses'
+    "per object centre" normalisation. On images without labels (TNO, VIFB) this is the
+    only detection signal the student gets.
+    """
+    t_heat, t_box = teacher_heat.detach(), teacher_box.detach()
+    weight = t_heat.amax(1, keepdim=True)
+    mass = weight.sum().clamp_min(1.0)
+    heat = (student_heat - t_heat).pow(2).sum() / mass
+    box = ((student_box - t_box).abs() * weight).sum() / (4 * mass)
+    return heat + box
