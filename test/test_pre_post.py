@@ -77,6 +77,26 @@ def test_colour_round_trip_restores_the_visible_image():
     assert grey.shape == vis.shape and (grey[..., 0] == grey[..., 2]).all()
 
 
+def test_restored_rgb_keeps_the_fused_luma_and_the_visible_chroma():
+    """A consumer that takes the grey of the published rgb8 image gets the fused luma back."""
+    import cv2
+
+    from ivif_ros.core.color import rgb_to_y_u8, rgb_to_ycbcr
+
+    vis = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (0, 0), 2)
+    out = preprocess(np.zeros((120, 160), np.uint8), vis)
+    y = np.clip(post.fused_luma(out.vis_y, out.height, out.width) * 0.7 + 0.3 * rng.random((120, 160)), 0, 1)
+    rgb = post.restore_rgb8(y.astype(np.float32), out.cb, out.cr)
+    y8 = post.to_uint8(y.astype(np.float32))
+    saturated = (rgb == 0).any(-1) | (rgb == 255).any(-1)
+    assert (cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) == y8)[~saturated].all()
+    assert np.mean(rgb_to_y_u8(rgb) != y8) < 1e-3
+    _, cb, cr = rgb_to_ycbcr(rgb)
+    _, cb0, cr0 = rgb_to_ycbcr(vis)
+    # chroma as close as channel rounding allows (plain rounding of each channel gives the same)
+    assert np.abs(cb - cb0)[~saturated].mean() < 0.6 and np.abs(cr - cr0)[~saturated].mean() < 0.6
+
+
 def test_to_uint8_rounds_and_saturates():
     assert post.to_uint8(np.array([[-0.2, 0.5, 1.7, 0.999]], np.float32)).tolist() == [[0, 128, 255, 255]]
 
