@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from ivif_ros.training.config import load_config
 from ivif_ros.training.data import CropDataset, load_samples
 from ivif_ros.training.loop import train
+from ivif_ros.training.targets import box_masks, boxes_centred_in, crop_boxes
 from ivif_ros.weights import load_model, save_model
 
 torch.set_num_threads(1)
@@ -69,6 +70,29 @@ def test_object_centred_crops_hold_a_box_centre(tiny_data):
     assert any(plain[i]["centre"].sum() == 0 for i in range(24))
     with pytest.raises(Exception, match="object_crop_prob"):
         CropDataset(samples, crop=32, num_det=3, length=1, object_crop_prob=1.5)
+
+
+def test_an_object_larger_than_the_crop_is_a_whole_detection_target_and_fills_the_mask():
+    """A car far wider than the crop (as a quarter of the MSRS cars are for 160-px crops): its
+    centre cell is a positive whose regression target is the whole box, since the network sees
+    whole images at test time, and the semantic mask marks its visible part as car. (Clipping
+    gave a crop-sized box; under half visible, the car was background in both.)"""
+    from ivif_ros.training.data import Sample
+
+    ir = np.zeros((64, 256), np.uint8)
+    car = Sample("car", ir, ir, np.array([[8, 0, 248, 64]], np.float32), np.array([2]))
+    ds = CropDataset([car], crop=32, num_det=3, length=16, seed=0, object_crop_prob=1.0)
+    for i in range(16):
+        item = ds[i]
+        assert item["centre"].sum() == 1 and item["heatmap"][2].max() == 1.0
+        iy, ix = np.argwhere(item["centre"][0].numpy())[0]
+        assert np.exp(item["box"][2:, iy, ix].numpy()) * 4 == pytest.approx([240, 64], rel=1e-5)
+        assert (item["seg"] == 3).all()  # the car (class id 3) fills the whole crop
+    # A box whose centre lies outside the crop is no detection target; its visible part is car.
+    xyxy, cls = np.array([[-40, 0, 20, 32]], np.float32), np.array([2])
+    assert len(boxes_centred_in(xyxy, cls, 0, 0, 32, 32, flip=False)[1]) == 0
+    mask = box_masks(*crop_boxes(xyxy, cls, 0, 0, 32, 32, flip=False, min_visible=0.0), 32, 32, 4)
+    assert (mask[:, :5] == 3).all() and (mask[:, 5:] == 0).all()
 
 
 def test_centernet_targets_decode_back_to_the_boxes():

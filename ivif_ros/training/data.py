@@ -12,7 +12,9 @@ from tqdm import tqdm
 
 from ivif_ros.datasets.paired import PairedDataset, read_image, rgb_to_gray
 from ivif_ros.errors import ConfigError, InputError
-from ivif_ros.training.targets import STRIDE, box_masks, boundary_of, centernet_targets, crop_boxes
+from ivif_ros.training.targets import (
+    STRIDE, box_masks, boundary_of, boxes_centred_in, centernet_targets, crop_boxes,
+)
 
 
 @dataclass
@@ -101,9 +103,12 @@ class CropDataset(Dataset):
         if flip:
             ir, vis = ir[:, ::-1], vis[:, ::-1]
         labelled = s.xyxy is not None
-        xyxy, cls = (s.xyxy, s.cls) if labelled else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
-        xyxy, cls = crop_boxes(xyxy, cls, x0, y0, c, c, flip)
-        heat, box, centre = centernet_targets(xyxy, cls, c, c, self.num_det)
+        all_xyxy, all_cls = (s.xyxy, s.cls) if labelled else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+        # Masks label every visible part of a box (a car filling the crop is car, however much
+        # of it lies outside); detection targets are the whole objects centred in the crop.
+        xyxy, cls = crop_boxes(all_xyxy, all_cls, x0, y0, c, c, flip, min_visible=0.0)
+        heat, box, centre = centernet_targets(*boxes_centred_in(all_xyxy, all_cls, x0, y0, c, c, flip),
+                                              c, c, self.num_det)  # whole objects
         if s.seg is not None:  # dense labels: nearest-neighbour subsampling to the head stride
             seg = np.pad(s.seg, ((0, pad_h), (0, pad_w)), mode="edge")[y0:y0 + c, x0:x0 + c]
             seg = np.ascontiguousarray((seg[:, ::-1] if flip else seg)[STRIDE // 2::STRIDE, STRIDE // 2::STRIDE])

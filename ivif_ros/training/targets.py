@@ -75,3 +75,24 @@ def crop_boxes(xyxy: np.ndarray, cls: np.ndarray, x0: int, y0: int, w: int, h: i
     if flip:
         clipped = np.stack([w - clipped[:, 2], clipped[:, 1], w - clipped[:, 0], clipped[:, 3]], 1)
     return clipped.astype(np.float32), cls
+
+
+def boxes_centred_in(xyxy: np.ndarray, cls: np.ndarray, x0: int, y0: int, w: int, h: int, flip: bool):
+    """The detection targets of a crop: boxes whose centre lies inside it, in crop coordinates
+    (optionally mirrored) and **not clipped**.
+
+    At test time the network sees the whole image, so an object cut by the crop edge must still
+    be regressed to its full size, and its centre must not become a negative. Clipping made
+    every car wider than the 160-pixel student crop (a quarter of the MSRS cars) a truncated
+    regression target or, under half visible, background. (Masks use ``crop_boxes`` with
+    ``min_visible=0``: they describe what is visible.)
+    """
+    if len(cls) == 0:
+        return xyxy, cls
+    b = xyxy - np.array([x0, y0, x0, y0], np.float32)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    keep = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+    b, cls = b[keep], cls[keep]
+    if flip:
+        b = np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], 1)
+    return b.astype(np.float32), cls
