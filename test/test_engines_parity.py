@@ -112,16 +112,20 @@ def test_onnx_runtime_serves_other_frame_sizes_and_openvino_reshapes(student, tm
         assert_close(run(student, (x, x), tmp_path_factory, backend), ref, F32_TOL)
 
 
-#: The teacher's FFT and attention re-associate more float sums. Measured OpenVINO f32 vs eager with
-#: the shipped teacher on the 64x96 noise frame: fused 4e-5, logits 2.6e-3, heatmap 1.3e-4, box 1.7e-3;
-#: so fused keeps 1e-4 and the rest get about 4x headroom.
-# The teacher's fusion gate is sigmoid(100 * (ir - vis) + ...): near ir == vis it amplifies the
-# float32 rounding differences of the two runtimes' conv stacks (measured 2.2e-4, 0.06 grey level).
-# Its semantic logits pass the FFT block and attention, which OpenVINO fuses differently
-# (measured with the current teacher: seg 0.014 and box 0.013 on outputs up to 3, heatmap
-# 8e-4 on values up to 0.15; about 0.5 % relative, larger than the student's 1e-4, not yet
-# explained; see docs/training.md).
-TEACHER_F32_TOL = {"fused": 5e-4, "seg_logits": 3e-2, "det_heatmap": 2e-3, "det_box": 3e-2}
+# The teacher's task heads are ill-conditioned in float32, whatever the runtime. Its frequency
+# blocks feed the FFT phase, atan2(imag, real), to learned 1x1 convolutions. atan2 jumps by 2*pi on
+# the negative real axis. Bins that lie on it (the four real bins of every channel, and bins of
+# features with symmetric borders, where torch's FFT returns an exact 0 and OpenVINO's returns
+# rounding noise) take phase +pi in one runtime and -pi in the other. The phase convolutions are not
+# 2*pi-periodic, so a few cells of the heads move: measured with the shipped teacher on this
+# frame, seg logits max 0.23 (mean 0.021, outputs up to 3.2), box max 0.092 (mean 0.0063),
+# heatmap max 5.5e-3 (mean 4.7e-4), class mask agreement 99.7 %. The fused image does not
+# depend on the phase path that much: 5.6e-5. A wrong conversion (op semantics, layout, FFT
+# norm) moves every cell at the scale of the outputs, which the mean bounds and the mask
+# agreement catch. The fix is a continuous phase (the unit phasor spectrum / amplitude) at the
+# teacher's next retraining; see docs/training.md.
+TEACHER_F32_TOL = {"fused": 5e-4, "seg_logits": 0.5, "det_heatmap": 1.2e-2, "det_box": 0.2}
+TEACHER_F32_MEAN_TOL = {"fused": 5e-5, "seg_logits": 0.05, "det_heatmap": 1.2e-3, "det_box": 0.015}
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +154,13 @@ def test_teacher_on_openvino_converts_from_pytorch_and_matches_eager(teacher, tm
     x = np.random.default_rng(4).random((1, 1, 64, 96), dtype=np.float32)
     ref = build_backend("torch", teacher, EngineConfig(backend="torch"), "unused").infer(x, x)
     cfg = EngineConfig(backend="openvino", width=96, height=64, threads=1, cache_dir=tmp_path)
-    assert_close(build_backend("openvino", teacher, cfg, "teacher").infer(x, x), ref, TEACHER_F32_TOL)
+    out = build_backend("openvino", teacher, cfg, "teacher").infer(x, x)
+    assert_close(out, ref, TEACHER_F32_TOL)
+    for name, tol in TEACHER_F32_MEAN_TOL.items():
+        mean_err = float(np.abs(getattr(out, name) - getattr(ref, name)).mean())
+        assert mean_err <= tol, f"{name}: mean abs diff {mean_err:.3g} > {tol}"
+    agree = (out.seg_logits.argmax(1) == ref.seg_logits.argmax(1)).mean()
+    assert agree >= 0.99, f"teacher class mask agrees on only {agree:.1%} of cells"
 
 
 def test_onnxruntime_runs_batches(student, tmp_path_factory):
