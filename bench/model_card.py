@@ -31,7 +31,7 @@ CARD = WEIGHTS / "card"
 _STUDENT = "ivif train student --config config/train_student.yaml --threads 1 "
 MODELS = {
     "teacher": ("teacher", "fused",
-                "ivif train teacher --config config/train_teacher.yaml --out {runs}/teacher --threads 1"),
+                "ivif train teacher --config config/train_teacher.yaml --out {runs}/teacher --threads 2"),
     "student (shipped; distilled)": ("student", "fused",
                                      _STUDENT + "--teacher {runs}/teacher/teacher.safetensors --out {runs}/student"),
     "student, no distillation": ("ablations/student_nodistill", "fused",
