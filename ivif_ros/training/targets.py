@@ -72,9 +72,7 @@ def crop_boxes(xyxy: np.ndarray, cls: np.ndarray, x0: int, y0: int, w: int, h: i
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     keep = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) >= min_visible * np.maximum(area, 1e-6)
     clipped, cls = clipped[keep], cls[keep]
-    if flip:
-        clipped = np.stack([w - clipped[:, 2], clipped[:, 1], w - clipped[:, 0], clipped[:, 3]], 1)
-    return clipped.astype(np.float32), cls
+    return _mirrored(clipped, w, flip), cls
 
 
 def boxes_centred_in(xyxy: np.ndarray, cls: np.ndarray, x0: int, y0: int, w: int, h: int, flip: bool):
@@ -92,7 +90,11 @@ def boxes_centred_in(xyxy: np.ndarray, cls: np.ndarray, x0: int, y0: int, w: int
     b = xyxy - np.array([x0, y0, x0, y0], np.float32)
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     keep = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
-    b, cls = b[keep], cls[keep]
+    return _mirrored(b[keep], w, flip), cls[keep]
+
+
+def _mirrored(xyxy: np.ndarray, w: int, flip: bool) -> np.ndarray:
+    """Crop-coordinate boxes as float32, mirrored left-right in a crop of width ``w`` if ``flip``."""
     if flip:
-        b = np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], 1)
-    return b.astype(np.float32), cls
+        xyxy = np.stack([w - xyxy[:, 2], xyxy[:, 1], w - xyxy[:, 0], xyxy[:, 3]], 1)
+    return xyxy.astype(np.float32)
