@@ -3,9 +3,9 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~15 min on one core; ``--retrain`` first re-runs the eight trainings of the
-card (teacher, four students, three seed repeats) one after the other (about 3 h on one free
-core) into ``--runs`` and copies their weights and logs into the package.
+Re-evaluation takes ~20 min on one core; ``--retrain`` first re-runs the eleven trainings of the
+card (teacher, four students, three seed repeats, three recipe-D students) one after the other
+(about 4 h on one free core) into ``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
 """
 from __future__ import annotations
@@ -54,6 +54,18 @@ for _seed in SEEDS:
     MODELS[f"student, IR-only input, seed {_seed}"] = (
         f"ablations/seeds/student_ir_s{_seed}", "ir",
         _STUDENT + f"--no-distill --input-mode ir --seed {_seed} --out {{runs}}/student_ir_s{_seed}")
+# Recipe D (config/train_student_recipe_d.yaml: the metric-SSIM loss added), tried and not
+# adopted; its three seed-0 runs are kept so the card's rows for it can be reproduced.
+_RECIPE_D = _STUDENT.replace("train_student.yaml", "train_student_recipe_d.yaml")
+MODELS.update({
+    "recipe D: distilled student": (
+        "ablations/recipe_d/student", "fused",
+        _RECIPE_D + "--teacher {runs}/teacher/teacher.safetensors --out {runs}/recipe_d/student"),
+    "recipe D: student, no distillation": (
+        "ablations/recipe_d/student_nodistill", "fused", _RECIPE_D + "--no-distill --out {runs}/recipe_d/student_nodistill"),
+    "recipe D: student, IR-only input": (
+        "ablations/recipe_d/student_ir", "ir", _RECIPE_D + "--no-distill --input-mode ir --out {runs}/recipe_d/student_ir"),
+})
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001
@@ -62,7 +74,8 @@ FUSION_KEYS = ["VIF", "Qabf", "SSIM", "EN", "SD", "SF", "AG", "MI", "SCD"]
 
 def retrain(runs: Path) -> None:
     for name, (weights, _, command) in MODELS.items():
-        out = runs / Path(weights).name
+        out = runs / Path(weights).relative_to("ablations") if weights.startswith("ablations/recipe_d") else \
+            runs / Path(weights).name
         print(f"== {name}: {command.format(runs=runs)}", flush=True)
         subprocess.run([sys.executable, "-m", "ivif_ros.cli", *command.format(runs=runs).split()[1:]],
                        cwd=REPO, check=True)
@@ -72,7 +85,8 @@ def retrain(runs: Path) -> None:
         for suffix in (".safetensors", ".json"):
             shutil.copy(out / f"{kind}{suffix}", dest.with_suffix(suffix))
         (CARD / "logs").mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "log.jsonl", CARD / "logs" / f"{Path(weights).name}.jsonl")
+        log_name = weights.replace("ablations/", "").replace("/", "_") if "recipe_d" in weights else Path(weights).name
+        shutil.copy(out / "log.jsonl", CARD / "logs" / f"{log_name}.jsonl")
 
 
 def load_pairs(root: Path, split: Path):

@@ -142,13 +142,40 @@ def test_edge_preservation_loss_matches_the_qabf_metric():
     assert L.edge_preservation_loss(t(ir), t(ir), t(ir)).item() == pytest.approx(1 - q_max, abs=1e-4)
 
 
-@pytest.mark.parametrize("name", ["intensity", "gradient", "ssim", "qabf", "guidance", "distill_output"])
+def test_metric_ssim_loss_matches_the_reference_ssim_metric():
+    """metric_ssim follows the CDDFuse SSIM (ivif_ros.metrics.fusion.ssim, which sums the two
+    sources) on structured 8-bit images: the constant floor moves it by < 4e-3 here. A flat,
+    noise-free region fused with a faint ripple is where the reference's tiny constants bite:
+    the Gaussian SSIM loss hardly notices, metric_ssim does."""
+    import cv2
+    import numpy as np
+
+    from ivif_ros.metrics.fusion import ssim
+
+    rng = np.random.default_rng(2)
+    ir = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64)), (0, 0), 2).round()
+    ir[10:30, 20:30] = 230
+    vis = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64)), (0, 0), 1).round()
+    t = lambda x: torch.tensor(x / 255.0, dtype=torch.float32)[None, None]  # noqa: E731
+    for fused in (np.maximum(ir, vis), ((ir + vis) / 2).round(), cv2.blur(np.maximum(ir, vis), (3, 3)).round()):
+        ours = L.metric_ssim(t(fused), t(ir)) + L.metric_ssim(t(fused), t(vis))
+        assert abs(ours.item() - ssim(fused, ir, vis)) < 4e-3
+    assert L.metric_ssim_loss(t(ir), t(ir), t(ir)).item() == pytest.approx(0.0, abs=1e-6)
+
+    flat = torch.full((1, 1, 32, 32), 0.1)
+    ripple = flat + 0.01 * torch.sin(torch.arange(32.0) * 1.3)  # +-2.5 grey levels
+    assert L.ssim(ripple, flat).item() > 0.9       # the training SSIM's constants hide it
+    assert L.metric_ssim(ripple, flat).item() < 0.1  # the metric's do not
+
+
+@pytest.mark.parametrize("name", ["intensity", "gradient", "ssim", "ssim_metric", "qabf", "guidance", "distill_output"])
 def test_fusion_losses_give_finite_nonzero_gradients(pair, name):
     ir, vis = pair
     fns = {
         "intensity": lambda f: L.intensity_loss(f, ir, vis),
         "gradient": lambda f: L.gradient_loss(f, ir, vis),
         "ssim": lambda f: L.ssim_loss(f, ir, vis),
+        "ssim_metric": lambda f: L.metric_ssim_loss(f, ir, vis),
         "qabf": lambda f: L.edge_preservation_loss(f, ir, vis),
         "guidance": lambda f: L.guidance_loss(f, vis),
         "distill_output": lambda f: L.output_distillation_loss(f, vis),

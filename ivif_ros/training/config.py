@@ -9,6 +9,7 @@ from ivif_ros.errors import ConfigError
 DEFAULT_WEIGHTS = {
     # fusion (scaled so that they are not drowned by the task losses, which are ~10x larger)
     "intensity": 4.0, "salient": 2.0, "gradient": 8.0, "ssim": 2.0, "guidance": 1.0, "qabf": 0.0,
+    "ssim_metric": 0.0,
     # teacher-only auxiliaries
     "fidelity": 0.5, "boundary": 0.2, "binary": 0.2,
     # tasks

@@ -71,6 +71,7 @@ def fusion_losses(cfg: TrainConfig, out, b) -> dict[str, torch.Tensor]:
         "gradient": L.gradient_loss(f, ir, vis),
         "ssim": L.ssim_loss(f, ir, vis),
         **({"qabf": L.edge_preservation_loss(f, ir, vis)} if cfg.weight("qabf") > 0 else {}),
+        **({"ssim_metric": L.metric_ssim_loss(f, ir, vis)} if cfg.weight("ssim_metric") > 0 else {}),
     }
 
 

@@ -2,7 +2,7 @@
 
 Fusion (unsupervised; the target is derived from the sources):
 ``intensity_loss``, ``salient_intensity_loss``, ``gradient_loss``, ``ssim_loss``,
-``edge_preservation_loss`` (differentiable Qabf), ``fidelity_loss``, ``guidance_loss``. Tasks: ``semantic_loss``, ``heatmap_focal_loss``,
+``edge_preservation_loss`` (differentiable Qabf), ``metric_ssim_loss``, ``fidelity_loss``, ``guidance_loss``. Tasks: ``semantic_loss``, ``heatmap_focal_loss``,
 ``box_regression_loss``, ``mask_bce_loss``. Distillation: ``output_distillation_loss``,
 ``FeatureDistillation``, ``distilled_semantic_loss``, ``distilled_detection_loss``. The CLIP language-driven loss lives in
 ``ivif_ros.training.clip``.
@@ -100,6 +100,36 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11) -> torch.Tensor:
 def ssim_loss(fused, ir, vis):
     """1 - mean(SSIM(F, IR), SSIM(F, VIS)): structural similarity to both sources."""
     return 1.0 - 0.5 * (ssim(fused, ir) + ssim(fused, vis))
+
+
+# The reference SSIM (CDDFuse's skimage call) has near-zero constants: data_range 2 on 0..255
+# grey gives c2 = 3.6e-3, so flat dark regions, most of a night scene, count as much as edges
+# and score how well F's faint fluctuations follow each source's. The Gaussian loss above
+# (c2 = 0.03^2 on 0..1, i.e. 58 on 0..255) barely sees those regions. Below one 8-bit step the
+# metric sees nothing (F is rounded), so the constants are floored at the variance of 8-bit
+# rounding noise, which also keeps the gradients finite where a source is perfectly flat.
+_QUANT_VAR = (1.0 / 255.0) ** 2 / 12.0
+
+
+def metric_ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Mean SSIM as the reference metric computes it (7x7 uniform window, 'valid' map, sample
+    covariance), on 0..1 images, with constants floored at the 8-bit rounding-noise variance.
+    Identical images score 1."""
+    norm = window * window / (window * window - 1.0)
+    mu_a, mu_b = F.avg_pool2d(a, window, 1), F.avg_pool2d(b, window, 1)
+    var_a = norm * (F.avg_pool2d(a * a, window, 1) - mu_a**2)
+    var_b = norm * (F.avg_pool2d(b * b, window, 1) - mu_b**2)
+    cov = norm * (F.avg_pool2d(a * b, window, 1) - mu_a * mu_b)
+    c1 = max((0.01 * 2.0 / 255.0) ** 2, _QUANT_VAR)
+    c2 = max((0.03 * 2.0 / 255.0) ** 2, _QUANT_VAR)
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return s.mean()
+
+
+def metric_ssim_loss(fused, ir, vis):
+    """1 - mean(metric SSIM(F, IR), metric SSIM(F, VIS)): the reference SSIM's own weighting,
+    which rewards following both sources in low-contrast regions (where pixel-max copies one)."""
+    return 1.0 - 0.5 * (metric_ssim(fused, ir.detach()) + metric_ssim(fused, vis.detach()))
 
 
 def fidelity_loss(recon_ir, recon_vis, ir, vis):
