@@ -1,0 +1,68 @@
+"""Recipe-selection figures on val40: the last 40 pairs of ``splits/msrs_dev_train.txt``.
+
+    python bench/val40.py ivif_ros/weights/student.safetensors ivif_ros/weights/ablations/recipe_d/student.safetensors
+
+val40 is inside every run's training data, so its figures are in-sample and only rank
+recipes (see MODEL_CARD.md, "How the recipe was chosen"). Prints one JSON line per weights
+file: VIF, Qabf, SSIM (CDDFuse definitions, as in the card) and mAP@0.5, plus pixel-max.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_card import DET_SCORE_FLOOR, load_pairs, run_model  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("weights", nargs="+", help="student or teacher .safetensors files (with .json sidecars)")
+    ap.add_argument("--data-root", default="/work/shared/data")
+    args = ap.parse_args()
+
+    import torch
+
+    from ivif_ros.core.postprocess import classwise_nms, clip_boxes, decode_centernet
+    from ivif_ros.metrics.detection import evaluate_detections
+    from ivif_ros.metrics.fusion import fusion_metrics
+    from ivif_ros.weights import load_model
+
+    torch.set_num_threads(1)
+    root = Path(args.data_root)
+    names = [n.strip() for n in (root / "splits" / "msrs_dev_train.txt").read_text().splitlines() if n.strip()][-40:]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as split:
+        split.write("\n".join(names) + "\n")
+        split.flush()
+        pairs = load_pairs(root / "msrs" / "test", Path(split.name))
+
+    def summary(label, rows, det=None):
+        m = np.mean(rows, 0)
+        out = {"weights": label, "VIF": round(m[0], 4), "Qabf": round(m[1], 4), "SSIM": round(m[2], 4)}
+        print(json.dumps({**out, **({"mAP50": round(det["map50"], 4)} if det else {})}), flush=True)
+
+    def metrics(f, ir, vis):
+        r = fusion_metrics(f, ir, vis)
+        return r["VIF"], r["Qabf"], r["SSIM"]
+
+    summary("pixel max", [metrics(np.maximum(ir, vis), ir, vis) for _, ir, vis, _ in pairs])
+    for weights in args.weights:
+        model, meta = load_model(weights)
+        rows, preds, gts = [], [], []
+        for _, ir, vis, boxes in pairs:
+            fused, heat, box = run_model(model, ir, vis)
+            rows.append(metrics(fused, ir, vis))
+            d = clip_boxes(classwise_nms(decode_centernet(heat, box, score_threshold=DET_SCORE_FLOOR)), *ir.shape)
+            preds.append((d.xyxy, d.scores, d.class_ids))
+            gts.append((boxes.xyxy, boxes.cls))
+        summary(weights, rows, evaluate_detections(preds, gts, len(meta["detection_classes"]), meta["detection_classes"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
