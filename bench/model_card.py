@@ -74,18 +74,17 @@ FUSION_KEYS = ["VIF", "Qabf", "SSIM", "EN", "SD", "SF", "AG", "MI", "SCD"]
 
 def retrain(runs: Path) -> None:
     for name, (weights, _, command) in MODELS.items():
-        out = runs / Path(weights).relative_to("ablations") if weights.startswith("ablations/recipe_d") else \
-            runs / Path(weights).name
-        print(f"== {name}: {command.format(runs=runs)}", flush=True)
-        subprocess.run([sys.executable, "-m", "ivif_ros.cli", *command.format(runs=runs).split()[1:]],
-                       cwd=REPO, check=True)
+        command = command.format(runs=runs)
+        out = Path(command.split("--out ", 1)[1].split()[0])  # the run folder the command writes
+        print(f"== {name}: {command}", flush=True)
+        subprocess.run([sys.executable, "-m", "ivif_ros.cli", *command.split()[1:]], cwd=REPO, check=True)
         kind = "teacher" if name == "teacher" else "student"
         dest = WEIGHTS / weights
         dest.parent.mkdir(parents=True, exist_ok=True)
         for suffix in (".safetensors", ".json"):
             shutil.copy(out / f"{kind}{suffix}", dest.with_suffix(suffix))
         (CARD / "logs").mkdir(parents=True, exist_ok=True)
-        log_name = weights.replace("ablations/", "").replace("/", "_") if "recipe_d" in weights else Path(weights).name
+        log_name = str(out.relative_to(runs)).replace("/", "_")  # e.g. student_s1, recipe_d_student
         shutil.copy(out / "log.jsonl", CARD / "logs" / f"{log_name}.jsonl")
 
 
@@ -227,7 +226,7 @@ def plot(results: dict, pairs, out: Path) -> None:
             rows = [json.loads(ln) for ln in log.read_text().splitlines()]
             steps = [r["step"] for r in rows]
             axes[0].plot(steps, smooth([r["loss"] for r in rows]), label=log.stem)
-            if not log.stem.startswith(("student_ir", "student_vis")):  # (x, x) inputs make fusion trivial
+            if not any(m in log.stem for m in ("student_ir", "student_vis")):  # (x, x) inputs: fusion is trivial
                 axes[1].plot(steps, smooth([r["ssim"] + r["gradient"] + r["intensity"] for r in rows]), label=log.stem)
         axes[0].set_title("total training loss (running mean of 5 logged batches)")
         axes[1].set_title("unweighted intensity + gradient + SSIM loss")
