@@ -112,11 +112,31 @@ def run_model(model, ir: np.ndarray, vis: np.ndarray):
     return fused, heat.numpy(), box.numpy()
 
 
-def evaluate(pairs, limit_models=None, baselines: bool = True) -> dict:
+def evaluate_model(model, meta: dict, mode: str, pairs, desc: str = "") -> tuple[dict, dict]:
+    """One model over ``pairs``: (mean fusion metrics, {} unless ``mode`` is fused; detection
+    scores from ``evaluate_detections``). ``mode`` picks the input: fused (ir, vis), ir or vis."""
     from tqdm import tqdm
 
     from ivif_ros.core.postprocess import classwise_nms, clip_boxes, decode_centernet
     from ivif_ros.metrics.detection import evaluate_detections
+    from ivif_ros.metrics.fusion import fusion_metrics
+
+    rows, preds, gts = [], [], []
+    for _, ir, vis, boxes in tqdm(pairs, desc=desc):
+        a, b = {"fused": (ir, vis), "ir": (ir, ir), "vis": (vis, vis)}[mode]
+        fused, heat, box = run_model(model, a, b)
+        if mode == "fused":
+            rows.append(fusion_metrics(fused, ir, vis))
+        dets = clip_boxes(classwise_nms(decode_centernet(heat, box, score_threshold=DET_SCORE_FLOOR)), *ir.shape)
+        preds.append((dets.xyxy, dets.scores, dets.class_ids))
+        gts.append((boxes.xyxy, boxes.cls))
+    fusion = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS} if rows else {}
+    return fusion, evaluate_detections(preds, gts, len(meta["detection_classes"]), meta["detection_classes"])
+
+
+def evaluate(pairs, limit_models=None, baselines: bool = True) -> dict:
+    from tqdm import tqdm
+
     from ivif_ros.metrics.fusion import fusion_metrics
     from ivif_ros.models.complexity import count_macs, count_params
     from ivif_ros.weights import load_model
@@ -135,18 +155,9 @@ def evaluate(pairs, limit_models=None, baselines: bool = True) -> dict:
         model, meta = load_model(WEIGHTS / weights)
         results["complexity"][name] = {"params": count_params(model), "gmacs_640x480": count_macs(model) / 1e9,
                                        "train_steps": meta["training"]["steps"]}
-        rows, preds, gts = [], [], []
-        for _, ir, vis, boxes in tqdm(pairs, desc=name):
-            a, b = {"fused": (ir, vis), "ir": (ir, ir), "vis": (vis, vis)}[mode]
-            fused, heat, box = run_model(model, a, b)
-            if mode == "fused":
-                rows.append(fusion_metrics(fused, ir, vis))
-            dets = clip_boxes(classwise_nms(decode_centernet(heat, box, score_threshold=DET_SCORE_FLOOR)), *ir.shape)
-            preds.append((dets.xyxy, dets.scores, dets.class_ids))
-            gts.append((boxes.xyxy, boxes.cls))
-        if rows:
-            results["fusion"][name] = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS}
-        det = evaluate_detections(preds, gts, len(meta["detection_classes"]), meta["detection_classes"])
+        fusion, det = evaluate_model(model, meta, mode, pairs, desc=name)
+        if fusion:
+            results["fusion"][name] = fusion
         results["detection"][name] = {"map50": det["map50"], "map50_95": det["map50_95"],
                                       "ap50": {c: v["ap50"] for c, v in det["per_class"].items()}}
     return results

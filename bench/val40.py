@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_card import DET_SCORE_FLOOR, load_pairs, run_model  # noqa: E402
+from model_card import evaluate_model, load_pairs  # noqa: E402
 
 
 def main() -> int:
@@ -28,8 +28,6 @@ def main() -> int:
 
     import torch
 
-    from ivif_ros.core.postprocess import classwise_nms, clip_boxes, decode_centernet
-    from ivif_ros.metrics.detection import evaluate_detections
     from ivif_ros.metrics.fusion import fusion_metrics
     from ivif_ros.weights import load_model
 
@@ -41,26 +39,15 @@ def main() -> int:
         split.flush()
         pairs = load_pairs(root / "msrs" / "test", Path(split.name))
 
-    def summary(label, rows, det=None):
-        m = np.mean(rows, 0)
-        out = {"weights": label, "VIF": round(m[0], 4), "Qabf": round(m[1], 4), "SSIM": round(m[2], 4)}
-        print(json.dumps({**out, **({"mAP50": round(det["map50"], 4)} if det else {})}), flush=True)
+    def report(label, fusion, det=None):
+        line = {"weights": label, **{k: round(fusion[k], 4) for k in ("VIF", "Qabf", "SSIM")}}
+        print(json.dumps({**line, **({"mAP50": round(det["map50"], 4)} if det else {})}), flush=True)
 
-    def metrics(f, ir, vis):
-        r = fusion_metrics(f, ir, vis)
-        return r["VIF"], r["Qabf"], r["SSIM"]
-
-    summary("pixel max", [metrics(np.maximum(ir, vis), ir, vis) for _, ir, vis, _ in pairs])
+    rows = [fusion_metrics(np.maximum(ir, vis), ir, vis) for _, ir, vis, _ in pairs]
+    report("pixel max", {k: float(np.mean([r[k] for r in rows])) for k in ("VIF", "Qabf", "SSIM")})
     for weights in args.weights:
         model, meta = load_model(weights)
-        rows, preds, gts = [], [], []
-        for _, ir, vis, boxes in pairs:
-            fused, heat, box = run_model(model, ir, vis)
-            rows.append(metrics(fused, ir, vis))
-            d = clip_boxes(classwise_nms(decode_centernet(heat, box, score_threshold=DET_SCORE_FLOOR)), *ir.shape)
-            preds.append((d.xyxy, d.scores, d.class_ids))
-            gts.append((boxes.xyxy, boxes.cls))
-        summary(weights, rows, evaluate_detections(preds, gts, len(meta["detection_classes"]), meta["detection_classes"]))
+        report(weights, *evaluate_model(model, meta, "fused", pairs, desc=Path(weights).name))
     return 0
 
 
