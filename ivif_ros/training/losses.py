@@ -92,9 +92,12 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11) -> torch.Tensor:
     var_a = F.conv2d(a * a, w) - mu_a**2
     var_b = F.conv2d(b * b, w) - mu_b**2
     cov = F.conv2d(a * b, w) - mu_a * mu_b
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return s.mean()
+    return _ssim_map(mu_a, mu_b, var_a, var_b, cov, 0.01**2, 0.03**2).mean()
+
+
+def _ssim_map(mu_a, mu_b, var_a, var_b, cov, c1, c2):
+    """Wang et al.'s SSIM formula from local means, variances and covariance."""
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
 
 
 def ssim_loss(fused, ir, vis):
@@ -122,8 +125,7 @@ def metric_ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tens
     cov = norm * (F.avg_pool2d(a * b, window, 1) - mu_a * mu_b)
     c1 = max((0.01 * 2.0 / 255.0) ** 2, _QUANT_VAR)
     c2 = max((0.03 * 2.0 / 255.0) ** 2, _QUANT_VAR)
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return s.mean()
+    return _ssim_map(mu_a, mu_b, var_a, var_b, cov, c1, c2).mean()
 
 
 def metric_ssim_loss(fused, ir, vis):
