@@ -1,10 +1,14 @@
-"""Recipe-selection figures on val40: the last 40 pairs of ``splits/msrs_dev_train.txt``.
+"""Recipe-selection figures on 40 pairs of ``splits/msrs_dev_train.txt`` (never msrs_dev_eval).
 
     python bench/val40.py ivif_ros/weights/student.safetensors ivif_ros/weights/ablations/recipe_d/student.safetensors
+    python bench/val40.py --split HELDOUT/heldout.txt WEIGHTS...   # the stratified held-out set
 
-val40 is inside every run's training data, so its figures are in-sample and only rank
-recipes (see MODEL_CARD.md, "How the recipe was chosen"). Prints one JSON line per weights
-file: VIF, Qabf, SSIM (CDDFuse definitions, as in the card) and mAP@0.5, plus pixel-max.
+Without ``--split`` the pairs are val40, the last 40 of the split (33 day / 7 night), which is
+inside every shipped run's training data and mostly day, so it only ranks recipes roughly.
+``--split`` takes a names file such as the day/night-stratified held-out set that
+``bench/heldout_split.py`` writes (see MODEL_CARD.md, "How the recipe was chosen"). Prints one
+JSON line per weights file: VIF, Qabf, SSIM (CDDFuse definitions, as in the card) and
+mAP@0.5, plus pixel-max.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights", nargs="+", help="student or teacher .safetensors files (with .json sidecars)")
     ap.add_argument("--data-root", default="/work/shared/data")
+    ap.add_argument("--split", type=Path, help="names file of MSRS test-folder pairs (default: val40)")
     args = ap.parse_args()
 
     import torch
@@ -33,7 +38,10 @@ def main() -> int:
 
     torch.set_num_threads(1)
     root = Path(args.data_root)
-    names = [n.strip() for n in (root / "splits" / "msrs_dev_train.txt").read_text().splitlines() if n.strip()][-40:]
+    if args.split:
+        names = [n.strip() for n in args.split.read_text().splitlines() if n.strip()]
+    else:
+        names = [n.strip() for n in (root / "splits" / "msrs_dev_train.txt").read_text().splitlines() if n.strip()][-40:]
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as split:
         split.write("\n".join(names) + "\n")
         split.flush()
