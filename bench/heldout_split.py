@@ -2,6 +2,9 @@
 
     python bench/heldout_split.py OUT_DIR     # writes OUT_DIR/heldout.txt and OUT_DIR/train_rest.txt
 
+config/heldout/msrs_dev_heldout40.txt is its heldout.txt, which a training config leaves out
+with ``exclude:`` on the msrs_dev_train source.
+
 msrs_dev_eval is about half night, so the held-out set must be too: an earlier held-out set
 (the last 40 training pairs, 33 day / 7 night) ranked a recipe above pixel-max on Qabf that
 fell below it on msrs_dev_eval (MODEL_CARD.md, "How the recipe was chosen"). This one takes

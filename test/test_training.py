@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ivif_ros.errors import ConfigError
 from ivif_ros.training.config import load_config
 from ivif_ros.training.data import CropDataset, load_samples
 from ivif_ros.training.loop import train
@@ -168,3 +169,23 @@ def test_cli_rejects_a_student_without_teacher_or_no_distill(tmp_path, tiny_data
     proc = subprocess.run([sys.executable, "-m", "ivif_ros.cli", "train", "student", "--config",
                            str(write_config(tmp_path, tiny_data))], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and "--no-distill" in proc.stderr
+
+
+def held_out_config(tmp_path: Path, data: Path, exclude: str) -> Path:
+    path = write_config(tmp_path, data)
+    cfg = json.loads(path.read_text())
+    cfg["data"] = [{"root": ".", "exclude": exclude}]
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_an_exclude_file_relative_to_the_config_holds_pairs_out(tmp_path, tiny_data):
+    (tmp_path / "held.txt").write_text("001\n003\n")
+    cfg = load_config(held_out_config(tmp_path, tiny_data, "held.txt"))
+    assert [s.name for s in load_samples(cfg.resolved_sources())] == ["000", "002"]
+    (tmp_path / "held.txt").write_text("001\n999\n")  # a name not in the source: refuse, not train on it
+    with pytest.raises(ConfigError, match="999"):
+        load_samples(load_config(held_out_config(tmp_path, tiny_data, "held.txt"))
+                     .resolved_sources())
+    with pytest.raises(ConfigError, match="exclude file"):
+        load_config(held_out_config(tmp_path, tiny_data, "absent.txt"))

@@ -27,7 +27,7 @@ class TrainConfig:
     detection_classes: list = field(default_factory=lambda: ["person", "bicycle", "car"])
     semantic_classes: list = field(default_factory=lambda: ["background", "person", "bicycle", "car"])
     data_root: str = "/work/shared/data"
-    data: list = field(default_factory=list)           # [{root: rel/or/abs, split?, seg_labels?}]
+    data: list = field(default_factory=list)           # [{root: rel/or/abs, split?, exclude?, seg_labels?}]
     input_mode: str = "fused"                          # fused | ir | vis (single-modality ablations)
     crop: int = 192
     object_crop_prob: float = 0.0                      # share of crops centred near a labelled box
@@ -61,6 +61,8 @@ class TrainConfig:
                 s["split"] = str(root / src["split"])
             if src.get("seg_labels"):
                 s["seg_labels"] = src["seg_labels"]
+            if src.get("exclude"):
+                s["exclude"] = src["exclude"]  # already absolute (load_config)
             out.append(s)
         return out
 
@@ -83,6 +85,15 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     bad = set(raw.get("loss_weights", {})) - set(DEFAULT_WEIGHTS)
     if bad:
         raise ConfigError(f"{path}: unknown loss_weights {sorted(bad)}; valid: {sorted(DEFAULT_WEIGHTS)}")
+    for src in raw.get("data") or []:
+        # A held-out names file ships beside the config (never the images), so it is found
+        # relative to the config file, not to data_root.
+        if isinstance(src, dict) and src.get("exclude"):
+            exclude = Path(src["exclude"])
+            src["exclude"] = str(exclude if exclude.is_absolute() else (path.parent / exclude).resolve())
+            if not Path(src["exclude"]).is_file():
+                raise ConfigError(f"{path}: data source {src.get('root')!r}: exclude file {src['exclude']} "
+                                  f"not found; give a names file (one pair name per line) relative to the config")
     cfg = TrainConfig(**raw)
     if not cfg.data:
         raise ConfigError(f"{path}: 'data' is empty; list at least one {{root: ..., split: ...}} source")

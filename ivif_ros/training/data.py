@@ -28,7 +28,9 @@ class Sample:
 
 
 def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]:
-    """Read every ``{root, split?, seg_labels?}`` source into memory.
+    """Read every ``{root, split?, exclude?, seg_labels?}`` source into memory.
+
+    ``exclude`` is a names file of pairs to leave out (a held-out set for choosing a recipe).
 
     ``seg_labels`` names a folder under ``root`` with one ``<name>.png`` class-id mask per
     pair (MSRS ``Segmentation_labels``); without it the semantic target is the box-filled mask.
@@ -43,6 +45,13 @@ def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]
         if "root" not in src:
             raise ConfigError(f"data source {src} has no 'root'; give root: <folder with ir/ and vi/>")
         ds = PairedDataset(src["root"], src.get("split"))
+        if src.get("exclude"):
+            held = {ln.strip() for ln in Path(src["exclude"]).read_text().splitlines() if ln.strip()}
+            unknown = held - set(ds.names)
+            if unknown:  # a typo would otherwise train on the pairs meant to be held out
+                raise ConfigError(f"exclude file {src['exclude']}: {len(unknown)} names are not in {src['root']}"
+                                  f" (split {src.get('split')}): " + ", ".join(sorted(unknown)[:10]))
+            ds.names = [n for n in ds.names if n not in held]
         for pair in tqdm(ds, desc=f"loading {src['root']}", leave=False):
             vis = pair.vis if pair.vis.ndim == 2 else rgb_to_gray(pair.vis)
             ir = pair.ir
