@@ -42,44 +42,34 @@ MODELS = {
     "student, visible-only input": ("ablations/student_vis", "vis",
                                     _STUDENT + "--no-distill --input-mode vis --out {runs}/student_vis"),
 }
-# Recipe C (config/train_student_recipe_c.yaml), shipped before recipe E: the four students
-# with seed 0 and three of them repeated with seed 1 (one seed cannot tell a 0.01 mAP gap
-# from noise; visible-only is far behind and was not repeated).
-_RECIPE_C = _STUDENT.replace("train_student.yaml", "train_student_recipe_c.yaml")
-MODELS.update({
-    "recipe C: distilled student": (
-        "ablations/recipe_c/student", "fused",
-        _RECIPE_C + "--teacher {runs}/teacher/teacher.safetensors --out {runs}/recipe_c/student"),
-    "recipe C: student, no distillation": (
-        "ablations/recipe_c/student_nodistill", "fused", _RECIPE_C + "--no-distill --out {runs}/recipe_c/student_nodistill"),
-    "recipe C: student, IR-only input": (
-        "ablations/recipe_c/student_ir", "ir", _RECIPE_C + "--no-distill --input-mode ir --out {runs}/recipe_c/student_ir"),
-    "recipe C: student, visible-only input": (
-        "ablations/recipe_c/student_vis", "vis", _RECIPE_C + "--no-distill --input-mode vis --out {runs}/recipe_c/student_vis"),
-})
-SEEDS = (1,)
-for _seed in SEEDS:
-    MODELS[f"recipe C: distilled student, seed {_seed}"] = (
-        f"ablations/recipe_c/seeds/student_s{_seed}", "fused",
-        _RECIPE_C + f"--teacher {{runs}}/teacher/teacher.safetensors --seed {_seed} --out {{runs}}/recipe_c/student_s{_seed}")
-    MODELS[f"recipe C: student, no distillation, seed {_seed}"] = (
-        f"ablations/recipe_c/seeds/student_nodistill_s{_seed}", "fused",
-        _RECIPE_C + f"--no-distill --seed {_seed} --out {{runs}}/recipe_c/student_nodistill_s{_seed}")
-    MODELS[f"recipe C: student, IR-only input, seed {_seed}"] = (
-        f"ablations/recipe_c/seeds/student_ir_s{_seed}", "ir",
-        _RECIPE_C + f"--no-distill --input-mode ir --seed {_seed} --out {{runs}}/recipe_c/student_ir_s{_seed}")
-# Recipe D (config/train_student_recipe_d.yaml: recipe C plus the metric-SSIM loss at 2),
-# tried and not adopted; its three seed-0 runs are kept so the card's rows for it can be reproduced.
-_RECIPE_D = _STUDENT.replace("train_student.yaml", "train_student_recipe_d.yaml")
-MODELS.update({
-    "recipe D: distilled student": (
-        "ablations/recipe_d/student", "fused",
-        _RECIPE_D + "--teacher {runs}/teacher/teacher.safetensors --out {runs}/recipe_d/student"),
-    "recipe D: student, no distillation": (
-        "ablations/recipe_d/student_nodistill", "fused", _RECIPE_D + "--no-distill --out {runs}/recipe_d/student_nodistill"),
-    "recipe D: student, IR-only input": (
-        "ablations/recipe_d/student_ir", "ir", _RECIPE_D + "--no-distill --input-mode ir --out {runs}/recipe_d/student_ir"),
-})
+def _recipe_rows(recipe: str, inputs: tuple[str, ...], seed: int = 0) -> dict:
+    """Card rows of an earlier recipe X (config/train_student_recipe_x.yaml, weights and runs
+    in ablations/recipe_x/, seed repeats in its seeds/): the distilled student and the
+    no-teacher students of ``inputs``."""
+    low = recipe.lower()
+    student = _STUDENT.replace("train_student.yaml", f"train_student_recipe_{low}.yaml")
+    folder, tag, suffix = (f"recipe_{low}/seeds", f", seed {seed}", f"_s{seed}") if seed else (f"recipe_{low}", "", "")
+    seed_arg = f"--seed {seed} " if seed else ""
+    labels = {"fused": "student, no distillation", "ir": "student, IR-only input", "vis": "student, visible-only input"}
+    names = {"fused": "student_nodistill", "ir": "student_ir", "vis": "student_vis"}
+    rows = {f"recipe {recipe}: distilled student{tag}": (
+        f"ablations/{folder}/student{suffix}", "fused",
+        student + f"--teacher {{runs}}/teacher/teacher.safetensors {seed_arg}--out {{runs}}/recipe_{low}/student{suffix}")}
+    for mode in inputs:
+        mode_arg = "" if mode == "fused" else f"--input-mode {mode} "
+        rows[f"recipe {recipe}: {labels[mode]}{tag}"] = (
+            f"ablations/{folder}/{names[mode]}{suffix}", mode,
+            student + f"--no-distill {mode_arg}{seed_arg}--out {{runs}}/recipe_{low}/{names[mode]}{suffix}")
+    return rows
+
+
+# Recipe C, shipped before recipe E: the four students with seed 0 and three of them repeated
+# with seed 1 (one seed cannot tell a 0.01 mAP gap from noise; visible-only is far behind and
+# was not repeated). Recipe D (recipe C plus the metric-SSIM loss at 2), tried and not adopted:
+# its three seed-0 runs are kept so the card's rows for it can be reproduced.
+MODELS.update(_recipe_rows("C", ("fused", "ir", "vis")))
+MODELS.update(_recipe_rows("C", ("fused", "ir"), seed=1))
+MODELS.update(_recipe_rows("D", ("fused", "ir")))
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001
