@@ -18,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's ivif_ros, as bench/model_card.py
+
 
 def stratified_heldout(names: list[str], every: int = 6) -> list[str]:
     """Every ``every``-th day ('D' suffix) and night ('N' suffix) name, in list order."""
@@ -31,11 +33,14 @@ def main() -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--data-root", type=Path, default=Path("/work/shared/data"))
     args = ap.parse_args()
-    names = [n.strip() for n in (args.data_root / "splits" / "msrs_dev_train.txt").read_text().splitlines() if n.strip()]
+    from ivif_ros.datasets.paired import read_names
+
+    names = read_names(args.data_root / "splits" / "msrs_dev_train.txt")
     held = stratified_heldout(names)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "heldout.txt").write_text("\n".join(held) + "\n")
-    (args.out / "train_rest.txt").write_text("\n".join(n for n in names if n not in set(held)) + "\n")
+    held_set = set(held)
+    (args.out / "train_rest.txt").write_text("\n".join(n for n in names if n not in held_set) + "\n")
     print(f"{len(held)} held out ({sum(n.endswith('N') for n in held)} night), {len(names) - len(held)} to train on")
     return 0
 

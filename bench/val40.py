@@ -33,15 +33,13 @@ def main() -> int:
 
     import torch
 
+    from ivif_ros.datasets.paired import read_names
     from ivif_ros.metrics.fusion import fusion_metrics
     from ivif_ros.weights import load_model
 
     torch.set_num_threads(1)
     root = Path(args.data_root)
-    if args.split:
-        names = [n.strip() for n in args.split.read_text().splitlines() if n.strip()]
-    else:
-        names = [n.strip() for n in (root / "splits" / "msrs_dev_train.txt").read_text().splitlines() if n.strip()][-40:]
+    names = read_names(args.split) if args.split else read_names(root / "splits" / "msrs_dev_train.txt")[-40:]
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as split:
         split.write("\n".join(names) + "\n")
         split.flush()

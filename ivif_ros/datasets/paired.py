@@ -129,6 +129,11 @@ def _index(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
 
 
+def read_names(path: str | Path) -> list[str]:
+    """The pair names of a split or held-out file: one per line, blank lines ignored."""
+    return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
 class PairedDataset:
     """Random-access reader of a paired-folder dataset."""
 
@@ -142,7 +147,7 @@ class PairedDataset:
             split = Path(split)
             if not split.is_file():
                 raise InputError(f"split file {split} does not exist")
-            names = [ln.strip() for ln in split.read_text().splitlines() if ln.strip()]
+            names = read_names(split)
             missing = [n for n in names if n not in ir or n not in vi]
             if missing:
                 raise InputError(

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ivif_ros.datasets.paired import PairedDataset, read_image, rgb_to_gray
+from ivif_ros.datasets.paired import PairedDataset, read_image, read_names, rgb_to_gray
 from ivif_ros.errors import ConfigError, InputError
 from ivif_ros.training.targets import (
     STRIDE, box_masks, boundary_of, boxes_centred_in, centernet_targets, crop_boxes,
@@ -46,7 +46,7 @@ def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]
             raise ConfigError(f"data source {src} has no 'root'; give root: <folder with ir/ and vi/>")
         ds = PairedDataset(src["root"], src.get("split"))
         if src.get("exclude"):
-            held = {ln.strip() for ln in Path(src["exclude"]).read_text().splitlines() if ln.strip()}
+            held = set(read_names(src["exclude"]))
             unknown = held - set(ds.names)
             if unknown:  # a typo would otherwise train on the pairs meant to be held out
                 raise ConfigError(f"exclude file {src['exclude']}: {len(unknown)} names are not in {src['root']}"
