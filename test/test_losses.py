@@ -120,6 +120,19 @@ def test_output_and_feature_distillation(pair):
     assert torch.isfinite(loss) and fd.adapter.weight.grad.abs().sum() > 0
 
 
+def test_gradient_distillation_known_values():
+    """Zero for identical images, blind to a constant offset (intensity is not its business),
+    and for a unit step a known value: the Sobel x response of a step of height h is 4h on the
+    two columns beside it and 0 elsewhere."""
+    ramp = torch.linspace(0, 1, 16).repeat(16, 1)[None, None]
+    assert L.gradient_distillation_loss(ramp, ramp).item() == 0.0
+    assert L.gradient_distillation_loss(ramp + 0.2, ramp).item() == pytest.approx(0.0, abs=1e-6)
+    flat, step = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)
+    step[..., 4:] = 0.5
+    # x response 2.0 on 2 of 8 columns (16 of 64 pixels), y response 0: mean over 2*64 values
+    assert L.gradient_distillation_loss(flat, step).item() == pytest.approx(2.0 * 16 / 128)
+
+
 def test_edge_preservation_loss_matches_the_qabf_metric():
     """The differentiable Qabf equals the metric (ivif_ros.metrics.fusion.qabf) to 2e-3 on
     structured images, for a perfect, a blended and a blurred fusion."""
@@ -168,7 +181,8 @@ def test_metric_ssim_loss_matches_the_reference_ssim_metric():
     assert L.metric_ssim(ripple, flat).item() < 0.1  # the metric's do not
 
 
-@pytest.mark.parametrize("name", ["intensity", "gradient", "ssim", "ssim_metric", "qabf", "guidance", "distill_output"])
+@pytest.mark.parametrize("name", ["intensity", "gradient", "ssim", "ssim_metric", "qabf", "guidance", "distill_output",
+                                  "distill_gradient"])
 def test_fusion_losses_give_finite_nonzero_gradients(pair, name):
     ir, vis = pair
     fns = {
@@ -179,6 +193,7 @@ def test_fusion_losses_give_finite_nonzero_gradients(pair, name):
         "qabf": lambda f: L.edge_preservation_loss(f, ir, vis),
         "guidance": lambda f: L.guidance_loss(f, vis),
         "distill_output": lambda f: L.output_distillation_loss(f, vis),
+        "distill_gradient": lambda f: L.gradient_distillation_loss(f, vis),
     }
     g = _grad_of(fns[name], (ir + vis) / 2)
     assert torch.isfinite(g).all() and g.abs().sum() > 0

@@ -140,14 +140,16 @@ def test_three_steps_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_data
 
 
 def test_teacher_trains_and_distils_into_a_student(tmp_path, tiny_data):
-    cfg = load_config(write_config(tmp_path, tiny_data, steps=2, loss_weights={"distill_detection": 1.0}))
+    cfg = load_config(write_config(tmp_path, tiny_data, steps=2, loss_weights={"distill_detection": 1.0,
+                                                                             "distill_gradient": 1.0}))
     teacher_path = train(cfg, "teacher", tmp_path / "teacher")
     log = [json.loads(ln) for ln in (tmp_path / "teacher" / "log.jsonl").read_text().splitlines()]
     assert {"fidelity", "boundary", "binary", "heatmap"} <= set(log[-1])
     teacher, _ = load_model(teacher_path)
     student_path = train(cfg, "student", tmp_path / "student", teacher=teacher, teacher_source=str(teacher_path))
     log = [json.loads(ln) for ln in (tmp_path / "student" / "log.jsonl").read_text().splitlines()]
-    assert {"distill_output", "distill_feature", "distill_semantic", "distill_detection"} <= set(log[-1])
+    assert {"distill_output", "distill_gradient", "distill_feature", "distill_semantic",
+            "distill_detection"} <= set(log[-1])
     assert load_model(student_path)[1]["training"]["distilled_from"] == str(teacher_path)
 
 

@@ -15,7 +15,7 @@ DEFAULT_WEIGHTS = {
     # tasks
     "semantic": 0.5, "heatmap": 1.0, "box": 0.1,
     # distillation (student with a teacher)
-    "distill_output": 1.0, "distill_feature": 0.5, "distill_semantic": 0.5, "distill_detection": 0.0,
+    "distill_output": 1.0, "distill_gradient": 0.0, "distill_feature": 0.5, "distill_semantic": 0.5, "distill_detection": 0.0,
     # language-driven (only with clip_checkpoint)
     "clip": 0.1,
 }

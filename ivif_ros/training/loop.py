@@ -191,6 +191,8 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
             with torch.no_grad():
                 t_out = teacher.forward_features(b["ir"], b["vis"])
             parts["distill_output"] = L.output_distillation_loss(out["fused"], t_out["fused"])
+            if cfg.weight("distill_gradient") > 0:
+                parts["distill_gradient"] = L.gradient_distillation_loss(out["fused"], t_out["fused"])
             parts["distill_feature"] = trainable.feature_adapter(out["feat"], t_out["feat"])
             parts["distill_semantic"] = L.distilled_semantic_loss(out["seg_logits"], t_out["seg_logits"], cfg.temperature)
             if cfg.weight("distill_detection") > 0:

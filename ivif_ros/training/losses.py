@@ -4,7 +4,7 @@ Fusion (unsupervised; the target is derived from the sources):
 ``intensity_loss``, ``salient_intensity_loss``, ``gradient_loss``, ``ssim_loss``,
 ``edge_preservation_loss`` (differentiable Qabf), ``metric_ssim_loss``, ``fidelity_loss``, ``guidance_loss``. Tasks: ``semantic_loss``, ``heatmap_focal_loss``,
 ``box_regression_loss``, ``mask_bce_loss``. Distillation: ``output_distillation_loss``,
-``FeatureDistillation``, ``distilled_semantic_loss``, ``distilled_detection_loss``. The CLIP language-driven loss lives in
+``gradient_distillation_loss``, ``FeatureDistillation``, ``distilled_semantic_loss``, ``distilled_detection_loss``. The CLIP language-driven loss lives in
 ``ivif_ros.training.clip``.
 """
 from __future__ import annotations
@@ -181,6 +181,14 @@ def mask_bce_loss(logits, target):
 def output_distillation_loss(student_fused, teacher_fused):
     """L1 between the student's and the teacher's fused images."""
     return F.l1_loss(student_fused, teacher_fused.detach())
+
+
+def gradient_distillation_loss(student_fused, teacher_fused):
+    """L1 between the Sobel responses (x and y, signed) of the student's and the teacher's fused
+    images. The teacher transfers source edges better than any student (Qabf 0.733 against
+    0.71-0.72) while its intensities cost SSIM (0.975), so this distils its edges (strength
+    and orientation, what Qabf scores) and leaves the intensities to the fusion losses."""
+    return F.l1_loss(_sobel_xy(student_fused, "replicate"), _sobel_xy(teacher_fused.detach(), "replicate"))
 
 
 class FeatureDistillation(nn.Module):
