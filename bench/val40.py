@@ -8,7 +8,8 @@ inside every shipped run's training data and mostly day, so it only ranks recipe
 ``--split`` takes a names file such as the day/night-stratified held-out set that
 ``bench/heldout_split.py`` writes (see MODEL_CARD.md, "How the recipe was chosen"). Prints one
 JSON line per weights file: VIF, Qabf, SSIM (CDDFuse definitions, as in the card) and
-mAP@0.5, plus pixel-max.
+mAP@0.5, plus pixel-max. A single-camera student (its sidecar's ``input_mode`` is ir or vis)
+gets that camera twice, as in training, and reports mAP@0.5 only.
 """
 from __future__ import annotations
 
@@ -46,14 +47,16 @@ def main() -> int:
         pairs = load_pairs(root / "msrs" / "test", Path(split.name))
 
     def report(label, fusion, det=None):
-        line = {"weights": label, **{k: round(fusion[k], 4) for k in ("VIF", "Qabf", "SSIM")}}
+        line = {"weights": label, **{k: round(fusion[k], 4) for k in ("VIF", "Qabf", "SSIM") if k in fusion}}
         print(json.dumps({**line, **({"mAP50": round(det["map50"], 4)} if det else {})}), flush=True)
 
     rows = [fusion_metrics(np.maximum(ir, vis), ir, vis) for _, ir, vis, _ in pairs]
     report("pixel max", {k: float(np.mean([r[k] for r in rows])) for k in ("VIF", "Qabf", "SSIM")})
     for weights in args.weights:
         model, meta = load_model(weights)
-        report(weights, *evaluate_model(model, meta, "fused", pairs, desc=Path(weights).name))
+        mode = meta["training"].get("input_mode", "fused")
+        fusion, det = evaluate_model(model, meta, mode, pairs, desc=Path(weights).name)
+        report(weights, fusion, det)
     return 0
 
 
