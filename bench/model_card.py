@@ -3,10 +3,11 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~25 min on one core; ``--retrain`` first re-runs the fifteen trainings of the
-card (teacher, the four recipe-E students, four recipe-C students and three seed repeats, three
-recipe-D students) one after the other (about 6 h on one free core) into ``--runs`` and copies
-their weights and logs into the package.
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty trainings of the
+card (teacher; recipe E: the four students, an IR-only student distilled from the teacher and
+two seed repeats; recipe C: four students and three seed repeats; recipe D: three students;
+recipe F: two distilled students) one after the other (about 8 h on one free core) into
+``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
 """
 from __future__ import annotations
@@ -41,6 +42,17 @@ MODELS = {
                                _STUDENT + "--no-distill --input-mode ir --out {runs}/student_ir"),
     "student, visible-only input": ("ablations/student_vis", "vis",
                                     _STUDENT + "--no-distill --input-mode vis --out {runs}/student_vis"),
+    # The IR-only student distilled from the same teacher, which then also sees IR twice: the
+    # fused-vs-IR comparison at the shipped recipe itself (ran alone, so with 2 threads).
+    "student, IR-only input, distilled": (
+        "ablations/student_ir_distilled", "ir", _STUDENT.replace("--threads 1", "--threads 2")
+        + "--teacher {runs}/teacher/teacher.safetensors --input-mode ir --out {runs}/student_ir_distilled"),
+    # Seed repeats of the no-teacher fused and IR-only students (the pair that decides
+    # "fused beats IR-only" without a teacher, where one seed cannot resolve 0.01 mAP).
+    "student, no distillation, seed 1": ("ablations/seeds/student_nodistill_s1", "fused",
+                                         _STUDENT + "--no-distill --seed 1 --out {runs}/student_nodistill_s1"),
+    "student, IR-only input, seed 1": ("ablations/seeds/student_ir_s1", "ir",
+                                       _STUDENT + "--no-distill --input-mode ir --seed 1 --out {runs}/student_ir_s1"),
 }
 def _recipe_rows(recipe: str, inputs: tuple[str, ...], seed: int = 0) -> dict:
     """Card rows of an earlier recipe X (config/train_student_recipe_x.yaml, weights and runs
@@ -70,6 +82,12 @@ def _recipe_rows(recipe: str, inputs: tuple[str, ...], seed: int = 0) -> dict:
 MODELS.update(_recipe_rows("C", ("fused", "ir", "vis")))
 MODELS.update(_recipe_rows("C", ("fused", "ir"), seed=1))
 MODELS.update(_recipe_rows("D", ("fused", "ir")))
+# Recipe F (recipe E plus gradient distillation at 32), tried and not adopted: only the two
+# distilled runs, fused and IR-only; without a teacher it is recipe E, whose rows serve.
+_F = _STUDENT.replace("train_student.yaml", "train_student_recipe_f.yaml") + "--teacher {runs}/teacher/teacher.safetensors "
+MODELS["recipe F: distilled student"] = ("ablations/recipe_f/student", "fused", _F + "--out {runs}/recipe_f/student")
+MODELS["recipe F: student, IR-only input, distilled"] = (
+    "ablations/recipe_f/student_ir_distilled", "ir", _F + "--input-mode ir --out {runs}/recipe_f/student_ir_distilled")
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001
