@@ -122,8 +122,8 @@ def test_output_and_feature_distillation(pair):
 
 def test_gradient_distillation_known_values():
     """Zero for identical images, blind to a constant offset (intensity is not its business),
-    and for a unit step a known value: the Sobel x response of a step of height h is 4h on the
-    two columns beside it and 0 elsewhere."""
+    and for a step a known value: the Sobel x response of a vertical step of height h is 4h on
+    the two columns beside it and 0 elsewhere."""
     ramp = torch.linspace(0, 1, 16).repeat(16, 1)[None, None]
     assert L.gradient_distillation_loss(ramp, ramp).item() == 0.0
     assert L.gradient_distillation_loss(ramp + 0.2, ramp).item() == pytest.approx(0.0, abs=1e-6)
