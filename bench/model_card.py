@@ -3,10 +3,11 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty trainings of the
-card (teacher; recipe E: the four students, an IR-only student distilled from the teacher and
-two seed repeats; recipe C: four students and three seed repeats; recipe D: three students;
-recipe F: two distilled students) one after the other (about 8 h on one free core) into
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty-three trainings of
+the card (teacher; recipe E: the four students, an IR-only student distilled from the teacher
+and two seed repeats; recipe C: four students and three seed repeats; recipe D: three students;
+recipe F: two distilled students; recipe G: three students) one after the other (about 9 h on
+one free core) into
 ``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
 """
@@ -88,6 +89,14 @@ _F = _STUDENT.replace("train_student.yaml", "train_student_recipe_f.yaml") + "--
 MODELS["recipe F: distilled student"] = ("ablations/recipe_f/student", "fused", _F + "--out {runs}/recipe_f/student")
 MODELS["recipe F: student, IR-only input, distilled"] = (
     "ablations/recipe_f/student_ir_distilled", "ir", _F + "--input-mode ir --out {runs}/recipe_f/student_ir_distilled")
+# Recipe G (recipe E plus visible-camera dropout 0.5): distilled and no-teacher fused students,
+# and the distilled student at dropout 0.25 (item 9). Its IR-only and visible-only students would
+# be recipe E's: with the same image on both inputs the dropout changes nothing (tested).
+MODELS.update(_recipe_rows("G", ("fused",)))
+MODELS["recipe G at visible dropout 0.25: distilled student"] = (
+    "ablations/recipe_g/student_vd25", "fused",
+    _STUDENT.replace("train_student.yaml", "train_student_recipe_g.yaml")
+    + "--teacher {runs}/teacher/teacher.safetensors --visible-dropout 0.25 --out {runs}/recipe_g/student_vd25")
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001

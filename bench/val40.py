@@ -10,6 +10,11 @@ inside every shipped run's training data and mostly day, so it only ranks recipe
 JSON line per weights file: VIF, Qabf, SSIM (CDDFuse definitions, as in the card) and
 mAP@0.5, plus pixel-max. A single-camera student (its sidecar's ``input_mode`` is ir or vis)
 gets that camera twice, as in training, and reports mAP@0.5 only.
+
+``--day-night`` adds mAP@0.5 on the day (name ends in D) and night (N) pairs apart.
+``--blind-visible`` feeds every model IR on both inputs, as if the visible camera had failed
+(mAP only); with ``--split`` set to ``splits/msrs_dev_eval.txt`` it gives the card's
+"visible camera blinded" figures, which chose nothing.
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ def main() -> int:
     ap.add_argument("weights", nargs="+", help="student or teacher .safetensors files (with .json sidecars)")
     ap.add_argument("--data-root", default="/work/shared/data")
     ap.add_argument("--split", type=Path, help="names file of MSRS test-folder pairs (default: val40)")
+    ap.add_argument("--day-night", action="store_true", help="also mAP@0.5 on the day and the night pairs apart")
+    ap.add_argument("--blind-visible", action="store_true", help="IR on both inputs of every model (mAP only)")
     args = ap.parse_args()
 
     import torch
@@ -46,17 +53,22 @@ def main() -> int:
         split.flush()
         pairs = load_pairs(root / "msrs" / "test", Path(split.name))
 
-    def report(label, fusion, det=None):
+    def report(label, fusion, det=None, extra=None):
         line = {"weights": label, **{k: round(fusion[k], 4) for k in ("VIF", "Qabf", "SSIM") if k in fusion}}
-        print(json.dumps({**line, **({"mAP50": round(det["map50"], 4)} if det else {})}), flush=True)
+        print(json.dumps({**line, **({"mAP50": round(det["map50"], 4)} if det else {}), **(extra or {})}), flush=True)
 
     rows = [fusion_metrics(np.maximum(ir, vis), ir, vis) for _, ir, vis, _ in pairs]
     report("pixel max", {k: float(np.mean([r[k] for r in rows])) for k in ("VIF", "Qabf", "SSIM")})
     for weights in args.weights:
         model, meta = load_model(weights)
-        mode = meta["training"].get("input_mode", "fused")
+        mode = "ir" if args.blind_visible else meta["training"].get("input_mode", "fused")
         fusion, det = evaluate_model(model, meta, mode, pairs, desc=Path(weights).name)
-        report(weights, fusion, det)
+        extra = {"input": "ir, ir (visible blinded)"} if args.blind_visible else {}
+        if args.day_night:
+            for tag, suffix in (("day", "D"), ("night", "N")):
+                part = [p for p in pairs if p[0].endswith(suffix)]
+                extra[f"mAP50_{tag}"] = round(evaluate_model(model, meta, mode, part)[1]["map50"], 4) if part else None
+        report(weights, fusion, det, extra)
     return 0
 
 

@@ -73,6 +73,33 @@ def test_object_centred_crops_hold_a_box_centre(tiny_data):
         CropDataset(samples, crop=32, num_det=3, length=1, object_crop_prob=1.5)
 
 
+def test_visible_dropout_replaces_the_visible_crop_by_ir_and_changes_nothing_else(tiny_data):
+    """About the share asked for of the crops get IR on both inputs; every other tensor (the
+    crop window, flip, targets) is the same as without dropout, and on the IR-only ablation's
+    input the dropout is a no-op, so the IR-only twin of a dropout recipe is the plain run."""
+    samples = load_samples([{"root": str(tiny_data)}])
+    plain = CropDataset(samples, crop=32, num_det=3, length=200, seed=0, object_crop_prob=0.5)
+    dropped = CropDataset(samples, crop=32, num_det=3, length=200, seed=0, object_crop_prob=0.5, visible_dropout=0.5)
+    replaced = 0
+    for i in range(200):
+        a, b = plain[i], dropped[i]
+        for key in a:
+            if key != "vis":
+                assert torch.equal(a[key], b[key]), key
+        if torch.equal(b["vis"], b["ir"]):
+            replaced += 1
+        else:
+            assert torch.equal(a["vis"], b["vis"])
+    assert 70 <= replaced <= 130  # binomial(200, 0.5): outside this range has p < 1e-4
+    assert not any(torch.equal(plain[i]["vis"], plain[i]["ir"]) for i in range(200))
+    ir_only = load_samples([{"root": str(tiny_data)}], input_mode="ir")
+    twin = CropDataset(ir_only, crop=32, num_det=3, length=50, seed=0, visible_dropout=0.5)
+    base = CropDataset(ir_only, crop=32, num_det=3, length=50, seed=0)
+    assert all(torch.equal(twin[i][k], base[i][k]) for i in range(50) for k in base[i])
+    with pytest.raises(ConfigError, match="visible_dropout"):
+        CropDataset(samples, crop=32, num_det=3, length=1, visible_dropout=-0.1)
+
+
 def test_an_object_larger_than_the_crop_is_a_whole_detection_target_and_fills_the_mask():
     """A car far wider than the crop (as a quarter of the MSRS cars are for 160-px crops): its
     centre cell is a positive whose regression target is the whole box, since the network sees

@@ -31,6 +31,7 @@ class TrainConfig:
     input_mode: str = "fused"                          # fused | ir | vis (single-modality ablations)
     crop: int = 192
     object_crop_prob: float = 0.0                      # share of crops centred near a labelled box
+    visible_dropout: float = 0.0                       # share of crops whose visible image is replaced by IR
     batch_size: int = 4
     steps: int = 1000
     lr: float = 2e-3

@@ -80,16 +80,24 @@ class CropDataset(Dataset):
     With probability ``object_crop_prob`` a crop of a labelled image is placed so that it holds
     the centre of one of its boxes (chosen uniformly): most random small crops of road scenes
     hold no object, which starves the detection heads of positives.
+
+    With probability ``visible_dropout`` the visible crop is replaced by the IR crop (the
+    camera "drops out", as in glare or a failed visible camera), so the net must also find
+    objects from IR alone instead of leaning on visible texture it can memorise. The coin is
+    drawn from its own stream: the crops are the same as without dropout, and for the
+    single-camera ablations (IR already on both inputs, or the visible image on both) the
+    replacement changes nothing.
     """
 
     def __init__(self, samples: list[Sample], crop: int, num_det: int, length: int, seed: int = 0,
-                 object_crop_prob: float = 0.0):
+                 object_crop_prob: float = 0.0, visible_dropout: float = 0.0):
         if crop % 32:
             raise ConfigError(f"crop must be a multiple of 32, got {crop}")
-        if not 0.0 <= object_crop_prob <= 1.0:
-            raise ConfigError(f"object_crop_prob must be within [0, 1], got {object_crop_prob}")
+        for name, p in (("object_crop_prob", object_crop_prob), ("visible_dropout", visible_dropout)):
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"{name} must be within [0, 1], got {p}")
         self.samples, self.crop, self.num_det, self.length, self.seed = samples, crop, num_det, length, seed
-        self.object_crop_prob = object_crop_prob
+        self.object_crop_prob, self.visible_dropout = object_crop_prob, visible_dropout
 
     def __len__(self) -> int:
         return self.length
@@ -111,6 +119,8 @@ class CropDataset(Dataset):
         ir, vis = ir[y0:y0 + c, x0:x0 + c], vis[y0:y0 + c, x0:x0 + c]
         if flip:
             ir, vis = ir[:, ::-1], vis[:, ::-1]
+        if self.visible_dropout > 0 and np.random.default_rng([self.seed, 1, index]).random() < self.visible_dropout:
+            vis = ir
         labelled = s.xyxy is not None
         all_xyxy, all_cls = (s.xyxy, s.cls) if labelled else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
         # Masks label every visible part of a box (a car filling the crop is car, however much
