@@ -54,6 +54,11 @@ MODELS = {
                                          _STUDENT + "--no-distill --seed 1 --out {runs}/student_nodistill_s1"),
     "student, IR-only input, seed 1": ("ablations/seeds/student_ir_s1", "ir",
                                        _STUDENT + "--no-distill --input-mode ir --seed 1 --out {runs}/student_ir_s1"),
+    # Seed repeat of the shipped distilled student (ran alone, so with 2 threads): distilled vs
+    # no teacher as a two-seed mean on both sides.
+    "student (shipped; distilled), seed 1": (
+        "ablations/seeds/student_s1", "fused", _STUDENT.replace("--threads 1", "--threads 2")
+        + "--teacher {runs}/teacher/teacher.safetensors --seed 1 --out {runs}/student_s1"),
 }
 def _recipe_rows(recipe: str, inputs: tuple[str, ...], seed: int = 0) -> dict:
     """Card rows of an earlier recipe X (config/train_student_recipe_x.yaml, weights and runs
