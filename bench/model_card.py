@@ -3,12 +3,11 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty-three trainings of
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty-four trainings of
 the card (teacher; recipe E: the four students, an IR-only student distilled from the teacher
-and two seed repeats; recipe C: four students and three seed repeats; recipe D: three students;
-recipe F: two distilled students; recipe G: three students) one after the other (about 9 h on
-one free core) into
-``--runs`` and copies their weights and logs into the package.
+and three seed repeats; recipe C: four students and three seed repeats; recipe D: three
+students; recipe F: two distilled students; recipe G: three students) one after the other
+(about 9 h on one free core) into ``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
 """
 from __future__ import annotations
