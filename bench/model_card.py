@@ -3,9 +3,9 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty-four trainings of
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty-five trainings of
 the card (teacher; recipe E: the four students, an IR-only student distilled from the teacher
-and three seed repeats; recipe C: four students and three seed repeats; recipe D: three
+and four seed repeats; recipe C: four students and three seed repeats; recipe D: three
 students; recipe F: two distilled students; recipe G: three students) one after the other
 (about 9 h on one free core) into ``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
@@ -53,11 +53,14 @@ MODELS = {
                                          _STUDENT + "--no-distill --seed 1 --out {runs}/student_nodistill_s1"),
     "student, IR-only input, seed 1": ("ablations/seeds/student_ir_s1", "ir",
                                        _STUDENT + "--no-distill --input-mode ir --seed 1 --out {runs}/student_ir_s1"),
-    # Seed repeat of the shipped distilled student (ran alone, so with 2 threads): distilled vs
-    # no teacher as a two-seed mean on both sides.
+    # Seed repeats of the shipped distilled student and of its IR-only twin (each ran alone, so
+    # with 2 threads): distilled vs no teacher, and fused vs IR-only, as two-seed means.
     "student (shipped; distilled), seed 1": (
         "ablations/seeds/student_s1", "fused", _STUDENT.replace("--threads 1", "--threads 2")
         + "--teacher {runs}/teacher/teacher.safetensors --seed 1 --out {runs}/student_s1"),
+    "student, IR-only input, distilled, seed 1": (
+        "ablations/seeds/student_ir_distilled_s1", "ir", _STUDENT.replace("--threads 1", "--threads 2")
+        + "--teacher {runs}/teacher/teacher.safetensors --input-mode ir --seed 1 --out {runs}/student_ir_distilled_s1"),
 }
 def _recipe_rows(recipe: str, inputs: tuple[str, ...], seed: int = 0) -> dict:
     """Card rows of an earlier recipe X (config/train_student_recipe_x.yaml, weights and runs
