@@ -31,6 +31,8 @@ CARD = WEIGHTS / "card"
 # The shipped student is the distilled run of recipe E (config/train_student.yaml); its three
 # ablations use the same config and number of steps, so all four students have one budget.
 _STUDENT = "ivif train student --config config/train_student.yaml --threads 1 "
+# A distilled run that had the machine to itself, so it used both cores.
+_DISTIL_ALONE = _STUDENT.replace("--threads 1", "--threads 2") + "--teacher {runs}/teacher/teacher.safetensors "
 MODELS = {
     "teacher": ("teacher", "fused",
                 "ivif train teacher --config config/train_teacher.yaml --out {runs}/teacher --threads 2"),
@@ -45,8 +47,7 @@ MODELS = {
     # The IR-only student distilled from the same teacher, which then also sees IR twice: the
     # fused-vs-IR comparison at the shipped recipe itself (ran alone, so with 2 threads).
     "student, IR-only input, distilled": (
-        "ablations/student_ir_distilled", "ir", _STUDENT.replace("--threads 1", "--threads 2")
-        + "--teacher {runs}/teacher/teacher.safetensors --input-mode ir --out {runs}/student_ir_distilled"),
+        "ablations/student_ir_distilled", "ir", _DISTIL_ALONE + "--input-mode ir --out {runs}/student_ir_distilled"),
     # Seed repeats of the no-teacher fused and IR-only students (the pair that decides
     # "fused beats IR-only" without a teacher, where one seed cannot resolve 0.01 mAP).
     "student, no distillation, seed 1": ("ablations/seeds/student_nodistill_s1", "fused",
@@ -56,11 +57,9 @@ MODELS = {
     # Seed repeats of the shipped distilled student and of its IR-only twin (each ran alone, so
     # with 2 threads): distilled vs no teacher, and fused vs IR-only, as two-seed means.
     "student (shipped; distilled), seed 1": (
-        "ablations/seeds/student_s1", "fused", _STUDENT.replace("--threads 1", "--threads 2")
-        + "--teacher {runs}/teacher/teacher.safetensors --seed 1 --out {runs}/student_s1"),
+        "ablations/seeds/student_s1", "fused", _DISTIL_ALONE + "--seed 1 --out {runs}/student_s1"),
     "student, IR-only input, distilled, seed 1": (
-        "ablations/seeds/student_ir_distilled_s1", "ir", _STUDENT.replace("--threads 1", "--threads 2")
-        + "--teacher {runs}/teacher/teacher.safetensors --input-mode ir --seed 1 --out {runs}/student_ir_distilled_s1"),
+        "ablations/seeds/student_ir_distilled_s1", "ir", _DISTIL_ALONE + "--input-mode ir --seed 1 --out {runs}/student_ir_distilled_s1"),
 }
 def _recipe_rows(recipe: str, inputs: tuple[str, ...], seed: int = 0) -> dict:
     """Card rows of an earlier recipe X (config/train_student_recipe_x.yaml, weights and runs
