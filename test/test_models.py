@@ -79,3 +79,42 @@ def test_student_exports_to_onnx(tmp_path):
     ops = {n.op_type for n in model.graph.node}
     assert ops <= {"Conv", "Relu", "Add", "Mul", "Sub", "Sigmoid", "Concat", "Resize", "Clip", "Slice",
                    "GlobalAveragePool", "Constant", "Identity", "Shape", "Gather", "Cast", "Unsqueeze", "Max", "Min"}, ops
+
+
+def test_scale_gradient_is_identity_forward_and_scales_the_backward_pass():
+    from ivif_ros.models.blocks import scale_gradient
+
+    for scale in (0.0, 0.25, 1.0):
+        x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        y = scale_gradient(x, scale)
+        assert torch.equal(y, x)
+        if scale == 0.0:  # a plain detach: nothing flows back
+            assert not y.requires_grad
+            continue
+        (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+        assert torch.allclose(x.grad, scale * torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_fusion_grad_scale_zero_keeps_fusion_losses_out_of_the_trunk_only():
+    """At ``fusion_grad_scale`` 0 a loss on the fused image trains the fusion maps and the
+    full-resolution detail head but leaves the shared trunk alone; the task heads' losses still
+    reach the trunk, and in eval mode the network computes exactly what it does at scale 1."""
+    torch.manual_seed(0)
+    net = build_student({"fusion_grad_scale": 0.0}).train()
+    ir, vis = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
+    out = net.forward_features(ir, vis)
+    (out["fused"] - vis).abs().mean().backward(retain_graph=True)
+    grads = {n: p.grad for n, p in net.named_parameters()}
+    assert all(grads[n] is None for n in grads if n.startswith(("stem.", "stage4.", "stage8.", "merge.")))
+    assert grads["fusion_maps.weight"].abs().sum() > 0
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("detail."))
+    net.zero_grad(set_to_none=True)
+    out["det_heatmap"].mean().backward()
+    assert net.stem[0][0].weight.grad.abs().sum() > 0
+
+    full = build_student({"fusion_grad_scale": 1.0})
+    full.load_state_dict(net.state_dict())
+    net.eval(), full.eval()
+    with torch.no_grad():
+        for a, b in zip(net(ir, vis), full(ir, vis)):
+            assert torch.equal(a, b)

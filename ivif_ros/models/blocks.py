@@ -133,6 +133,20 @@ class SeparableConv(nn.Sequential):
         super().__init__(ConvBNAct(cin, cin, groups=cin), ConvBNAct(cin, cout, k=1))
 
 
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; the backward pass multiplies the gradient by ``scale``.
+
+    Lets one task borrow a shared feature map without steering it at full strength
+    (``scale`` 0 is a plain ``detach``). Call it only in training mode, so exported
+    graphs carry no extra operations.
+    """
+    if scale == 1.0:
+        return x
+    if scale == 0.0:
+        return x.detach()
+    return x.detach() + scale * (x - x.detach())
+
+
 def upsample(x: torch.Tensor, size) -> torch.Tensor:
     """Bilinear resize to ``size`` (align_corners=False: exported identically by ONNX/OpenVINO)."""
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

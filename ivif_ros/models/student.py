@@ -14,7 +14,7 @@ from torch import nn
 
 from ivif_ros.models.blocks import (
     ChannelGate, ConvBNAct, DepthwiseSeparable, DetailHead, FusionPrior, SeparableConv, TaskHeads,
-    upsample,
+    scale_gradient, upsample,
 )
 
 
@@ -27,6 +27,11 @@ class StudentConfig:
     blocks4: int = 1          # residual blocks at 1/4
     blocks8: int = 3          # residual blocks at 1/8
     prior_sharpness: float = 20.0   # initial s of the soft pixel-max gate sigmoid(s * (ir - vis))
+    # Share of the fusion losses' gradient that reaches the shared trunk through the 1/4
+    # fusion maps. Below 1 the trunk is shaped mostly by the semantic, detection and
+    # distillation losses and the fusion path reads it as semantic context (PSFusion's
+    # injection), instead of the two tasks competing for its 32 channels.
+    fusion_grad_scale: float = 1.0
 
 
 class Student(nn.Module):
@@ -55,7 +60,8 @@ class Student(nn.Module):
         f8 = self.stage8(f4)
         feat = self.merge(f4 + upsample(self.lateral8(f8), f4.shape[-2:]))
         seg, heat, box = self.heads(feat)
-        maps = upsample(self.fusion_maps(feat), ir.shape[-2:])
+        fusion_in = scale_gradient(feat, self.cfg.fusion_grad_scale) if self.training else feat
+        maps = upsample(self.fusion_maps(fusion_in), ir.shape[-2:])
         residual = maps[:, 1:2] + self.detail(ir, vis, maps[:, 2:4])
         fused = self.prior(ir, vis, maps[:, 0:1], residual)
         return {"fused": fused, "seg_logits": seg, "det_heatmap": heat, "det_box": box, "feat": feat}
