@@ -218,3 +218,31 @@ def test_an_exclude_file_relative_to_the_config_holds_pairs_out(tmp_path, tiny_d
                      .resolved_sources())
     with pytest.raises(ConfigError, match="exclude file"):
         load_config(held_out_config(tmp_path, tiny_data, "absent.txt"))
+
+
+def test_visible_jitter_changes_only_the_visible_exposure(tiny_data):
+    """Each visible crop gets its own gain / gamma / noise draw while the IR crop, the window,
+    flip and targets stay those of the plain run; a gain above 1 brightens on average; the
+    IR-only ablation's input (IR on both sides) is left alone; the strength is checked."""
+    samples = load_samples([{"root": str(tiny_data)}])
+    plain = CropDataset(samples, crop=32, num_det=3, length=40, seed=0, object_crop_prob=0.5)
+    jittered = CropDataset(samples, crop=32, num_det=3, length=40, seed=0, object_crop_prob=0.5, visible_jitter=0.5)
+    changed, ratios = 0, []
+    for i in range(40):
+        a, b = plain[i], jittered[i]
+        for key in a:
+            if key != "vis":
+                assert torch.equal(a[key], b[key]), key
+        assert b["vis"].min() >= 0 and b["vis"].max() <= 1
+        changed += not torch.equal(a["vis"], b["vis"])
+        ratios.append(float(b["vis"].mean() / a["vis"].mean().clamp_min(1e-3)))
+    assert changed == 40
+    assert min(ratios) < 0.9 and max(ratios) > 1.1  # exposures differ from crop to crop
+    again = CropDataset(samples, crop=32, num_det=3, length=40, seed=0, object_crop_prob=0.5, visible_jitter=0.5)
+    assert all(torch.equal(again[i]["vis"], jittered[i]["vis"]) for i in range(40))  # seeded
+    ir_only = load_samples([{"root": str(tiny_data)}], input_mode="ir")
+    twin = CropDataset(ir_only, crop=32, num_det=3, length=20, seed=0, visible_jitter=0.5)
+    base = CropDataset(ir_only, crop=32, num_det=3, length=20, seed=0)
+    assert all(torch.equal(twin[i][k], base[i][k]) for i in range(20) for k in base[i])
+    with pytest.raises(ConfigError, match="visible_jitter"):
+        CropDataset(samples, crop=32, num_det=3, length=1, visible_jitter=1.5)

@@ -34,6 +34,8 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
                    help="ablation: feed (ir, vis), (ir, ir) or (vis, vis)")
     p.add_argument("--visible-dropout", type=float, default=None,
                    help="override the config's visible_dropout (share of crops whose visible image is replaced by IR)")
+    p.add_argument("--visible-jitter", type=float, default=None,
+                   help="override the config's visible_jitter (strength of the visible exposure augmentation)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return p
 
@@ -52,7 +54,7 @@ def run(args) -> int:
     if args.kind == "student" and not args.teacher and not args.no_distill:
         raise ConfigError("ivif train student needs --teacher <weights> to distil, or --no-distill")
     cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "seed": args.seed, "input_mode": args.input_mode,
-                                    "visible_dropout": args.visible_dropout})
+                                    "visible_dropout": args.visible_dropout, "visible_jitter": args.visible_jitter})
     teacher = None
     if args.teacher:
         from ivif_ros.weights import load_model

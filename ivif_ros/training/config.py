@@ -32,6 +32,7 @@ class TrainConfig:
     crop: int = 192
     object_crop_prob: float = 0.0                      # share of crops centred near a labelled box
     visible_dropout: float = 0.0                       # share of crops whose visible image is replaced by IR
+    visible_jitter: float = 0.0                        # visible exposure augmentation strength (gain, gamma, noise)
     batch_size: int = 4
     steps: int = 1000
     lr: float = 2e-3

@@ -87,17 +87,26 @@ class CropDataset(Dataset):
     drawn from its own stream: the crops are the same as without dropout, and for the
     single-camera ablations (IR already on both inputs, or the visible image on both) the
     replacement changes nothing.
+
+    ``visible_jitter`` = s > 0 changes the exposure of each visible crop as a camera's auto
+    exposure and gain do between frames and scenes: ``clip(g * v**gamma + noise)`` on 0..1 with
+    gain g in [1-s, 1+s], log gamma in [-s, s] and Gaussian noise of sigma up to 0.04 s. Thermal
+    cameras report radiometric values that do not swing like this, so IR is left alone. Its
+    draws come from a third stream, and a crop whose visible input is the IR image (dropout,
+    single-camera ablations) is not touched, so the IR-only twin stays the plain run.
     """
 
     def __init__(self, samples: list[Sample], crop: int, num_det: int, length: int, seed: int = 0,
-                 object_crop_prob: float = 0.0, visible_dropout: float = 0.0):
+                 object_crop_prob: float = 0.0, visible_dropout: float = 0.0, visible_jitter: float = 0.0):
         if crop % 32:
             raise ConfigError(f"crop must be a multiple of 32, got {crop}")
-        for name, p in (("object_crop_prob", object_crop_prob), ("visible_dropout", visible_dropout)):
+        for name, p in (("object_crop_prob", object_crop_prob), ("visible_dropout", visible_dropout),
+                        ("visible_jitter", visible_jitter)):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], got {p}")
         self.samples, self.crop, self.num_det, self.length, self.seed = samples, crop, num_det, length, seed
         self.object_crop_prob, self.visible_dropout = object_crop_prob, visible_dropout
+        self.visible_jitter = visible_jitter
 
     def __len__(self) -> int:
         return self.length
@@ -108,6 +117,7 @@ class CropDataset(Dataset):
         rng = np.random.default_rng([self.seed, 0, index])
         s = self.samples[rng.integers(len(self.samples))]
         c = self.crop
+        single_camera = s.vis is s.ir  # the IR-only / visible-only ablations share one array
         pad_h, pad_w = max(c - s.ir.shape[0], 0), max(c - s.ir.shape[1], 0)
         ir = np.pad(s.ir, ((0, pad_h), (0, pad_w)), mode="edge")
         vis = np.pad(s.vis, ((0, pad_h), (0, pad_w)), mode="edge")
@@ -120,7 +130,10 @@ class CropDataset(Dataset):
         if flip:
             ir, vis = ir[:, ::-1], vis[:, ::-1]
         if self.visible_dropout > 0 and np.random.default_rng([self.seed, 1, index]).random() < self.visible_dropout:
-            vis = ir
+            vis, single_camera = ir, True
+        vis = vis.astype(np.float32) / 255.0
+        if self.visible_jitter > 0 and not single_camera:
+            vis = _jitter_exposure(vis, self.visible_jitter, np.random.default_rng([self.seed, 2, index]))
         labelled = s.xyxy is not None
         all_xyxy, all_cls = (s.xyxy, s.cls) if labelled else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
         # Masks label every visible part of a box (a car filling the crop is car, however much
@@ -135,7 +148,7 @@ class CropDataset(Dataset):
             seg = box_masks(xyxy, cls, c, c, STRIDE)
         return {
             "ir": torch.from_numpy(ir.astype(np.float32) / 255.0)[None],
-            "vis": torch.from_numpy(vis.astype(np.float32) / 255.0)[None],
+            "vis": torch.from_numpy(np.ascontiguousarray(vis))[None],
             "labelled": torch.tensor(float(labelled)),
             "salient": torch.from_numpy((box_masks(xyxy, cls, c, c) > 0).astype(np.float32))[None],
             "seg": torch.from_numpy(seg.astype(np.int64)),
@@ -144,6 +157,15 @@ class CropDataset(Dataset):
             "box": torch.from_numpy(box),
             "centre": torch.from_numpy(centre),
         }
+
+
+def _jitter_exposure(img: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Random gain, gamma and sensor noise on a 0..1 image (see ``CropDataset``)."""
+    gain = rng.uniform(1 - strength, 1 + strength)
+    gamma = np.exp(rng.uniform(-strength, strength))
+    sigma = rng.uniform(0, 0.04 * strength)
+    out = gain * np.power(img, gamma) + rng.normal(0.0, sigma, img.shape)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def _window_around(xyxy: np.ndarray, crop: int, shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
