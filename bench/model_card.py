@@ -3,11 +3,12 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty-five trainings of
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty-nine trainings of
 the card (teacher; recipe E: the four students, an IR-only student distilled from the teacher
 and four seed repeats; recipe C: four students and three seed repeats; recipe D: three
-students; recipe F: two distilled students; recipe G: three students) one after the other
-(about 9 h on one free core) into ``--runs`` and copies their weights and logs into the package.
+students; recipe F: two distilled students; recipe G: three students; recipe H: two distilled
+students; recipe I: two seeds of its distilled student) one after the other (about 10 h on one
+free core) into ``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
 """
 from __future__ import annotations
@@ -103,6 +104,19 @@ MODELS["recipe G at visible dropout 0.25: distilled student"] = (
     "ablations/recipe_g/student_vd25", "fused",
     _STUDENT.replace("train_student.yaml", "train_student_recipe_g.yaml")
     + "--teacher {runs}/teacher/teacher.safetensors --visible-dropout 0.25 --out {runs}/recipe_g/student_vd25")
+# Recipe H (recipe E with the fusion losses' gradient stopped at the trunk, item 10), tried and
+# not adopted: distilled fused and IR-only students, seed 0, two runs at a time. Its IR-only twin
+# is retrained: with IR on both inputs the fusion losses still reach recipe E's trunk.
+_H = _STUDENT.replace("train_student.yaml", "train_student_recipe_h.yaml") + "--teacher {runs}/teacher/teacher.safetensors "
+MODELS["recipe H: distilled student"] = ("ablations/recipe_h/student", "fused", _H + "--out {runs}/recipe_h/student")
+MODELS["recipe H: student, IR-only input, distilled"] = (
+    "ablations/recipe_h/student_ir_distilled", "ir", _H + "--input-mode ir --out {runs}/recipe_h/student_ir_distilled")
+# Recipe I (recipe E plus visible exposure augmentation 0.4, item 11): the distilled fused student,
+# two seeds, two runs at a time. Its IR-only twins are recipe E's (the jitter leaves IR alone).
+_I = _STUDENT.replace("train_student.yaml", "train_student_recipe_i.yaml") + "--teacher {runs}/teacher/teacher.safetensors "
+MODELS["recipe I: distilled student"] = ("ablations/recipe_i/student", "fused", _I + "--out {runs}/recipe_i/student")
+MODELS["recipe I: distilled student, seed 1"] = (
+    "ablations/recipe_i/seeds/student_s1", "fused", _I + "--seed 1 --out {runs}/recipe_i/student_s1")
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001
