@@ -30,7 +30,8 @@ class StudentConfig:
     # Share of the fusion losses' gradient that reaches the shared trunk through the 1/4
     # fusion maps. Below 1 the trunk is shaped mostly by the semantic, detection and
     # distillation losses and the fusion path reads it as semantic context (PSFusion's
-    # injection), instead of the two tasks competing for its 32 channels.
+    # injection). At 0 (recipe H) detection fitted and generalised worse and Qabf fell: the
+    # fusion losses help the trunk (MODEL_CARD.md, item 10), so the shipped value is 1.
     fusion_grad_scale: float = 1.0
 
 
