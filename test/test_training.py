@@ -222,7 +222,7 @@ def test_an_exclude_file_relative_to_the_config_holds_pairs_out(tmp_path, tiny_d
 
 def test_visible_jitter_changes_only_the_visible_exposure(tiny_data):
     """Each visible crop gets its own gain / gamma / noise draw while the IR crop, the window,
-    flip and targets stay those of the plain run; a gain above 1 brightens on average; the
+    flip and targets stay those of the plain run; exposures differ from crop to crop; the
     IR-only ablation's input (IR on both sides) is left alone; the strength is checked."""
     samples = load_samples([{"root": str(tiny_data)}])
     plain = CropDataset(samples, crop=32, num_det=3, length=40, seed=0, object_crop_prob=0.5)
