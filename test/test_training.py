@@ -246,3 +246,48 @@ def test_visible_jitter_changes_only_the_visible_exposure(tiny_data):
     assert all(torch.equal(twin[i][k], base[i][k]) for i in range(20) for k in base[i])
     with pytest.raises(ConfigError, match="visible_jitter"):
         CropDataset(samples, crop=32, num_det=3, length=1, visible_jitter=1.5)
+
+
+def test_a_detection_teacher_replaces_the_teachers_detection_target_and_sees_its_own_input(tmp_path, tiny_data):
+    """detection_teacher: a trained IR-only student teaches a fused student's detection heads.
+    The distill_detection loss logged is the one against that student's outputs on (ir, ir),
+    the sidecar records it, and a wrong class list or a zero weight is refused by name."""
+    from ivif_ros.training import losses as L
+    from ivif_ros.training.loop import load_detection_teacher
+
+    ir_cfg = load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir"))
+    ir_student = train(ir_cfg, "student", tmp_path / "ir_student")
+    # guidance_every 0: no synthetic pairs in the batch, so step 1's forward can be redone below
+    cfg = load_config(write_config(tmp_path, tiny_data, steps=1, detection_teacher=str(ir_student), guidance_every=0,
+                                   loss_weights={"distill_detection": 1.0}))
+    model, inputs = load_detection_teacher(cfg, torch.device("cpu"))
+    b = {"ir": torch.rand(1, 1, 32, 32), "vis": torch.rand(1, 1, 32, 32)}
+    fed = inputs(b)
+    assert fed[0] is b["ir"] and fed[1] is b["ir"]  # trained on IR only: IR on both inputs
+    assert not any(p.requires_grad for p in model.parameters())
+    path = train(cfg, "student", tmp_path / "fused")
+    meta = load_model(path)[1]
+    assert meta["training"]["detection_distilled_from"] == str(ir_student)
+    logged = json.loads((tmp_path / "fused" / "log.jsonl").read_text().splitlines()[0])["distill_detection"]
+    # Recompute step 1 from the same initial weights and batch: the logged value is the loss
+    # against the IR student's outputs, not against anything else.
+    torch.manual_seed(cfg.seed)
+    from ivif_ros.models import build_student
+    fresh = build_student({"num_seg": 4, "num_det": 3}).train()
+    batch = CropDataset(load_samples(cfg.resolved_sources()), cfg.crop, 3, length=cfg.steps * cfg.batch_size,
+                        seed=cfg.seed)
+    items = [batch[i] for i in range(cfg.batch_size)]
+    bb = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    out = fresh.forward_features(bb["ir"], bb["vis"])
+    with torch.no_grad():
+        t = model.forward_features(bb["ir"], bb["ir"])
+        out = {k: v.detach() for k, v in out.items()}
+    expected = L.distilled_detection_loss(out["det_heatmap"], out["det_box"], t["det_heatmap"], t["det_box"])
+    assert logged == pytest.approx(expected.item(), rel=1e-4)
+    with pytest.raises(ConfigError, match="distill_detection"):
+        load_detection_teacher(load_config(write_config(tmp_path, tiny_data, detection_teacher=str(ir_student),
+                                                        loss_weights={"distill_detection": 0.0})), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="detection_classes"):
+        load_detection_teacher(load_config(write_config(tmp_path, tiny_data, detection_teacher=str(ir_student),
+                                                        detection_classes=["person"],
+                                                        loss_weights={"distill_detection": 1.0})), torch.device("cpu"))

@@ -36,6 +36,9 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
                    help="override the config's visible_dropout (share of crops whose visible image is replaced by IR)")
     p.add_argument("--visible-jitter", type=float, default=None,
                    help="override the config's visible_jitter (strength of the visible exposure augmentation)")
+    p.add_argument("--detection-teacher", default=None,
+                   help="student only: override the config's detection_teacher (a student whose detection "
+                        "heads are the distill_detection target)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return p
 
@@ -54,7 +57,10 @@ def run(args) -> int:
     if args.kind == "student" and not args.teacher and not args.no_distill:
         raise ConfigError("ivif train student needs --teacher <weights> to distil, or --no-distill")
     cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "seed": args.seed, "input_mode": args.input_mode,
-                                    "visible_dropout": args.visible_dropout, "visible_jitter": args.visible_jitter})
+                                    "visible_dropout": args.visible_dropout, "visible_jitter": args.visible_jitter,
+                                    "detection_teacher": args.detection_teacher})
+    if args.kind == "teacher" and cfg.detection_teacher:
+        raise ConfigError(f"{args.config}: detection_teacher applies to 'ivif train student' only")
     teacher = None
     if args.teacher:
         from ivif_ros.weights import load_model

@@ -45,6 +45,9 @@ class TrainConfig:
     guidance_every: int = 4                            # add synthetic multi-focus pairs every N steps
     temperature: float = 2.0                           # distilled semantic loss
     clip_checkpoint: str | None = None
+    # A trained student (.safetensors + .json) whose detection heads, not the teacher's, are the
+    # distill_detection target: cross-modal distillation from a better single-camera detector.
+    detection_teacher: str | None = None
     clip_prompts: dict = field(default_factory=lambda: {
         "positive": ["a bright thermal target with clear visible texture", "a sharp, high-contrast road scene"],
         "negative": ["a blurry, low-contrast image", "a noisy dark image with washed-out targets"],

@@ -94,6 +94,31 @@ def task_losses(out, b, teacher_aux: bool) -> dict[str, torch.Tensor]:
     return d
 
 
+def load_detection_teacher(cfg: TrainConfig, device: torch.device):
+    """The config's ``detection_teacher`` in eval mode, frozen, and a function giving it the input
+    it was trained on: a student trained on IR only sees (ir, ir) even when it teaches a fused
+    student. Returns None when the config names none."""
+    if not cfg.detection_teacher:
+        return None
+    from ivif_ros.errors import ConfigError
+    from ivif_ros.weights import load_model
+
+    model, meta = load_model(cfg.detection_teacher)
+    where = f"detection_teacher {cfg.detection_teacher}"
+    if meta.get("detection_classes") != cfg.detection_classes:
+        raise ConfigError(f"{where} detects {meta.get('detection_classes')} but the config trains "
+                          f"{cfg.detection_classes}; give a model trained on the same detection_classes")
+    if cfg.weight("distill_detection") <= 0:
+        raise ConfigError(f"{where} is set but loss_weights.distill_detection is 0, so it would teach nothing; "
+                          "set a positive distill_detection weight or drop detection_teacher")
+    mode = (meta.get("training") or {}).get("input_mode", "fused")
+    pick = {"fused": lambda b: (b["ir"], b["vis"]), "ir": lambda b: (b["ir"], b["ir"]),
+            "vis": lambda b: (b["vis"], b["vis"])}
+    if mode not in pick:
+        raise ConfigError(f"{where}: its sidecar's training.input_mode is {mode!r}, not fused, ir or vis")
+    return model.to(device).eval().requires_grad_(False), pick[mode]
+
+
 def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_source: str | None = None,
           resume: bool = False, stop_after: int | None = None, command: str = "") -> Path | None:
     """Train ``kind`` ('teacher' or 'student', optionally distilled from ``teacher``).
@@ -126,6 +151,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
             net.train()
         adapter = L.FeatureDistillation(s_ch, t_ch)
     trainable = Trainable(net, adapter).to(device)
+    det_teacher = load_detection_teacher(cfg, device) if kind == "student" else None
     clip_loss = None
     if cfg.clip_checkpoint:
         from ivif_ros.training.clip import LanguageDrivenLoss
@@ -196,9 +222,15 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
                 parts["distill_gradient"] = L.gradient_distillation_loss(out["fused"], t_out["fused"])
             parts["distill_feature"] = trainable.feature_adapter(out["feat"], t_out["feat"])
             parts["distill_semantic"] = L.distilled_semantic_loss(out["seg_logits"], t_out["seg_logits"], cfg.temperature)
-            if cfg.weight("distill_detection") > 0:
+            if cfg.weight("distill_detection") > 0 and det_teacher is None:
                 parts["distill_detection"] = L.distilled_detection_loss(out["det_heatmap"], out["det_box"],
                                                                         t_out["det_heatmap"], t_out["det_box"])
+        if det_teacher is not None:
+            d_model, d_inputs = det_teacher
+            with torch.no_grad():
+                d_out = d_model.forward_features(*d_inputs(b))
+            parts["distill_detection"] = L.distilled_detection_loss(out["det_heatmap"], out["det_box"],
+                                                                    d_out["det_heatmap"], d_out["det_box"])
         if clip_loss is not None:
             parts["clip"] = clip_loss(out["fused"])
         loss = sum(cfg.weight(k) * v for k, v in parts.items())
@@ -240,6 +272,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
                 "input_mode": cfg.input_mode,
                 "steps": step, "batch_size": cfg.batch_size, "crop": cfg.crop,
                 "distilled_from": teacher_source,
+                "detection_distilled_from": cfg.detection_teacher,
                 "clip_loss": bool(cfg.clip_checkpoint),
                 "wall_time_s_last_session": round(time.time() - start, 1),
                 "config": cfg.to_dict(),
