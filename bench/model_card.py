@@ -3,12 +3,13 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the twenty-nine trainings of
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the thirty-two trainings of
 the card (teacher; recipe E: the four students, an IR-only student distilled from the teacher
 and four seed repeats; recipe C: four students and three seed repeats; recipe D: three
 students; recipe F: two distilled students; recipe G: three students; recipe H: two distilled
-students; recipe I: two seeds of its distilled student) one after the other (about 10 h on one
-free core) into ``--runs`` and copies their weights and logs into the package.
+students; recipe I: two seeds of its distilled student; recipe J: two seeds of its distilled
+student and its IR-only twin) one after the other (about 11 h on one free core) into
+``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
 """
 from __future__ import annotations
@@ -117,6 +118,15 @@ _I = _STUDENT.replace("train_student.yaml", "train_student_recipe_i.yaml") + "--
 MODELS["recipe I: distilled student"] = ("ablations/recipe_i/student", "fused", _I + "--out {runs}/recipe_i/student")
 MODELS["recipe I: distilled student, seed 1"] = (
     "ablations/recipe_i/seeds/student_s1", "fused", _I + "--seed 1 --out {runs}/recipe_i/student_s1")
+# Recipe J (recipe E with the detection heads distilled from recipe E's IR-only distilled student,
+# item 12): the distilled fused student, two seeds, and its IR-only twin taught by the same
+# student, three runs at a time. Runs after recipe E's rows, which write its detection teacher.
+_J = _STUDENT.replace("train_student.yaml", "train_student_recipe_j.yaml") + "--teacher {runs}/teacher/teacher.safetensors "
+MODELS["recipe J: distilled student"] = ("ablations/recipe_j/student", "fused", _J + "--out {runs}/recipe_j/student")
+MODELS["recipe J: distilled student, seed 1"] = (
+    "ablations/recipe_j/seeds/student_s1", "fused", _J + "--seed 1 --out {runs}/recipe_j/student_s1")
+MODELS["recipe J: student, IR-only input, distilled"] = (
+    "ablations/recipe_j/student_ir_distilled", "ir", _J + "--input-mode ir --out {runs}/recipe_j/student_ir_distilled")
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001
