@@ -181,10 +181,11 @@ def evaluate_model(model, meta: dict, mode: str, pairs, desc: str = "") -> tuple
     from ivif_ros.core.postprocess import classwise_nms, clip_boxes, decode_centernet
     from ivif_ros.metrics.detection import evaluate_detections
     from ivif_ros.metrics.fusion import fusion_metrics
+    from ivif_ros.training.data import camera_inputs
 
     rows, preds, gts = [], [], []
     for _, ir, vis, boxes in tqdm(pairs, desc=desc):
-        a, b = {"fused": (ir, vis), "ir": (ir, ir), "vis": (vis, vis)}[mode]
+        a, b = camera_inputs(mode, ir, vis)
         fused, heat, box = run_model(model, a, b)
         if mode == "fused":
             rows.append(fusion_metrics(fused, ir, vis))

@@ -27,6 +27,17 @@ class Sample:
     seg: np.ndarray | None = None  # HxW uint8 class ids from label PNGs (e.g. MSRS 9 classes)
 
 
+INPUT_MODES = ("fused", "ir", "vis")
+
+
+def camera_inputs(input_mode: str, ir, vis) -> tuple:
+    """The network's two inputs for a training ``input_mode``: fused (ir, vis), or one camera
+    twice, ir (ir, ir) or vis (vis, vis), as the single-camera ablations are trained and scored."""
+    if input_mode not in INPUT_MODES:
+        raise ConfigError(f"input_mode must be fused, ir or vis, not {input_mode!r}")
+    return {"fused": (ir, vis), "ir": (ir, ir), "vis": (vis, vis)}[input_mode]
+
+
 def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]:
     """Read every ``{root, split?, exclude?, seg_labels?}`` source into memory.
 
@@ -38,8 +49,7 @@ def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]
     ``input_mode`` = ``fused`` (ir, vis), ``ir`` (ir, ir) or ``vis`` (vis, vis): the
     single-modality ablations feed the same image to both inputs.
     """
-    if input_mode not in ("fused", "ir", "vis"):
-        raise ConfigError(f"input_mode must be fused, ir or vis, not {input_mode!r}")
+    camera_inputs(input_mode, None, None)  # refuse an unknown mode before reading any image
     samples = []
     for src in sources:
         if "root" not in src:
@@ -54,11 +64,7 @@ def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]
             ds.names = [n for n in ds.names if n not in held]
         for pair in tqdm(ds, desc=f"loading {src['root']}", leave=False):
             vis = pair.vis if pair.vis.ndim == 2 else rgb_to_gray(pair.vis)
-            ir = pair.ir
-            if input_mode == "ir":
-                vis = ir
-            elif input_mode == "vis":
-                ir = vis
+            ir, vis = camera_inputs(input_mode, pair.ir, vis)
             boxes = pair.boxes
             seg = None
             if src.get("seg_labels"):

@@ -25,7 +25,7 @@ from ivif_ros.training import losses as L
 from ivif_ros.training.augment import multifocus_pair
 from ivif_ros.training.checkpoints import load_checkpoint, save_checkpoint
 from ivif_ros.training.config import TrainConfig
-from ivif_ros.training.data import CropDataset, load_samples
+from ivif_ros.training.data import INPUT_MODES, CropDataset, camera_inputs, load_samples
 
 
 class Trainable(nn.Module):
@@ -112,11 +112,9 @@ def load_detection_teacher(cfg: TrainConfig, device: torch.device):
         raise ConfigError(f"{where} is set but loss_weights.distill_detection is 0, so it would teach nothing; "
                           "set a positive distill_detection weight or drop detection_teacher")
     mode = (meta.get("training") or {}).get("input_mode", "fused")
-    pick = {"fused": lambda b: (b["ir"], b["vis"]), "ir": lambda b: (b["ir"], b["ir"]),
-            "vis": lambda b: (b["vis"], b["vis"])}
-    if mode not in pick:
+    if mode not in INPUT_MODES:
         raise ConfigError(f"{where}: its sidecar's training.input_mode is {mode!r}, not fused, ir or vis")
-    return model.to(device).eval().requires_grad_(False), pick[mode]
+    return model.to(device).eval().requires_grad_(False), lambda b: camera_inputs(mode, b["ir"], b["vis"])
 
 
 def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_source: str | None = None,
