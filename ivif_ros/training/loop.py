@@ -220,13 +220,15 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
                 parts["distill_gradient"] = L.gradient_distillation_loss(out["fused"], t_out["fused"])
             parts["distill_feature"] = trainable.feature_adapter(out["feat"], t_out["feat"])
             parts["distill_semantic"] = L.distilled_semantic_loss(out["seg_logits"], t_out["seg_logits"], cfg.temperature)
-            if cfg.weight("distill_detection") > 0 and det_teacher is None:
-                parts["distill_detection"] = L.distilled_detection_loss(out["det_heatmap"], out["det_box"],
-                                                                        t_out["det_heatmap"], t_out["det_box"])
+        # The detection heads copy the detection teacher when one is set, else the teacher.
+        d_out = None
         if det_teacher is not None:
             d_model, d_inputs = det_teacher
             with torch.no_grad():
                 d_out = d_model.forward_features(*d_inputs(b))
+        elif teacher is not None and cfg.weight("distill_detection") > 0:
+            d_out = t_out
+        if d_out is not None:
             parts["distill_detection"] = L.distilled_detection_loss(out["det_heatmap"], out["det_box"],
                                                                     d_out["det_heatmap"], d_out["det_box"])
         if clip_loss is not None:
