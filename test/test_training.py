@@ -291,3 +291,57 @@ def test_a_detection_teacher_replaces_the_teachers_detection_target_and_sees_its
         load_detection_teacher(load_config(write_config(tmp_path, tiny_data, detection_teacher=str(ir_student),
                                                         detection_classes=["person"],
                                                         loss_weights={"distill_detection": 1.0})), torch.device("cpu"))
+
+
+def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where_it_was(tmp_path, tiny_data):
+    """init_from: an IR-only student warm-starts a fused one. After the fold its semantic and
+    detection outputs on (ir, vis) equal the source's on (ir, ir), whatever the visible image;
+    the sidecar records the warm start; a wrong architecture, class list or model config is
+    refused by name."""
+    from ivif_ros.models import build_student
+    from ivif_ros.training.warm_start import warm_start
+
+    ir_student = train(load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir")), "student",
+                       tmp_path / "ir_student")
+    source, _ = load_model(ir_student)
+    net = build_student({"num_seg": 4, "num_det": 3})
+    done = warm_start(net, "student", str(ir_student), "fused", ["person", "bicycle", "car"],
+                      ["background", "person", "bicycle", "car"])
+    assert done["source_input_mode"] == "ir" and done["first_conv_folded_onto"] == "ir"
+    net.eval()
+    torch.manual_seed(0)
+    ir, vis = torch.rand(2, 1, 1, 32, 48)
+    with torch.no_grad():
+        ours, theirs = net.forward_features(ir, vis), source.forward_features(ir, ir)
+        other_vis = net.forward_features(ir, torch.rand(1, 1, 32, 48))
+    for key in ("seg_logits", "det_heatmap", "det_box", "feat"):
+        assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
+        assert torch.allclose(ours[key], other_vis[key], atol=1e-5), key  # visible enters at zero weight
+    assert not torch.allclose(ours["fused"], other_vis["fused"])  # the fusion path still reads visible
+
+    path = train(load_config(write_config(tmp_path, tiny_data, steps=1, init_from=str(ir_student))), "student",
+                 tmp_path / "fused")
+    record = load_model(path)[1]["training"]["initialised_from"]
+    assert record["from"] == str(ir_student) and record["first_conv_folded_onto"] == "ir"
+    assert record["sha256"] == json.loads(ir_student.with_suffix(".json").read_text())["sha256"]
+
+    # A sidecar written before a model key existed (here the later fusion_grad_scale) still fits:
+    # configs are compared as built, defaults filled.
+    old = json.loads(ir_student.with_suffix(".json").read_text())
+    del old["config"]["fusion_grad_scale"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "student.safetensors").write_bytes(ir_student.read_bytes())
+    (tmp_path / "old" / "student.json").write_text(json.dumps(old))
+    warm_start(build_student({"num_seg": 4, "num_det": 3}), "student", str(tmp_path / "old" / "student.safetensors"),
+               "fused", ["person", "bicycle", "car"], ["background", "person", "bicycle", "car"])
+
+    teacher = train(load_config(write_config(tmp_path, tiny_data, steps=1)), "teacher", tmp_path / "teacher")
+    with pytest.raises(ConfigError, match="is a teacher but this trains a student"):
+        warm_start(build_student({"num_seg": 4, "num_det": 3}), "student", str(teacher), "fused",
+                   ["person", "bicycle", "car"], ["background", "person", "bicycle", "car"])
+    with pytest.raises(ConfigError, match="detection_classes"):
+        train(load_config(write_config(tmp_path, tiny_data, init_from=str(ir_student), detection_classes=["person"],
+                                       semantic_classes=["background", "person"])), "student", tmp_path / "bad")
+    with pytest.raises(ConfigError, match="model config"):
+        train(load_config(write_config(tmp_path, tiny_data, init_from=str(ir_student), model={"width": 16})),
+              "student", tmp_path / "bad2")

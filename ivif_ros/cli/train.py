@@ -39,6 +39,9 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--detection-teacher", default=None,
                    help="student only: override the config's detection_teacher (a student whose detection "
                         "heads are the distill_detection target)")
+    p.add_argument("--init-from", default=None,
+                   help="override the config's init_from: start from this trained model's weights (a warm "
+                        "start; a single-camera student is folded for a fused training)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return p
 
@@ -58,7 +61,7 @@ def run(args) -> int:
         raise ConfigError("ivif train student needs --teacher <weights> to distil, or --no-distill")
     cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "seed": args.seed, "input_mode": args.input_mode,
                                     "visible_dropout": args.visible_dropout, "visible_jitter": args.visible_jitter,
-                                    "detection_teacher": args.detection_teacher})
+                                    "detection_teacher": args.detection_teacher, "init_from": args.init_from})
     if args.kind == "teacher" and cfg.detection_teacher:
         raise ConfigError(f"{args.config}: detection_teacher applies to 'ivif train student' only")
     teacher = None

@@ -48,6 +48,9 @@ class TrainConfig:
     # A trained student (.safetensors + .json) whose detection heads, not the teacher's, are the
     # distill_detection target: cross-modal distillation from a better single-camera detector.
     detection_teacher: str | None = None
+    # A trained model (.safetensors + .json) whose weights start this training (a warm start,
+    # not a resume); a single-camera student is folded for a fused one (training/warm_start.py).
+    init_from: str | None = None
     clip_prompts: dict = field(default_factory=lambda: {
         "positive": ["a bright thermal target with clear visible texture", "a sharp, high-contrast road scene"],
         "negative": ["a blurry, low-contrast image", "a noisy dark image with washed-out targets"],

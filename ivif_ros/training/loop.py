@@ -26,6 +26,7 @@ from ivif_ros.training.augment import multifocus_pair
 from ivif_ros.training.checkpoints import load_checkpoint, save_checkpoint
 from ivif_ros.training.config import TrainConfig
 from ivif_ros.training.data import INPUT_MODES, CropDataset, camera_inputs, load_samples
+from ivif_ros.training.warm_start import warm_start
 
 
 class Trainable(nn.Module):
@@ -139,6 +140,10 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
 
     model_cfg = {**cfg.model, "num_seg": len(cfg.semantic_classes), "num_det": len(cfg.detection_classes)}
     net = (build_teacher if kind == "teacher" else build_student)(model_cfg)
+    initialised_from = None
+    if cfg.init_from:
+        initialised_from = warm_start(net, kind, cfg.init_from, cfg.input_mode, cfg.detection_classes,
+                                      cfg.semantic_classes)
     adapter = None
     if teacher is not None:
         teacher = teacher.to(device).eval().requires_grad_(False)
@@ -273,6 +278,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
                 "steps": step, "batch_size": cfg.batch_size, "crop": cfg.crop,
                 "distilled_from": teacher_source,
                 "detection_distilled_from": cfg.detection_teacher,
+                "initialised_from": initialised_from,
                 "clip_loss": bool(cfg.clip_checkpoint),
                 "wall_time_s_last_session": round(time.time() - start, 1),
                 "config": cfg.to_dict(),

@@ -1,0 +1,71 @@
+"""Warm start: begin a training from a trained model's weights (``init_from`` in the config).
+
+Not a resume: the optimizer, schedule and step start fresh; only the network's weights are
+copied. The use it exists for is a two-stage student: first train it on one camera, then
+train the fused student from there, so the fused one starts as good a detector as the
+single-camera one instead of having to rediscover it beside the fusion losses.
+
+A single-camera student saw one image on both inputs, (ir, ir) or (vis, vis). Its first
+convolution is therefore folded before a fused training: the two input-channel slices are
+summed onto that camera's channel and the other camera's slice is zeroed. On (ir, vis) the
+warm-started trunk, and so its semantic and detection outputs, then compute exactly what the
+source computed on its camera, and the other camera enters the trunk through weights that start
+at zero and are learned. The fusion path (prior and detail head) reads both raw images as it
+always does: a single-camera student never learned to fuse, so there is nothing to keep there.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import torch
+from torch import nn
+
+from ivif_ros.errors import ConfigError
+from ivif_ros.training.data import INPUT_MODES
+
+FIRST_CONV = "stem.0.0.weight"   # the student's first conv, over the stacked (ir, vis) pair
+CAMERA_CHANNEL = {"ir": 0, "vis": 1}
+
+
+def fold_single_camera(state: dict[str, torch.Tensor], camera: str) -> dict[str, torch.Tensor]:
+    """``state`` with its first conv's two input channels moved onto ``camera``'s channel."""
+    w = state[FIRST_CONV]
+    keep = CAMERA_CHANNEL[camera]
+    folded = torch.zeros_like(w)
+    folded[:, keep] = w.sum(dim=1)
+    return {**state, FIRST_CONV: folded}
+
+
+def warm_start(net: nn.Module, kind: str, source: str, input_mode: str, detection_classes: list,
+               semantic_classes: list) -> dict:
+    """Copy ``source``'s weights into ``net``; return what was done, for the sidecar."""
+    from ivif_ros.weights import load_model
+
+    model, meta = load_model(source)
+    where = f"init_from {source}"
+    arch = meta.get("architecture")
+    if arch != kind:
+        raise ConfigError(f"{where} is a {arch} but this trains a {kind}; give a {kind}'s .safetensors")
+    for key, ours in (("detection_classes", detection_classes), ("semantic_classes", semantic_classes)):
+        if meta.get(key) != ours:
+            raise ConfigError(f"{where} has {key} {meta.get(key)} but the config trains {ours}; "
+                              f"give a model trained on the same {key}")
+    # Compared as built, defaults filled: sidecars written before a config key existed omit it.
+    theirs, ours = asdict(model.cfg), asdict(net.cfg)
+    if theirs != ours:
+        differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+        raise ConfigError(f"{where} has model config {theirs} but the config builds {ours} (they differ "
+                          f"in {differ}); set the config's model: keys to the source's")
+    src_mode = (meta.get("training") or {}).get("input_mode", "fused")
+    if src_mode not in INPUT_MODES:
+        raise ConfigError(f"{where}: its sidecar's training.input_mode is {src_mode!r}, not fused, ir or vis")
+    state = model.state_dict()
+    folded = src_mode in CAMERA_CHANNEL and input_mode == "fused"
+    if folded and FIRST_CONV not in state:  # the teacher has one encoder per camera: nothing to fold
+        raise ConfigError(f"{where} was trained on {src_mode} alone; folding a single-camera model into "
+                          f"a fused training is supported for the student only; start from a fused {kind}")
+    if folded:
+        state = fold_single_camera(state, src_mode)
+    net.load_state_dict(state)
+    return {"from": source, "sha256": meta.get("sha256"), "source_input_mode": src_mode,
+            "first_conv_folded_onto": src_mode if folded else None}
