@@ -257,6 +257,21 @@ def write_markdown(results: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+CARD_BEGIN = "<!-- begin tables: written from card/results.md by bench/model_card.py, do not edit by hand -->"
+CARD_END = "<!-- end tables -->"
+
+
+def splice_into_card(tables: str, card: Path) -> None:
+    """Replace the card's result tables by ``tables``, so the card cannot lag behind results.md."""
+    text = card.read_text()
+    if CARD_BEGIN not in text or CARD_END not in text:
+        raise SystemExit(f"{card}: the markers {CARD_BEGIN!r} and {CARD_END!r} are missing; restore them "
+                         "around the result tables")
+    head, rest = text.split(CARD_BEGIN, 1)
+    tail = rest.split(CARD_END, 1)[1]
+    card.write_text(f"{head}{CARD_BEGIN}\n{tables.rstrip()}\n{CARD_END}{tail}")
+
+
 def plot(results: dict, pairs, out: Path) -> None:
     import matplotlib
 
@@ -364,6 +379,8 @@ def main() -> int:
     results["data"] = {"root": str(root / "msrs" / "test"), "split": args.split, "pairs": len(pairs)}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, out / "results.md")
+    if out.resolve() == CARD.resolve():  # the card's own results: its tables follow
+        splice_into_card((out / "results.md").read_text(), WEIGHTS / "MODEL_CARD.md")
     plot(results, pairs, out)
     print((out / "results.md").read_text())
     return 0
