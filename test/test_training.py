@@ -287,6 +287,8 @@ def test_a_detection_teacher_replaces_the_teachers_detection_target_and_sees_its
     with pytest.raises(ConfigError, match="distill_detection"):
         load_detection_teacher(load_config(write_config(tmp_path, tiny_data, detection_teacher=str(ir_student),
                                                         loss_weights={"distill_detection": 0.0})), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="applies to training a student, not a teacher"):
+        train(cfg, "teacher", tmp_path / "teacher_with_detection_teacher")
     with pytest.raises(ConfigError, match="detection_classes"):
         load_detection_teacher(load_config(write_config(tmp_path, tiny_data, detection_teacher=str(ir_student),
                                                         detection_classes=["person"],

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ivif_ros.errors import ConfigError
 from ivif_ros.training import losses as L
 from ivif_ros.training.augment import multifocus_pair
 from ivif_ros.training.checkpoints import load_checkpoint, save_checkpoint
@@ -101,7 +102,6 @@ def load_detection_teacher(cfg: TrainConfig, device: torch.device):
     student. Returns None when the config names none."""
     if not cfg.detection_teacher:
         return None
-    from ivif_ros.errors import ConfigError
     from ivif_ros.weights import load_model
 
     model, meta = load_model(cfg.detection_teacher)
@@ -154,7 +154,10 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
             net.train()
         adapter = L.FeatureDistillation(s_ch, t_ch)
     trainable = Trainable(net, adapter).to(device)
-    det_teacher = load_detection_teacher(cfg, device) if kind == "student" else None
+    if kind != "student" and cfg.detection_teacher:  # the CLI refuses this too; library callers get the same
+        raise ConfigError(f"detection_teacher {cfg.detection_teacher} applies to training a student, not a {kind}; "
+                          "drop it from the config")
+    det_teacher = load_detection_teacher(cfg, device)
     clip_loss = None
     if cfg.clip_checkpoint:
         from ivif_ros.training.clip import LanguageDrivenLoss
