@@ -347,3 +347,21 @@ def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where
     with pytest.raises(ConfigError, match="model config"):
         train(load_config(write_config(tmp_path, tiny_data, init_from=str(ir_student), model={"width": 16})),
               "student", tmp_path / "bad2")
+
+
+def test_fusion_path_lr_gives_only_the_fusion_path_its_own_learning_rate(tmp_path, tiny_data):
+    from ivif_ros.models import build_student
+    from ivif_ros.training.loop import FUSION_PATH, Trainable, param_groups
+
+    cfg = load_config(write_config(tmp_path, tiny_data, lr=0.001, fusion_path_lr=0.004))
+    trainable = Trainable(build_student({"num_seg": 4, "num_det": 3}))
+    groups = param_groups(trainable, cfg, "student")
+    assert len(groups) == 2 and groups[1]["lr"] == 0.004 and "lr" not in groups[0]
+    names = {id(p): n for n, p in trainable.named_parameters()}
+    assert {names[id(p)].split(".")[1] for p in groups[1]["params"]} == {"fusion_maps", "detail", "prior"}
+    assert sum(len(g["params"]) for g in groups) == len(list(trainable.parameters()))
+    assert not any(names[id(p)].startswith(FUSION_PATH) for p in groups[0]["params"])
+    path = train(cfg, "student", tmp_path / "run")
+    assert load_model(path)[1]["training"]["config"]["fusion_path_lr"] == 0.004
+    with pytest.raises(ConfigError, match="fusion_path_lr applies to the student"):
+        train(cfg, "teacher", tmp_path / "teacher")

@@ -36,6 +36,10 @@ class TrainConfig:
     batch_size: int = 4
     steps: int = 1000
     lr: float = 2e-3
+    # Peak lr of the student's fusion path (fusion_maps, detail head, prior); None = lr. A warm
+    # start from a single-camera student (recipe L) keeps its trunk near where it was with a low
+    # lr while the fusion path, which that student never trained, learns at recipe E's rate.
+    fusion_path_lr: float | None = None
     weight_decay: float = 1e-4
     warmup_steps: int = 50
     seed: int = 0

@@ -45,6 +45,22 @@ class Trainable(nn.Module):
         return self.net.forward_features(ir, vis)
 
 
+FUSION_PATH = ("net.fusion_maps.", "net.detail.", "net.prior.")  # the student's parameters that only shape the fused image
+
+
+def param_groups(trainable: nn.Module, cfg: TrainConfig, kind: str) -> list[dict]:
+    """One optimizer group, or two when ``fusion_path_lr`` gives the student's fusion path its own
+    peak lr (the schedule scales both groups alike)."""
+    if cfg.fusion_path_lr is None:
+        return [{"params": list(trainable.parameters())}]
+    if kind != "student":
+        raise ConfigError(f"fusion_path_lr applies to the student's fusion path, not a {kind}; drop it from the config")
+    named = list(trainable.named_parameters())
+    fusion = [p for n, p in named if n.startswith(FUSION_PATH)]
+    return [{"params": [p for n, p in named if not n.startswith(FUSION_PATH)]},
+            {"params": fusion, "lr": cfg.fusion_path_lr}]
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -164,7 +180,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
 
         clip_loss = LanguageDrivenLoss.from_checkpoint(cfg.clip_checkpoint, **cfg.clip_prompts).to(device)
 
-    optimizer = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(trainable, cfg, kind), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def lr_factor(step: int) -> float:  # linear warm-up then cosine decay to 5 %
         if step < cfg.warmup_steps:
