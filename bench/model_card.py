@@ -127,6 +127,20 @@ MODELS["recipe J: distilled student, seed 1"] = (
     "ablations/recipe_j/seeds/student_s1", "fused", _J + "--seed 1 --out {runs}/recipe_j/student_s1")
 MODELS["recipe J: student, IR-only input, distilled"] = (
     "ablations/recipe_j/student_ir_distilled", "ir", _J + "--input-mode ir --out {runs}/recipe_j/student_ir_distilled")
+# Recipe K (a two-stage student, item 13): recipe E's IR-only distilled students (seed 0 and
+# seed 1, rows above, which must run first) warm-start 800 steps of recipe E on fused input, and
+# on IR input for the twins, four runs at a time.
+_K = (_STUDENT.replace("train_student.yaml", "train_student_recipe_k.yaml")
+      + "--teacher {runs}/teacher/teacher.safetensors --init-from {runs}/student_ir_distilled%s/student.safetensors ")
+MODELS["recipe K: distilled student"] = ("ablations/recipe_k/student", "fused", _K % "" + "--out {runs}/recipe_k/student")
+MODELS["recipe K: distilled student, seed 1"] = (
+    "ablations/recipe_k/seeds/student_s1", "fused", _K % "_s1" + "--seed 1 --out {runs}/recipe_k/student_s1")
+MODELS["recipe K: student, IR-only input, distilled"] = (
+    "ablations/recipe_k/student_ir_distilled", "ir",
+    _K % "" + "--input-mode ir --out {runs}/recipe_k/student_ir_distilled")
+MODELS["recipe K: student, IR-only input, distilled, seed 1"] = (
+    "ablations/recipe_k/seeds/student_ir_distilled_s1", "ir",
+    _K % "_s1" + "--input-mode ir --seed 1 --out {runs}/recipe_k/student_ir_distilled_s1")
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001
