@@ -3,12 +3,14 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the thirty-two trainings of
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the forty trainings of
 the card (teacher; recipe E: the four students, an IR-only student distilled from the teacher
 and four seed repeats; recipe C: four students and three seed repeats; recipe D: three
 students; recipe F: two distilled students; recipe G: three students; recipe H: two distilled
 students; recipe I: two seeds of its distilled student; recipe J: two seeds of its distilled
-student and its IR-only twin) one after the other (about 11 h on one free core) into
+student and its IR-only twin; recipes K and L: two seeds of the two-stage fused student and of
+its IR-only twin each, started from recipe E's IR-only distilled students) one after the other
+(about 12 h on one free core) into
 ``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
 """
@@ -141,6 +143,17 @@ MODELS["recipe K: student, IR-only input, distilled"] = (
 MODELS["recipe K: student, IR-only input, distilled, seed 1"] = (
     "ablations/recipe_k/seeds/student_ir_distilled_s1", "ir",
     _K % "_s1" + "--input-mode ir --seed 1 --out {runs}/recipe_k/student_ir_distilled_s1")
+# Recipe L (item 14): recipe K with the fusion path at recipe E's peak lr (fusion_path_lr).
+_L = _K.replace("recipe_k.yaml", "recipe_l.yaml")
+MODELS["recipe L: distilled student"] = ("ablations/recipe_l/student", "fused", _L % "" + "--out {runs}/recipe_l/student")
+MODELS["recipe L: distilled student, seed 1"] = (
+    "ablations/recipe_l/seeds/student_s1", "fused", _L % "_s1" + "--seed 1 --out {runs}/recipe_l/student_s1")
+MODELS["recipe L: student, IR-only input, distilled"] = (
+    "ablations/recipe_l/student_ir_distilled", "ir",
+    _L % "" + "--input-mode ir --out {runs}/recipe_l/student_ir_distilled")
+MODELS["recipe L: student, IR-only input, distilled, seed 1"] = (
+    "ablations/recipe_l/seeds/student_ir_distilled_s1", "ir",
+    _L % "_s1" + "--input-mode ir --seed 1 --out {runs}/recipe_l/student_ir_distilled_s1")
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001
@@ -294,25 +307,28 @@ def plot(results: dict, pairs, out: Path) -> None:
 
     from ivif_ros.weights import load_model
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     names = list(results["fusion"])
+    row_in = 0.17  # inches per bar: the figures grow with the card, so labels never overlap
+    fig, axes = plt.subplots(1, 3, figsize=(15, 1.2 + row_in * len(names)), sharey=True)
     for ax, key in zip(axes, ("VIF", "Qabf", "SSIM")):
         vals = [results["fusion"][n][key] for n in names]
         ax.barh(names, vals, color=["#3a7" if n in results["detection"] else "#999" for n in names])
         ax.set_xlim(min(vals) * 0.95, max(vals) * 1.02)
         ax.axvline(results["fusion"]["pixel max"][key], color="#c33", lw=1, ls="--")  # the bar to clear
         ax.set_title(f"{key} on msrs_dev_eval", fontsize=10)
-        ax.invert_yaxis()
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0].invert_yaxis()  # shared y: inverting each axis would flip it back
     fig.suptitle("higher is better; dashed line: pixel max, the baseline to beat", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "fusion_metrics.png", dpi=110)
     plt.close(fig)
 
     det = results["detection"]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + row_in * len(det)))
     ax.barh(list(det), [d["map50"] for d in det.values()], color="#37a")
     ax.set_xlabel("mAP@0.5 on msrs_dev_eval (merged IR+visible boxes)")
     ax.set_title("detection by input: fused, IR-only, visible-only", fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(out / "detection_map50.png", dpi=110)
