@@ -129,31 +129,32 @@ MODELS["recipe J: distilled student, seed 1"] = (
     "ablations/recipe_j/seeds/student_s1", "fused", _J + "--seed 1 --out {runs}/recipe_j/student_s1")
 MODELS["recipe J: student, IR-only input, distilled"] = (
     "ablations/recipe_j/student_ir_distilled", "ir", _J + "--input-mode ir --out {runs}/recipe_j/student_ir_distilled")
-# Recipe K (a two-stage student, item 13): recipe E's IR-only distilled students (seed 0 and
-# seed 1, rows above, which must run first) warm-start 800 steps of recipe E on fused input, and
-# on IR input for the twins, four runs at a time.
-_K = (_STUDENT.replace("train_student.yaml", "train_student_recipe_k.yaml")
-      + "--teacher {runs}/teacher/teacher.safetensors --init-from {runs}/student_ir_distilled%s/student.safetensors ")
-MODELS["recipe K: distilled student"] = ("ablations/recipe_k/student", "fused", _K % "" + "--out {runs}/recipe_k/student")
-MODELS["recipe K: distilled student, seed 1"] = (
-    "ablations/recipe_k/seeds/student_s1", "fused", _K % "_s1" + "--seed 1 --out {runs}/recipe_k/student_s1")
-MODELS["recipe K: student, IR-only input, distilled"] = (
-    "ablations/recipe_k/student_ir_distilled", "ir",
-    _K % "" + "--input-mode ir --out {runs}/recipe_k/student_ir_distilled")
-MODELS["recipe K: student, IR-only input, distilled, seed 1"] = (
-    "ablations/recipe_k/seeds/student_ir_distilled_s1", "ir",
-    _K % "_s1" + "--input-mode ir --seed 1 --out {runs}/recipe_k/student_ir_distilled_s1")
-# Recipe L (item 14): recipe K with the fusion path at recipe E's peak lr (fusion_path_lr).
-_L = _K.replace("recipe_k.yaml", "recipe_l.yaml")
-MODELS["recipe L: distilled student"] = ("ablations/recipe_l/student", "fused", _L % "" + "--out {runs}/recipe_l/student")
-MODELS["recipe L: distilled student, seed 1"] = (
-    "ablations/recipe_l/seeds/student_s1", "fused", _L % "_s1" + "--seed 1 --out {runs}/recipe_l/student_s1")
-MODELS["recipe L: student, IR-only input, distilled"] = (
-    "ablations/recipe_l/student_ir_distilled", "ir",
-    _L % "" + "--input-mode ir --out {runs}/recipe_l/student_ir_distilled")
-MODELS["recipe L: student, IR-only input, distilled, seed 1"] = (
-    "ablations/recipe_l/seeds/student_ir_distilled_s1", "ir",
-    _L % "_s1" + "--input-mode ir --seed 1 --out {runs}/recipe_l/student_ir_distilled_s1")
+
+
+def _two_stage_rows(recipe: str) -> dict:
+    """Recipe K's and L's four rows: stage 2 on fused input and on IR input (the twin), seeds 0 and
+    1, each warm-started from recipe E's IR-only distilled student of its seed (rows above, which
+    must run first)."""
+    rows = {}
+    config = _STUDENT.replace("train_student.yaml", f"train_student_recipe_{recipe.lower()}.yaml")
+    for mode, stem, label in (("fused", "student", "distilled student"),
+                              ("ir", "student_ir_distilled", "student, IR-only input, distilled")):
+        for seed in (0, 1):
+            tag = f"_s{seed}" if seed else ""
+            folder = f"ablations/recipe_{recipe.lower()}/" + (f"seeds/{stem}{tag}" if seed else stem)
+            rows[f"recipe {recipe}: {label}" + (f", seed {seed}" if seed else "")] = (
+                folder, mode, config + "--teacher {runs}/teacher/teacher.safetensors "
+                f"--init-from {{runs}}/student_ir_distilled{tag}/student.safetensors "
+                + ("--input-mode ir " if mode == "ir" else "") + (f"--seed {seed} " if seed else "")
+                + f"--out {{runs}}/recipe_{recipe.lower()}/{stem}{tag}")
+    return rows
+
+
+# Recipe K (a two-stage student, item 13): recipe E's IR-only distilled students warm-start 800
+# steps of recipe E on fused input, and on IR input for the twins, four runs at a time. Recipe L
+# (item 14): recipe K with the fusion path at recipe E's peak lr (fusion_path_lr).
+MODELS.update(_two_stage_rows("K"))
+MODELS.update(_two_stage_rows("L"))
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001
