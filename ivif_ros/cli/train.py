@@ -62,8 +62,6 @@ def run(args) -> int:
     cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "seed": args.seed, "input_mode": args.input_mode,
                                     "visible_dropout": args.visible_dropout, "visible_jitter": args.visible_jitter,
                                     "detection_teacher": args.detection_teacher, "init_from": args.init_from})
-    if args.kind == "teacher" and cfg.detection_teacher:
-        raise ConfigError(f"{args.config}: detection_teacher applies to 'ivif train student' only")
     teacher = None
     if args.teacher:
         from ivif_ros.weights import load_model

@@ -38,6 +38,14 @@ def camera_inputs(input_mode: str, ir, vis) -> tuple:
     return {"fused": (ir, vis), "ir": (ir, ir), "vis": (vis, vis)}[input_mode]
 
 
+def trained_input_mode(meta: dict, where: str) -> str:
+    """The input a trained model saw (its sidecar's ``training.input_mode``; fused when absent)."""
+    mode = (meta.get("training") or {}).get("input_mode", "fused")
+    if mode not in INPUT_MODES:
+        raise ConfigError(f"{where}: its sidecar's training.input_mode is {mode!r}, not fused, ir or vis")
+    return mode
+
+
 def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]:
     """Read every ``{root, split?, exclude?, seg_labels?}`` source into memory.
 

@@ -26,7 +26,7 @@ from ivif_ros.training import losses as L
 from ivif_ros.training.augment import multifocus_pair
 from ivif_ros.training.checkpoints import load_checkpoint, save_checkpoint
 from ivif_ros.training.config import TrainConfig
-from ivif_ros.training.data import INPUT_MODES, CropDataset, camera_inputs, load_samples
+from ivif_ros.training.data import CropDataset, camera_inputs, load_samples, trained_input_mode
 from ivif_ros.training.warm_start import warm_start
 
 
@@ -128,9 +128,7 @@ def load_detection_teacher(cfg: TrainConfig, device: torch.device):
     if cfg.weight("distill_detection") <= 0:
         raise ConfigError(f"{where} is set but loss_weights.distill_detection is 0, so it would teach nothing; "
                           "set a positive distill_detection weight or drop detection_teacher")
-    mode = (meta.get("training") or {}).get("input_mode", "fused")
-    if mode not in INPUT_MODES:
-        raise ConfigError(f"{where}: its sidecar's training.input_mode is {mode!r}, not fused, ir or vis")
+    mode = trained_input_mode(meta, where)
     return model.to(device).eval().requires_grad_(False), lambda b: camera_inputs(mode, b["ir"], b["vis"])
 
 
@@ -170,7 +168,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
             net.train()
         adapter = L.FeatureDistillation(s_ch, t_ch)
     trainable = Trainable(net, adapter).to(device)
-    if kind != "student" and cfg.detection_teacher:  # the CLI refuses this too; library callers get the same
+    if kind != "student" and cfg.detection_teacher:
         raise ConfigError(f"detection_teacher {cfg.detection_teacher} applies to training a student, not a {kind}; "
                           "drop it from the config")
     det_teacher = load_detection_teacher(cfg, device)

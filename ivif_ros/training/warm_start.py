@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ivif_ros.errors import ConfigError
-from ivif_ros.training.data import INPUT_MODES
+from ivif_ros.training.data import trained_input_mode
 
 FIRST_CONV = "stem.0.0.weight"   # the student's first conv, over the stacked (ir, vis) pair
 CAMERA_CHANNEL = {"ir": 0, "vis": 1}
@@ -56,9 +56,7 @@ def warm_start(net: nn.Module, kind: str, source: str, input_mode: str, detectio
         differ = sorted(k for k in ours if theirs.get(k) != ours[k])
         raise ConfigError(f"{where} has model config {theirs} but the config builds {ours} (they differ "
                           f"in {differ}); set the config's model: keys to the source's")
-    src_mode = (meta.get("training") or {}).get("input_mode", "fused")
-    if src_mode not in INPUT_MODES:
-        raise ConfigError(f"{where}: its sidecar's training.input_mode is {src_mode!r}, not fused, ir or vis")
+    src_mode = trained_input_mode(meta, where)
     state = model.state_dict()
     folded = src_mode in CAMERA_CHANNEL and input_mode == "fused"
     if folded and FIRST_CONV not in state:  # the teacher has one encoder per camera: nothing to fold
