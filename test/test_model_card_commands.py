@@ -19,7 +19,7 @@ RUNS = Path("/runs")  # any root: the commands are checked as text, nothing is w
 
 
 def _planned():
-    """(name, weights, parsed args) per row, in --retrain order."""
+    """(name, weights, input mode, parsed args) per row, in --retrain order."""
     parser = build_parser()
     for name, (weights, mode, command) in model_card.MODELS.items():
         argv = command.format(runs=RUNS).split()
