@@ -12,7 +12,10 @@ student and its IR-only twin; recipes K and L: two seeds of the two-stage fused 
 its IR-only twin each, started from recipe E's IR-only distilled students) one after the other
 (about 12 h on one free core) into
 ``--runs`` and copies their weights and logs into the package.
-Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``.
+Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``,
+and the tables into MODEL_CARD.md. Besides each model's scores, the tables give the mAP@0.5 gaps
+the card's claims rest on (``GAPS``: fused against IR-only, distilled against no teacher) with
+a paired bootstrap over the images, so a gap can be told from the noise of 119 images.
 """
 from __future__ import annotations
 
@@ -155,6 +158,36 @@ def _two_stage_rows(recipe: str) -> dict:
 # (item 14): recipe K with the fusion path at recipe E's peak lr (fusion_path_lr).
 MODELS.update(_two_stage_rows("K"))
 MODELS.update(_two_stage_rows("L"))
+# The mAP@0.5 gaps the card's claims rest on: (label, group A, group B), seeds of a recipe in one
+# group. Each gets a paired bootstrap over the images (ivif_ros.metrics.map_bootstrap) whenever
+# all its members are evaluated in one run; a run of some models keeps the other gaps.
+_E_FUSED = ["student (shipped; distilled)", "student (shipped; distilled), seed 1"]
+GAPS = [
+    ("recipe E: fused minus IR-only input (both distilled)", _E_FUSED,
+     ["student, IR-only input, distilled", "student, IR-only input, distilled, seed 1"]),
+    ("recipe E: fused minus visible-only input", _E_FUSED, ["student, visible-only input"]),
+    ("recipe E: distilled minus no teacher (fused)", _E_FUSED,
+     ["student, no distillation", "student, no distillation, seed 1"]),
+    *((f"recipe {r}: fused minus its IR-only twin",
+       [f"recipe {r}: distilled student", f"recipe {r}: distilled student, seed 1"],
+       [f"recipe {r}: student, IR-only input, distilled", f"recipe {r}: student, IR-only input, distilled, seed 1"])
+      for r in ("K", "L")),
+]
+GAP_RESAMPLES = 2000
+
+
+def bootstrap_gaps(matched: dict) -> dict:
+    """GAPS whose detectors are all in ``matched`` (card name -> MatchedDetections)."""
+    from ivif_ros.metrics.map_bootstrap import paired_map_bootstrap
+
+    gaps = {}
+    for label, a, b in GAPS:
+        if all(n in matched for n in a + b):
+            gaps[label] = {"a": a, "b": b, **paired_map_bootstrap([matched[n] for n in a], [matched[n] for n in b],
+                                                                   resamples=GAP_RESAMPLES)}
+    return gaps
+
+
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
 # COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
 DET_SCORE_FLOOR = 0.001
@@ -201,9 +234,10 @@ def run_model(model, ir: np.ndarray, vis: np.ndarray):
     return fused, heat.numpy(), box.numpy()
 
 
-def evaluate_model(model, meta: dict, mode: str, pairs, desc: str = "") -> tuple[dict, dict]:
+def evaluate_model(model, meta: dict, mode: str, pairs, desc: str = "", keep: dict | None = None) -> tuple[dict, dict]:
     """One model over ``pairs``: (mean fusion metrics, {} unless ``mode`` is fused; detection
-    scores from ``evaluate_detections``). ``mode`` picks the input: fused (ir, vis), ir or vis."""
+    scores from ``evaluate_detections``). ``mode`` picks the input: fused (ir, vis), ir or vis.
+    ``keep``, if given, receives the per-image ``preds`` and ``gts`` (for bench/map_gap.py)."""
     from tqdm import tqdm
 
     from ivif_ros.core.postprocess import classwise_nms, clip_boxes, decode_centernet
@@ -221,6 +255,8 @@ def evaluate_model(model, meta: dict, mode: str, pairs, desc: str = "") -> tuple
         preds.append((dets.xyxy, dets.scores, dets.class_ids))
         gts.append((boxes.xyxy, boxes.cls))
     fusion = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS} if rows else {}
+    if keep is not None:
+        keep.update(preds=preds, gts=gts)
     return fusion, evaluate_detections(preds, gts, len(meta["detection_classes"]), meta["detection_classes"])
 
 
@@ -233,7 +269,10 @@ def evaluate(pairs, limit_models=None, baselines: bool = True) -> dict:
 
     from ivif_ros.core.baselines import BASELINES
 
+    from ivif_ros.metrics.map_bootstrap import match_at_50
+
     results = {"fusion": {}, "detection": {}, "complexity": {}}
+    matched = {}
     methods = {"pixel max": BASELINES["max"], "mean": BASELINES["mean"],
                "Laplacian pyramid": BASELINES["laplacian"], "guided filtering (GFF)": BASELINES["gff"]}
     for name, fuse in (methods if baselines else {}).items():
@@ -245,11 +284,14 @@ def evaluate(pairs, limit_models=None, baselines: bool = True) -> dict:
         model, meta = load_model(WEIGHTS / weights)
         results["complexity"][name] = {"params": count_params(model), "gmacs_640x480": count_macs(model) / 1e9,
                                        "train_steps": meta["training"]["steps"]}
-        fusion, det = evaluate_model(model, meta, mode, pairs, desc=name)
+        keep: dict = {}
+        fusion, det = evaluate_model(model, meta, mode, pairs, desc=name, keep=keep)
+        matched[name] = match_at_50(keep["preds"], keep["gts"], len(meta["detection_classes"]))
         if fusion:
             results["fusion"][name] = fusion
         results["detection"][name] = {"map50": det["map50"], "map50_95": det["map50_95"],
                                       "ap50": {c: v["ap50"] for c, v in det["per_class"].items()}}
+    results["gaps"] = bootstrap_gaps(matched)
     return results
 
 
@@ -279,6 +321,11 @@ def write_markdown(results: dict, path: Path) -> None:
         mean = (lambda k: f"{np.mean([f[k] for f in fus]):.3f}") if fus else (lambda k: "–")
         lines.append(f"| {recipe} | {len(names)} | {np.mean(maps):.3f} | {min(maps):.3f} | {max(maps):.3f} | "
                      f"{mean('VIF')} | {mean('Qabf')} | {mean('SSIM')} |")
+    lines += ["", f"| mAP@0.5 gap, A minus B (paired bootstrap over images, {GAP_RESAMPLES} resamples) | gap | 95 % interval "
+              "| resamples with A ahead |", "|---|---|---|---|"]
+    for label, g in results.get("gaps", {}).items():
+        lines.append(f"| {label} | {g['observed']:+.4f} | {g['ci95'][0]:+.4f} .. {g['ci95'][1]:+.4f} | "
+                     f"{g['p_a_better']:.1%} |")
     lines += ["", "| model | params | GMAC @640x480 | training steps |", "|---|---|---|---|"]
     for name, c in results["complexity"].items():
         lines.append(f"| {name} | {c['params']:,} | {c['gmacs_640x480']:.2f} | {c['train_steps']} |")
@@ -400,7 +447,10 @@ def main() -> int:
     if args.models and previous.is_file():  # re-evaluate some models, keep the other rows
         results = json.loads(previous.read_text())
         for part, rows in evaluate(pairs, args.models, baselines=False).items():
-            results[part].update(rows)
+            results.setdefault(part, {}).update(rows)
+        labels = [g[0] for g in GAPS]
+        kept = [k for k in results["gaps"] if k in labels]  # a gap dropped from GAPS leaves the card
+        results["gaps"] = {k: results["gaps"][k] for k in sorted(kept, key=labels.index)}
         order = [*results["fusion"].keys() & {"pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)"}]
         for part in ("fusion", "detection", "complexity"):  # card order: baselines, then MODELS
             results[part] = {k: results[part][k] for k in sorted(

@@ -55,3 +55,18 @@ def test_recipe_k_fused_rows_start_from_the_ir_student_of_their_seed(row):
     seed = rows[row].seed or 0
     source = "student_ir_distilled" if seed == 0 else f"student_ir_distilled_s{seed}"
     assert Path(rows[row].init_from).parent == RUNS / source
+
+
+def test_every_gap_compares_two_disjoint_groups_of_card_rows():
+    for label, a, b in model_card.GAPS:
+        assert a and b and not set(a) & set(b), label
+        for name in a + b:
+            assert name in model_card.MODELS, f"{label}: {name!r} is not a card row"
+
+
+def test_the_gap_table_is_written_from_results(tmp_path):
+    gap = {"a": ["x"], "b": ["y"], "observed": -0.0172, "ci95": [-0.0351, 0.0003], "p_a_better": 0.032,
+           "resamples": 2000, "images": 119}
+    results = {"fusion": {}, "detection": {}, "complexity": {}, "gaps": {"recipe E: fused minus IR": gap}}
+    model_card.write_markdown(results, tmp_path / "r.md")
+    assert "| recipe E: fused minus IR | -0.0172 | -0.0351 .. +0.0003 | 3.2% |" in (tmp_path / "r.md").read_text()
