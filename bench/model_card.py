@@ -174,6 +174,10 @@ GAPS = [
       for r in ("K", "L")),
 ]
 GAP_RESAMPLES = 2000
+BASELINE_NAMES = ("pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)")  # card names, in card order
+# Fusion metrics of a model against a baseline, image by image (the must-show "beats pixel-max").
+FUSION_GAPS = [("student (shipped; distilled)", "pixel max"), ("student (shipped; distilled), seed 1", "pixel max")]
+FUSION_GAP_KEYS = ("VIF", "Qabf", "SSIM")
 
 
 def bootstrap_gaps(matched: dict) -> dict:
@@ -186,6 +190,15 @@ def bootstrap_gaps(matched: dict) -> dict:
             gaps[label] = {"a": a, "b": b, **paired_map_bootstrap([matched[n] for n in a], [matched[n] for n in b],
                                                                    resamples=GAP_RESAMPLES)}
     return gaps
+
+
+def bootstrap_fusion_gaps(per_image: dict) -> dict:
+    """FUSION_GAPS whose two methods are in ``per_image`` (name -> per-image fusion metric rows)."""
+    from ivif_ros.metrics.mean_bootstrap import paired_mean_bootstrap
+
+    return {f"{a} minus {b}": {k: paired_mean_bootstrap([r[k] for r in per_image[a]], [r[k] for r in per_image[b]],
+                                                        resamples=GAP_RESAMPLES) for k in FUSION_GAP_KEYS}
+            for a, b in FUSION_GAPS if a in per_image and b in per_image}
 
 
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
@@ -256,7 +269,7 @@ def evaluate_model(model, meta: dict, mode: str, pairs, desc: str = "", keep: di
         gts.append((boxes.xyxy, boxes.cls))
     fusion = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS} if rows else {}
     if keep is not None:
-        keep.update(preds=preds, gts=gts)
+        keep.update(preds=preds, gts=gts, fusion_rows=rows)
     return fusion, evaluate_detections(preds, gts, len(meta["detection_classes"]), meta["detection_classes"])
 
 
@@ -272,12 +285,17 @@ def evaluate(pairs, limit_models=None, baselines: bool = True) -> dict:
     from ivif_ros.metrics.map_bootstrap import match_at_50
 
     results = {"fusion": {}, "detection": {}, "complexity": {}}
-    matched = {}
-    methods = {"pixel max": BASELINES["max"], "mean": BASELINES["mean"],
-               "Laplacian pyramid": BASELINES["laplacian"], "guided filtering (GFF)": BASELINES["gff"]}
-    for name, fuse in (methods if baselines else {}).items():
+    matched, per_image = {}, {}
+    methods = dict(zip(BASELINE_NAMES, (BASELINES[k] for k in ("max", "mean", "laplacian", "gff"))))
+    # A run of some models still needs the baselines its fusion gaps compare with.
+    wanted = {b for a, b in FUSION_GAPS if limit_models is None or a in limit_models}
+    for name, fuse in methods.items():
+        if not baselines and name not in wanted:
+            continue
         rows = [fusion_metrics(fuse(ir, vis), ir, vis) for _, ir, vis, _ in tqdm(pairs, desc=name)]
-        results["fusion"][name] = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS}
+        per_image[name] = rows
+        if baselines:
+            results["fusion"][name] = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS}
     for name, (weights, mode, _) in MODELS.items():
         if limit_models and name not in limit_models:
             continue
@@ -287,11 +305,13 @@ def evaluate(pairs, limit_models=None, baselines: bool = True) -> dict:
         keep: dict = {}
         fusion, det = evaluate_model(model, meta, mode, pairs, desc=name, keep=keep)
         matched[name] = match_at_50(keep["preds"], keep["gts"], len(meta["detection_classes"]))
+        per_image[name] = keep["fusion_rows"]
         if fusion:
             results["fusion"][name] = fusion
         results["detection"][name] = {"map50": det["map50"], "map50_95": det["map50_95"],
                                       "ap50": {c: v["ap50"] for c, v in det["per_class"].items()}}
     results["gaps"] = bootstrap_gaps(matched)
+    results["fusion_gaps"] = bootstrap_fusion_gaps(per_image)
     return results
 
 
@@ -326,6 +346,12 @@ def write_markdown(results: dict, path: Path) -> None:
     for label, g in results.get("gaps", {}).items():
         lines.append(f"| {label} | {g['observed']:+.4f} | {g['ci95'][0]:+.4f} .. {g['ci95'][1]:+.4f} | "
                      f"{g['p_a_better']:.1%} |")
+    lines += ["", f"| fusion gap, A minus B (paired bootstrap over images: gap, 95 % interval, resamples with A "
+              "ahead) | " + " | ".join(FUSION_GAP_KEYS) + " |", "|---" * (len(FUSION_GAP_KEYS) + 1) + "|"]
+    for label, g in results.get("fusion_gaps", {}).items():
+        lines.append(f"| {label} | " + " | ".join(
+            f"{g[k]['observed']:+.4f} ({g[k]['ci95'][0]:+.4f} .. {g[k]['ci95'][1]:+.4f}, {g[k]['p_a_better']:.0%})"
+            for k in FUSION_GAP_KEYS) + " |")
     lines += ["", "| model | params | GMAC @640x480 | training steps |", "|---|---|---|---|"]
     for name, c in results["complexity"].items():
         lines.append(f"| {name} | {c['params']:,} | {c['gmacs_640x480']:.2f} | {c['train_steps']} |")
@@ -448,10 +474,10 @@ def main() -> int:
         results = json.loads(previous.read_text())
         for part, rows in evaluate(pairs, args.models, baselines=False).items():
             results.setdefault(part, {}).update(rows)
-        labels = [g[0] for g in GAPS]
-        kept = [k for k in results["gaps"] if k in labels]  # a gap dropped from GAPS leaves the card
-        results["gaps"] = {k: results["gaps"][k] for k in sorted(kept, key=labels.index)}
-        order = [*results["fusion"].keys() & {"pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)"}]
+        for part, labels in (("gaps", [g[0] for g in GAPS]), ("fusion_gaps", [f"{a} minus {b}" for a, b in FUSION_GAPS])):
+            kept = [k for k in results[part] if k in labels]  # a gap dropped from GAPS leaves the card
+            results[part] = {k: results[part][k] for k in sorted(kept, key=labels.index)}
+        order = [*results["fusion"].keys() & set(BASELINE_NAMES)]
         for part in ("fusion", "detection", "complexity"):  # card order: baselines, then MODELS
             results[part] = {k: results[part][k] for k in sorted(
                 results[part], key=lambda k: (k not in order, list(MODELS).index(k) if k in MODELS else 0))}

@@ -67,6 +67,15 @@ def test_every_gap_compares_two_disjoint_groups_of_card_rows():
 def test_the_gap_table_is_written_from_results(tmp_path):
     gap = {"a": ["x"], "b": ["y"], "observed": -0.0172, "ci95": [-0.0351, 0.0003], "p_a_better": 0.032,
            "resamples": 2000, "images": 119}
-    results = {"fusion": {}, "detection": {}, "complexity": {}, "gaps": {"recipe E: fused minus IR": gap}}
+    fusion_gap = {k: {"observed": 0.0001, "ci95": [-0.002, 0.0021], "p_a_better": 0.53} for k in ("VIF", "Qabf", "SSIM")}
+    results = {"fusion": {}, "detection": {}, "complexity": {}, "gaps": {"recipe E: fused minus IR": gap},
+               "fusion_gaps": {"student minus pixel max": fusion_gap}}
     model_card.write_markdown(results, tmp_path / "r.md")
-    assert "| recipe E: fused minus IR | -0.0172 | -0.0351 .. +0.0003 | 3.2% |" in (tmp_path / "r.md").read_text()
+    text = (tmp_path / "r.md").read_text()
+    assert "| recipe E: fused minus IR | -0.0172 | -0.0351 .. +0.0003 | 3.2% |" in text
+    assert "| student minus pixel max | " + " | ".join(["+0.0001 (-0.0020 .. +0.0021, 53%)"] * 3) + " |" in text
+
+
+def test_every_fusion_gap_compares_a_fused_card_row_with_a_baseline():
+    for a, b in model_card.FUSION_GAPS:
+        assert model_card.MODELS[a][1] == "fused" and b in model_card.BASELINE_NAMES

@@ -21,6 +21,7 @@ import numpy as np
 
 from ivif_ros.datasets.paired import box_iou
 from ivif_ros.errors import InputError
+from ivif_ros.metrics.mean_bootstrap import bootstrap_summary
 from ivif_ros.metrics.detection import RECALL_POINTS, GroundTruth, Prediction, evaluate_detections, match_detections
 
 
@@ -109,6 +110,4 @@ def paired_map_bootstrap(group_a: Sequence[MatchedDetections], group_b: Sequence
 
     rng = np.random.default_rng(seed)
     gaps = np.array([gap(np.bincount(rng.integers(0, n, n), minlength=n)) for _ in range(resamples)])
-    return {"observed": gap(np.ones(n, int)),
-            "ci95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))],
-            "p_a_better": float((gaps > 0).mean()), "resamples": resamples, "images": n}
+    return bootstrap_summary(gap(np.ones(n, int)), gaps, n)

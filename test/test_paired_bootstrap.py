@@ -1,10 +1,11 @@
-"""The paired mAP@0.5 bootstrap agrees with evaluate_detections and separates real gaps from none."""
+"""The paired bootstraps (mAP@0.5 gap; mean per-image gap) agree with their definitions and separate real gaps from none."""
 import numpy as np
 import pytest
 
 from ivif_ros.errors import InputError
 from ivif_ros.metrics.detection import evaluate_detections
 from ivif_ros.metrics.map_bootstrap import match_at_50, paired_map_bootstrap, weighted_map50
+from ivif_ros.metrics.mean_bootstrap import paired_mean_bootstrap
 
 
 def random_scene(rng, images=30, classes=3, recall=0.7, false_per_image=3, jitter=4.0):
@@ -75,3 +76,27 @@ def test_detectors_on_different_images_are_refused():
         paired_map_bootstrap([a], [b])
     with pytest.raises(InputError, match="each group"):
         paired_map_bootstrap([a], [])
+
+
+def test_mean_bootstrap_of_a_constant_shift_is_that_shift():
+    rng = np.random.default_rng(6)
+    b = rng.normal(0.7, 0.05, 119)
+    r = paired_mean_bootstrap(b + 0.01, b, resamples=500)
+    assert r["observed"] == pytest.approx(0.01) and r["ci95"] == pytest.approx([0.01, 0.01])
+    assert r["p_a_better"] == 1.0 and r["images"] == 119
+
+
+def test_mean_bootstrap_interval_holds_the_noise_of_a_zero_mean_gap():
+    rng = np.random.default_rng(7)
+    b = rng.normal(0.7, 0.05, 200)
+    noise = rng.normal(0, 0.02, 200)
+    r = paired_mean_bootstrap(b + noise - noise.mean(), b, resamples=1000)
+    assert r["observed"] == pytest.approx(0, abs=1e-12)
+    lo, hi = r["ci95"]
+    assert lo < 0 < hi and hi - lo == pytest.approx(2 * 1.96 * 0.02 / np.sqrt(200), rel=0.2)
+    assert 0.3 < r["p_a_better"] < 0.7
+
+
+def test_mean_bootstrap_refuses_unpaired_values():
+    with pytest.raises(InputError, match="same images"):
+        paired_mean_bootstrap([1.0, 2.0], [1.0])
