@@ -220,6 +220,44 @@ def test_an_exclude_file_relative_to_the_config_holds_pairs_out(tmp_path, tiny_d
         load_config(held_out_config(tmp_path, tiny_data, "absent.txt"))
 
 
+def test_a_config_with_a_base_overrides_its_keys_and_merges_loss_weights(tmp_path, tiny_data):
+    (tmp_path / "held.txt").write_text("001\n")
+    base = held_out_config(tmp_path, tiny_data, "held.txt")
+    base.write_text(json.dumps({**json.loads(base.read_text()), "lr": 0.002, "loss_weights": {"qabf": 3.0, "box": 1.0}}))
+    (tmp_path / "recipes").mkdir()
+    recipe = tmp_path / "recipes" / "recipe.yaml"
+    recipe.write_text("base: ../train.yaml\nlr: 0.0005\nloss_weights: {box: 2.0}\n")
+    cfg = load_config(recipe)
+    assert cfg.lr == 0.0005 and cfg.steps == 3  # set here / from the base
+    assert cfg.loss_weights == {"qabf": 3.0, "box": 2.0}
+    # the base's held-out file is found beside the base, not beside the recipe
+    assert [s.name for s in load_samples(cfg.resolved_sources())] == ["000", "002", "003"]
+    grand = tmp_path / "recipes" / "grand.yaml"
+    grand.write_text("base: recipe.yaml\nsteps: 7\n")
+    assert (load_config(grand).steps, load_config(grand).lr) == (7, 0.0005)
+    assert load_config(base).lr == 0.002  # the base itself is untouched
+
+
+def test_a_bad_base_is_refused_by_name(tmp_path, tiny_data):
+    write_config(tmp_path, tiny_data)
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing.yaml \(the base of .*c.yaml\) not found"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: train.yaml\nsteps_typo: 4\n")
+    with pytest.raises(ConfigError, match="steps_typo"):
+        load_config(tmp_path / "d.yaml")
+
+
+def test_every_recipe_config_with_a_base_loads():
+    for path in sorted((REPO / "config").glob("train_*.yaml")):
+        cfg = load_config(path)
+        assert cfg.data and cfg.steps > 0, path
+
+
 def test_visible_jitter_changes_only_the_visible_exposure(tiny_data):
     """Each visible crop gets its own gain / gamma / noise draw while the IR crop, the window,
     flip and targets stay those of the plain run; exposures differ from crop to crop; the

@@ -82,13 +82,48 @@ class TrainConfig:
         return asdict(self)
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """One config file's keys over those of its ``base:`` (if any), held-out paths made absolute.
+
+    ``base:`` names another training config, relative to this file; this file's keys replace the
+    base's, except ``loss_weights``, which is merged weight by weight (a recipe that changes one
+    weight names only that one). Bases may chain; a cycle is an error.
+    """
     import yaml
 
-    path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"training config {path} not found; see config/train_student.yaml for an example")
+        where = f" (the base of {chain[-1]})" if chain else ""
+        raise ConfigError(f"training config {path}{where} not found; see config/train_student.yaml for an example")
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: 'base' chain loops back to itself ({' -> '.join(map(str, chain))} -> {path})")
     raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a training config is a mapping of keys, not a {type(raw).__name__}")
+    for src in raw.get("data") or []:
+        # A held-out names file ships beside the config (never the images), so it is found
+        # relative to the config file that names it, not to data_root.
+        if isinstance(src, dict) and src.get("exclude"):
+            exclude = Path(src["exclude"])
+            src["exclude"] = str(exclude if exclude.is_absolute() else (path.parent / exclude).resolve())
+            if not Path(src["exclude"]).is_file():
+                raise ConfigError(f"{path}: data source {src.get('root')!r}: exclude file {src['exclude']} "
+                                  f"not found; give a names file (one pair name per line) relative to the config")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must be the path of another training config, not {base!r}")
+    merged = _read_raw(path.parent / base, (*chain, path.resolve()))
+    weights = {**(merged.get("loss_weights") or {}), **(raw.pop("loss_weights", None) or {})}
+    merged.update(raw)
+    if weights:
+        merged["loss_weights"] = weights
+    return merged
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    path = Path(path)
+    raw = _read_raw(path)
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(raw) - known
@@ -97,15 +132,6 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     bad = set(raw.get("loss_weights", {})) - set(DEFAULT_WEIGHTS)
     if bad:
         raise ConfigError(f"{path}: unknown loss_weights {sorted(bad)}; valid: {sorted(DEFAULT_WEIGHTS)}")
-    for src in raw.get("data") or []:
-        # A held-out names file ships beside the config (never the images), so it is found
-        # relative to the config file, not to data_root.
-        if isinstance(src, dict) and src.get("exclude"):
-            exclude = Path(src["exclude"])
-            src["exclude"] = str(exclude if exclude.is_absolute() else (path.parent / exclude).resolve())
-            if not Path(src["exclude"]).is_file():
-                raise ConfigError(f"{path}: data source {src.get('root')!r}: exclude file {src['exclude']} "
-                                  f"not found; give a names file (one pair name per line) relative to the config")
     cfg = TrainConfig(**raw)
     if not cfg.data:
         raise ConfigError(f"{path}: 'data' is empty; list at least one {{root: ..., split: ...}} source")
