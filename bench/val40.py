@@ -43,6 +43,7 @@ def main() -> int:
 
     from ivif_ros.datasets.paired import read_names
     from ivif_ros.metrics.fusion import fusion_metrics
+    from ivif_ros.training.data import trained_input_mode
     from ivif_ros.weights import load_model
 
     torch.set_num_threads(1)
@@ -61,7 +62,7 @@ def main() -> int:
     report("pixel max", {k: float(np.mean([r[k] for r in rows])) for k in ("VIF", "Qabf", "SSIM")})
     for weights in args.weights:
         model, meta = load_model(weights)
-        mode = "ir" if args.blind_visible else meta["training"].get("input_mode", "fused")
+        mode = "ir" if args.blind_visible else trained_input_mode(meta, weights)
         fusion, det = evaluate_model(model, meta, mode, pairs, desc=Path(weights).name)
         extra = {"input": "ir, ir (visible blinded)"} if args.blind_visible else {}
         if args.day_night:
