@@ -252,6 +252,17 @@ def test_a_bad_base_is_refused_by_name(tmp_path, tiny_data):
         load_config(tmp_path / "d.yaml")
 
 
+def test_model_paths_in_a_config_are_relative_to_it_and_cli_overrides_to_the_shell(tmp_path, tiny_data):
+    write_config(tmp_path, tiny_data)
+    (tmp_path / "recipes").mkdir()
+    recipe = tmp_path / "recipes" / "r.yaml"
+    recipe.write_text("base: ../train.yaml\ninit_from: ../w/student.safetensors\ndetection_teacher: /abs/t.safetensors\n")
+    cfg = load_config(recipe)
+    assert cfg.init_from == str((tmp_path / "w" / "student.safetensors").resolve())
+    assert cfg.detection_teacher == "/abs/t.safetensors" and cfg.clip_checkpoint is None
+    assert load_config(recipe, {"init_from": "runs/s/student.safetensors"}).init_from == "runs/s/student.safetensors"
+
+
 def test_every_recipe_config_with_a_base_loads():
     for path in sorted((REPO / "config").glob("train_*.yaml")):
         cfg = load_config(path)

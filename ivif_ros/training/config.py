@@ -82,6 +82,9 @@ class TrainConfig:
         return asdict(self)
 
 
+PATH_KEYS = ("init_from", "detection_teacher", "clip_checkpoint")  # file paths, relative to the config
+
+
 def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """One config file's keys over those of its ``base:`` (if any), held-out paths made absolute.
 
@@ -108,6 +111,11 @@ def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
             if not Path(src["exclude"]).is_file():
                 raise ConfigError(f"{path}: data source {src.get('root')!r}: exclude file {src['exclude']} "
                                   f"not found; give a names file (one pair name per line) relative to the config")
+    for key in PATH_KEYS:
+        # Model files named in a config are found relative to it, like its held-out files, so a
+        # recipe runs from any working directory. The CLI's overrides stay relative to the shell's.
+        if isinstance(raw.get(key), str) and not Path(raw[key]).is_absolute():
+            raw[key] = str((path.parent / raw[key]).resolve())
     base = raw.pop("base", None)
     if base is None:
         return raw
