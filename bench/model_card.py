@@ -3,12 +3,12 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the forty trainings of
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the forty-four trainings of
 the card (teacher; recipe E: the four students, an IR-only student distilled from the teacher
 and four seed repeats; recipe C: four students and three seed repeats; recipe D: three
 students; recipe F: two distilled students; recipe G: three students; recipe H: two distilled
 students; recipe I: two seeds of its distilled student; recipe J: two seeds of its distilled
-student and its IR-only twin; recipes K and L: two seeds of the two-stage fused student and of
+student and its IR-only twin; recipes K, L and M: two seeds of the two-stage fused student and of
 its IR-only twin each, started from recipe E's IR-only distilled students) one after the other
 (about 12 h on one free core) into
 ``--runs`` and copies their weights and logs into the package.
@@ -158,6 +158,7 @@ def _two_stage_rows(recipe: str) -> dict:
 # (item 14): recipe K with the fusion path at recipe E's peak lr (fusion_path_lr).
 MODELS.update(_two_stage_rows("K"))
 MODELS.update(_two_stage_rows("L"))
+MODELS.update(_two_stage_rows("M"))  # item 15: recipe L with stage 2 at 2000 steps
 # The mAP@0.5 gaps the card's claims rest on: (label, group A, group B), seeds of a recipe in one
 # group. Each gets a paired bootstrap over the images (ivif_ros.metrics.map_bootstrap) whenever
 # all its members are evaluated in one run; a run of some models keeps the other gaps.
@@ -171,7 +172,7 @@ GAPS = [
     *((f"recipe {r}: fused minus its IR-only twin",
        [f"recipe {r}: distilled student", f"recipe {r}: distilled student, seed 1"],
        [f"recipe {r}: student, IR-only input, distilled", f"recipe {r}: student, IR-only input, distilled, seed 1"])
-      for r in ("K", "L")),
+      for r in ("K", "L", "M")),
 ]
 GAP_RESAMPLES = 2000
 BASELINE_NAMES = ("pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)")  # card names, in card order
