@@ -74,6 +74,15 @@ def average_precision(tp: np.ndarray, scores: np.ndarray, num_gt: int) -> np.nda
     return ap
 
 
+def validate_detections(preds: Sequence[Prediction], gts: Sequence[GroundTruth], num_classes: int) -> None:
+    """One prediction list per ground-truth list, and every class id within 0..num_classes-1."""
+    if len(preds) != len(gts):
+        raise InputError(f"{len(preds)} prediction lists for {len(gts)} ground-truth lists; give one of each per image")
+    for i, ((_, _, p_cls), (_, g_cls)) in enumerate(zip(preds, gts)):
+        _check_classes(np.asarray(p_cls).astype(int), num_classes, "prediction", i)
+        _check_classes(np.asarray(g_cls).astype(int), num_classes, "ground truth", i)
+
+
 def _check_classes(cls: np.ndarray, num_classes: int, what: str, image: int) -> None:
     if len(cls) and (cls.min() < 0 or cls.max() >= num_classes):
         raise InputError(
@@ -95,8 +104,7 @@ def evaluate_detections(
     for image i. Returns ``{"map50", "map50_95", "per_class": {name: {"ap50", "ap50_95",
     "num_gt", "num_pred"}}, "iou_thresholds"}``.
     """
-    if len(preds) != len(gts):
-        raise InputError(f"{len(preds)} prediction lists for {len(gts)} ground-truth lists; give one of each per image")
+    validate_detections(preds, gts, num_classes)
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     if len(names) != num_classes:
         raise InputError(f"{len(names)} class names for num_classes={num_classes}")
@@ -107,8 +115,6 @@ def evaluate_detections(
     for i, ((p_xyxy, p_scores, p_cls), (g_xyxy, g_cls)) in enumerate(zip(preds, gts)):
         p_xyxy, p_scores, p_cls = np.asarray(p_xyxy, np.float64).reshape(-1, 4), np.asarray(p_scores, np.float64), np.asarray(p_cls).astype(int)
         g_xyxy, g_cls = np.asarray(g_xyxy, np.float64).reshape(-1, 4), np.asarray(g_cls).astype(int)
-        _check_classes(p_cls, num_classes, "prediction", i)
-        _check_classes(g_cls, num_classes, "ground truth", i)
         num_gt += np.bincount(g_cls, minlength=num_classes)
         for c in np.unique(p_cls):
             det = np.flatnonzero(p_cls == c)

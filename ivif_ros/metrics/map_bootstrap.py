@@ -22,7 +22,7 @@ import numpy as np
 from ivif_ros.datasets.paired import box_iou
 from ivif_ros.errors import InputError
 from ivif_ros.metrics.mean_bootstrap import bootstrap_summary
-from ivif_ros.metrics.detection import RECALL_POINTS, GroundTruth, Prediction, evaluate_detections, match_detections
+from ivif_ros.metrics.detection import RECALL_POINTS, GroundTruth, Prediction, match_detections, validate_detections
 
 
 @dataclass
@@ -36,8 +36,7 @@ class MatchedDetections:
 
 def match_at_50(preds: Sequence[Prediction], gts: Sequence[GroundTruth], num_classes: int,
                 max_detections: int = 100) -> MatchedDetections:
-    # Validates inputs the same way (class ids, list lengths) before anything is matched.
-    evaluate_detections(preds, gts, num_classes, max_detections=max_detections)
+    validate_detections(preds, gts, num_classes)  # the checks and messages of evaluate_detections
     tps, scores, images = ([[] for _ in range(num_classes)] for _ in range(3))
     gt_per_image = np.zeros((len(gts), num_classes), int)
     for i, ((p_xyxy, p_scores, p_cls), (g_xyxy, g_cls)) in enumerate(zip(preds, gts)):
