@@ -85,6 +85,11 @@ class TrainConfig:
 PATH_KEYS = ("init_from", "detection_teacher", "clip_checkpoint")  # file paths, relative to the config
 
 
+def _beside(config: Path, value: str) -> str:
+    """``value`` as an absolute path, relative to the folder of ``config`` unless already absolute."""
+    return str(Path(value) if Path(value).is_absolute() else (config.parent / value).resolve())
+
+
 def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """One config file's keys over those of its ``base:`` (if any), held-out paths made absolute.
 
@@ -106,16 +111,15 @@ def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         # A held-out names file ships beside the config (never the images), so it is found
         # relative to the config file that names it, not to data_root.
         if isinstance(src, dict) and src.get("exclude"):
-            exclude = Path(src["exclude"])
-            src["exclude"] = str(exclude if exclude.is_absolute() else (path.parent / exclude).resolve())
+            src["exclude"] = _beside(path, src["exclude"])
             if not Path(src["exclude"]).is_file():
                 raise ConfigError(f"{path}: data source {src.get('root')!r}: exclude file {src['exclude']} "
                                   f"not found; give a names file (one pair name per line) relative to the config")
     for key in PATH_KEYS:
         # Model files named in a config are found relative to it, like its held-out files, so a
         # recipe runs from any working directory. The CLI's overrides stay relative to the shell's.
-        if isinstance(raw.get(key), str) and not Path(raw[key]).is_absolute():
-            raw[key] = str((path.parent / raw[key]).resolve())
+        if isinstance(raw.get(key), str):
+            raw[key] = _beside(path, raw[key])
     base = raw.pop("base", None)
     if base is None:
         return raw
