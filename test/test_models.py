@@ -8,10 +8,13 @@ from ivif_ros.models.complexity import count_macs
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module", params=["student", "teacher"])
+@pytest.fixture(scope="module", params=["student", "student_fusion_context", "teacher"])
 def model(request):
     torch.manual_seed(0)
-    return (build_student if request.param == "student" else build_teacher)({"num_seg": 5, "num_det": 2}).eval()
+    cfg = {"num_seg": 5, "num_det": 2}
+    if request.param == "teacher":
+        return build_teacher(cfg).eval()
+    return build_student({**cfg, "fusion_context": 16} if request.param == "student_fusion_context" else cfg).eval()
 
 
 def test_outputs_follow_the_contract(model):
@@ -61,15 +64,18 @@ def test_mac_counter_counts_convs_exactly():
     assert count_macs(TwoInput(), 8, 10) == 8 * 10 * 4 * 2 * 9
 
 
-def test_student_meets_its_compute_budget_and_is_a_tenth_of_the_teacher():
-    student, teacher = count_macs(build_student(), 480, 640), count_macs(build_teacher(), 480, 640)
+@pytest.mark.parametrize("fusion_context", [0, 16])
+def test_student_meets_its_compute_budget_and_is_a_tenth_of_the_teacher(fusion_context):
+    student = count_macs(build_student({"fusion_context": fusion_context}), 480, 640)
+    teacher = count_macs(build_teacher(), 480, 640)
     assert student <= 0.8e9
     assert student * 10 <= teacher
 
 
-def test_student_exports_to_onnx(tmp_path):
+@pytest.mark.parametrize("fusion_context", [0, 16])
+def test_student_exports_to_onnx(tmp_path, fusion_context):
     onnx = pytest.importorskip("onnx")
-    student = build_student().eval()
+    student = build_student({"fusion_context": fusion_context}).eval()
     path = tmp_path / "student.onnx"
     ir = torch.rand(1, 1, 64, 64)
     torch.onnx.export(student, (ir, ir), str(path), opset_version=17, dynamo=False,

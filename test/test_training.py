@@ -398,6 +398,39 @@ def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where
               "student", tmp_path / "bad2")
 
 
+def test_init_from_grows_a_fusion_context_encoder_that_starts_silent(tmp_path, tiny_data):
+    """A student without the fusion-context encoder warm-starts one with it: every output,
+    the fused image included, starts equal to the (folded) source's; the encoder then gets a
+    gradient through the fusion maps' new weights. Removing an encoder is refused."""
+    from ivif_ros.models import build_student
+    from ivif_ros.training.warm_start import fold_single_camera, warm_start
+
+    classes, seg = ["person", "bicycle", "car"], ["background", "person", "bicycle", "car"]
+    ir_student = train(load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir")), "student",
+                       tmp_path / "ir_student")
+    source, _ = load_model(ir_student)
+    folded = build_student({"num_seg": 4, "num_det": 3})
+    folded.load_state_dict(fold_single_camera(source.state_dict(), "ir"))
+    net = build_student({"num_seg": 4, "num_det": 3, "fusion_context": 8})
+    done = warm_start(net, "student", str(ir_student), "fused", classes, seg)
+    assert done["grown"] == ["fusion_context"]
+    torch.manual_seed(0)
+    ir, vis = torch.rand(2, 1, 1, 32, 48)
+    net.eval(), folded.eval()
+    with torch.no_grad():
+        for key, ours in net.forward_features(ir, vis).items():
+            assert torch.allclose(ours, folded.forward_features(ir, vis)[key], atol=1e-6), key
+    net.train()
+    net.forward_features(ir, vis)["fused"].mean().backward()
+    assert net.fusion_maps.weight.grad[:, -8:].abs().sum() > 0   # the new slice learns first
+
+    path = train(load_config(write_config(tmp_path, tiny_data, steps=1, init_from=str(ir_student),
+                                          model={"fusion_context": 8})), "student", tmp_path / "grown")
+    assert load_model(path)[1]["config"]["fusion_context"] == 8
+    with pytest.raises(ConfigError, match=r"differ in \['fusion_context'\]"):
+        warm_start(build_student({"num_seg": 4, "num_det": 3}), "student", str(path), "fused", classes, seg)
+
+
 def test_fusion_path_lr_gives_only_the_fusion_path_its_own_learning_rate(tmp_path, tiny_data):
     from ivif_ros.models import build_student
     from ivif_ros.training.loop import FUSION_PATH, Trainable, param_groups
@@ -408,6 +441,10 @@ def test_fusion_path_lr_gives_only_the_fusion_path_its_own_learning_rate(tmp_pat
     assert len(groups) == 2 and groups[1]["lr"] == 0.004 and "lr" not in groups[0]
     names = {id(p): n for n, p in trainable.named_parameters()}
     assert {names[id(p)].split(".")[1] for p in groups[1]["params"]} == {"fusion_maps", "detail", "prior"}
+    with_context = Trainable(build_student({"num_seg": 4, "num_det": 3, "fusion_context": 8}))
+    context_names = {id(p): n for n, p in with_context.named_parameters()}
+    fusion = {context_names[id(p)].split(".")[1] for p in param_groups(with_context, cfg, "student")[1]["params"]}
+    assert fusion == {"fusion_maps", "detail", "prior", "fusion_encoder"}
     assert sum(len(g["params"]) for g in groups) == len(list(trainable.parameters()))
     assert not any(names[id(p)].startswith(FUSION_PATH) for p in groups[0]["params"])
     path = train(cfg, "student", tmp_path / "run")

@@ -33,6 +33,13 @@ class StudentConfig:
     # injection). At 0 (recipe H) detection fitted and generalised worse and Qabf fell: the
     # fusion losses help the trunk (MODEL_CARD.md, item 10), so the shipped value is 1.
     fusion_grad_scale: float = 1.0
+    # Channels of a small fusion-only encoder over (ir, vis) at 1/4, read by the fusion maps
+    # beside the trunk feature; 0 (the shipped student) leaves it out. Why it exists: the fusion
+    # maps lift recipe E above pixel-max only through trunk features that see the visible camera
+    # (zeroing them drops hold-out Qabf 0.720 -> 0.698), and a trunk warm-started from an
+    # IR-only student does not see it (MODEL_CARD.md, item 16). This gives the fusion path
+    # visible-aware context of its own, whatever shaped the trunk.
+    fusion_context: int = 0
 
 
 class Student(nn.Module):
@@ -49,7 +56,11 @@ class Student(nn.Module):
         self.merge = SeparableConv(w, w)
         self.heads = TaskHeads(w, cfg.num_seg, cfg.num_det, hidden=w, light=True)
         # 1/4-resolution fusion maps: gate-logit correction, low-frequency residual, 2 context maps.
-        self.fusion_maps = nn.Conv2d(w, 4, 3, padding=1)
+        c = cfg.fusion_context
+        if c:
+            self.fusion_encoder = nn.Sequential(ConvBNAct(2, 8, stride=2), ConvBNAct(8, c, stride=2),
+                                                DepthwiseSeparable(c))
+        self.fusion_maps = nn.Conv2d(w + c, 4, 3, padding=1)
         nn.init.zeros_(self.fusion_maps.weight)
         nn.init.zeros_(self.fusion_maps.bias)
         self.detail = DetailHead(ctx_ch=2)
@@ -62,6 +73,8 @@ class Student(nn.Module):
         feat = self.merge(f4 + upsample(self.lateral8(f8), f4.shape[-2:]))
         seg, heat, box = self.heads(feat)
         fusion_in = scale_gradient(feat, self.cfg.fusion_grad_scale) if self.training else feat
+        if self.cfg.fusion_context:
+            fusion_in = torch.cat([fusion_in, self.fusion_encoder(torch.cat([ir, vis], 1))], 1)
         maps = upsample(self.fusion_maps(fusion_in), ir.shape[-2:])
         residual = maps[:, 1:2] + self.detail(ir, vis, maps[:, 2:4])
         fused = self.prior(ir, vis, maps[:, 0:1], residual)

@@ -45,7 +45,7 @@ class Trainable(nn.Module):
         return self.net.forward_features(ir, vis)
 
 
-FUSION_PATH = ("net.fusion_maps.", "net.detail.", "net.prior.")  # the student's parameters that only shape the fused image
+FUSION_PATH = ("net.fusion_maps.", "net.detail.", "net.prior.", "net.fusion_encoder.")  # the student's parameters that only shape the fused image
 
 
 def param_groups(trainable: nn.Module, cfg: TrainConfig, kind: str) -> list[dict]:

@@ -12,6 +12,10 @@ warm-started trunk, and so its semantic and detection outputs, then compute exac
 source computed on its camera, and the other camera enters the trunk through weights that start
 at zero and are learned. The fusion path (prior and detail head) reads both raw images as it
 always does: a single-camera student never learned to fuse, so there is nothing to keep there.
+
+A source without the fusion-context encoder (``fusion_context: 0``) may warm-start a student
+with one: the encoder starts fresh and the fusion maps' weights over its channels start at zero,
+so the warm-started student again computes exactly what the source computed.
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from ivif_ros.errors import ConfigError
 from ivif_ros.training.data import trained_input_mode
 
 FIRST_CONV = "stem.0.0.weight"   # the student's first conv, over the stacked (ir, vis) pair
+FUSION_MAPS = "fusion_maps.weight"
+GROWABLE = ("fusion_context",)     # model keys a warm start may add to the source's
 CAMERA_CHANNEL = {"ir": 0, "vis": 1}
 
 
@@ -52,8 +58,9 @@ def warm_start(net: nn.Module, kind: str, source: str, input_mode: str, detectio
                               f"give a model trained on the same {key}")
     # Compared as built, defaults filled: sidecars written before a config key existed omit it.
     theirs, ours = asdict(model.cfg), asdict(net.cfg)
-    if theirs != ours:
-        differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+    grown = [k for k in GROWABLE if k in ours and theirs.get(k) == 0 and ours[k] > 0]
+    if {k: v for k, v in theirs.items() if k not in grown} != {k: v for k, v in ours.items() if k not in grown}:
+        differ = sorted(k for k in ours if theirs.get(k) != ours[k] and k not in grown)
         raise ConfigError(f"{where} has model config {theirs} but the config builds {ours} (they differ "
                           f"in {differ}); set the config's model: keys to the source's")
     src_mode = trained_input_mode(meta, where)
@@ -64,6 +71,18 @@ def warm_start(net: nn.Module, kind: str, source: str, input_mode: str, detectio
                           f"a fused training is supported for the student only; start from a fused {kind}")
     if folded:
         state = fold_single_camera(state, src_mode)
+    if grown:
+        state = grow_fusion_context(state, net.state_dict())
     net.load_state_dict(state)
     return {"from": source, "sha256": meta.get("sha256"), "source_input_mode": src_mode,
-            "first_conv_folded_onto": src_mode if folded else None}
+            "first_conv_folded_onto": src_mode if folded else None, "grown": grown}
+
+
+def grow_fusion_context(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` (no fusion-context encoder) completed from ``fresh`` (a student with one): the
+    encoder keeps its fresh weights and the fusion maps get zero weights over its channels."""
+    old = state[FUSION_MAPS]
+    grown = torch.zeros_like(fresh[FUSION_MAPS])
+    grown[:, :old.shape[1]] = old
+    extra = {k: v for k, v in fresh.items() if k.startswith("fusion_encoder.")}
+    return {**state, **extra, FUSION_MAPS: grown}
