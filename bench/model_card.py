@@ -134,15 +134,15 @@ MODELS["recipe J: student, IR-only input, distilled"] = (
     "ablations/recipe_j/student_ir_distilled", "ir", _J + "--input-mode ir --out {runs}/recipe_j/student_ir_distilled")
 
 
-def _two_stage_rows(recipe: str) -> dict:
-    """Recipe K's and L's four rows: stage 2 on fused input and on IR input (the twin), seeds 0 and
-    1, each warm-started from recipe E's IR-only distilled student of its seed (rows above, which
+def _two_stage_rows(recipe: str, seeds: tuple[int, ...] = (0, 1)) -> dict:
+    """A two-stage recipe's rows: stage 2 on fused input and on IR input (the twin), for each seed,
+    each warm-started from recipe E's IR-only distilled student of its seed (rows above, which
     must run first)."""
     rows = {}
     config = _STUDENT.replace("train_student.yaml", f"train_student_recipe_{recipe.lower()}.yaml")
     for mode, stem, label in (("fused", "student", "distilled student"),
                               ("ir", "student_ir_distilled", "student, IR-only input, distilled")):
-        for seed in (0, 1):
+        for seed in seeds:
             tag = f"_s{seed}" if seed else ""
             folder = f"ablations/recipe_{recipe.lower()}/" + (f"seeds/{stem}{tag}" if seed else stem)
             rows[f"recipe {recipe}: {label}" + (f", seed {seed}" if seed else "")] = (
@@ -159,6 +159,7 @@ def _two_stage_rows(recipe: str) -> dict:
 MODELS.update(_two_stage_rows("K"))
 MODELS.update(_two_stage_rows("L"))
 MODELS.update(_two_stage_rows("M"))  # item 15: recipe L with stage 2 at 2000 steps
+MODELS.update(_two_stage_rows("N", seeds=(0,)))  # item 16: recipe M with a fusion-context encoder, two runs at a time
 # The mAP@0.5 gaps the card's claims rest on: (label, group A, group B), seeds of a recipe in one
 # group. Each gets a paired bootstrap over the images (ivif_ros.metrics.map_bootstrap) whenever
 # all its members are evaluated in one run; a run of some models keeps the other gaps.
@@ -173,6 +174,8 @@ GAPS = [
        [f"recipe {r}: distilled student", f"recipe {r}: distilled student, seed 1"],
        [f"recipe {r}: student, IR-only input, distilled", f"recipe {r}: student, IR-only input, distilled, seed 1"])
       for r in ("K", "L", "M")),
+    ("recipe N: fused minus its IR-only twin (seed 0)", ["recipe N: distilled student"],
+     ["recipe N: student, IR-only input, distilled"]),
 ]
 GAP_RESAMPLES = 2000
 BASELINE_NAMES = ("pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)")  # card names, in card order
