@@ -28,13 +28,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_card import evaluate_model, load_pairs  # noqa: E402
 
-FUSION_PATH = ("fusion_maps.", "detail.", "prior.")
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fused", default="student", help="a fused student without a fusion-context encoder")
-    ap.add_argument("--ir", default="ablations/student_ir_distilled", help="an IR-only student of the same config")
+    ap.add_argument("--fused", default="ivif_ros/weights/student.safetensors",
+                    help="a fused student without a fusion-context encoder")
+    ap.add_argument("--ir", default="ivif_ros/weights/ablations/student_ir_distilled.safetensors",
+                    help="an IR-only student of the same config")
     ap.add_argument("--data-root", default="/work/shared/data")
     ap.add_argument("--split", type=Path, required=True, help="names file of MSRS test-folder pairs")
     args = ap.parse_args()
@@ -43,8 +43,9 @@ def main() -> int:
 
     from ivif_ros.datasets.paired import read_names
     from ivif_ros.metrics.fusion import fusion_metrics
+    from ivif_ros.training.loop import FUSION_PATH
     from ivif_ros.training.warm_start import fold_single_camera
-    from ivif_ros.weights import WEIGHTS_DIR, load_model
+    from ivif_ros.weights import load_model
 
     torch.set_num_threads(1)
     root = Path(args.data_root)
@@ -53,16 +54,14 @@ def main() -> int:
         split.flush()
         pairs = load_pairs(root / "msrs" / "test", Path(split.name))
 
-    def named(name):  # a shipped name relative to the weights folder, or a path
-        return str(WEIGHTS_DIR / name) if not Path(name).suffix and not Path(name).exists() else name
-
-    fused, meta = load_model(named(args.fused))
-    ir_model, _ = load_model(named(args.ir))
-    if getattr(fused.cfg, "fusion_context", 0):
+    fused, meta = load_model(args.fused)
+    ir_model, _ = load_model(args.ir)
+    if fused.cfg.fusion_context:
         raise SystemExit(f"{args.fused} has a fusion-context encoder; give a student without one")
+    fusion_path = tuple(name.removeprefix("net.") for name in FUSION_PATH)  # the training wrapper's prefix
     own = {k: v.clone() for k, v in fused.state_dict().items()}  # a copy: load_state_dict writes in place
     zeroed = {k: (torch.zeros_like(v) if k.startswith("fusion_maps.") else v) for k, v in own.items()}
-    grafted = {k: (own[k] if k.startswith(FUSION_PATH) else v)
+    grafted = {k: (own[k] if k.startswith(fusion_path) else v)
                for k, v in fold_single_camera(ir_model.state_dict(), "ir").items()}
 
     def report(label, means):
