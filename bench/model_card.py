@@ -9,8 +9,9 @@ and four seed repeats; recipe C: four students and three seed repeats; recipe D:
 students; recipe F: two distilled students; recipe G: three students; recipe H: two distilled
 students; recipe I: two seeds of its distilled student; recipe J: two seeds of its distilled
 student and its IR-only twin; recipes K, L and M: two seeds of the two-stage fused student and of
-its IR-only twin each, started from recipe E's IR-only distilled students) one after the other
-(about 12 h on one free core) into
+its IR-only twin each, started from recipe E's IR-only distilled students; recipes N and O: seed 0
+of the same two) one after the other (about 12 h on one free core before N and O, which add four
+2000-step runs) into
 ``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``,
 and the tables into MODEL_CARD.md. Besides each model's scores, the tables give the mAP@0.5 gaps
