@@ -1,5 +1,5 @@
 """The real-time student: one shared encoder over the stacked (ir, vis) pair, compute at
-1/4 and 1/8 resolution, a very light full-resolution fusion path, and the three task heads.
+1/4 and 1/8 resolution (optionally 1/16), a very light full-resolution fusion path, and the three task heads.
 
 Only export-friendly operations (conv, BN, ReLU, sigmoid, add/mul, concat, bilinear
 resize, global average pooling, clamp) so ONNX Runtime, OpenVINO and TensorRT run it.
@@ -40,6 +40,13 @@ class StudentConfig:
     # IR-only student does not see it (MODEL_CARD.md, item 16). This gives the fusion path
     # visible-aware context of its own, whatever shaped the trunk.
     fusion_context: int = 0
+    # Residual blocks of an optional 1/16 stage (0: none, the shipped student) and its channels.
+    # Why: the 1/8 trunk sees about 87 px, while half of the MSRS cars are wider than 88 px and a
+    # tenth wider than 200 px; a CenterNet centre needs the whole object in view. Cars are also
+    # the class the visible camera sees best (parked cars are cold in IR), so a detector blind to
+    # them cannot profit from fusion. Two blocks at 1/16 reach about 170 px.
+    blocks16: int = 0
+    wide_width: int = 96
 
 
 class Student(nn.Module):
@@ -52,6 +59,12 @@ class Student(nn.Module):
         self.stage8 = nn.Sequential(
             ConvBNAct(w, d, stride=2), *[DepthwiseSeparable(d) for _ in range(cfg.blocks8)], ChannelGate(d)
         )
+        if cfg.blocks16:
+            e = cfg.wide_width
+            self.stage16 = nn.Sequential(
+                ConvBNAct(d, e, stride=2), *[DepthwiseSeparable(e) for _ in range(cfg.blocks16)], ChannelGate(e)
+            )
+            self.lateral16 = nn.Conv2d(e, d, 1)
         self.lateral8 = nn.Conv2d(d, w, 1)
         self.merge = SeparableConv(w, w)
         self.heads = TaskHeads(w, cfg.num_seg, cfg.num_det, hidden=w, light=True)
@@ -70,6 +83,8 @@ class Student(nn.Module):
         """All outputs plus the 1/4-resolution feature map used for feature distillation."""
         f4 = self.stage4(self.stem(torch.cat([ir, vis], 1)))
         f8 = self.stage8(f4)
+        if self.cfg.blocks16:
+            f8 = f8 + upsample(self.lateral16(self.stage16(f8)), f8.shape[-2:])
         feat = self.merge(f4 + upsample(self.lateral8(f8), f4.shape[-2:]))
         seg, heat, box = self.heads(feat)
         fusion_in = scale_gradient(feat, self.cfg.fusion_grad_scale) if self.training else feat
