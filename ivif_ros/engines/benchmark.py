@@ -66,7 +66,9 @@ def sample_frames(width: int, height: int, root: Path = SAMPLE_PAIR) -> tuple[np
 
 
 def load_bench_model(name: str):
-    """The shipped weights if present, else the architecture with random weights (timing is the same)."""
+    """``(model, where its weights came from, architecture)``: the shipped weights of ``student`` or
+    ``teacher`` if present, a weights file given by path, else the architecture with random
+    weights (timing is the same)."""
     import torch
 
     from ivif_ros.engines.model_source import resolve_model
@@ -74,13 +76,15 @@ def load_bench_model(name: str):
     from ivif_ros.models import BUILDERS
 
     try:
-        return resolve_model(name)[0], "shipped weights"
+        model, meta = resolve_model(name)
+        source = "shipped weights" if name in BUILDERS else f"weights file {name}"
+        return model, source, meta.get("architecture", name)
     except UserFacingError as exc:
         if name not in BUILDERS:
             raise
         log.warning("bench: %s; timing the %s architecture with random weights instead", exc, name)
         torch.manual_seed(0)
-        return BUILDERS[name]({}).eval(), "random weights (shipped weights absent)"
+        return BUILDERS[name]({}).eval(), "random weights (shipped weights absent)", name
 
 
 def bench_one(model, model_name: str, backend: str, precision: str, width: int, height: int,
@@ -113,14 +117,15 @@ def run_benchmark(models: list[str], sizes: list[tuple[int, int]], runs: int = 2
     plan = []
     loaded = {name: load_bench_model(name) for name in models}
     for name in models:
-        backends = list(DEFAULT_BACKENDS.get(name, DEFAULT_BACKENDS["teacher"]))
-        if include_compile and name == "student":
+        arch = loaded[name][2]  # a weights path is timed with the backends of its architecture
+        backends = list(DEFAULT_BACKENDS.get(arch, DEFAULT_BACKENDS["teacher"]))
+        if include_compile and arch == "student":
             backends.insert(1, ("torch_compile", "fp32"))
         plan += [(name, b, p, w, h) for (w, h) in sizes for (b, p) in backends]
     conditions = {
         "host": cpu_description(),
         "load_before": os.getloadavg(),
-        "weights": {name: source for name, (_, source) in loaded.items()},
+        "weights": {name: source for name, (_, source, _) in loaded.items()},
         "frames": sample_frames(*sizes[0])[2],
         "runs": runs,
         "warmup": warmup,
