@@ -12,6 +12,7 @@ mAP@0.5, plus pixel-max. A single-camera student (its sidecar's ``input_mode`` i
 gets that camera twice, as in training, and reports mAP@0.5 only.
 
 ``--day-night`` adds mAP@0.5 on the day (name ends in D) and night (N) pairs apart.
+``--per-class`` adds AP@0.5 of each detection class.
 ``--blind-visible`` feeds every model IR on both inputs, as if the visible camera had failed
 (mAP only); with ``--split`` set to ``splits/msrs_dev_eval.txt`` it gives the card's
 "visible camera blinded" figures, which chose nothing.
@@ -36,6 +37,7 @@ def main() -> int:
     ap.add_argument("--data-root", default="/work/shared/data")
     ap.add_argument("--split", type=Path, help="names file of MSRS test-folder pairs (default: val40)")
     ap.add_argument("--day-night", action="store_true", help="also mAP@0.5 on the day and the night pairs apart")
+    ap.add_argument("--per-class", action="store_true", help="also AP@0.5 of each detection class")
     ap.add_argument("--blind-visible", action="store_true", help="IR on both inputs of every model (mAP only)")
     args = ap.parse_args()
 
@@ -65,6 +67,8 @@ def main() -> int:
         mode = "ir" if args.blind_visible else trained_input_mode(meta, weights)
         fusion, det = evaluate_model(model, meta, mode, pairs, desc=Path(weights).name)
         extra = {"input": "ir, ir (visible blinded)"} if args.blind_visible else {}
+        if args.per_class:
+            extra.update({f"AP50_{c}": round(v["ap50"], 4) for c, v in det["per_class"].items()})
         if args.day_night:
             for tag, suffix in (("day", "D"), ("night", "N")):
                 part = [p for p in pairs if p[0].endswith(suffix)]
