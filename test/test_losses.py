@@ -75,6 +75,23 @@ def test_focal_loss_of_perfect_heatmap_is_small():
     assert L.heatmap_focal_loss(wrong, gt).item() > 10 * L.heatmap_focal_loss(perfect, gt).item()
 
 
+def test_focal_loss_class_weights_scale_each_class_channel():
+    """Weights (1, 2, 3) on a heatmap whose three channels err alike: each channel's share of the
+    loss is multiplied by its weight, the normalisation (number of centres) stays."""
+    gt = torch.zeros(1, 3, 16, 16)
+    gt[0, :, 5, 7] = 1.0
+    pred = torch.full_like(gt, 0.3).requires_grad_(True)
+    plain = L.heatmap_focal_loss(pred, gt)
+    weighted = L.heatmap_focal_loss(pred, gt, class_weights=[1.0, 2.0, 3.0])
+    assert weighted.item() == pytest.approx(plain.item() * 6 / 3, rel=1e-5)  # mean weight 2
+    one = L.heatmap_focal_loss(pred[:, 2:], gt[:, 2:]).item() / 3  # channel 2 alone, normalised by 3 centres
+    assert (L.heatmap_focal_loss(pred, gt, class_weights=[0.0, 0.0, 1.0]).item()
+            == pytest.approx(one, rel=1e-5))
+    weighted.backward()
+    grad = pred.grad[0, :, 5, 7]
+    assert torch.allclose(grad / grad[0], torch.tensor([1.0, 2.0, 3.0]), rtol=1e-5)
+
+
 def test_box_regression_only_at_centres():
     target = torch.zeros(1, 4, 8, 8)
     centre = torch.zeros(1, 1, 8, 8)

@@ -93,7 +93,7 @@ def fusion_losses(cfg: TrainConfig, out, b) -> dict[str, torch.Tensor]:
     }
 
 
-def task_losses(out, b, teacher_aux: bool) -> dict[str, torch.Tensor]:
+def task_losses(out, b, teacher_aux: bool, heatmap_class_weights=None) -> dict[str, torch.Tensor]:
     """Semantic + detection losses on the labelled images of the batch (none: zero loss)."""
     keep = b["labelled"] > 0
     if not keep.any():
@@ -103,7 +103,8 @@ def task_losses(out, b, teacher_aux: bool) -> dict[str, torch.Tensor]:
     seg = b["seg"][keep]
     d = {
         "semantic": L.semantic_loss(out["seg_logits"][keep], seg),
-        "heatmap": L.heatmap_focal_loss(out["det_heatmap"][keep], b["heatmap"][keep]),
+        "heatmap": L.heatmap_focal_loss(out["det_heatmap"][keep], b["heatmap"][keep],
+                                        class_weights=heatmap_class_weights),
         "box": L.box_regression_loss(out["det_box"][keep], b["box"][keep], b["centre"][keep]),
     }
     if teacher_aux:
@@ -229,7 +230,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
         full = model(ir, vis)
         out = {k: v[:n] for k, v in full.items()}
         parts = fusion_losses(cfg, out, b)
-        parts.update(task_losses(out, b, teacher_aux=kind == "teacher"))
+        parts.update(task_losses(out, b, teacher_aux=kind == "teacher", heatmap_class_weights=cfg.heatmap_class_weights))
         if guided:
             parts["guidance"] = L.guidance_loss(full["fused"][n:], target)
         if kind == "teacher":

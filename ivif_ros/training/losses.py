@@ -156,14 +156,20 @@ def semantic_loss(logits, target, eps: float = 1.0):
     return ce + dice
 
 
-def heatmap_focal_loss(pred, gt, alpha: float = 2.0, beta: float = 4.0):
+def heatmap_focal_loss(pred, gt, alpha: float = 2.0, beta: float = 4.0, class_weights=None):
     """CenterNet penalty-reduced focal loss. ``pred`` is after sigmoid, ``gt`` Gaussian
-    splats with exact 1 at object centres; normalised by the number of centres."""
+    splats with exact 1 at object centres; normalised by the number of centres.
+
+    ``class_weights`` (one per heatmap channel) scales each class's terms: mAP averages the
+    classes equally while the summed loss is ruled by the most frequent one."""
     pred = pred.clamp(1e-4, 1 - 1e-4)
     pos = gt.eq(1).float()
     pos_loss = torch.log(pred) * (1 - pred) ** alpha * pos
     neg_loss = torch.log(1 - pred) * pred**alpha * (1 - gt) ** beta * (1 - pos)
-    return -(pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp_min(1.0)
+    per_cell = pos_loss + neg_loss
+    if class_weights is not None:
+        per_cell = per_cell * torch.as_tensor(class_weights, dtype=pred.dtype, device=pred.device).view(1, -1, 1, 1)
+    return -per_cell.sum() / pos.sum().clamp_min(1.0)
 
 
 def box_regression_loss(pred, target, centre_mask):
