@@ -135,10 +135,10 @@ MODELS["recipe J: student, IR-only input, distilled"] = (
     "ablations/recipe_j/student_ir_distilled", "ir", _J + "--input-mode ir --out {runs}/recipe_j/student_ir_distilled")
 
 
-def _two_stage_rows(recipe: str, seeds: tuple[int, ...] = (0, 1)) -> dict:
+def _two_stage_rows(recipe: str, seeds: tuple[int, ...] = (0, 1), stage1: str = "student_ir_distilled") -> dict:
     """A two-stage recipe's rows: stage 2 on fused input and on IR input (the twin), for each seed,
-    each warm-started from recipe E's IR-only distilled student of its seed (rows above, which
-    must run first)."""
+    each warm-started from the IR-only distilled student of its seed written by the run folder
+    ``stage1`` (recipe E's unless given; rows above, which must run first)."""
     rows = {}
     config = _STUDENT.replace("train_student.yaml", f"train_student_recipe_{recipe.lower()}.yaml")
     for mode, stem, label in (("fused", "student", "distilled student"),
@@ -148,7 +148,7 @@ def _two_stage_rows(recipe: str, seeds: tuple[int, ...] = (0, 1)) -> dict:
             folder = f"ablations/recipe_{recipe.lower()}/" + (f"seeds/{stem}{tag}" if seed else stem)
             rows[f"recipe {recipe}: {label}" + (f", seed {seed}" if seed else "")] = (
                 folder, mode, config + "--teacher {runs}/teacher/teacher.safetensors "
-                f"--init-from {{runs}}/student_ir_distilled{tag}/student.safetensors "
+                f"--init-from {{runs}}/{stage1}{tag}/student.safetensors "
                 + ("--input-mode ir " if mode == "ir" else "") + (f"--seed {seed} " if seed else "")
                 + f"--out {{runs}}/recipe_{recipe.lower()}/{stem}{tag}")
     return rows
@@ -162,6 +162,25 @@ MODELS.update(_two_stage_rows("L"))
 MODELS.update(_two_stage_rows("M"))  # item 15: recipe L with stage 2 at 2000 steps
 MODELS.update(_two_stage_rows("N", seeds=(0,)))  # item 16: recipe M with a fusion-context encoder, two runs at a time
 MODELS.update(_two_stage_rows("O", seeds=(0,)))  # item 17: recipe N with metric SSIM 3
+
+
+def _distilled_pair_rows(recipe: str) -> dict:
+    """A one-stage recipe's distilled fused student and its IR-only twin distilled from the same
+    teacher, seed 0 (the pair its hold-out rule compares)."""
+    low = recipe.lower()
+    command = (_STUDENT.replace("train_student.yaml", f"train_student_recipe_{low}.yaml")
+               + "--teacher {runs}/teacher/teacher.safetensors ")
+    return {f"recipe {recipe}: distilled student": (
+                f"ablations/recipe_{low}/student", "fused", command + f"--out {{runs}}/recipe_{low}/student"),
+            f"recipe {recipe}: student, IR-only input, distilled": (
+                f"ablations/recipe_{low}/student_ir_distilled", "ir",
+                command + f"--input-mode ir --out {{runs}}/recipe_{low}/student_ir_distilled")}
+
+
+# Recipe P (recipe E with a 1/16 stage, item 18) and recipe Q (P with the heatmap loss weighted by
+# class, item 19): each a distilled fused student and its IR-only twin, two runs at a time.
+MODELS.update(_distilled_pair_rows("P"))
+MODELS.update(_distilled_pair_rows("Q"))
 # The mAP@0.5 gaps the card's claims rest on: (label, group A, group B), seeds of a recipe in one
 # group. Each gets a paired bootstrap over the images (ivif_ros.metrics.map_bootstrap) whenever
 # all its members are evaluated in one run; a run of some models keeps the other gaps.
@@ -177,7 +196,7 @@ GAPS = [
        [f"recipe {r}: student, IR-only input, distilled", f"recipe {r}: student, IR-only input, distilled, seed 1"])
       for r in ("K", "L", "M")),
     *((f"recipe {r}: fused minus its IR-only twin (seed 0)", [f"recipe {r}: distilled student"],
-       [f"recipe {r}: student, IR-only input, distilled"]) for r in ("N", "O")),
+       [f"recipe {r}: student, IR-only input, distilled"]) for r in ("N", "O", "P", "Q")),
 ]
 GAP_RESAMPLES = 2000
 BASELINE_NAMES = ("pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)")  # card names, in card order
