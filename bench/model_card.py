@@ -3,15 +3,16 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the forty-eight trainings of
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the fifty-four trainings of
 the card (teacher; recipe E: the four students, an IR-only student distilled from the teacher
 and four seed repeats; recipe C: four students and three seed repeats; recipe D: three
 students; recipe F: two distilled students; recipe G: three students; recipe H: two distilled
 students; recipe I: two seeds of its distilled student; recipe J: two seeds of its distilled
 student and its IR-only twin; recipes K, L and M: two seeds of the two-stage fused student and of
 its IR-only twin each, started from recipe E's IR-only distilled students; recipes N and O: seed 0
-of the same two) one after the other (about 12 h on one free core before N and O, which add four
-2000-step runs) into
+of the same two; recipes P and Q: a distilled fused student and its IR-only twin; recipe R: the
+two-stage pair started from recipe P's IR-only student) one after the other (about 12 h on one
+free core before N to R, which add ten 2000-step runs) into
 ``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``,
 and the tables into MODEL_CARD.md. Besides each model's scores, the tables give the mAP@0.5 gaps
@@ -181,6 +182,9 @@ def _distilled_pair_rows(recipe: str) -> dict:
 # class, item 19): each a distilled fused student and its IR-only twin, two runs at a time.
 MODELS.update(_distilled_pair_rows("P"))
 MODELS.update(_distilled_pair_rows("Q"))
+# Recipe R (item 20): recipe O's two-stage student on recipe P's network, stage 1 being P's
+# IR-only distilled student (the row above), two runs at a time.
+MODELS.update(_two_stage_rows("R", seeds=(0,), stage1="recipe_p/student_ir_distilled"))
 # The mAP@0.5 gaps the card's claims rest on: (label, group A, group B), seeds of a recipe in one
 # group. Each gets a paired bootstrap over the images (ivif_ros.metrics.map_bootstrap) whenever
 # all its members are evaluated in one run; a run of some models keeps the other gaps.
@@ -196,7 +200,7 @@ GAPS = [
        [f"recipe {r}: student, IR-only input, distilled", f"recipe {r}: student, IR-only input, distilled, seed 1"])
       for r in ("K", "L", "M")),
     *((f"recipe {r}: fused minus its IR-only twin (seed 0)", [f"recipe {r}: distilled student"],
-       [f"recipe {r}: student, IR-only input, distilled"]) for r in ("N", "O", "P", "Q")),
+       [f"recipe {r}: student, IR-only input, distilled"]) for r in ("N", "O", "P", "Q", "R")),
 ]
 GAP_RESAMPLES = 2000
 BASELINE_NAMES = ("pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)")  # card names, in card order
