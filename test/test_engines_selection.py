@@ -143,6 +143,8 @@ def test_create_engine_auto_measures_once_then_reuses_the_choice(tmp_path, caplo
 def test_bench_times_a_weights_file_with_the_backends_of_its_architecture(tmp_path):
     """``ivif bench --models PATH``: a student file (here one with a 1/16 stage) is timed on every
     student backend, ONNX Runtime included, and the report names the file, not the shipped weights."""
+    import importlib.util
+
     import torch
 
     from ivif_ros.engines.benchmark import DEFAULT_BACKENDS, run_benchmark
@@ -154,6 +156,6 @@ def test_bench_times_a_weights_file_with_the_backends_of_its_architecture(tmp_pa
     rows, conditions = run_benchmark([str(path)], [(64, 64)], runs=1, warmup=0, progress=False,
                                      cache_dir=tmp_path / "cache")
     timed = {(r.backend, r.precision) for r in rows}
-    available = {b for b in ("onnxruntime", "openvino") if __import__("importlib").util.find_spec(b)}
+    available = {b for b in ("onnxruntime", "openvino") if importlib.util.find_spec(b)}
     assert timed == {(b, p) for b, p in DEFAULT_BACKENDS["student"] if b == "torch" or b in available}
     assert conditions["weights"][str(path)] == f"weights file {path}"
