@@ -98,12 +98,24 @@ def _recipe_rows(recipe: str, inputs: tuple[str, ...], seed: int = 0) -> dict:
 MODELS.update(_recipe_rows("C", ("fused", "ir", "vis")))
 MODELS.update(_recipe_rows("C", ("fused", "ir"), seed=1))
 MODELS.update(_recipe_rows("D", ("fused", "ir")))
+
+
+def _distilled_pair_rows(recipe: str) -> dict:
+    """A one-stage recipe's distilled fused student and its IR-only twin distilled from the same
+    teacher, seed 0 (the pair its hold-out rule compares)."""
+    low = recipe.lower()
+    command = (_STUDENT.replace("train_student.yaml", f"train_student_recipe_{low}.yaml")
+               + "--teacher {runs}/teacher/teacher.safetensors ")
+    return {f"recipe {recipe}: distilled student": (
+                f"ablations/recipe_{low}/student", "fused", command + f"--out {{runs}}/recipe_{low}/student"),
+            f"recipe {recipe}: student, IR-only input, distilled": (
+                f"ablations/recipe_{low}/student_ir_distilled", "ir",
+                command + f"--input-mode ir --out {{runs}}/recipe_{low}/student_ir_distilled")}
+
+
 # Recipe F (recipe E plus gradient distillation at 32), tried and not adopted: only the two
 # distilled runs, fused and IR-only; without a teacher it is recipe E, whose rows serve.
-_F = _STUDENT.replace("train_student.yaml", "train_student_recipe_f.yaml") + "--teacher {runs}/teacher/teacher.safetensors "
-MODELS["recipe F: distilled student"] = ("ablations/recipe_f/student", "fused", _F + "--out {runs}/recipe_f/student")
-MODELS["recipe F: student, IR-only input, distilled"] = (
-    "ablations/recipe_f/student_ir_distilled", "ir", _F + "--input-mode ir --out {runs}/recipe_f/student_ir_distilled")
+MODELS.update(_distilled_pair_rows("F"))
 # Recipe G (recipe E plus visible-camera dropout 0.5): distilled and no-teacher fused students,
 # and the distilled student at dropout 0.25 (item 9). Its IR-only and visible-only students would
 # be recipe E's: with the same image on both inputs the dropout changes nothing (tested).
@@ -115,10 +127,7 @@ MODELS["recipe G at visible dropout 0.25: distilled student"] = (
 # Recipe H (recipe E with the fusion losses' gradient stopped at the trunk, item 10), tried and
 # not adopted: distilled fused and IR-only students, seed 0, two runs at a time. Its IR-only twin
 # is retrained: with IR on both inputs the fusion losses still reach recipe E's trunk.
-_H = _STUDENT.replace("train_student.yaml", "train_student_recipe_h.yaml") + "--teacher {runs}/teacher/teacher.safetensors "
-MODELS["recipe H: distilled student"] = ("ablations/recipe_h/student", "fused", _H + "--out {runs}/recipe_h/student")
-MODELS["recipe H: student, IR-only input, distilled"] = (
-    "ablations/recipe_h/student_ir_distilled", "ir", _H + "--input-mode ir --out {runs}/recipe_h/student_ir_distilled")
+MODELS.update(_distilled_pair_rows("H"))
 # Recipe I (recipe E plus visible exposure augmentation 0.4, item 11): the distilled fused student,
 # two seeds, two runs at a time. Its IR-only twins are recipe E's (the jitter leaves IR alone).
 _I = _STUDENT.replace("train_student.yaml", "train_student_recipe_i.yaml") + "--teacher {runs}/teacher/teacher.safetensors "
@@ -163,19 +172,6 @@ MODELS.update(_two_stage_rows("L"))
 MODELS.update(_two_stage_rows("M"))  # item 15: recipe L with stage 2 at 2000 steps
 MODELS.update(_two_stage_rows("N", seeds=(0,)))  # item 16: recipe M with a fusion-context encoder, two runs at a time
 MODELS.update(_two_stage_rows("O", seeds=(0,)))  # item 17: recipe N with metric SSIM 3
-
-
-def _distilled_pair_rows(recipe: str) -> dict:
-    """A one-stage recipe's distilled fused student and its IR-only twin distilled from the same
-    teacher, seed 0 (the pair its hold-out rule compares)."""
-    low = recipe.lower()
-    command = (_STUDENT.replace("train_student.yaml", f"train_student_recipe_{low}.yaml")
-               + "--teacher {runs}/teacher/teacher.safetensors ")
-    return {f"recipe {recipe}: distilled student": (
-                f"ablations/recipe_{low}/student", "fused", command + f"--out {{runs}}/recipe_{low}/student"),
-            f"recipe {recipe}: student, IR-only input, distilled": (
-                f"ablations/recipe_{low}/student_ir_distilled", "ir",
-                command + f"--input-mode ir --out {{runs}}/recipe_{low}/student_ir_distilled")}
 
 
 # Recipe P (recipe E with a 1/16 stage, item 18) and recipe Q (P with the heatmap loss weighted by
