@@ -145,6 +145,11 @@ MODELS["recipe J: student, IR-only input, distilled"] = (
     "ablations/recipe_j/student_ir_distilled", "ir", _J + "--input-mode ir --out {runs}/recipe_j/student_ir_distilled")
 
 
+def _seeded(name: str, seeds) -> list[str]:
+    """Card names of a row's seeds: seed 0 is the bare name, seed N adds ', seed N'."""
+    return [name + (f", seed {seed}" if seed else "") for seed in seeds]
+
+
 def _two_stage_rows(recipe: str, seeds: tuple[int, ...] = (0, 1), stage1: str = "student_ir_distilled",
                     stage1_per_seed: bool = True) -> dict:
     """A two-stage recipe's rows: stage 2 on fused input and on IR input (the twin), for each seed,
@@ -158,7 +163,7 @@ def _two_stage_rows(recipe: str, seeds: tuple[int, ...] = (0, 1), stage1: str = 
         for seed in seeds:
             tag = f"_s{seed}" if seed else ""
             folder = f"ablations/recipe_{recipe.lower()}/" + (f"seeds/{stem}{tag}" if seed else stem)
-            rows[f"recipe {recipe}: {label}" + (f", seed {seed}" if seed else "")] = (
+            rows[_seeded(f"recipe {recipe}: {label}", (seed,))[0]] = (
                 folder, mode, config + "--teacher {runs}/teacher/teacher.safetensors "
                 f"--init-from {{runs}}/{stage1}{tag if stage1_per_seed else ''}/student.safetensors "
                 + ("--input-mode ir " if mode == "ir" else "") + (f"--seed {seed} " if seed else "")
@@ -194,17 +199,14 @@ GAPS = [
     ("recipe E: fused minus visible-only input", _E_FUSED, ["student, visible-only input"]),
     ("recipe E: distilled minus no teacher (fused)", _E_FUSED,
      ["student, no distillation", "student, no distillation, seed 1"]),
-    *((f"recipe {r}: fused minus its IR-only twin",
-       [f"recipe {r}: distilled student", f"recipe {r}: distilled student, seed 1"],
-       [f"recipe {r}: student, IR-only input, distilled", f"recipe {r}: student, IR-only input, distilled, seed 1"])
-      for r in ("K", "L", "M")),
+    *((f"recipe {r}: fused minus its IR-only twin", _seeded(f"recipe {r}: distilled student", (0, 1)),
+       _seeded(f"recipe {r}: student, IR-only input, distilled", (0, 1))) for r in ("K", "L", "M")),
     *((f"recipe {r}: fused minus its IR-only twin (seed 0)", [f"recipe {r}: distilled student"],
        [f"recipe {r}: student, IR-only input, distilled"]) for r in ("N", "O", "P", "Q", "R")),
     # Item 21: recipe R's fresh seeds on their own (a replication of seed 0's lead, not used to
     # choose), then all three seeds.
-    *((f"recipe R: fused minus its IR-only twin ({label})",
-       ["recipe R: distilled student" + (f", seed {s}" if s else "") for s in seeds],
-       ["recipe R: student, IR-only input, distilled" + (f", seed {s}" if s else "") for s in seeds])
+    *((f"recipe R: fused minus its IR-only twin ({label})", _seeded("recipe R: distilled student", seeds),
+       _seeded("recipe R: student, IR-only input, distilled", seeds))
       for label, seeds in (("seeds 1-2", (1, 2)), ("seeds 0-2", (0, 1, 2)))),
 ]
 GAP_RESAMPLES = 2000
