@@ -70,22 +70,27 @@ MODELS = {
     "student, IR-only input, distilled, seed 1": (
         "ablations/seeds/student_ir_distilled_s1", "ir", _DISTIL_ALONE + "--input-mode ir --seed 1 --out {runs}/student_ir_distilled_s1"),
 }
+def _seeded(name: str, seeds) -> list[str]:
+    """Card names of a row's seeds: seed 0 is the bare name, seed N adds ', seed N'."""
+    return [name + (f", seed {seed}" if seed else "") for seed in seeds]
+
+
 def _recipe_rows(recipe: str, inputs: tuple[str, ...], seed: int = 0) -> dict:
     """Card rows of an earlier recipe X (config/train_student_recipe_x.yaml, weights and runs
     in ablations/recipe_x/, seed repeats in its seeds/): the distilled student and the
     no-teacher students of ``inputs``."""
     low = recipe.lower()
     student = _STUDENT.replace("train_student.yaml", f"train_student_recipe_{low}.yaml")
-    folder, tag, suffix = (f"recipe_{low}/seeds", f", seed {seed}", f"_s{seed}") if seed else (f"recipe_{low}", "", "")
+    folder, suffix = (f"recipe_{low}/seeds", f"_s{seed}") if seed else (f"recipe_{low}", "")
     seed_arg = f"--seed {seed} " if seed else ""
     labels = {"fused": "student, no distillation", "ir": "student, IR-only input", "vis": "student, visible-only input"}
     names = {"fused": "student_nodistill", "ir": "student_ir", "vis": "student_vis"}
-    rows = {f"recipe {recipe}: distilled student{tag}": (
+    rows = {_seeded(f"recipe {recipe}: distilled student", (seed,))[0]: (
         f"ablations/{folder}/student{suffix}", "fused",
         student + f"--teacher {{runs}}/teacher/teacher.safetensors {seed_arg}--out {{runs}}/recipe_{low}/student{suffix}")}
     for mode in inputs:
         mode_arg = "" if mode == "fused" else f"--input-mode {mode} "
-        rows[f"recipe {recipe}: {labels[mode]}{tag}"] = (
+        rows[_seeded(f"recipe {recipe}: {labels[mode]}", (seed,))[0]] = (
             f"ablations/{folder}/{names[mode]}{suffix}", mode,
             student + f"--no-distill {mode_arg}{seed_arg}--out {{runs}}/recipe_{low}/{names[mode]}{suffix}")
     return rows
@@ -143,11 +148,6 @@ MODELS["recipe J: distilled student, seed 1"] = (
     "ablations/recipe_j/seeds/student_s1", "fused", _J + "--seed 1 --out {runs}/recipe_j/student_s1")
 MODELS["recipe J: student, IR-only input, distilled"] = (
     "ablations/recipe_j/student_ir_distilled", "ir", _J + "--input-mode ir --out {runs}/recipe_j/student_ir_distilled")
-
-
-def _seeded(name: str, seeds) -> list[str]:
-    """Card names of a row's seeds: seed 0 is the bare name, seed N adds ', seed N'."""
-    return [name + (f", seed {seed}" if seed else "") for seed in seeds]
 
 
 def _two_stage_rows(recipe: str, seeds: tuple[int, ...] = (0, 1), stage1: str = "student_ir_distilled",
