@@ -3,7 +3,7 @@
     python bench/model_card.py              # re-evaluate the shipped weights on msrs_dev_eval
     python bench/model_card.py --retrain    # first re-run the exact training commands, then evaluate
 
-Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the fifty-eight trainings of
+Re-evaluation takes ~30 min on one core; ``--retrain`` first re-runs the sixty-three trainings of
 the card (teacher; recipe E: the four students, an IR-only student distilled from the teacher
 and four seed repeats; recipe C: four students and three seed repeats; recipe D: three
 students; recipe F: two distilled students; recipe G: three students; recipe H: two distilled
@@ -11,8 +11,10 @@ students; recipe I: two seeds of its distilled student; recipe J: two seeds of i
 student and its IR-only twin; recipes K, L and M: two seeds of the two-stage fused student and of
 its IR-only twin each, started from recipe E's IR-only distilled students; recipes N and O: seed 0
 of the same two; recipes P and Q: a distilled fused student and its IR-only twin; recipe R: the
-two-stage pair started from recipe P's IR-only student, seeds 0, 1 and 2) one after the other (about 12 h on one
-free core before N to R, which add fourteen 2000-step runs) into
+two-stage pair started from recipe P's IR-only student, seeds 0, 1 and 2; the same two-stage pair,
+seeds 0 and 1, from recipe P's IR-only student trained without the block-wise hold-out) one after
+the other (about 12 h on one free core before N to R and the block-wise runs, which add nineteen
+2000-step runs) into
 ``--runs`` and copies their weights and logs into the package.
 Writes ``results.json``, ``results.md`` and the PNG figures into ``ivif_ros/weights/card/``,
 and the tables into MODEL_CARD.md. Besides each model's scores, the tables give the mAP@0.5 gaps
@@ -151,19 +153,20 @@ MODELS["recipe J: student, IR-only input, distilled"] = (
 
 
 def _two_stage_rows(recipe: str, seeds: tuple[int, ...] = (0, 1), stage1: str = "student_ir_distilled",
-                    stage1_per_seed: bool = True) -> dict:
+                    stage1_per_seed: bool = True, label: str | None = None) -> dict:
     """A two-stage recipe's rows: stage 2 on fused input and on IR input (the twin), for each seed,
     each warm-started from the IR-only distilled student of its seed written by the run folder
     ``stage1`` (recipe E's unless given; rows above, which must run first). With
-    ``stage1_per_seed`` false every seed starts from stage 1's seed 0, so only stage 2 is repeated."""
-    rows = {}
+    ``stage1_per_seed`` false every seed starts from stage 1's seed 0, so only stage 2 is repeated.
+    ``label`` names the rows (default "recipe X")."""
+    rows, label = {}, label or f"recipe {recipe}"
     config = _STUDENT.replace("train_student.yaml", f"train_student_recipe_{recipe.lower()}.yaml")
-    for mode, stem, label in (("fused", "student", "distilled student"),
-                              ("ir", "student_ir_distilled", "student, IR-only input, distilled")):
+    for mode, stem, role in (("fused", "student", "distilled student"),
+                             ("ir", "student_ir_distilled", "student, IR-only input, distilled")):
         for seed in seeds:
             tag = f"_s{seed}" if seed else ""
             folder = f"ablations/recipe_{recipe.lower()}/" + (f"seeds/{stem}{tag}" if seed else stem)
-            rows[_seeded(f"recipe {recipe}: {label}", (seed,))[0]] = (
+            rows[_seeded(f"{label}: {role}", (seed,))[0]] = (
                 folder, mode, config + "--teacher {runs}/teacher/teacher.safetensors "
                 f"--init-from {{runs}}/{stage1}{tag if stage1_per_seed else ''}/student.safetensors "
                 + ("--input-mode ir " if mode == "ir" else "") + (f"--seed {seed} " if seed else "")
@@ -189,6 +192,16 @@ MODELS.update(_distilled_pair_rows("Q"))
 # IR-only distilled student (the row above), two runs at a time. Its seed repeats (item 21) rerun
 # stage 2 only, from that same stage 1, four runs at a time.
 MODELS.update(_two_stage_rows("R", seeds=(0, 1, 2), stage1="recipe_p/student_ir_distilled", stage1_per_seed=False))
+# Item 22: recipe R chosen on whole blocks. Stage 1 is recipe P's IR-only distilled student trained
+# without the 80 block pairs (config/heldout/msrs_dev_heldout_blocks80.txt); stage 2 is R's from
+# it, fused and IR-only, seeds 0 and 1, two runs at a time.
+_BLOCKS = "without the blocks"
+MODELS[f"recipe P {_BLOCKS}: student, IR-only input, distilled"] = (
+    "ablations/recipe_p_blocks/student_ir_distilled", "ir",
+    _STUDENT.replace("train_student.yaml", "train_student_recipe_p_blocks.yaml").replace("--threads 1", "--threads 2")
+    + "--teacher {runs}/teacher/teacher.safetensors --input-mode ir --out {runs}/recipe_p_blocks/student_ir_distilled")
+MODELS.update(_two_stage_rows("R_blocks", seeds=(0, 1), stage1="recipe_p_blocks/student_ir_distilled",
+                              stage1_per_seed=False, label=f"recipe R {_BLOCKS}"))
 # The mAP@0.5 gaps the card's claims rest on: (label, group A, group B), seeds of a recipe in one
 # group. Each gets a paired bootstrap over the images (ivif_ros.metrics.map_bootstrap) whenever
 # all its members are evaluated in one run; a run of some models keeps the other gaps.
@@ -208,6 +221,9 @@ GAPS = [
     *((f"recipe R: fused minus its IR-only twin ({label})", _seeded("recipe R: distilled student", seeds),
        _seeded("recipe R: student, IR-only input, distilled", seeds))
       for label, seeds in (("seeds 1-2", (1, 2)), ("seeds 0-2", (0, 1, 2)))),
+    (f"recipe R {_BLOCKS}: fused minus its IR-only twin (seeds 0-1)",
+     _seeded(f"recipe R {_BLOCKS}: distilled student", (0, 1)),
+     _seeded(f"recipe R {_BLOCKS}: student, IR-only input, distilled", (0, 1))),
 ]
 GAP_RESAMPLES = 2000
 BASELINE_NAMES = ("pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)")  # card names, in card order
