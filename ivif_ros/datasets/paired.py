@@ -118,6 +118,20 @@ def merge_boxes(first: Boxes, second: Boxes, iou_thr: float = 0.5) -> Boxes:
     return Boxes(np.concatenate([first.xyxy, second.xyxy[keep]]), np.concatenate([first.cls, second.cls[keep]]))
 
 
+VISIBLE_ONLY_IOU = 0.1   # below it a visible box touches no same-class IR box
+
+
+def visible_only_boxes(first: Boxes, second: Boxes, iou_thr: float = 0.5) -> np.ndarray:
+    """For each box of ``merge_boxes(first, second, iou_thr)``, in its order: True where it is a
+    ``second`` (visible) box that no same-class ``first`` (IR) box overlaps at IoU >= 0.1, an
+    object only the visible annotation holds. Kept visible boxes at IoU 0.1-0.5 are mostly the
+    same object boxed again from the other camera and count as IR-seen."""
+    iou = box_iou(second.xyxy, first.xyxy).reshape(len(second), len(first))
+    best = np.where(second.cls[:, None] == first.cls[None, :], iou, 0.0).max(1, initial=0.0)
+    kept = best < iou_thr if len(first) else np.ones(len(second), bool)
+    return np.concatenate([np.zeros(len(first), bool), best[kept] < VISIBLE_ONLY_IOU])
+
+
 def _find_dir(root: Path, names: tuple[str, ...], what: str) -> Path:
     for n in names:
         if (root / n).is_dir():

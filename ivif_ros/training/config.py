@@ -33,6 +33,7 @@ class TrainConfig:
     object_crop_prob: float = 0.0                      # share of crops centred near a labelled box
     visible_dropout: float = 0.0                       # share of crops whose visible image is replaced by IR
     visible_jitter: float = 0.0                        # visible exposure augmentation strength (gain, gamma, noise)
+    visible_only_crop_prob: float = 0.0                # share of crops centred on a box only the visible labels hold
     batch_size: int = 4
     steps: int = 1000
     lr: float = 2e-3

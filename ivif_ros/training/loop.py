@@ -200,7 +200,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
     per_step = cfg.batch_size * world
     dataset = CropDataset(samples, cfg.crop, len(cfg.detection_classes), length=cfg.steps * per_step, seed=cfg.seed,
                           object_crop_prob=cfg.object_crop_prob, visible_dropout=cfg.visible_dropout,
-                          visible_jitter=cfg.visible_jitter)
+                          visible_jitter=cfg.visible_jitter, visible_only_crop_prob=cfg.visible_only_crop_prob)
     remaining = torch.utils.data.Subset(dataset, range(step * per_step, len(dataset)))
     sampler = None
     if "RANK" in os.environ:
