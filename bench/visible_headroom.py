@@ -13,7 +13,12 @@ overlaps at IoU >= 0.5. This tool sorts the ground-truth boxes by where they cam
 - ``vis_only``: a visible box that no same-class IR box touches (IoU < 0.1): an object the IR
   annotators did not box, the only kind of object that the visible camera alone can reveal.
 
-Then, for each IR-only student given, it scores an oracle that keeps the student's detections and
+For each student given (any input), it counts the ground-truth boxes of each origin that the
+student finds: matched one-to-one at IoU 0.5 by a same-class detection scoring at least
+``--score`` (0.3, the node's default threshold). A fused student that uses the visible camera
+should find more ``vis_only`` boxes than its IR-only twin.
+
+For each IR-only student it also scores an oracle that keeps the student's detections and
 adds every ``vis_only`` box (and, second, every ``vis_near`` box too) as a perfect detection ranked
 above all of them. The oracle's gain over the student bounds what a fused student could gain over
 its IR-only twin by seeing what IR does not show; anything beyond it would have to come from
@@ -57,12 +62,35 @@ def with_oracle(preds, gts, origins, add: tuple[str, ...]):
     return out
 
 
+def found_by_origin(preds, gts, origins, score: float, iou_thr: float = 0.5) -> dict[str, list[int]]:
+    """{origin: [found, total]}: ground-truth boxes matched one-to-one (greedy in score order,
+    as COCO matches) by a same-class detection scoring >= ``score`` at IoU >= ``iou_thr``."""
+    from ivif_ros.datasets.paired import box_iou
+
+    found = {o: [0, 0] for o in ORIGINS}
+    for (p_xyxy, p_scores, p_cls), (g_xyxy, g_cls), origin in zip(preds, gts, origins):
+        p_xyxy, p_scores, p_cls = np.asarray(p_xyxy, np.float64).reshape(-1, 4), np.asarray(p_scores), np.asarray(p_cls, int)
+        hit = np.zeros(len(g_cls), bool)
+        for d in np.argsort(-p_scores, kind="mergesort"):
+            if p_scores[d] < score:
+                break
+            iou = np.where((g_cls == p_cls[d]) & ~hit, box_iou(p_xyxy[d:d + 1], g_xyxy)[0] if len(g_cls) else 0.0, -1.0)
+            if len(iou) and iou.max() >= iou_thr:
+                hit[iou.argmax()] = True
+        for o, h in zip(origin, hit):
+            found[ORIGINS[o]][0] += int(h)
+            found[ORIGINS[o]][1] += 1
+    return found
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("weights", nargs="*", type=Path, help="IR-only students (.safetensors) to score with the oracle")
+    ap.add_argument("weights", nargs="*", type=Path,
+                    help="students (.safetensors), each run on the input it was trained on; IR-only ones also get the oracle")
     ap.add_argument("--data-root", type=Path, default=Path("/work/shared/data"))
     ap.add_argument("--split", type=Path, default=Path("splits/msrs_dev_eval.txt"),
                     help="names file, relative to --data-root unless absolute")
+    ap.add_argument("--score", type=float, default=0.3, help="detection score threshold of the found counts")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
@@ -92,14 +120,12 @@ def main() -> int:
     for path in args.weights:
         model, meta = load_model(path)
         mode = trained_input_mode(meta, str(path))
-        if mode != "ir":
-            raise SystemExit(f"{path} was trained on {mode} input; the oracle bounds what the visible camera "
-                             "adds to an IR-only student, so give IR-only students")
         keep: dict = {}
         evaluate_model(model, meta, mode, pairs, desc=path.name, keep=keep)
         names = meta["detection_classes"]
-        row = {}
-        for label, add in (("student", ()), ("+vis_only", ("vis_only",)), ("+vis_only+vis_near", ("vis_only", "vis_near"))):
+        row = {"input": mode, "found_by_origin": found_by_origin(keep["preds"], gts, origins, args.score)}
+        oracles = (("+vis_only", ("vis_only",)), ("+vis_only+vis_near", ("vis_only", "vis_near"))) if mode == "ir" else ()
+        for label, add in (("student", ()), *oracles):
             det = evaluate_detections(with_oracle(keep["preds"], gts, origins, add), gts, len(names), names)
             row[label] = {"map50": round(det["map50"], 4),
                           **{n: round(v["ap50"], 4) for n, v in det["per_class"].items()}}

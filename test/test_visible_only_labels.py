@@ -93,3 +93,14 @@ def test_the_oracle_adds_exactly_the_chosen_boxes_as_top_ranked_hits():
     assert oracle["person"]["ap50"] == base["person"]["ap50"]
     assert oracle["car"]["ap50"] == pytest.approx(1.0)
     assert oracle["car"]["num_pred"] == 2  # the false car stays, ranked below the oracle's hit
+
+
+def test_found_by_origin_matches_one_to_one_above_the_score():
+    from visible_headroom import found_by_origin
+
+    gts = [(np.array([[0, 0, 10, 10], [50, 50, 70, 70]], float), np.array([0, 2]))]
+    origins = [np.array([ORIGINS.index("ir"), ORIGINS.index("vis_only")])]
+    preds = [(np.array([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 70, 70], [50, 50, 70, 70]], float),
+              np.array([0.9, 0.8, 0.2, 0.35]), np.array([0, 0, 2, 1]))]  # a duplicate, a low car, a bicycle
+    assert found_by_origin(preds, gts, origins, score=0.3) == {"ir": [1, 1], "vis_near": [0, 0], "vis_only": [0, 1]}
+    assert found_by_origin(preds, gts, origins, score=0.1)["vis_only"] == [1, 1]

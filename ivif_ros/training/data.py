@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ivif_ros.datasets.paired import PairedDataset, read_image, read_names, rgb_to_gray, visible_only_boxes
+from ivif_ros.datasets.paired import Boxes, PairedDataset, read_image, read_names, rgb_to_gray, visible_only_boxes
 from ivif_ros.errors import ConfigError, InputError
 from ivif_ros.training.targets import (
     STRIDE, box_masks, boundary_of, boxes_centred_in, centernet_targets, crop_boxes,
@@ -81,7 +81,7 @@ def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]
                 if seg.ndim != 2 or seg.shape != ir.shape:
                     raise InputError(f"{src['root']}/{src['seg_labels']}/{pair.name}.png: expected a "
                                      f"{ir.shape[1]}x{ir.shape[0]} single-channel class-id image, got {seg.shape}")
-            vis_only = None if boxes is None else visible_only_boxes(pair.boxes_ir, pair.boxes_vis)
+            vis_only = None if boxes is None else visible_only_boxes(pair.boxes_ir or Boxes(), pair.boxes_vis or Boxes())
             samples.append(Sample(pair.name, ir, vis, None if boxes is None else boxes.xyxy,
                                   None if boxes is None else boxes.cls, seg, vis_only))
     if not samples:
@@ -114,8 +114,8 @@ class CropDataset(Dataset):
     With probability ``visible_only_crop_prob`` the crop is instead placed around a box that
     only the visible annotation holds (``datasets.paired.visible_only_boxes``), drawn uniformly
     from all such boxes. Why: those objects are the only ones the visible camera alone reveals,
-    and they are rare (68 of the 1,354 union boxes of msrs_dev_train, 32 of them cars), so plain crops
-    show the fused student too few of them to learn it. The IR-only twin gets the same crops
+    and they are rare (68 of the 1,354 union boxes of msrs_dev_train, 32 of them cars), so
+    plain crops show the fused student too few of them to learn it. The IR-only twin gets the same crops
     with the same labels, as it does for every other box. Its draws come from a fourth stream:
     the other crops are those of a run without it.
     """
