@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_card import evaluate_model  # noqa: E402
 
-from ivif_ros.datasets.paired import visible_only_boxes  # noqa: E402
+from ivif_ros.datasets.paired import Boxes, visible_only_boxes  # noqa: E402
 
 ORIGINS = ("ir", "vis_near", "vis_only")
 
@@ -44,8 +44,9 @@ ORIGINS = ("ir", "vis_near", "vis_only")
 def ground_truth_origins(pair) -> np.ndarray:
     """Each box of ``pair.boxes`` (IR boxes first, then the visible boxes the union kept): its
     origin, an index into ORIGINS."""
-    vis_only = visible_only_boxes(pair.boxes_ir, pair.boxes_vis)
-    from_ir = np.arange(len(vis_only)) < len(pair.boxes_ir)
+    ir = pair.boxes_ir or Boxes()  # as pair.boxes treats a missing annotation
+    vis_only = visible_only_boxes(ir, pair.boxes_vis or Boxes())
+    from_ir = np.arange(len(vis_only)) < len(ir)
     return np.where(from_ir, 0, np.where(vis_only, ORIGINS.index("vis_only"), ORIGINS.index("vis_near")))
 
 
@@ -72,10 +73,10 @@ def found_by_origin(preds, gts, origins, score: float, iou_thr: float = 0.5) -> 
         p_xyxy, p_scores, p_cls = np.asarray(p_xyxy, np.float64).reshape(-1, 4), np.asarray(p_scores), np.asarray(p_cls, int)
         hit = np.zeros(len(g_cls), bool)
         for d in np.argsort(-p_scores, kind="mergesort"):
-            if p_scores[d] < score:
+            if p_scores[d] < score or hit.all():
                 break
-            iou = np.where((g_cls == p_cls[d]) & ~hit, box_iou(p_xyxy[d:d + 1], g_xyxy)[0] if len(g_cls) else 0.0, -1.0)
-            if len(iou) and iou.max() >= iou_thr:
+            iou = np.where((g_cls == p_cls[d]) & ~hit, box_iou(p_xyxy[d:d + 1], g_xyxy)[0], -1.0)
+            if iou.max() >= iou_thr:
                 hit[iou.argmax()] = True
         for o, h in zip(origin, hit):
             found[ORIGINS[o]][0] += int(h)

@@ -111,10 +111,7 @@ def merge_boxes(first: Boxes, second: Boxes, iou_thr: float = 0.5) -> Boxes:
         return first
     if len(first) == 0:
         return second
-    iou = box_iou(second.xyxy, first.xyxy)
-    same_cls = second.cls[:, None] == first.cls[None, :]
-    dup = ((iou >= iou_thr) & same_cls).any(1)
-    keep = ~dup
+    keep = _best_same_class_iou(second, first) < iou_thr
     return Boxes(np.concatenate([first.xyxy, second.xyxy[keep]]), np.concatenate([first.cls, second.cls[keep]]))
 
 
@@ -126,10 +123,14 @@ def visible_only_boxes(first: Boxes, second: Boxes, iou_thr: float = 0.5) -> np.
     ``second`` (visible) box that no same-class ``first`` (IR) box overlaps at IoU >= 0.1, an
     object only the visible annotation holds. Kept visible boxes at IoU 0.1-0.5 are mostly the
     same object boxed again from the other camera and count as IR-seen."""
-    iou = box_iou(second.xyxy, first.xyxy).reshape(len(second), len(first))
-    best = np.where(second.cls[:, None] == first.cls[None, :], iou, 0.0).max(1, initial=0.0)
-    kept = best < iou_thr if len(first) else np.ones(len(second), bool)
-    return np.concatenate([np.zeros(len(first), bool), best[kept] < VISIBLE_ONLY_IOU])
+    best = _best_same_class_iou(second, first)
+    return np.concatenate([np.zeros(len(first), bool), best[best < iou_thr] < VISIBLE_ONLY_IOU])
+
+
+def _best_same_class_iou(boxes: Boxes, others: Boxes) -> np.ndarray:
+    """For each box of ``boxes``, its highest IoU with a same-class box of ``others`` (0 if none)."""
+    iou = box_iou(boxes.xyxy, others.xyxy).reshape(len(boxes), len(others))
+    return np.where(boxes.cls[:, None] == others.cls[None, :], iou, 0.0).max(1, initial=0.0)
 
 
 def _find_dir(root: Path, names: tuple[str, ...], what: str) -> Path:
