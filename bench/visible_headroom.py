@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_card import evaluate_model  # noqa: E402
 
-from ivif_ros.datasets.paired import Boxes, visible_only_boxes  # noqa: E402
+from ivif_ros.datasets.paired import Boxes  # noqa: E402
 
 ORIGINS = ("ir", "vis_near", "vis_only")
 
@@ -44,9 +44,8 @@ ORIGINS = ("ir", "vis_near", "vis_only")
 def ground_truth_origins(pair) -> np.ndarray:
     """Each box of ``pair.boxes`` (IR boxes first, then the visible boxes the union kept): its
     origin, an index into ORIGINS."""
-    ir = pair.boxes_ir or Boxes()  # as pair.boxes treats a missing annotation
-    vis_only = visible_only_boxes(ir, pair.boxes_vis or Boxes())
-    from_ir = np.arange(len(vis_only)) < len(ir)
+    vis_only = pair.visible_only
+    from_ir = np.arange(len(vis_only)) < len(pair.boxes_ir or Boxes())  # as pair.boxes treats a missing one
     return np.where(from_ir, 0, np.where(vis_only, ORIGINS.index("vis_only"), ORIGINS.index("vis_near")))
 
 

@@ -50,6 +50,14 @@ class Pair:
             return None
         return merge_boxes(self.boxes_ir or Boxes(), self.boxes_vis or Boxes())
 
+    @property
+    def visible_only(self) -> np.ndarray | None:
+        """Per box of ``boxes``: True where only the visible annotation holds it (see
+        ``visible_only_boxes``)."""
+        if self.boxes_ir is None and self.boxes_vis is None:
+            return None
+        return visible_only_boxes(self.boxes_ir or Boxes(), self.boxes_vis or Boxes())
+
 
 def read_image(path: Path) -> np.ndarray:
     """Read an image as uint8; RGB order for colour, 2-D for grey or equal-channel images."""

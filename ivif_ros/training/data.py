@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ivif_ros.datasets.paired import Boxes, PairedDataset, read_image, read_names, rgb_to_gray, visible_only_boxes
+from ivif_ros.datasets.paired import PairedDataset, read_image, read_names, rgb_to_gray
 from ivif_ros.errors import ConfigError, InputError
 from ivif_ros.training.targets import (
     STRIDE, box_masks, boundary_of, boxes_centred_in, centernet_targets, crop_boxes,
@@ -81,9 +81,8 @@ def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]
                 if seg.ndim != 2 or seg.shape != ir.shape:
                     raise InputError(f"{src['root']}/{src['seg_labels']}/{pair.name}.png: expected a "
                                      f"{ir.shape[1]}x{ir.shape[0]} single-channel class-id image, got {seg.shape}")
-            vis_only = None if boxes is None else visible_only_boxes(pair.boxes_ir or Boxes(), pair.boxes_vis or Boxes())
             samples.append(Sample(pair.name, ir, vis, None if boxes is None else boxes.xyxy,
-                                  None if boxes is None else boxes.cls, seg, vis_only))
+                                  None if boxes is None else boxes.cls, seg, pair.visible_only))
     if not samples:
         raise ConfigError("the training data sources hold no image pairs")
     return samples
