@@ -188,8 +188,10 @@ class BinaryDistribution(Distribution):
 setup(
     distclass=BinaryDistribution,
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    # Trained weights with their sidecars and training logs (subfolders included).
-    package_data={PACKAGE: ["weights/**/*.safetensors", "weights/**/*.json", "weights/**/*.jsonl"]},
+    # The shipped models with their sidecars, the model card and the licence notice of
+    # third-party weights (weights/ only, no subfolders): the set CMakeLists.txt installs.
+    package_data={PACKAGE: ["weights/*.safetensors", "weights/*.json", "weights/MODEL_CARD.md",
+                            "weights/*[Ll][Ii][Cc][Ee][Nn][CcSs][Ee]*", "weights/*[Nn][Oo][Tt][Ii][Cc][Ee]*"]},
     # package.xml is listed as ament_python packages list it (and it makes setuptools run
     # install_data); everything else the CMake install produced, launch/ and config/
     # included, is added by InstallDataWithInterfaces.

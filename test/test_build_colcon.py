@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import install_set
 from ros_harness import REPO_ROOT
 
 pytestmark = pytest.mark.colcon
@@ -137,3 +138,25 @@ def test_install_tree_node_executables_resolve(colcon_install):
     result = subprocess.run([sys.executable, "-c", check], cwd=colcon_install,
                             env=install_tree_env(colcon_install), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_install_tree_holds_the_pip_install_set_and_nothing_unlisted(colcon_install):
+    """colcon installs the same sources, weights, configs and launch files as pip, nothing
+    outside the install set (test/install_set.py), and no second copy of the weights."""
+    prefix = colcon_install / "ivif_ros"
+    package_dir = next(prefix.glob("lib/python3*/site-packages/ivif_ros"))
+    package = install_set.tree_files(package_dir)
+    share = install_set.tree_files(prefix / "share" / "ivif_ros")
+    assert install_set.unlisted_package_files(package) == []
+    assert install_set.unlisted_share_files(share) == []
+    size = install_set.weights_bytes(package_dir, package)
+    print(f"colcon install: {size / 1e6:.2f} MB of weights in {package_dir}")
+    assert size <= install_set.MAX_WEIGHTS_BYTES, f"{size / 1e6:.1f} MB of installed weights (at most 8 MB)"
+    distribution = install_set.pip_distribution()
+    if distribution is None:
+        pytest.skip("ivif_ros is not pip-installed here: nothing to compare with")
+    pip_package, pip_share, _, _ = install_set.pip_installed_files(distribution)
+    colcon_set = install_set.product_files(package, share)
+    pip_set = install_set.product_files(pip_package, pip_share)
+    assert colcon_set == pip_set, (f"only colcon: {sorted(colcon_set - pip_set)}; only pip: {sorted(pip_set - colcon_set)} "
+                                   "(a stale pip install? run ./scripts/setup.sh)")

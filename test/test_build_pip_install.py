@@ -6,9 +6,9 @@ generated message libraries and the ``ivif`` command.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
+import install_set
 from ros_harness import REPO_ROOT
 
-try:
-    DISTRIBUTION = importlib.metadata.distribution("ros-ivif-ros")
-except importlib.metadata.PackageNotFoundError:
-    DISTRIBUTION = None
+DISTRIBUTION = install_set.pip_distribution()
 
 pytestmark = pytest.mark.skipif(
     DISTRIBUTION is None, reason="ivif_ros is not pip-installed here (./scripts/setup.sh installs it)")
@@ -77,12 +75,21 @@ def test_ivif_console_script(tmp_path):
     assert "usage: ivif" in result.stdout
 
 
-def test_installed_package_carries_the_weights():
-    """Weights are package data: the model loader finds them next to ivif_ros/weights/__init__.py."""
-    installed = Path(sys.prefix, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}",
-                     "site-packages", "ivif_ros", "weights")
+def test_installed_package_carries_the_weights_and_nothing_unlisted():
+    """The RECORD of the pip install: the shipped weights are package data, next to
+    ivif_ros/weights/__init__.py where the loader finds them, and nothing outside the install
+    set (test/install_set.py) ships: no experiment weights, no second copy under share/."""
+    package, share, other, package_dir = install_set.pip_installed_files(DISTRIBUTION)
     source = REPO_ROOT / "ivif_ros" / "weights"
-    shipped = sorted(p.relative_to(source) for p in source.rglob("*")
-                     if p.suffix in {".safetensors", ".json", ".jsonl"})
-    missing = [str(p) for p in shipped if not (installed / p).is_file()]
+    shipped = [f"weights/{p.name}" for p in source.iterdir() if p.is_file() and p.suffix in {".safetensors", ".json"}]
+    missing = sorted(set(shipped) - set(package))
     assert not missing, f"not installed: {missing}; run ./scripts/setup.sh"
+    assert install_set.unlisted_package_files(package) == [], "the wheel ships files outside the install set"
+    assert install_set.unlisted_share_files(share) == [], "share/ivif_ros holds files outside the install set"
+    outside = [p for p in other if not re.match(
+        r"^(bin/ivif|lib/libivif_ros__rosidl_\w+\.so|include/ivif_ros/.+|share/ament_index/resource_index/\w+/ivif_ros"
+        r"|lib/python3\.\d+/site-packages/(ros_ivif_ros-[^/]+\.dist-info/.+|ivif_ros_ament_prefix\.pth))$", p)]
+    assert outside == []
+    size = install_set.weights_bytes(package_dir, package)
+    print(f"pip install: {size / 1e6:.2f} MB of weights in {package_dir}")
+    assert size <= install_set.MAX_WEIGHTS_BYTES, f"{size / 1e6:.1f} MB of installed weights (at most 8 MB)"

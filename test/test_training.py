@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from ivif_ros.errors import ConfigError
@@ -286,10 +287,39 @@ def test_model_paths_in_a_config_are_relative_to_it_and_cli_overrides_to_the_she
     assert load_config(recipe, {"init_from": "runs/s/student.safetensors"}).init_from == "runs/s/student.safetensors"
 
 
-def test_every_recipe_config_with_a_base_loads():
+def test_every_training_config_loads_and_names_no_data_folder():
+    """The shipped training configs read alone: no base, and the data folder comes from --data
+    or $IVIF_DATA, never from a path of the machine they were written on."""
     for path in sorted((REPO / "config").glob("train_*.yaml")):
         cfg = load_config(path)
         assert cfg.data and cfg.steps > 0, path
+        assert cfg.data_root is None and "base" not in yaml.safe_load(path.read_text()), path
+
+
+def test_the_data_folder_comes_from_data_or_ivif_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("IVIF_DATA", raising=False)
+    cfg = load_config(REPO / "config" / "train_student.yaml")
+    with pytest.raises(ConfigError, match=r"pass --data DIR or set IVIF_DATA=DIR"):
+        cfg.resolved_sources()
+    monkeypatch.setenv("IVIF_DATA", str(tmp_path))
+    assert cfg.resolved_sources()[0]["root"] == str(tmp_path / "msrs" / "test")
+    assert cfg.provenance()["data_root"] == "$IVIF_DATA"  # a sidecar records no machine path
+    given = load_config(REPO / "config" / "train_student.yaml", {"data_root": str(tmp_path / "other")})
+    with pytest.raises(ConfigError, match="does not exist"):
+        given.resolved_sources()  # --data wins over $IVIF_DATA, and a missing folder is named
+
+
+def test_train_print_config_shows_the_resolved_config(tmp_path, capsys, monkeypatch):
+    from ivif_ros.cli import main
+
+    monkeypatch.setenv("IVIF_DATA", str(tmp_path))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"base: {REPO / 'config' / 'train_student.yaml'}\nsteps: 7\nloss_weights: {{qabf: 5.0}}\n")
+    assert main(["train", "student", "--config", str(recipe), "--seed", "3", "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["steps"] == 7 and shown["seed"] == 3 and shown["data_root"] == str(tmp_path)
+    assert shown["loss_weights"]["qabf"] == 5.0 and shown["loss_weights"]["ssim_metric"] == 1.0  # merged with the base
+    assert not (tmp_path / "runs").exists()
 
 
 def test_visible_jitter_changes_only_the_visible_exposure(tiny_data):

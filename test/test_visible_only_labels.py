@@ -1,6 +1,4 @@
-"""Boxes only the visible annotation holds: which they are, crops centred on them, and the
-oracle of bench/visible_headroom.py that bounds what the visible camera can add to detection."""
-import sys
+"""Boxes only the visible annotation holds: which they are, and crops centred on them."""
 from pathlib import Path
 
 import cv2
@@ -10,11 +8,7 @@ import torch
 
 from ivif_ros.datasets.paired import Boxes, merge_boxes, visible_only_boxes
 from ivif_ros.errors import ConfigError
-from ivif_ros.metrics.detection import evaluate_detections
 from ivif_ros.training.data import CropDataset, load_samples
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from visible_headroom import ORIGINS, with_oracle  # noqa: E402
 
 
 def boxes(*rows) -> Boxes:
@@ -77,30 +71,3 @@ def test_visible_only_crops_centre_on_those_boxes_and_leave_other_crops_alone(pa
     no_such = [s for s in samples if not s.visible_only.any()]
     with pytest.raises(ConfigError, match="no training image has a box that only the visible"):
         CropDataset(no_such, crop=32, num_det=3, length=1, visible_only_crop_prob=0.1)
-
-
-def test_the_oracle_adds_exactly_the_chosen_boxes_as_top_ranked_hits():
-    """One image, two person boxes from IR and one visible-only car: a student that finds one
-    person (score 0.9) plus a false car (0.8) has person AP 0.5 and car AP 0; the oracle of
-    visible-only boxes lifts car AP to 1 and leaves person AP alone."""
-    gts = [(np.array([[0, 0, 10, 10], [20, 0, 30, 10], [50, 50, 70, 70]], float), np.array([0, 0, 2]))]
-    origins = [np.array([ORIGINS.index("ir"), ORIGINS.index("ir"), ORIGINS.index("vis_only")])]
-    preds = [(np.array([[0, 0, 10, 10], [80, 80, 90, 90]], float), np.array([0.9, 0.8]), np.array([0, 2]))]
-    names = ["person", "bicycle", "car"]
-    base = evaluate_detections(preds, gts, 3, names)["per_class"]
-    oracle = evaluate_detections(with_oracle(preds, gts, origins, ("vis_only",)), gts, 3, names)["per_class"]
-    assert base["person"]["ap50"] == pytest.approx(0.5, abs=0.01) and base["car"]["ap50"] == 0.0
-    assert oracle["person"]["ap50"] == base["person"]["ap50"]
-    assert oracle["car"]["ap50"] == pytest.approx(1.0)
-    assert oracle["car"]["num_pred"] == 2  # the false car stays, ranked below the oracle's hit
-
-
-def test_found_by_origin_matches_one_to_one_above_the_score():
-    from visible_headroom import found_by_origin
-
-    gts = [(np.array([[0, 0, 10, 10], [50, 50, 70, 70]], float), np.array([0, 2]))]
-    origins = [np.array([ORIGINS.index("ir"), ORIGINS.index("vis_only")])]
-    preds = [(np.array([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 70, 70], [50, 50, 70, 70]], float),
-              np.array([0.9, 0.8, 0.2, 0.35]), np.array([0, 0, 2, 1]))]  # a duplicate, a low car, a bicycle
-    assert found_by_origin(preds, gts, origins, score=0.3) == {"ir": [1, 1], "vis_near": [0, 0], "vis_only": [0, 1]}
-    assert found_by_origin(preds, gts, origins, score=0.1)["vis_only"] == [1, 1]

@@ -2,14 +2,16 @@
 
 Examples::
 
-    ivif train teacher --config config/train_teacher.yaml --out /work/runs/teacher
-    ivif train student --teacher ivif_ros/weights/teacher.safetensors --config config/train_student.yaml
+    ivif train teacher --config config/train_teacher.yaml --data $IVIF_DATA --out runs/teacher
+    ivif train student --teacher teacher --config config/train_student.yaml   # data from $IVIF_DATA
     ivif train student --no-distill --config config/train_student.yaml --out runs/student_nodistill
+    ivif train student --config config/train_student.yaml --print-config       # the resolved config, then exit
     torchrun --nproc_per_node 2 -m ivif_ros.cli train teacher --config ...   # DDP
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -25,7 +27,8 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--teacher", default=None,
                    help="student only: teacher weights (.safetensors with .json sidecar, or a shipped name)")
     p.add_argument("--no-distill", action="store_true", help="student only: train without a teacher")
-    p.add_argument("--data", default=None, help="override data_root of the config (folder holding the datasets)")
+    p.add_argument("--data", default=None,
+                   help="folder holding the datasets the config names (default: $IVIF_DATA, else the config's data_root)")
     p.add_argument("--steps", type=int, default=None, help="override the number of optimisation steps")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed (repeat runs of one recipe)")
     p.add_argument("--stop-after", type=int, default=None,
@@ -43,6 +46,8 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
                    help="override the config's init_from: start from this trained model's weights (a warm "
                         "start; a single-camera student is folded for a fused training)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (base merged, overrides applied, paths absolute) as YAML and exit")
     return p
 
 
@@ -50,18 +55,26 @@ def run(args) -> int:
     import torch
 
     from ivif_ros.errors import ConfigError
-    from ivif_ros.training.config import load_config
+    from ivif_ros.training.config import DATA_ENV, load_config
     from ivif_ros.training.loop import train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "seed": args.seed, "input_mode": args.input_mode,
+                                    "visible_dropout": args.visible_dropout, "visible_jitter": args.visible_jitter,
+                                    "detection_teacher": args.detection_teacher, "init_from": args.init_from})
+    if args.print_config:
+        import yaml
+
+        resolved = cfg.to_dict()
+        resolved["data_root"] = cfg.data_root or os.environ.get(DATA_ENV) or f"(unset: pass --data or set {DATA_ENV})"
+        print(yaml.safe_dump(resolved, sort_keys=False, default_flow_style=None, width=110), end="")
+        return 0
     if args.kind == "teacher" and (args.teacher or args.no_distill):
         raise ConfigError("--teacher and --no-distill apply to 'ivif train student' only")
     if args.kind == "student" and not args.teacher and not args.no_distill:
         raise ConfigError("ivif train student needs --teacher <weights> to distil, or --no-distill")
-    cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "seed": args.seed, "input_mode": args.input_mode,
-                                    "visible_dropout": args.visible_dropout, "visible_jitter": args.visible_jitter,
-                                    "detection_teacher": args.detection_teacher, "init_from": args.init_from})
+    cfg.resolved_data_root()  # no data folder: say so before loading anything
+    if args.threads:
+        torch.set_num_threads(args.threads)
     teacher = None
     if args.teacher:
         from ivif_ros.weights import load_model

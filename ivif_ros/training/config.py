@@ -1,6 +1,7 @@
 """Training configuration: a YAML file mapped onto ``TrainConfig`` (unknown keys are errors)."""
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -26,7 +27,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)          # builder keys (StudentConfig / TeacherConfig)
     detection_classes: list = field(default_factory=lambda: ["person", "bicycle", "car"])
     semantic_classes: list = field(default_factory=lambda: ["background", "person", "bicycle", "car"])
-    data_root: str = "/work/shared/data"
+    data_root: str | None = None                       # None: $IVIF_DATA (``ivif train --data`` overrides)
     data: list = field(default_factory=list)           # [{root: rel/or/abs, split?, exclude?, seg_labels?}]
     input_mode: str = "fused"                          # fused | ir | vis (single-modality ablations)
     crop: int = 192
@@ -37,9 +38,9 @@ class TrainConfig:
     batch_size: int = 4
     steps: int = 1000
     lr: float = 2e-3
-    # Peak lr of the student's fusion path (fusion_maps, detail head, prior); None = lr. A warm
-    # start from a single-camera student (recipe L) keeps its trunk near where it was with a low
-    # lr while the fusion path, which that student never trained, learns at recipe E's rate.
+    # Peak lr of the student's fusion path (fusion_maps, detail head, prior); None = lr. After a
+    # warm start from a single-camera student, a low lr keeps the trunk near where it was while
+    # the fusion path, which that student never trained, learns at its own rate.
     fusion_path_lr: float | None = None
     weight_decay: float = 1e-4
     warmup_steps: int = 50
@@ -49,9 +50,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     guidance_every: int = 4                            # add synthetic multi-focus pairs every N steps
     temperature: float = 2.0                           # distilled semantic loss
-    # One weight per detection class on the heatmap focal loss (None: all 1). Recipe Q weighs
-    # each class by sqrt(person boxes / its boxes) of its training data: mAP averages classes
-    # equally, but 780 of the 1,210 training boxes are persons.
+    # One weight per detection class on the heatmap focal loss (None: all 1), e.g. sqrt(most
+    # frequent class's boxes / this class's boxes): mAP averages classes equally, the summed loss
+    # is ruled by the most frequent class.
     heatmap_class_weights: list | None = None
     clip_checkpoint: str | None = None
     # A trained student (.safetensors + .json) whose detection heads, not the teacher's, are the
@@ -69,8 +70,20 @@ class TrainConfig:
     def weight(self, name: str) -> float:
         return float({**DEFAULT_WEIGHTS, **self.loss_weights}.get(name, 0.0))
 
+    def resolved_data_root(self) -> Path:
+        """The folder the data sources are relative to: ``data_root`` (``--data``), else $IVIF_DATA."""
+        root = self.data_root or os.environ.get(DATA_ENV)
+        if not root:
+            raise ConfigError(f"no data folder: pass --data DIR or set {DATA_ENV}=DIR, the folder holding the "
+                              f"training data sources ({', '.join(s['root'] for s in self.data) or 'see the config'})")
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise ConfigError(f"data folder {root} (from {'data_root/--data' if self.data_root else DATA_ENV}) "
+                              f"does not exist; pass --data DIR or set {DATA_ENV} to the folder holding the data")
+        return root
+
     def resolved_sources(self) -> list[dict]:
-        root = Path(self.data_root)
+        root = self.resolved_data_root()
         out = []
         for src in self.data:
             s = {"root": str(root / src["root"])}
@@ -86,8 +99,29 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def provenance(self) -> dict:
+        """``to_dict`` for a weights sidecar: file paths relative to the working directory (the
+        repository, for a checkout) where they lie below it, so no machine path is recorded."""
+        d = self.to_dict()
+        for key in PATH_KEYS:
+            if d.get(key):
+                d[key] = portable_path(d[key])
+        d["data"] = [{**s, "exclude": portable_path(s["exclude"])} if s.get("exclude") else dict(s) for s in d["data"]]
+        d["data_root"] = self.data_root or f"${DATA_ENV}"
+        return d
 
+
+DATA_ENV = "IVIF_DATA"  # the data folder when neither the config nor --data names one
 PATH_KEYS = ("init_from", "detection_teacher", "clip_checkpoint")  # file paths, relative to the config
+
+
+def portable_path(value: str | Path) -> str:
+    """``value`` relative to the working directory if it lies below it, else as given."""
+    path = Path(value)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(value)
 
 
 def _beside(config: Path, value: str) -> str:

@@ -25,7 +25,7 @@ from ivif_ros.errors import ConfigError
 from ivif_ros.training import losses as L
 from ivif_ros.training.augment import multifocus_pair
 from ivif_ros.training.checkpoints import load_checkpoint, save_checkpoint
-from ivif_ros.training.config import TrainConfig
+from ivif_ros.training.config import TrainConfig, portable_path
 from ivif_ros.training.data import CropDataset, camera_inputs, load_samples, trained_input_mode
 from ivif_ros.training.warm_start import warm_start
 
@@ -159,6 +159,7 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
     if cfg.init_from:
         initialised_from = warm_start(net, kind, cfg.init_from, cfg.input_mode, cfg.detection_classes,
                                       cfg.semantic_classes)
+        initialised_from["from"] = portable_path(initialised_from["from"])
     adapter = None
     if teacher is not None:
         teacher = teacher.to(device).eval().requires_grad_(False)
@@ -291,15 +292,16 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
             "detection_classes": cfg.detection_classes,
             "training": {
                 "command": command or " ".join(sys.argv),
-                "data": cfg.resolved_sources(),
+                "data_root": cfg.provenance()["data_root"],
+                "data": cfg.provenance()["data"],
                 "input_mode": cfg.input_mode,
                 "steps": step, "batch_size": cfg.batch_size, "crop": cfg.crop,
                 "distilled_from": teacher_source,
-                "detection_distilled_from": cfg.detection_teacher,
+                "detection_distilled_from": cfg.provenance()["detection_teacher"],
                 "initialised_from": initialised_from,
                 "clip_loss": bool(cfg.clip_checkpoint),
                 "wall_time_s_last_session": round(time.time() - start, 1),
-                "config": cfg.to_dict(),
+                "config": cfg.provenance(),
                 "world_size": world, "device": str(device),
                 "ddp_backend": torch.distributed.get_backend() if isinstance(model, nn.parallel.DistributedDataParallel) else None,
             },

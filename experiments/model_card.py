@@ -1,0 +1,424 @@
+"""Reproduce every number and figure of ``ivif_ros/weights/MODEL_CARD.md``.
+
+    python experiments/model_card.py --data $IVIF_DATA             # re-evaluate the weights (~25 min, one core)
+    python experiments/model_card.py --data $IVIF_DATA --retrain   # first re-run the ten trainings (~10 h)
+
+The card compares the shipped student with the fusion baselines, the teacher and its
+equal-budget ablations (no teacher; IR-only, visible-only and IR-only distilled input; seed
+repeats), all trained with ``experiments/configs/student_shipped.yaml``. The shipped weights
+are in ``ivif_ros/weights/``, the ablations in ``experiments/weights/``. ``--retrain`` runs the
+training commands of ``MODELS`` one after the other into ``--runs`` and copies their weights
+and logs here. Writes ``results.json``, ``results.md`` and the PNG figures into
+``experiments/model_card/``. Besides each model's scores, the tables give the mAP@0.5 gaps the
+card's claims rest on (``GAPS``) with a paired bootstrap over the images, so a gap can be told
+from the noise of 119 images. The earlier recipes are in ``experiments/RECIPES.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+CARD = HERE / "model_card"
+CARD_FILE = REPO / "ivif_ros" / "weights" / "MODEL_CARD.md"
+
+# name in the card -> (weights, relative to the repository, without suffix; input mode; training
+# command). All students share one config and number of steps, so they have one budget.
+_STUDENT = "ivif train student --config experiments/configs/student_shipped.yaml --threads 1 "
+# A distilled run that had the machine to itself, so it used both cores.
+_DISTIL_ALONE = _STUDENT.replace("--threads 1", "--threads 2") + "--teacher {runs}/teacher/teacher.safetensors "
+_ABL = "experiments/weights/"
+MODELS = {
+    "teacher": ("ivif_ros/weights/teacher", "fused",
+                "ivif train teacher --config config/train_teacher.yaml --out {runs}/teacher --threads 2"),
+    "student (shipped; distilled)": ("ivif_ros/weights/student", "fused",
+                                     _STUDENT + "--teacher {runs}/teacher/teacher.safetensors --out {runs}/student"),
+    "student, no distillation": (_ABL + "student_nodistill", "fused",
+                                 _STUDENT + "--no-distill --out {runs}/student_nodistill"),
+    "student, IR-only input": (_ABL + "student_ir", "ir",
+                               _STUDENT + "--no-distill --input-mode ir --out {runs}/student_ir"),
+    "student, visible-only input": (_ABL + "student_vis", "vis",
+                                    _STUDENT + "--no-distill --input-mode vis --out {runs}/student_vis"),
+    # The IR-only student distilled from the same teacher, which then also sees IR twice: the
+    # fused-vs-IR comparison at the shipped recipe itself.
+    "student, IR-only input, distilled": (
+        _ABL + "student_ir_distilled", "ir", _DISTIL_ALONE + "--input-mode ir --out {runs}/student_ir_distilled"),
+    # Seed repeats: one seed cannot resolve a 0.01 mAP gap.
+    "student, no distillation, seed 1": (_ABL + "seeds/student_nodistill_s1", "fused",
+                                         _STUDENT + "--no-distill --seed 1 --out {runs}/student_nodistill_s1"),
+    "student, IR-only input, seed 1": (_ABL + "seeds/student_ir_s1", "ir",
+                                       _STUDENT + "--no-distill --input-mode ir --seed 1 --out {runs}/student_ir_s1"),
+    "student (shipped; distilled), seed 1": (
+        _ABL + "seeds/student_s1", "fused", _DISTIL_ALONE + "--seed 1 --out {runs}/student_s1"),
+    "student, IR-only input, distilled, seed 1": (
+        _ABL + "seeds/student_ir_distilled_s1", "ir",
+        _DISTIL_ALONE + "--input-mode ir --seed 1 --out {runs}/student_ir_distilled_s1"),
+}
+# The mAP@0.5 gaps the card's claims rest on: (label, group A, group B), seeds in one group. Each
+# gets a paired bootstrap over the images (experiments/map_bootstrap.py) whenever all its members
+# are evaluated in one run; a run of some models keeps the other gaps.
+_E_FUSED = ["student (shipped; distilled)", "student (shipped; distilled), seed 1"]
+GAPS = [
+    ("fused minus IR-only input (both distilled)", _E_FUSED,
+     ["student, IR-only input, distilled", "student, IR-only input, distilled, seed 1"]),
+    ("fused minus visible-only input", _E_FUSED, ["student, visible-only input"]),
+    ("distilled minus no teacher (fused)", _E_FUSED, ["student, no distillation", "student, no distillation, seed 1"]),
+]
+GAP_RESAMPLES = 2000
+BASELINE_NAMES = ("pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)")  # card names, in card order
+# Fusion metrics of a model against a baseline, image by image (the must-show "beats pixel-max").
+FUSION_GAPS = [("student (shipped; distilled)", "pixel max"), ("student (shipped; distilled), seed 1", "pixel max")]
+FUSION_GAP_KEYS = ("VIF", "Qabf", "SSIM")
+
+
+def bootstrap_gaps(matched: dict) -> dict:
+    """GAPS whose detectors are all in ``matched`` (card name -> MatchedDetections)."""
+    from map_bootstrap import paired_map_bootstrap
+
+    gaps = {}
+    for label, a, b in GAPS:
+        if all(n in matched for n in a + b):
+            gaps[label] = {"a": a, "b": b, **paired_map_bootstrap([matched[n] for n in a], [matched[n] for n in b],
+                                                                   resamples=GAP_RESAMPLES)}
+    return gaps
+
+
+def bootstrap_fusion_gaps(per_image: dict) -> dict:
+    """FUSION_GAPS whose two methods are in ``per_image`` (name -> per-image fusion metric rows)."""
+    from mean_bootstrap import paired_mean_bootstrap
+
+    return {f"{a} minus {b}": {k: paired_mean_bootstrap([r[k] for r in per_image[a]], [r[k] for r in per_image[b]],
+                                                        resamples=GAP_RESAMPLES) for k in FUSION_GAP_KEYS}
+            for a, b in FUSION_GAPS if a in per_image and b in per_image}
+
+
+# mAP is computed from the top 100 centres per image with no score floor worth the name, as
+# COCO-style evaluations of CenterNet do; a high floor would cut the precision-recall curve short.
+DET_SCORE_FLOOR = 0.001
+FUSION_KEYS = ["VIF", "Qabf", "SSIM", "EN", "SD", "SF", "AG", "MI", "SCD"]
+
+
+def retrain(runs: Path) -> None:
+    for name, (weights, _, command) in MODELS.items():
+        command = command.format(runs=runs)
+        out = Path(command.split("--out ", 1)[1].split()[0])  # the run folder the command writes
+        print(f"== {name}: {command}", flush=True)
+        subprocess.run([sys.executable, "-m", "ivif_ros.cli", *command.split()[1:]], cwd=REPO, check=True)
+        kind = "teacher" if name == "teacher" else "student"
+        dest = REPO / weights
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(out / f"{kind}{suffix}", dest.with_suffix(suffix))
+        (CARD / "logs").mkdir(parents=True, exist_ok=True)
+        log_name = str(out.relative_to(runs)).replace("/", "_")  # e.g. student_ir_s1
+        shutil.copy(out / "log.jsonl", CARD / "logs" / f"{log_name}.jsonl")
+
+
+def load_pairs(root: Path, split: Path):
+    from ivif_ros.datasets.paired import PairedDataset, rgb_to_gray
+
+    pairs = []
+    for p in PairedDataset(root, split):
+        vis = p.vis if p.vis.ndim == 2 else rgb_to_gray(p.vis)
+        pairs.append((p.name, p.ir, vis, p.boxes))
+    return pairs
+
+
+def run_model(model, ir: np.ndarray, vis: np.ndarray):
+    """uint8 HxW pair -> (fused uint8, heatmap, box) with edge padding to a multiple of 32."""
+    import torch
+
+    h, w = ir.shape
+    ph, pw = -h % 32, -w % 32
+    x = [torch.from_numpy(np.pad(a, ((0, ph), (0, pw)), mode="edge").astype(np.float32) / 255)[None, None]
+         for a in (ir, vis)]
+    with torch.no_grad():
+        fused, _, heat, box = model(*x)
+    fused = np.clip(fused[0, 0, :h, :w].numpy() * 255 + 0.5, 0, 255).astype(np.uint8)
+    return fused, heat.numpy(), box.numpy()
+
+
+def evaluate_model(model, meta: dict, mode: str, pairs, desc: str = "", keep: dict | None = None) -> tuple[dict, dict]:
+    """One model over ``pairs``: (mean fusion metrics, {} unless ``mode`` is fused; detection
+    scores from ``evaluate_detections``). ``mode`` picks the input: fused (ir, vis), ir or vis.
+    ``keep``, if given, receives the per-image ``preds`` and ``gts`` (for experiments/map_gap.py)."""
+    from tqdm import tqdm
+
+    from ivif_ros.core.postprocess import classwise_nms, clip_boxes, decode_centernet
+    from ivif_ros.metrics.detection import evaluate_detections
+    from ivif_ros.metrics.fusion import fusion_metrics
+    from ivif_ros.training.data import camera_inputs
+
+    rows, preds, gts = [], [], []
+    for _, ir, vis, boxes in tqdm(pairs, desc=desc):
+        a, b = camera_inputs(mode, ir, vis)
+        fused, heat, box = run_model(model, a, b)
+        if mode == "fused":
+            rows.append(fusion_metrics(fused, ir, vis))
+        dets = clip_boxes(classwise_nms(decode_centernet(heat, box, score_threshold=DET_SCORE_FLOOR)), *ir.shape)
+        preds.append((dets.xyxy, dets.scores, dets.class_ids))
+        gts.append((boxes.xyxy, boxes.cls))
+    fusion = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS} if rows else {}
+    if keep is not None:
+        keep.update(preds=preds, gts=gts, fusion_rows=rows)
+    return fusion, evaluate_detections(preds, gts, len(meta["detection_classes"]), meta["detection_classes"])
+
+
+def evaluate(pairs, limit_models=None, baselines: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from ivif_ros.metrics.fusion import fusion_metrics
+    from ivif_ros.models.complexity import count_macs, count_params
+    from ivif_ros.weights import load_model
+
+    from ivif_ros.core.baselines import BASELINES
+
+    from map_bootstrap import match_at_50
+
+    results = {"fusion": {}, "detection": {}, "complexity": {}}
+    matched, per_image = {}, {}
+    methods = dict(zip(BASELINE_NAMES, (BASELINES[k] for k in ("max", "mean", "laplacian", "gff"))))
+    # A run of some models still needs the baselines its fusion gaps compare with.
+    wanted = {b for a, b in FUSION_GAPS if limit_models is None or a in limit_models}
+    for name, fuse in methods.items():
+        if not baselines and name not in wanted:
+            continue
+        rows = [fusion_metrics(fuse(ir, vis), ir, vis) for _, ir, vis, _ in tqdm(pairs, desc=name)]
+        per_image[name] = rows
+        if baselines:
+            results["fusion"][name] = {k: float(np.mean([r[k] for r in rows])) for k in FUSION_KEYS}
+    for name, (weights, mode, _) in MODELS.items():
+        if limit_models and name not in limit_models:
+            continue
+        model, meta = load_model(REPO / weights)
+        results["complexity"][name] = {"params": count_params(model), "gmacs_640x480": count_macs(model) / 1e9,
+                                       "train_steps": meta["training"]["steps"]}
+        keep: dict = {}
+        fusion, det = evaluate_model(model, meta, mode, pairs, desc=name, keep=keep)
+        matched[name] = match_at_50(keep["preds"], keep["gts"], len(meta["detection_classes"]))
+        per_image[name] = keep["fusion_rows"]
+        if fusion:
+            results["fusion"][name] = fusion
+        results["detection"][name] = {"map50": det["map50"], "map50_95": det["map50_95"],
+                                      "ap50": {c: v["ap50"] for c, v in det["per_class"].items()}}
+    results["gaps"] = bootstrap_gaps(matched)
+    results["fusion_gaps"] = bootstrap_fusion_gaps(per_image)
+    return results
+
+
+def seed_groups(names) -> dict[str, list[str]]:
+    """Card names grouped by recipe: 'X' and 'X, seed N' belong to the recipe 'X'."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.split(", seed ")[0], []).append(name)
+    return groups
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    lines = ["| method | " + " | ".join(FUSION_KEYS) + " |", "|---" * (len(FUSION_KEYS) + 1) + "|"]
+    for name, m in results["fusion"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in FUSION_KEYS) + " |")
+    lines += ["", "| model (input) | mAP@0.5 | mAP@0.5:0.95 | AP50 person | AP50 bicycle | AP50 car |",
+              "|---|---|---|---|---|---|"]
+    for name, d in results["detection"].items():
+        ap = d["ap50"]
+        lines.append(f"| {name} | {d['map50']:.3f} | {d['map50_95']:.3f} | "
+                     + " | ".join(f"{ap.get(c, float('nan')):.3f}" for c in ("person", "bicycle", "car")) + " |")
+    lines += ["", "| recipe (input) | seeds | mAP@0.5 mean | min | max | VIF mean | Qabf mean | SSIM mean |",
+              "|---|---|---|---|---|---|---|---|"]
+    for recipe, names in seed_groups(results["detection"]).items():
+        maps = [results["detection"][n]["map50"] for n in names]
+        fus = [results["fusion"][n] for n in names if n in results["fusion"]]
+        mean = (lambda k: f"{np.mean([f[k] for f in fus]):.3f}") if fus else (lambda k: "–")
+        lines.append(f"| {recipe} | {len(names)} | {np.mean(maps):.3f} | {min(maps):.3f} | {max(maps):.3f} | "
+                     f"{mean('VIF')} | {mean('Qabf')} | {mean('SSIM')} |")
+    lines += ["", f"| mAP@0.5 gap, A minus B (paired bootstrap over images, {GAP_RESAMPLES} resamples) | gap | 95 % interval "
+              "| resamples with A ahead |", "|---|---|---|---|"]
+    for label, g in results.get("gaps", {}).items():
+        lines.append(f"| {label} | {g['observed']:+.4f} | {g['ci95'][0]:+.4f} .. {g['ci95'][1]:+.4f} | "
+                     f"{g['p_a_better']:.1%} |")
+    lines += ["", f"| fusion gap, A minus B (paired bootstrap over images: gap, 95 % interval, resamples with A "
+              "ahead) | " + " | ".join(FUSION_GAP_KEYS) + " |", "|---" * (len(FUSION_GAP_KEYS) + 1) + "|"]
+    for label, g in results.get("fusion_gaps", {}).items():
+        lines.append(f"| {label} | " + " | ".join(
+            f"{g[k]['observed']:+.4f} ({g[k]['ci95'][0]:+.4f} .. {g[k]['ci95'][1]:+.4f}, {g[k]['p_a_better']:.0%})"
+            for k in FUSION_GAP_KEYS) + " |")
+    lines += ["", "| model | params | GMAC @640x480 | training steps |", "|---|---|---|---|"]
+    for name, c in results["complexity"].items():
+        lines.append(f"| {name} | {c['params']:,} | {c['gmacs_640x480']:.2f} | {c['train_steps']} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+CARD_BEGIN = "<!-- begin table: written from experiments/model_card/results.json by experiments/model_card.py -->"
+CARD_END = "<!-- end table -->"
+
+
+def card_table(results: dict) -> str:
+    """The card's one results table: fusion (VIF, Qabf, SSIM) and mAP@0.5 per method, seeds averaged."""
+    rows = ["| method | seeds | VIF | Qabf | SSIM | mAP@0.5 |", "|---|---|---|---|---|---|"]
+    for name in BASELINE_NAMES:
+        if name in results["fusion"]:
+            f = results["fusion"][name]
+            rows.append(f"| {name} (baseline) | – | {f['VIF']:.3f} | {f['Qabf']:.3f} | {f['SSIM']:.3f} | – |")
+    for recipe, names in seed_groups(results["detection"]).items():
+        fus = [results["fusion"][n] for n in names if n in results["fusion"]]
+        mean = (lambda k: f"{np.mean([f[k] for f in fus]):.3f}") if fus else (lambda k: "–")
+        maps = np.mean([results["detection"][n]["map50"] for n in names])
+        rows.append(f"| {recipe} | {len(names)} | {mean('VIF')} | {mean('Qabf')} | {mean('SSIM')} | {maps:.3f} |")
+    return "\n".join(rows)
+
+
+def splice_into_card(tables: str, card: Path) -> None:
+    """Replace the card's results table by ``tables``, so the card cannot lag behind results.json."""
+    text = card.read_text()
+    if CARD_BEGIN not in text or CARD_END not in text:
+        raise SystemExit(f"{card}: the markers {CARD_BEGIN!r} and {CARD_END!r} are missing; restore them "
+                         "around the result tables")
+    head, rest = text.split(CARD_BEGIN, 1)
+    tail = rest.split(CARD_END, 1)[1]
+    card.write_text(f"{head}{CARD_BEGIN}\n{tables.rstrip()}\n{CARD_END}{tail}")
+
+
+def plot(results: dict, pairs, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ivif_ros.weights import load_model
+
+    names = list(results["fusion"])
+    row_in = 0.17  # inches per bar: the figures grow with the card, so labels never overlap
+    fig, axes = plt.subplots(1, 3, figsize=(15, 1.2 + row_in * len(names)), sharey=True)
+    for ax, key in zip(axes, ("VIF", "Qabf", "SSIM")):
+        vals = [results["fusion"][n][key] for n in names]
+        ax.barh(names, vals, color=["#3a7" if n in results["detection"] else "#999" for n in names])
+        ax.set_xlim(min(vals) * 0.95, max(vals) * 1.02)
+        ax.axvline(results["fusion"]["pixel max"][key], color="#c33", lw=1, ls="--")  # the bar to clear
+        ax.set_title(f"{key} on msrs_dev_eval", fontsize=10)
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0].invert_yaxis()  # shared y: inverting each axis would flip it back
+    fig.suptitle("higher is better; dashed line: pixel max, the baseline to beat", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "fusion_metrics.png", dpi=110)
+    plt.close(fig)
+
+    det = results["detection"]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + row_in * len(det)))
+    ax.barh(list(det), [d["map50"] for d in det.values()], color="#37a")
+    ax.set_xlabel("mAP@0.5 on msrs_dev_eval (merged IR+visible boxes)")
+    ax.set_title("detection by input: fused, IR-only, visible-only", fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(out / "detection_map50.png", dpi=110)
+    plt.close(fig)
+
+    # The shipped recipe's runs only: with the earlier recipes' eleven the plot is unreadable.
+    logs = sorted((out / "logs").glob("*.jsonl"))
+    if logs:
+        def smooth(v, k=5):  # centred running mean: the logs hold single-batch values
+            return np.convolve(np.pad(v, k // 2, mode="edge"), np.ones(k) / k, mode="valid")
+
+        fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+        for log in logs:
+            rows = [json.loads(ln) for ln in log.read_text().splitlines()]
+            steps = [r["step"] for r in rows]
+            axes[0].plot(steps, smooth([r["loss"] for r in rows]), label=log.stem)
+            if not any(m in log.stem for m in ("student_ir", "student_vis")):  # (x, x) inputs: fusion is trivial
+                axes[1].plot(steps, smooth([r["ssim"] + r["gradient"] + r["intensity"] for r in rows]), label=log.stem)
+        axes[0].set_title("total training loss (running mean of 5 logged batches)")
+        axes[1].set_title("unweighted intensity + gradient + SSIM loss")
+        for ax in axes:
+            ax.set_xlabel("step")
+            ax.legend(fontsize=7)
+        axes[0].set_yscale("log")
+        fig.tight_layout()
+        fig.savefig(out / "training_curves.png", dpi=110)
+        plt.close(fig)
+
+    student, _ = load_model(REPO / "ivif_ros/weights/student")
+    picks = [pairs[i] for i in (0, len(pairs) // 2, len(pairs) - 1)]
+    fig, axes = plt.subplots(len(picks), 4, figsize=(14, 3.1 * len(picks)))
+    for row, (name, ir, vis, _) in zip(axes, picks):
+        fused = run_model(student, ir, vis)[0]
+        for ax, img, title in zip(row, (ir, vis, np.maximum(ir, vis), fused),
+                                  ("infrared", "visible (Y)", "pixel max", "student fused")):
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{name}: {title}", fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "samples.png", dpi=90)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.environ.get("IVIF_DATA"),
+                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
+    ap.add_argument("--split", default="splits/msrs_dev_eval.txt", help="relative to --data")
+    ap.add_argument("--retrain", action="store_true", help="re-run the training commands first (hours)")
+    ap.add_argument("--runs", default="runs/card", help="run folders for --retrain")
+    ap.add_argument("--out", default=str(CARD))
+    ap.add_argument("--models", nargs="*", help="evaluate only these card names (default all)")
+    ap.add_argument("--replot", action="store_true", help="only redraw the figures from <out>/results.json")
+    ap.add_argument("--tables", action="store_true",
+                    help="only rewrite results.md and the card's table from <out>/results.json (no data needed)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if args.tables:
+        results = json.loads((out / "results.json").read_text())
+        write_markdown(results, out / "results.md")
+        if out.resolve() == CARD.resolve():
+            splice_into_card(card_table(results), CARD_FILE)
+        return 0
+    if not args.data:
+        ap.error("no data folder: pass --data DIR or set IVIF_DATA=DIR (the folder holding msrs/ and splits/)")
+
+    import torch
+
+    torch.set_num_threads(1)
+    if args.retrain:
+        retrain(Path(args.runs))
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(args.data)
+    pairs = load_pairs(root / "msrs" / "test", root / args.split)
+    if args.replot:
+        plot(json.loads((out / "results.json").read_text()), pairs, out)
+        return 0
+    previous = out / "results.json"
+    if args.models and previous.is_file():  # re-evaluate some models, keep the other rows
+        results = json.loads(previous.read_text())
+        for part, rows in evaluate(pairs, args.models, baselines=False).items():
+            results.setdefault(part, {}).update(rows)
+        for part, labels in (("gaps", [g[0] for g in GAPS]), ("fusion_gaps", [f"{a} minus {b}" for a, b in FUSION_GAPS])):
+            kept = [k for k in results[part] if k in labels]  # a gap dropped from GAPS leaves the card
+            results[part] = {k: results[part][k] for k in sorted(kept, key=labels.index)}
+        order = [*results["fusion"].keys() & set(BASELINE_NAMES)]
+        for part in ("fusion", "detection", "complexity"):  # card order: baselines, then MODELS
+            results[part] = {k: results[part][k] for k in sorted(
+                results[part], key=lambda k: (k not in order, list(MODELS).index(k) if k in MODELS else 0))}
+    else:
+        results = evaluate(pairs, args.models)
+    results["data"] = {"root": "$IVIF_DATA/msrs/test", "split": args.split, "pairs": len(pairs)}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results, out / "results.md")
+    if out.resolve() == CARD.resolve():  # the card's own results: its tables follow
+        splice_into_card(card_table(results), CARD_FILE)
+    plot(results, pairs, out)
+    print((out / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The model card's one-command reproduction (experiments/model_card.py --retrain) stays
+runnable: every training command parses with the real ``ivif`` parser and its config loads,
+every run it starts from (--teacher, --init-from) is written by an earlier row, and every row's
+weights are in the repository. Retraining itself takes hours; this checks the plan without
+running it."""
+from pathlib import Path
+
+from ivif_ros.cli import build_parser
+from ivif_ros.training.config import load_config
+
+import model_card
+
+REPO = model_card.REPO
+RUNS = Path("/runs")  # any root: the commands are checked as text, nothing is written
+
+
+def _planned():
+    """(name, weights, input mode, parsed args) per row, in --retrain order."""
+    parser = build_parser()
+    for name, (weights, mode, command) in model_card.MODELS.items():
+        argv = command.format(runs=RUNS).split()
+        assert argv[0] == "ivif", name
+        yield name, weights, mode, parser.parse_args(argv[1:])
+
+
+def test_every_card_row_is_shipped_and_its_command_parses_and_loads_its_config():
+    for name, weights, mode, args in _planned():
+        for suffix in (".safetensors", ".json"):
+            assert (REPO / weights).with_suffix(suffix).is_file(), (name, suffix)
+        assert args.command == "train" and args.kind in ("teacher", "student"), name
+        cfg = load_config(REPO / args.config, {"input_mode": args.input_mode, "seed": args.seed})
+        assert cfg.input_mode == mode, name  # the row is scored on the input it was trained on
+
+
+def test_every_run_a_command_starts_from_is_written_by_an_earlier_row():
+    written_runs: set[Path] = set()
+    for name, weights, _, args in _planned():
+        for path in filter(None, (args.teacher, args.init_from)):
+            assert Path(path).parent in written_runs, f"{name} starts from {path}, which no earlier row writes"
+        written_runs.add(Path(args.out))
+
+
+def test_every_gap_compares_two_disjoint_groups_of_card_rows():
+    for label, a, b in model_card.GAPS:
+        assert a and b and not set(a) & set(b), label
+        for name in a + b:
+            assert name in model_card.MODELS, f"{label}: {name!r} is not a card row"
+
+
+def test_the_gap_table_is_written_from_results(tmp_path):
+    gap = {"a": ["x"], "b": ["y"], "observed": -0.0172, "ci95": [-0.0351, 0.0003], "p_a_better": 0.032,
+           "resamples": 2000, "images": 119}
+    fusion_gap = {k: {"observed": 0.0001, "ci95": [-0.002, 0.0021], "p_a_better": 0.53} for k in ("VIF", "Qabf", "SSIM")}
+    results = {"fusion": {}, "detection": {}, "complexity": {}, "gaps": {"fused minus IR": gap},
+               "fusion_gaps": {"student minus pixel max": fusion_gap}}
+    model_card.write_markdown(results, tmp_path / "r.md")
+    text = (tmp_path / "r.md").read_text()
+    assert "| fused minus IR | -0.0172 | -0.0351 .. +0.0003 | 3.2% |" in text
+    assert "| student minus pixel max | " + " | ".join(["+0.0001 (-0.0020 .. +0.0021, 53%)"] * 3) + " |" in text
+
+
+def test_every_fusion_gap_compares_a_fused_card_row_with_a_baseline():
+    for a, b in model_card.FUSION_GAPS:
+        assert model_card.MODELS[a][1] == "fused" and b in model_card.BASELINE_NAMES
