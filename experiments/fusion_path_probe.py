@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -35,7 +36,8 @@ def main() -> int:
                     help="a fused student without a fusion-context encoder")
     ap.add_argument("--ir", default="experiments/weights/student_ir_distilled.safetensors",
                     help="an IR-only student of the same config")
-    ap.add_argument("--data-root", default="/work/shared/data")
+    ap.add_argument("--data", default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
+                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
     ap.add_argument("--split", type=Path, required=True, help="names file of MSRS test-folder pairs")
     args = ap.parse_args()
 
@@ -48,7 +50,7 @@ def main() -> int:
     from ivif_ros.weights import load_model
 
     torch.set_num_threads(1)
-    root = Path(args.data_root)
+    root = Path(args.data)
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as split:
         split.write("\n".join(read_names(args.split)) + "\n")
         split.flush()

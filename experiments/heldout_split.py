@@ -25,6 +25,7 @@ run before it trained on those blocks.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -65,13 +66,14 @@ def blockwise_heldout(names: list[str], per_kind: int, block: int = 20) -> list[
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--data-root", type=Path, default=Path("/work/shared/data"))
+    ap.add_argument("--data", type=Path, default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
+                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
     ap.add_argument("--blocks", type=int, default=0,
                     help="hold out this many whole day and night blocks instead of every 6th pair")
     args = ap.parse_args()
     from ivif_ros.datasets.paired import read_names
 
-    names = read_names(args.data_root / "splits" / "msrs_dev_train.txt")
+    names = read_names(args.data / "splits" / "msrs_dev_train.txt")
     held = blockwise_heldout(names, args.blocks) if args.blocks else stratified_heldout(names)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "heldout.txt").write_text("\n".join(held) + "\n")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", nargs="+", required=True, type=Path, help="weights of group A (.safetensors)")
     ap.add_argument("--b", nargs="+", required=True, type=Path, help="weights of group B (.safetensors)")
-    ap.add_argument("--data-root", type=Path, default=Path("/work/shared/data"))
+    ap.add_argument("--data", type=Path, default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
+                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
     ap.add_argument("--split", type=Path, default=Path("splits/msrs_dev_eval.txt"),
                     help="names file, relative to --data-root unless absolute")
     ap.add_argument("--resamples", type=int, default=2000)
@@ -42,8 +44,8 @@ def main() -> int:
     from ivif_ros.weights import load_model
 
     torch.set_num_threads(args.threads)
-    split = args.split if args.split.is_absolute() else args.data_root / args.split
-    pairs = load_pairs(args.data_root / "msrs" / "test", split)
+    split = args.split if args.split.is_absolute() else args.data / args.split
+    pairs = load_pairs(args.data / "msrs" / "test", split)
     maps, groups = {}, {"a": [], "b": []}
     for group, paths in (("a", args.a), ("b", args.b)):
         for path in paths:

@@ -264,17 +264,16 @@ CARD_END = "<!-- end table -->"
 
 
 def card_table(results: dict) -> str:
-    """The card's one results table: fusion (VIF, Qabf, SSIM) and mAP@0.5 per method, seeds averaged."""
-    rows = ["| method | seeds | VIF | Qabf | SSIM | mAP@0.5 |", "|---|---|---|---|---|---|"]
-    for name in BASELINE_NAMES:
-        if name in results["fusion"]:
-            f = results["fusion"][name]
-            rows.append(f"| {name} (baseline) | – | {f['VIF']:.3f} | {f['Qabf']:.3f} | {f['SSIM']:.3f} | – |")
-    for recipe, names in seed_groups(results["detection"]).items():
-        fus = [results["fusion"][n] for n in names if n in results["fusion"]]
-        mean = (lambda k: f"{np.mean([f[k] for f in fus]):.3f}") if fus else (lambda k: "–")
-        maps = np.mean([results["detection"][n]["map50"] for n in names])
-        rows.append(f"| {recipe} | {len(names)} | {mean('VIF')} | {mean('Qabf')} | {mean('SSIM')} | {maps:.3f} |")
+    """The card's one results table: fusion (VIF, Qabf, SSIM) and detection per method."""
+    rows = ["| method | VIF | Qabf | SSIM | mAP@0.5 | AP50 person | AP50 car |", "|---|---|---|---|---|---|---|"]
+    for name in [*BASELINE_NAMES, *MODELS]:
+        f, d = results["fusion"].get(name), results["detection"].get(name)
+        if f is None and d is None:
+            continue
+        fusion = [f"{f[k]:.3f}" for k in ("VIF", "Qabf", "SSIM")] if f else ["–"] * 3
+        det = [f"{d['map50']:.3f}", f"{d['ap50']['person']:.3f}", f"{d['ap50']['car']:.3f}"] if d else ["–"] * 3
+        label = f"{name} (baseline)" if name in BASELINE_NAMES else name
+        rows.append(f"| {label} | " + " | ".join(fusion + det) + " |")
     return "\n".join(rows)
 
 

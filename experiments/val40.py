@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +35,8 @@ from model_card import evaluate_model, load_pairs  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights", nargs="+", help="student or teacher .safetensors files (with .json sidecars)")
-    ap.add_argument("--data-root", default="/work/shared/data")
+    ap.add_argument("--data", default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
+                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
     ap.add_argument("--split", type=Path, help="names file of MSRS test-folder pairs (default: val40)")
     ap.add_argument("--day-night", action="store_true", help="also mAP@0.5 on the day and the night pairs apart")
     ap.add_argument("--per-class", action="store_true", help="also AP@0.5 of each detection class")
@@ -49,7 +51,7 @@ def main() -> int:
     from ivif_ros.weights import load_model
 
     torch.set_num_threads(1)
-    root = Path(args.data_root)
+    root = Path(args.data)
     names = read_names(args.split) if args.split else read_names(root / "splits" / "msrs_dev_train.txt")[-40:]
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as split:
         split.write("\n".join(names) + "\n")

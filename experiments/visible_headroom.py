@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights", nargs="*", type=Path,
                     help="students (.safetensors), each run on the input it was trained on; IR-only ones also get the oracle")
-    ap.add_argument("--data-root", type=Path, default=Path("/work/shared/data"))
+    ap.add_argument("--data", type=Path, default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
+                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
     ap.add_argument("--split", type=Path, default=Path("splits/msrs_dev_eval.txt"),
                     help="names file, relative to --data-root unless absolute")
     ap.add_argument("--score", type=float, default=0.3, help="detection score threshold of the found counts")
@@ -102,9 +104,9 @@ def main() -> int:
     from ivif_ros.weights import load_model
 
     torch.set_num_threads(args.threads)
-    split = args.split if args.split.is_absolute() else args.data_root / args.split
+    split = args.split if args.split.is_absolute() else args.data / args.split
     pairs, gts, origins = [], [], []
-    for p in PairedDataset(args.data_root / "msrs" / "test", split):
+    for p in PairedDataset(args.data / "msrs" / "test", split):
         boxes = p.boxes
         pairs.append((p.name, p.ir, p.vis if p.vis.ndim == 2 else rgb_to_gray(p.vis), boxes))
         gts.append((boxes.xyxy.astype(np.float64), boxes.cls.astype(int)))

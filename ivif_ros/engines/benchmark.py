@@ -28,7 +28,7 @@ DEFAULT_BACKENDS = {
     "teacher": [("torch", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")],
 }
 DEFAULT_SIZES = [(640, 480), (1280, 1024)]
-SAMPLE_PAIR = Path("/work/shared/data/msrs/test")
+SAMPLE_PAIR = ("msrs", "test", "00537D.png")  # an MSRS night pair, under the data folder $IVIF_DATA
 
 
 @dataclass
@@ -49,14 +49,18 @@ class BenchRow:
         return 1e3 / self.total_ms
 
 
-def sample_frames(width: int, height: int, root: Path = SAMPLE_PAIR) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(ir, vis_rgb, source)`` at ``width x height``: an MSRS night pair if present, else synthetic."""
+def sample_frames(width: int, height: int, data: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(ir, vis_rgb, source)`` at ``width x height``: the MSRS night pair ``SAMPLE_PAIR`` of the data
+    folder ``data`` (default $IVIF_DATA) if present, else synthetic."""
     import cv2
 
     from ivif_ros.datasets.paired import read_image
 
-    ir_path = root / "ir" / "00537D.png"
-    if ir_path.exists():
+    data = data or os.environ.get("IVIF_DATA")
+    *folder, name = SAMPLE_PAIR
+    root = Path(data, *folder) if data else None
+    ir_path = root / "ir" / name if root else None
+    if ir_path is not None and ir_path.exists():
         ir, vis = read_image(ir_path), read_image(root / "vi" / ir_path.name)
         size = (width, height)
         return cv2.resize(ir, size), cv2.resize(vis, size), f"MSRS {ir_path.stem} resized"
