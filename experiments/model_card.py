@@ -247,7 +247,7 @@ def write_markdown(results: dict, path: Path) -> None:
     for label, g in results.get("gaps", {}).items():
         lines.append(f"| {label} | {g['observed']:+.4f} | {g['ci95'][0]:+.4f} .. {g['ci95'][1]:+.4f} | "
                      f"{g['p_a_better']:.1%} |")
-    lines += ["", f"| fusion gap, A minus B (paired bootstrap over images: gap, 95 % interval, resamples with A "
+    lines += ["", "| fusion gap, A minus B (paired bootstrap over images: gap, 95 % interval, resamples with A "
               "ahead) | " + " | ".join(FUSION_GAP_KEYS) + " |", "|---" * (len(FUSION_GAP_KEYS) + 1) + "|"]
     for label, g in results.get("fusion_gaps", {}).items():
         lines.append(f"| {label} | " + " | ".join(

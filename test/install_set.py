@@ -7,6 +7,7 @@ licence notice of third-party weights. ``share/ivif_ros`` carries the launch fil
 config, one training config per trainable model, DDS profiles and what ament and rosidl
 generate. Experiments (``experiments/``) are never installed.
 """
+
 from __future__ import annotations
 
 import re
@@ -69,10 +70,16 @@ def unlisted_share_files(files) -> list[str]:
 def product_files(package_files, share_files) -> set[str]:
     """The hand-made part of an install (sources, weights, configs, launch files), which pip and
     colcon must install alike; generated and compiled files differ between the two routes."""
-    package = {f"ivif_ros/{p}" for p in map(PurePosixPath, package_files)
-               if not _is_bytecode(p) and p.parts[0] != "msg" and (p.suffix == ".py" or p.parts[0] == "weights")}
-    share = {f"share/{p}" for p in map(PurePosixPath, share_files)
-             if not _is_bytecode(p) and p.parts[0] in ("config", "launch")}
+    package = {
+        f"ivif_ros/{p}"
+        for p in map(PurePosixPath, package_files)
+        if not _is_bytecode(p) and p.parts[0] != "msg" and (p.suffix == ".py" or p.parts[0] == "weights")
+    }
+    share = {
+        f"share/{p}"
+        for p in map(PurePosixPath, share_files)
+        if not _is_bytecode(p) and p.parts[0] in ("config", "launch")
+    }
     return package | share
 
 

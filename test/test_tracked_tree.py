@@ -1,9 +1,9 @@
 """The repository ships a product: no development machine's paths in the tracked files, a
 package under 10 MB, and a model card people can read from the top."""
+
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -35,8 +35,10 @@ def test_no_machine_paths_in_the_tracked_tree():
         for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
             if MACHINE_PATH.search(line):
                 found.append(f"{name}:{number}: {line.strip()[:120]}")
-    assert not found, "absolute paths of a development machine (use --data / $IVIF_DATA or a path " \
-                      "relative to the repository):\n" + "\n".join(found)
+    assert not found, (
+        "absolute paths of a development machine (use --data / $IVIF_DATA or a path "
+        "relative to the repository):\n" + "\n".join(found)
+    )
 
 
 def test_the_package_stays_small():

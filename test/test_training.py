@@ -17,7 +17,7 @@ from ivif_ros.training.config import load_config
 from ivif_ros.training.data import CropDataset, load_samples
 from ivif_ros.training.loop import train
 from ivif_ros.training.targets import box_masks, boxes_centred_in, crop_boxes
-from ivif_ros.weights import load_model, save_model
+from ivif_ros.weights import load_model
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,6 @@
 """The experiment scripts import each other by module name (``python experiments/x.py`` puts
 their folder first on sys.path); the tests import them the same way."""
+
 import sys
 from pathlib import Path
 

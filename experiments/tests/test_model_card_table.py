@@ -1,5 +1,6 @@
 """The model card's results table is the one experiments/model_card.py writes from
 experiments/model_card/results.json, so the card cannot drift from the results."""
+
 import json
 
 import model_card

@@ -1,6 +1,7 @@
 """Every recipe config loads, reads in one file plus at most one base, and differs from the
 shipped recipe only where its name says; the shipped recipe is the product's training config
 with the recipe-selection hold-out left out."""
+
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ def test_recipe_loads_and_its_base_has_no_base(path):
     assert cfg.data, path
     base = yaml.safe_load(path.read_text()).get("base")
     if base:
-        assert "base" not in yaml.safe_load((path.parent / base).read_text()), f"{path.name}: base chain deeper than one"
+        assert "base" not in yaml.safe_load((path.parent / base).read_text()), (
+            f"{path.name}: base chain deeper than one"
+        )
 
 
 def test_shipped_recipe_is_the_product_config_minus_the_holdout():

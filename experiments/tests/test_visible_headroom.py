@@ -1,5 +1,6 @@
 """The oracle of experiments/visible_headroom.py, which bounds what the boxes only the visible
 annotation holds could add to detection, and its count of found boxes by origin."""
+
 import numpy as np
 import pytest
 
@@ -26,7 +27,12 @@ def test_the_oracle_adds_exactly_the_chosen_boxes_as_top_ranked_hits():
 def test_found_by_origin_matches_one_to_one_above_the_score():
     gts = [(np.array([[0, 0, 10, 10], [50, 50, 70, 70]], float), np.array([0, 2]))]
     origins = [np.array([ORIGINS.index("ir"), ORIGINS.index("vis_only")])]
-    preds = [(np.array([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 70, 70], [50, 50, 70, 70]], float),
-              np.array([0.9, 0.8, 0.2, 0.35]), np.array([0, 0, 2, 1]))]  # a duplicate, a low car, a bicycle
+    preds = [
+        (
+            np.array([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 70, 70], [50, 50, 70, 70]], float),
+            np.array([0.9, 0.8, 0.2, 0.35]),
+            np.array([0, 0, 2, 1]),
+        )
+    ]  # a duplicate, a low car, a bicycle
     assert found_by_origin(preds, gts, origins, score=0.3) == {"ir": [1, 1], "vis_near": [0, 0], "vis_only": [0, 1]}
     assert found_by_origin(preds, gts, origins, score=0.1)["vis_only"] == [1, 1]
