@@ -30,7 +30,7 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--data", default=None,
                    help="folder holding the datasets the config names (default: $IVIF_DATA, else the config's data_root)")
     p.add_argument("--steps", type=int, default=None, help="override the number of optimisation steps")
-    p.add_argument("--seed", type=int, default=None, help="override the config's seed (repeat runs of one recipe)")
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed (repeat runs of one config)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="end this session after N steps with a checkpoint (continue with --resume)")
     p.add_argument("--input-mode", choices=["fused", "ir", "vis"], default=None,

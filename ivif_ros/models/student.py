@@ -30,15 +30,14 @@ class StudentConfig:
     # Share of the fusion losses' gradient that reaches the shared trunk through the 1/4
     # fusion maps. Below 1 the trunk is shaped mostly by the semantic, detection and
     # distillation losses and the fusion path reads it as semantic context (PSFusion's
-    # injection). At 0 (recipe H) detection fitted and generalised worse and Qabf fell: the
-    # fusion losses help the trunk (MODEL_CARD.md, item 10), so the shipped value is 1.
+    # injection). 1 (the shipped value) lets the fusion losses shape the trunk too; at 0 the
+    # trunk fitted detection worse and the fused image lost edge quality.
     fusion_grad_scale: float = 1.0
     # Channels of a small fusion-only encoder over (ir, vis) at 1/4, read by the fusion maps
-    # beside the trunk feature; 0 (the shipped student) leaves it out. Why it exists: the fusion
-    # maps lift recipe E above pixel-max only through trunk features that see the visible camera
-    # (zeroing them drops hold-out Qabf 0.720 -> 0.698), and a trunk warm-started from an
-    # IR-only student does not see it (MODEL_CARD.md, item 16). This gives the fusion path
-    # visible-aware context of its own, whatever shaped the trunk.
+    # beside the trunk feature; 0 (the shipped student) leaves it out. The fusion maps need
+    # features that see the visible camera, and a trunk warm-started from an IR-only student
+    # (``init_from``) has none; this encoder gives the fusion path visible-aware context of its
+    # own, whatever shaped the trunk.
     fusion_context: int = 0
     # Residual blocks of an optional 1/16 stage (0: none, the shipped student) and its channels.
     # Why: the 1/8 trunk sees about 87 px, while half of the MSRS cars are wider than 88 px and a

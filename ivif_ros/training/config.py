@@ -133,7 +133,7 @@ def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """One config file's keys over those of its ``base:`` (if any), held-out paths made absolute.
 
     ``base:`` names another training config, relative to this file; this file's keys replace the
-    base's, except ``loss_weights``, which is merged weight by weight (a recipe that changes one
+    base's, except ``loss_weights``, which is merged weight by weight (a config that changes one
     weight names only that one). Bases may chain; a cycle is an error.
     """
     import yaml
@@ -156,7 +156,7 @@ def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
                                   f"not found; give a names file (one pair name per line) relative to the config")
     for key in PATH_KEYS:
         # Model files named in a config are found relative to it, like its held-out files, so a
-        # recipe runs from any working directory. The CLI's overrides stay relative to the shell's.
+        # config runs from any working directory. The CLI's overrides stay relative to the shell's.
         if isinstance(raw.get(key), str):
             raw[key] = _beside(path, raw[key])
     base = raw.pop("base", None)

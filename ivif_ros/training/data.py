@@ -50,7 +50,7 @@ def trained_input_mode(meta: dict, where: str) -> str:
 def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]:
     """Read every ``{root, split?, exclude?, seg_labels?}`` source into memory.
 
-    ``exclude`` is a names file of pairs to leave out (a held-out set for choosing a recipe).
+    ``exclude`` is a names file of pairs to leave out (e.g. a held-out set for choosing between configs).
 
     ``seg_labels`` names a folder under ``root`` with one ``<name>.png`` class-id mask per
     pair (MSRS ``Segmentation_labels``); without it the semantic target is the box-filled mask.
