@@ -1,4 +1,4 @@
-"""Where a fused student's lift above pixel-max comes from (MODEL_CARD.md, item 16).
+"""Where a fused student's lift above pixel-max comes from (RECIPES.md, recipe N).
 
     python experiments/fusion_path_probe.py --split experiments/heldout/msrs_dev_heldout40.txt
 

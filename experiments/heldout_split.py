@@ -7,7 +7,7 @@ with ``exclude:`` on the msrs_dev_train source.
 
 msrs_dev_eval is about half night, so the held-out set must be too: an earlier held-out set
 (the last 40 training pairs, 33 day / 7 night) ranked a recipe above pixel-max on Qabf that
-fell below it on msrs_dev_eval (MODEL_CARD.md, "How the recipe was chosen"). This one takes
+fell below it on msrs_dev_eval (RECIPES.md). This one takes
 every 6th day pair and every 6th night pair (20 + 20). A recipe is trained on train_rest.txt
 and scored on heldout.txt with ``experiments/val40.py --split OUT_DIR/heldout.txt``; msrs_dev_eval is
 never used to choose.
@@ -16,7 +16,7 @@ never used to choose.
 
 Every-6th-frame pairs each have their adjacent frame (4 frame numbers on, a near-identical view)
 in the training data, while msrs_dev_eval is whole blocks of 20 consecutive frames that training
-never sees; recipes K-R were ranked differently on the two (MODEL_CARD.md, item 21). ``--blocks N``
+never sees; recipes K-R were ranked differently on the two (RECIPES.md). ``--blocks N``
 holds out N whole day blocks and N whole night blocks of msrs_dev_train, cut as the data README
 cuts msrs_dev_eval's (20 consecutive names of one kind, by frame number), so that selection sees
 unseen stretches of road too. It costs 40 training pairs per N and suits new recipes only: every

@@ -1,12 +1,12 @@
 """Recipe-selection figures on 40 pairs of ``splits/msrs_dev_train.txt`` (never msrs_dev_eval).
 
-    python experiments/val40.py ivif_ros/weights/student.safetensors ivif_ros/weights/ablations/recipe_d/student.safetensors
+    python experiments/val40.py ivif_ros/weights/student.safetensors experiments/weights/student_nodistill.safetensors
     python experiments/val40.py --split HELDOUT/heldout.txt WEIGHTS...   # the stratified held-out set
 
 Without ``--split`` the pairs are val40, the last 40 of the split (33 day / 7 night), which is
 inside every shipped run's training data and mostly day, so it only ranks recipes roughly.
 ``--split`` takes a names file such as the day/night-stratified held-out set that
-``experiments/heldout_split.py`` writes (see MODEL_CARD.md, "How the recipe was chosen"). Prints one
+``experiments/heldout_split.py`` writes (see RECIPES.md). Prints one
 JSON line per weights file: VIF, Qabf, SSIM (CDDFuse definitions, as in the card) and
 mAP@0.5, plus pixel-max. A single-camera student (its sidecar's ``input_mode`` is ir or vis)
 gets that camera twice, as in training, and reports mAP@0.5 only.
