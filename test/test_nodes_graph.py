@@ -18,12 +18,13 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from ivif_ros.nodes.fusion_node import resolve_implementation
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
     HEIGHT, VIS_FRAME, WIDTH, CameraRig, Probe, assert_every_message_accounted, engine_cache, fusion_diagnostics,
     fusion_diagnostics_since, graph_params, output_topics, settle, student_weights,
 )
 
-pytestmark = pytest.mark.usefixtures("engine_cache")
+pytestmark = [pytest.mark.usefixtures("engine_cache"), pytest.mark.ros_extras]  # pairing: message_filters if installed
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_every_output_published_and_every_pair_accounted(graph):
 
     d = fusion_diagnostics(probe)
     assert d["mode"] == "waiting" and d["_level"] == b"\x02"  # the cameras stopped: ERROR, no input
-    assert d["pairing"] == "builtin"
+    assert d["pairing"] == resolve_implementation("auto")  # message_filters where it is installed
     assert "rejected ir: invalid image" not in d and "rejected visible: invalid image" not in d, d
     assert int(d["frames fused"]) == len(statuses)
     assert_every_message_accounted(d, rig.sent)
