@@ -379,13 +379,8 @@ class FusionNode(Node):
     def _reconfigure(self, cfg: FusionConfig) -> None:
         """Apply a parameter change (the read-only ones cannot change while running)."""
         with self._lock:
-            if isinstance(self.policy, sync.ApproximateTimePolicy):
-                self.policy.slop_ns = int(round(cfg.sync.slop_s * 1e9))
-                self.policy.age_penalty = cfg.sync.age_penalty
-                self.policy.inter_message_lower_bound_ns = int(round(cfg.sync.min_period_s * 1e9))
             if self.policy is not None:  # message_filters' synchronizer is fixed at start
-                self.policy.queue_size = cfg.sync.queue_size
-                self.policy.time_jump_reset_ns = int(round(cfg.sync.time_jump_reset_s * 1e9))
+                sync.apply_config(self.policy, cfg.sync)
             self.watchdog.timeout_ns = int(cfg.dropout.timeout_s * 1e9)
         self.registration = Registration(cfg.registration)
         self.ir_normalizer = IrNormalizer(cfg.ir_normalize)
