@@ -21,7 +21,7 @@ message_filters = pytest.importorskip(
     "message_filters", reason="message_filters is not installed (not on PyPI; a ROS 2 install has it, "
                               "CI's second pass installs it from ../shared/ros-extras)")
 
-from ivif_ros.nodes.message_filters_pairing import MessageFiltersPairing, pairing_from_config  # noqa: E402
+from ivif_ros.nodes.message_filters_pairing import MessageFiltersExact, pairing_from_config  # noqa: E402
 
 PERIOD_NS = 33_333_333
 
@@ -65,7 +65,7 @@ def assert_accounted(result: dict, events) -> None:
 @pytest.mark.parametrize("queue_size, offset_ns", [(10, 0), (3, 12_000_000)])
 def test_every_message_is_paired_dropped_with_a_reason_or_pending(seed, queue_size, offset_ns):
     events = jittered_streams(seed, offset_ns=offset_ns)
-    result = run(MessageFiltersPairing("approximate", queue_size, 20_000_000), events)
+    result = run(pairing_from_config(SyncConfig(queue_size=queue_size)), events)
     assert len(result["pairs"]) > 200
     assert all(abs(ir - vis) < 20_000_000 for ir, vis in result["pairs"])
     assert_accounted(result, events)
@@ -75,22 +75,23 @@ def test_every_message_is_paired_dropped_with_a_reason_or_pending(seed, queue_si
 def test_exact_policy_accounts_like_the_approximate_one():
     rng = np.random.default_rng(3)
     events = [(cam, k * PERIOD_NS) for k in range(300) for cam in (sync.IR, sync.VISIBLE) if rng.random() > 0.1]
-    result = run(MessageFiltersPairing("exact", 5), events)
+    result = run(MessageFiltersExact(queue_size=5), events)
     assert result["pairs"] and all(ir == vis for ir, vis in result["pairs"])
     assert_accounted(result, events)
     assert result["drops"], "unpaired stamps must leave message_filters' queues as counted drops"
 
 
-def test_same_stamp_twice_supersedes_the_first():
-    pairing = MessageFiltersPairing("approximate", 10, 20_000_000)
+def test_exact_same_stamp_twice_supersedes_the_first():
+    pairing = MessageFiltersExact()
     first = pairing.add(sync.IR, 1_000, "a")
     second = pairing.add(sync.IR, 1_000, "b")
     assert not first.drops and [(d.entry.item, d.reason) for d in second.drops] == [("a", sync.SUPERSEDED)]
     assert [e.item for e in pairing.pending()] == ["b"]
 
 
-def test_time_jump_back_resets_and_reset_empties_the_queues():
-    pairing = MessageFiltersPairing("approximate", 10, 20_000_000, time_jump_reset_ns=1_000_000_000)
+@pytest.mark.parametrize("policy", ["approximate", "exact"])
+def test_time_jump_back_resets_and_reset_empties_the_queues(policy):
+    pairing = pairing_from_config(SyncConfig(policy=policy, time_jump_reset_s=1.0))
     for k in range(3):
         pairing.add(sync.IR, 5_000_000_000 + k * PERIOD_NS, k)
     jumped = pairing.add(sync.IR, 1_000_000, "looped")
@@ -99,15 +100,24 @@ def test_time_jump_back_resets_and_reset_empties_the_queues():
     assert [d.entry.item for d in pairing.reset().drops] == ["looped"] and pairing.pending() == []
 
 
-def test_slop_and_queue_size_changes_reach_message_filters():
-    pairing = pairing_from_config(SyncConfig(slop_s=0.005, queue_size=10))
+def test_run_time_slop_and_queue_size_reach_message_filters():
+    pairing = pairing_from_config(SyncConfig(slop_s=0.005))
     assert not pairing.add(sync.IR, 0, "ir").matches
-    assert not pairing.add(sync.VISIBLE, 10_000_000, "vis").matches  # 10 ms apart, slop 5 ms
-    pairing.slop_ns = 30_000_000
-    assert pairing.add(sync.VISIBLE, 20_000_000, "vis2").matches  # the wider slop applies now
-    pairing.queue_size = 2
-    drops = [pairing.add(sync.IR, (10 + k) * PERIOD_NS, k).drops for k in range(4)]
-    assert [d.reason for ds in drops for d in ds] == [sync.QUEUE_OVERFLOW] * 2  # IR queue trimmed to 2
+    missed = pairing.add(sync.VISIBLE, 10_000_000, "vis")  # 10 ms apart, slop 5 ms
+    assert not missed.matches and [d.reason for d in missed.drops] == [sync.NO_PARTNER]
+    sync.apply_config(pairing, SyncConfig(slop_s=0.03, queue_size=2))
+    assert [tuple(e.item for e in m) for m in pairing.add(sync.IR, 30_000_000, "ir2").matches] == [("ir2", "vis")]
+    assert pairing.mf_synchronizer.slop.nanoseconds == 30_000_000
+    drops = [pairing.add(sync.VISIBLE, 10**9 + k * PERIOD_NS, k).drops for k in range(4)]
+    assert [d.reason for ds in drops for d in ds] == [sync.QUEUE_OVERFLOW] * 2  # queue_size 2 now
+
+
+def test_message_filters_chooses_the_partner():
+    """Where the two rules differ (a spread of exactly the slop), message_filters' rule decides."""
+    cfg = SyncConfig(slop_s=0.01)
+    events = [(sync.IR, 10**9), (sync.VISIBLE, 10**9 + 10_000_000)]
+    assert run(sync.policy_from_config(cfg), events)["pairs"] == [(10**9, 10**9 + 10_000_000)]
+    assert run(pairing_from_config(cfg), events)["pairs"] == []  # message_filters: spread < slop
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

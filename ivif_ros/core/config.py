@@ -117,18 +117,21 @@ class SyncConfig:
         "auto", "pairing implementation: 'message_filters' (ROS package, if installed), 'builtin' "
         "(ivif_ros.core.sync, accounts every drop by reason) or 'auto' (message_filters if importable)",
         choices=("auto", "message_filters", "builtin"), read_only=True)
-    policy: str = param("approximate", "'approximate' (ApproximateTime: best match within slop) or "
-                        "'exact' (identical header stamps only)", choices=("approximate", "exact"), read_only=True)
+    policy: str = param("approximate", "'approximate' (pairs as soon as a partner within slop has arrived, as "
+                        "Python message_filters' ApproximateTimeSynchronizer; lowest latency), 'optimal' (C++ "
+                        "message_filters ApproximateTime: the tightest pair provable, usually one frame later) or "
+                        "'exact' (identical header stamps only)", choices=("approximate", "optimal", "exact"),
+                        read_only=True)
     slop_s: float = param(0.02, "largest header-stamp difference (s) between the IR and visible image of a pair",
                           range=(0.0, 10.0))
     queue_size: int = param(10, "messages kept per camera while waiting for a partner", range=(1, 1000))
-    age_penalty: float = param(0.1, "ApproximateTime age penalty: how much a newer candidate pair must be "
+    age_penalty: float = param(0.1, "policy 'optimal': age penalty, how much a newer candidate pair must be "
                                "tighter than an older one to win", range=(0.0, 100.0))
     time_jump_reset_s: float = param(1.0, "a stamp this far (s) behind its camera's newest one resets the "
                                      "pairing (e.g. a looping bag) instead of being dropped as out-of-order",
                                      range=(0.0, 3600.0))
-    min_period_s: float = param(0.0, "least stamp step of either camera (message_filters' inter-message lower "
-                                "bound). 0 waits one frame for proof that no better pair can come; about 2/3 of "
+    min_period_s: float = param(0.0, "policy 'optimal': least stamp step of either camera (message_filters' "
+                                "inter-message lower bound). 0 waits one frame for proof that no better pair can come; about 2/3 of "
                                 "the frame period (0.02 for 30 Hz) emits a tight pair on its second message",
                                 range=(0.0, 10.0))
     pipeline_depth: int = param(2, "complete pairs that may wait for the fusion worker; when full the oldest is "

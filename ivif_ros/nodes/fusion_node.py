@@ -37,6 +37,7 @@ from ivif_ros.errors import ConfigError, UserFacingError
 from ivif_ros.msg import DetectionArray, FusionStatus
 from ivif_ros.nodes import diagnostics as diag
 from ivif_ros.nodes import messages
+from ivif_ros.nodes.message_filters_pairing import POLICIES as MESSAGE_FILTERS_POLICIES
 from ivif_ros.nodes.params import ConfigParameters
 
 NODE_NAME = "ivif_fusion"
@@ -63,10 +64,12 @@ class Job:
     ready_ns: int  # steady clock: pair complete (or single frame received)
 
 
-def resolve_implementation(requested: str) -> str:
-    """``auto`` -> ``message_filters`` when that package is importable, else ``builtin``."""
+def resolve_implementation(requested: str, policy: str = "approximate") -> str:
+    """``auto`` -> ``message_filters`` when that package is importable and has ``policy``, else ``builtin``."""
     if requested != "auto":
         return requested
+    if policy not in MESSAGE_FILTERS_POLICIES:
+        return "builtin"
     try:
         import message_filters  # noqa: F401
     except ImportError:
@@ -106,7 +109,7 @@ class FusionNode(Node):
         self.pub_status = self.create_publisher(FusionStatus, "fusion/status", out_qos)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        self.implementation = resolve_implementation(cfg.sync.implementation)
+        self.implementation = resolve_implementation(cfg.sync.implementation, cfg.sync.policy)
         self.policy = self._pairing(cfg)
         self.watchdog = sync.CameraWatchdog(int(cfg.dropout.timeout_s * 1e9), self._now_ns())
         self.mode = sync.FUSED
@@ -196,6 +199,9 @@ class FusionNode(Node):
             return sync.policy_from_config(cfg.sync)
         from ivif_ros.nodes.message_filters_pairing import FIXED_SETTINGS, pairing_from_config
 
+        if cfg.sync.policy not in MESSAGE_FILTERS_POLICIES:
+            raise ConfigError(f"sync.policy {cfg.sync.policy!r} needs sync.implementation builtin (or auto): "
+                              f"message_filters pairs only {' and '.join(MESSAGE_FILTERS_POLICIES)}")
         ignored = [f"sync.{name}" for name in FIXED_SETTINGS
                    if getattr(cfg.sync, name) != getattr(FusionConfig().sync, name)]
         if ignored:
@@ -368,13 +374,7 @@ class FusionNode(Node):
     def _reconfigure(self, cfg: FusionConfig) -> None:
         """Apply a parameter change (the read-only ones cannot change while running)."""
         with self._lock:
-            settings = {"slop_ns": int(round(cfg.sync.slop_s * 1e9)), "age_penalty": cfg.sync.age_penalty,
-                        "inter_message_lower_bound_ns": int(round(cfg.sync.min_period_s * 1e9)),
-                        "queue_size": cfg.sync.queue_size,
-                        "time_jump_reset_ns": int(round(cfg.sync.time_jump_reset_s * 1e9))}
-            for name, value in settings.items():
-                if hasattr(self.policy, name):  # the exact policies have no slop (_can_apply refused the rest)
-                    setattr(self.policy, name, value)
+            sync.apply_config(self.policy, cfg.sync)  # message_filters' too (_can_apply refused the rest)
             self.watchdog.timeout_ns = int(cfg.dropout.timeout_s * 1e9)
         self.registration = Registration(cfg.registration)
         self.ir_normalizer = IrNormalizer(cfg.ir_normalize)
