@@ -4,8 +4,8 @@
 #   1. pip-only: ./scripts/setup.sh's .venv, ROS 2 from its PyPI wheels only (no launch_ros,
 #      ros2cli, message_filters or vision_msgs): the whole suite.
 #   2. ROS extras, when ../shared/ros-extras exists (or ROS_EXTRAS=/path/to/ros-extras):
-#      .venv-ros, a hard-linked copy of .venv with those packages installed by its
-#      install.sh, as a ROS 2 install has them. Only the tests marked `ros_extras` run again:
+#      .venv-ros, .venv plus those packages as a ROS 2 install has them
+#      (./scripts/setup_ros_extras.sh). Only the tests marked `ros_extras` run again:
 #      those whose code path or outcome depends on the extras (launch files, `ros2 run`,
 #      message_filters pairing, vision_msgs output, the node graph that pairs with it).
 #
@@ -31,22 +31,9 @@ if [[ ! -x "$EXTRAS/install.sh" ]]; then
   exit "$pip_only"
 fi
 
-# .venv-ros follows .venv: remade whenever setup.sh changed .venv (its step stamps differ).
-# Hard links make the copy ~2 s; everything installed into it afterwards is new files, and
-# the files naming .venv's path (script shebangs, the ament parent prefix) are rewritten,
-# which replaces them instead of writing through the links.
 start=$SECONDS
-base_stamp="$(cat .venv/.ivif-*.sha256 | sha256sum | cut -d' ' -f1)"
-if [[ "$(cat .venv-ros/.ivif-base.sha256 2>/dev/null)" != "$base_stamp" ]]; then
-  log "making .venv-ros from .venv"
-  rm -rf .venv-ros
-  cp -al .venv .venv-ros
-  grep -rlIZ --exclude-dir=__pycache__ "$ROOT/.venv" .venv-ros \
-    | xargs -0 -r perl -pi -e 's#\Q'"$ROOT"'/.venv\E(?![\w-])#'"$ROOT"'/.venv-ros#g'
-  printf '%s\n' "$base_stamp" > .venv-ros/.ivif-base.sha256
-fi
-if ! "$EXTRAS/install.sh" .venv-ros; then
-  log "installing the ROS extras into .venv-ros failed"
+if ! ./scripts/setup_ros_extras.sh "$EXTRAS"; then
+  log "making .venv-ros (.venv + the ROS extras) failed"
   exit 1
 fi
 log "world 2 of 2: with the ROS extras (.venv-ros), tests marked ros_extras (setup $((SECONDS - start)) s)"
