@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -86,3 +87,26 @@ def test_installed_package_carries_the_weights():
                      if p.suffix in {".safetensors", ".json", ".jsonl"})
     missing = [str(p) for p in shipped if not (installed / p).is_file()]
     assert not missing, f"not installed: {missing}; run ./scripts/setup.sh"
+
+
+def test_pip_install_has_the_node_launchers_ros2_run_uses(tmp_path):
+    """lib/ivif_ros/<executable> in the environment prefix, where `ros2 run` and launch_ros'
+    Node(package='ivif_ros', executable=...) look; each runs this interpreter and names a
+    function that exists."""
+    libexec = Path(sys.prefix) / "lib" / "ivif_ros"
+    launchers = sorted(libexec.iterdir()) if libexec.is_dir() else []
+    assert {"fusion_node", "overlay_node", "fusion_graph", "ivif"} <= {p.name for p in launchers}, (
+        f"{libexec}: {launchers}; run ./scripts/setup.sh")
+    for launcher in launchers:
+        assert os.access(launcher, os.X_OK), f"{launcher} is not executable"
+        assert launcher.read_text().splitlines()[0] == f"#!{sys.executable}", launcher
+    result = subprocess.run([str(libexec / "ivif"), "--help"], cwd=tmp_path, env=clean_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "usage: ivif" in result.stdout, result.stderr
+    check = "\n".join(
+        f"from {module} import {function}; assert callable({function})"
+        for module, function in (re.search(r"^from (\S+) import (\S+)$", p.read_text(), re.M).groups()
+                                 for p in launchers))
+    result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=clean_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

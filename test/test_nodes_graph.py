@@ -155,6 +155,23 @@ def test_parameters_validated_at_set_time(graph):
     assert fusion.policy.slop_ns == 45_000_000 and fusion.params.config.sync.slop_s == 0.045
 
 
+def test_message_filters_pairing_refuses_what_it_cannot_apply_and_applies_the_rest(graph):
+    pytest.importorskip("message_filters", reason="message_filters is not installed (not on PyPI; CI's second "
+                                                  "pass installs it from ../shared/ros-extras)")
+    fusion, probe, rig, probe_node = graph(**{"sync.implementation": "message_filters"})
+    for name in ("sync.age_penalty", "sync.min_period_s"):
+        refused = _set(probe_node, name, 0.5, ParameterType.PARAMETER_DOUBLE)
+        assert not refused.successful and name in refused.reason and "message_filters" in refused.reason, refused
+    assert _set(probe_node, "sync.slop_s", 0.03, ParameterType.PARAMETER_DOUBLE).successful
+    rig.run(1.0)
+    settle(probe)
+    time.sleep(0.5)
+    assert fusion.policy.mf_synchronizer.slop.nanoseconds == 30_000_000  # message_filters pairs with the new slop
+    d = fusion_diagnostics(probe)
+    assert d["pairing"] == "message_filters" and int(d["pairs matched"]) > 0
+    assert_every_message_accounted(d, rig.sent)
+
+
 def test_unusable_images_are_rejected_counted_and_named(graph):
     from sensor_msgs.msg import Image
 
