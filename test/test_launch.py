@@ -18,6 +18,9 @@ from ivif_ros.errors import ConfigError
 from ivif_ros.nodes.launcher import LaunchRequest, plan
 from ros_harness import REPO_ROOT
 
+# The launch file's description needs launch_ros, and the graph's pairing is message_filters where installed.
+pytestmark = pytest.mark.ros_extras
+
 LAUNCH_FILE = REPO_ROOT / "launch" / "fusion.launch.py"
 CONFIG = REPO_ROOT / "config" / "fusion.yaml"
 

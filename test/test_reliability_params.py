@@ -26,7 +26,8 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
 from reliability_graph import fusion_graph, settle, wait_for_subscribers  # noqa: F401  (fixture)
 from ros_harness import REPO_ROOT
 
-pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("engine_cache")]
+pytestmark = [pytest.mark.reliability, pytest.mark.ros_extras,  # applying sync.* depends on the pairing implementation
+              pytest.mark.usefixtures("engine_cache")]
 
 _FIELDS = {ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_INTEGER: "integer_value",
            ParameterType.PARAMETER_STRING: "string_value", ParameterType.PARAMETER_DOUBLE_ARRAY: "double_array_value"}
