@@ -46,6 +46,7 @@ def _graph(context):
     from launch_ros.actions import Node
 
     from ivif_ros.core.config import load_config
+    from ivif_ros.nodes.launcher import transport_env
 
     arg = {name: context.launch_configurations.get(name, default) for name, (default, _) in ARGUMENTS.items()}
     config_file = _config_path(arg["config"])
@@ -54,9 +55,10 @@ def _graph(context):
     parameters = [config_file, {"use_sim_time": arg["use_sim_time"].lower() == "true", **overrides}]
     remappings = [(topic, arg[name]) for name, topic in REMAPPED.items() if arg[name] != topic]
     actions = []
-    if config.graph.fastdds_transport and "FASTDDS_BUILTIN_TRANSPORTS" not in os.environ:
-        # Images need Fast DDS' large-data transport (SHM + TCP) to arrive intact at 30 Hz.
-        actions.append(SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", config.graph.fastdds_transport))
+    # The graph's Fast DDS profile (default discovery kept, large images intact), unless the user chose transports.
+    for name, value in transport_env(config.graph.fastdds_profile, os.environ).items():
+        if os.environ.get(name) != value:
+            actions.append(SetEnvironmentVariable(name, value))
 
     def node(module, name, extra=()):
         return Node(executable=sys.executable, arguments=["-m", module, *extra], name=name,

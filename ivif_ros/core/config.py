@@ -252,8 +252,11 @@ class GraphConfig:
     mode: str = param("multi_process", "'multi_process' (one process per node) or 'single_process' "
                       "(both nodes in one executor)", choices=("single_process", "multi_process"))
     overlay: bool = param(True, "start the overlay node (semantic/color, detections/image)")
-    fastdds_transport: str = param("LARGE_DATA", "FASTDDS_BUILTIN_TRANSPORTS set by the launchers; images "
-                                   "need LARGE_DATA (or SHM) to arrive intact at 30 Hz. Empty = leave as is")
+    fastdds_profile: str = param("fastdds_profile.xml", "Fast DDS XML profile the launchers give the nodes "
+                                 "(FASTDDS_DEFAULT_PROFILES_FILE): a relative name is looked up in the package's "
+                                 "config directory. The shipped one keeps default discovery and receives large "
+                                 "images from default-configured publishers intact. Empty = leave the environment "
+                                 "as is; an exported FASTDDS_* variable also wins")
 
 
 def _foreign_sections() -> dict[str, type]:
