@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the checkout's ivif_ros, as the node and publisher processes get it
 STAGES = ("sync_wait_ms", "queued_ms", "register_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms")
 WORK = ("register_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms")
 CAMERAS = ("ir", "visible")
