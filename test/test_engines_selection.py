@@ -132,6 +132,27 @@ def test_candidates_are_timed_in_interleaved_rounds_on_the_sample_pair():
     assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up each, then one call of each per round
 
 
+def test_auto_stops_timing_a_candidate_that_cannot_win():
+    import time
+
+    from ivif_ros.engines.selection import PRUNE_AFTER, time_engines
+
+    calls = []
+
+    class Sleeper:
+        def __init__(self, name, seconds):
+            self.name, self.seconds = name, seconds
+
+        def infer(self, ir, vis):
+            calls.append(self.name)
+            time.sleep(self.seconds)
+
+    timings = time_engines({"fast": Sleeper("fast", 0.001), "slow": Sleeper("slow", 0.05)}, (64, 64), runs=6,
+                           warmup=0, prune=True)
+    assert calls.count("slow") == PRUNE_AFTER and calls.count("fast") == 6
+    assert timings["slow"] > timings["fast"]
+
+
 def test_no_runnable_candidate_is_a_clear_error(tmp_path):
     with pytest.raises(BackendUnavailable, match="install onnxruntime or openvino"):
         choose(EngineConfig(cache_dir=tmp_path), Stopwatch(missing=set(TIMES)))

@@ -74,6 +74,7 @@ def test_default_settings_nodes_discover_the_graph_and_lose_no_image(ros_env):
     # every pair accounted for: fused, or dropped with a reason
     assert_every_message_accounted(d, {"ir": [None] * n, "vis": [None] * n})
     assert int(d["frames fused"]) > 0 and seen["fused_images"] > 0  # the outputs reach the default node too
+    assert d["backend choice"].startswith(f"backend '{d['backend']}'")  # the choice and its timings are shown
     # SIGINT: every node stops cleanly
     assert graph_code == 0, out[-3000:]
     assert "terminate called" not in out, out[-3000:]

@@ -69,7 +69,7 @@ def create_engine(model_or_path, config: EngineConfig, *, tensorrt_available: bo
                 built[backend] = build_backend(backend, model, config, weights_hash)
             except BackendUnavailable as exc:
                 log.info("engine auto-selection: skipping %s: %s", backend, exc)
-        return time_engines(built, config.input_hw, config.auto_runs)
+        return time_engines(built, config.input_hw, config.auto_runs, prune=True)
 
     if tensorrt_available is None:
         tensorrt_available = config.backend == "auto" and probe_tensorrt()

@@ -187,24 +187,34 @@ def sample_inputs(input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return inputs.ir, inputs.vis_y
 
 
+#: After this many rounds, a candidate slower than ``PRUNE_FACTOR`` x the best is not timed further.
+PRUNE_AFTER, PRUNE_FACTOR = 3, 3.0
+
+
 def time_engines(engines: dict[str, Engine], input_hw: tuple[int, int], runs: int,
-                 warmup: int = 2) -> dict[str, float]:
+                 warmup: int = 2, prune: bool = False) -> dict[str, float]:
     """Median milliseconds of ``engine.infer`` per engine on the sample pair.
 
     ``warmup`` untimed calls each, then ``runs`` rounds that call every engine once, so a
     change of machine load during the measurement weighs on all of them alike. ``auto``
-    and ``ivif bench`` both time with this.
+    and ``ivif bench`` both time with this. With ``prune`` (``auto``), a candidate that is
+    clearly out of the race after :data:`PRUNE_AFTER` rounds stops being timed: start-up
+    should not wait for ten slow frames of a backend that cannot win.
     """
     ir, vis = sample_inputs(input_hw)
     for engine in engines.values():
         for _ in range(warmup):
             engine.infer(ir, vis)
     samples: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(runs):
-        for name, engine in engines.items():
+    racing = dict(engines)
+    for round_ in range(runs):
+        for name, engine in racing.items():
             start = time.perf_counter()
             engine.infer(ir, vis)
             samples[name].append((time.perf_counter() - start) * 1e3)
+        if prune and round_ + 1 == PRUNE_AFTER and len(racing) > 1:
+            best = min(statistics.median(samples[name]) for name in racing)
+            racing = {n: e for n, e in racing.items() if statistics.median(samples[n]) <= PRUNE_FACTOR * best}
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
