@@ -11,8 +11,9 @@ The nodes are the package's installed executables (``lib/ivif_ros/fusion_node``,
 from colcon or ``pip install .``), labelled ivif_fusion / ivif_overlay in the launch log.
 Where they are missing (a source checkout on PYTHONPATH) they run as ``python -m`` with
 this interpreter. The ``ros2`` process reads only the ``graph`` settings of the config,
-with plain YAML; the project's config code (which pulls in torch) is imported only when
-the file lacks them, and the nodes validate everything else when they start.
+with plain YAML, and imports only the launcher's Fast DDS profile helper; the project's
+config schema (whose pipeline and engine sections pull in torch) is loaded only when the
+file lacks those settings, and the nodes validate everything else when they start.
 """
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def _config_path(value: str) -> str:
         return str(Path(__file__).resolve().parents[1] / "config" / "fusion.yaml")
 
 
-GRAPH_SETTINGS = {"mode": str, "overlay": bool, "fastdds_transport": str}
+GRAPH_SETTINGS = {"mode": str, "overlay": bool, "fastdds_profile": str}
 GRAPH_MODES = ("multi_process", "single_process")
 # executable in lib/ivif_ros -> (module run with ``python -m`` where it is missing, node name)
 EXECUTABLES = {"fusion_node": ("ivif_ros.nodes.fusion_node", "ivif_fusion"),
@@ -92,6 +93,9 @@ def _graph(context):
     from launch.actions import SetEnvironmentVariable
     from launch_ros.actions import Node
 
+    # The one project import the ros2 process needs: the Fast DDS profile, resolved as `ivif launch` does.
+    from ivif_ros.nodes.launcher import transport_env
+
     arg = {name: context.launch_configurations.get(name, default) for name, (default, _) in ARGUMENTS.items()}
     config_file = _config_path(arg["config"])
     overrides = {k: v for k, v in (("engine.backend", arg["backend"]), ("pipeline.model", arg["model"])) if v}
@@ -99,9 +103,10 @@ def _graph(context):
     parameters = [config_file, {"use_sim_time": arg["use_sim_time"].lower() == "true", **overrides}]
     remappings = [(topic, arg[name]) for name, topic in REMAPPED.items() if arg[name] != topic]
     actions = []
-    if config.graph.fastdds_transport and "FASTDDS_BUILTIN_TRANSPORTS" not in os.environ:
-        # Images need Fast DDS' large-data transport (SHM + TCP) to arrive intact at 30 Hz.
-        actions.append(SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", config.graph.fastdds_transport))
+    # The graph's Fast DDS profile (default discovery kept, large images intact), unless the user chose transports.
+    for name, value in transport_env(config.graph.fastdds_profile, os.environ).items():
+        if os.environ.get(name) != value:
+            actions.append(SetEnvironmentVariable(name, value))
 
     installed = _installed_executables()
 

@@ -125,8 +125,11 @@ class FusionNode(Node):
         self._worker.start()
         self.create_timer(cfg.dropout.check_period_s, self._check_cameras)
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
+        choice = getattr(pipeline.engine, "choice", None)  # engines.selection.BackendChoice, when chosen by config
+        self.backend_choice = choice.describe() if choice is not None else f"backend '{self.backend}'"
         self.get_logger().info(
-            f"fusion node ready: backend {self.backend}, pairing {self.implementation}/{cfg.sync.policy} "
+            f"fusion node ready: {self.backend_choice}, precision {pipeline.engine.precision}, "
+            f"pairing {self.implementation}/{cfg.sync.policy} "
             f"(slop {cfg.sync.slop_s * 1e3:.0f} ms, queue {cfg.sync.queue_size}), inputs "
             f"{self.topics[sync.IR]} + {self.topics[sync.VISIBLE]}")
 
@@ -348,7 +351,8 @@ class FusionNode(Node):
                 problems.append(f"median latency {medians['total_ms']:.0f} ms > {cfg.max_latency_ms:g} ms")
             if problems:
                 level = diag.WARN
-        values = {"mode": self.mode, "backend": self.backend, "pairing": self.implementation, "rate_hz": rate,
+        values = {"mode": self.mode, "backend": self.backend, "backend choice": self.backend_choice,
+                  "pairing": self.implementation, "rate_hz": rate,
                   **{f"median {k}": v for k, v in medians.items()}, **counts}
         if self.policy is not None:
             with self._lock:
