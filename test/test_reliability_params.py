@@ -26,8 +26,7 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
 from reliability_graph import fusion_graph, settle, wait_for_subscribers  # noqa: F401  (fixture)
 from ros_harness import REPO_ROOT
 
-pytestmark = [pytest.mark.reliability, pytest.mark.ros_extras,  # applying sync.* depends on the pairing implementation
-              pytest.mark.usefixtures("engine_cache")]
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("engine_cache")]
 
 _FIELDS = {ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_INTEGER: "integer_value",
            ParameterType.PARAMETER_STRING: "string_value", ParameterType.PARAMETER_DOUBLE_ARRAY: "double_array_value"}
@@ -71,6 +70,7 @@ INVALID_AT_SET_TIME = [
 ]
 
 
+@pytest.mark.ros_extras  # the running policy (builtin or message_filters) must keep its settings
 def test_invalid_values_are_refused_at_set_time_and_the_node_keeps_fusing(fusion_graph):
     fusion, probe, probe_node, thread = fusion_graph()
     rig = CameraRig(probe_node)
