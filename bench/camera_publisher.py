@@ -77,11 +77,15 @@ def main(argv=None) -> int:
     published: list[tuple[int, int]] = []  # (visible stamp ns, steady ns at publish)
     period = 1.0 / args.rate
     t_next = time.monotonic()
+    start_ns = node.get_clock().now().nanoseconds
     for k in range(n):
         ir, vis = data[k % len(data)]
-        now = node.get_clock().now().nanoseconds
-        vis_stamp = now + int(rng.uniform(-1, 1) * args.skew_ms * 1e6)
-        ir_msg = messages.image_msg(ir, args.ir_encoding, messages.Header(stamp=messages.time_msg(now), frame_id="ir"))
+        # Stamped at the frame's capture time on a fixed schedule, as a triggered camera is: the
+        # stamps stay one period apart even when a loaded machine delays a publish.
+        capture = start_ns + int(k * period * 1e9)
+        vis_stamp = capture + int(rng.uniform(-1, 1) * args.skew_ms * 1e6)
+        ir_msg = messages.image_msg(ir, args.ir_encoding, messages.Header(stamp=messages.time_msg(capture),
+                                                                          frame_id="ir"))
         vis_msg = messages.image_msg(vis, "rgb8", messages.Header(stamp=messages.time_msg(vis_stamp), frame_id="vis"))
         published.append((vis_stamp, time.monotonic_ns()))
         pub_vis.publish(vis_msg)

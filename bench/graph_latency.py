@@ -188,7 +188,9 @@ def plot(results: list[dict], out: Path) -> None:
         ax1.plot(names, [r["e2e_ms"].get(q, np.nan) for r in results], marker, ms=10, label=f"end-to-end {q}")
     ax1.set_ylabel("ms per frame")
     ax1.set_title("latency by stage (median) and end to end")
-    ax1.legend(fontsize=7)
+    top = max([np.nanmax([r["e2e_ms"].get("p99", 0.0) for r in results] + [0.0]), bottom.max()])
+    ax1.set_ylim(0, 1.45 * top if top > 0 else 1.0)
+    ax1.legend(fontsize=7, ncol=3, loc="upper left")
     x = np.arange(len(results))
     ax2.bar(x - 0.2, [r["fused_pct"] for r in results], 0.4, label="pairs fused (%)", color="tab:green")
     ax2.bar(x + 0.2, [100.0 * min(r["received"].values()) / r["pairs_sent"] for r in results], 0.4,

@@ -80,6 +80,18 @@ def test_plan_gives_the_nodes_the_shipped_fastdds_profile_unless_the_user_chose_
         transport_env("/nonexistent/profile.xml", {})
 
 
+def test_a_node_started_by_hand_loads_the_profile_unless_transports_were_chosen():
+    from ivif_ros.nodes.launcher import apply_default_profile
+
+    plain: dict[str, str] = {}
+    apply_default_profile(plain)  # what spin_nodes does before rclpy.init
+    assert plain == {"FASTDDS_DEFAULT_PROFILES_FILE": str(REPO_ROOT / "config" / "fastdds_profile.xml")}
+    for chosen in ({"FASTDDS_BUILTIN_TRANSPORTS": "SHM"}, {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"}):
+        env = dict(chosen)
+        apply_default_profile(env)
+        assert env == chosen
+
+
 def test_plan_passes_ros_own_parameters_without_the_schema():
     argv = plan(LaunchRequest(config=CONFIG, params=["use_sim_time=true"])).commands[0][1]
     assert "use_sim_time:=true" in argv

@@ -48,7 +48,7 @@ def test_offline_replay_writes_bag_report_and_consistent_summary(offline):
 
     out = offline.report.parent
     text = offline.report.read_text()
-    assert "| /ir/image_raw | 30 | 29 | 29 | 1 |" in text and "| EN | SD |" in text and "mAP@0.5" in text
+    assert "| /ir/image_raw | 30 | 30 | 30 | 0 |" in text and "| EN | SD |" in text and "mAP@0.5" in text
     pngs = ["metric_trends.png", "latency.png"] + [p.relative_to(out).as_posix() for p in (out / "samples").glob("*.png")]
     assert len(pngs) == 2 + 4
     for png in pngs:
@@ -124,7 +124,7 @@ def test_other_storage_and_distro_with_topic_flags(workdir, tmp_path, storage, d
     assert list((tmp_path / "out" / "output_bag").glob("*.db3" if storage == "sqlite3" else "*.mcap"))
     c = result.summary["counts"]
     check_accounting(c)
-    assert c["inputs"] == 16 and c["fused"] == 7
+    assert c["inputs"] == 16 and c["fused"] == 8
     assert result.summary["metrics"]["frames_scored"] == 3  # frames 0, 3, 6
 
 
@@ -147,7 +147,7 @@ def test_compressed_images_are_decoded_and_topics_auto_detected(workdir, tmp_pat
                                       metrics_every=100, samples=0))
     assert result.summary["topics"]["ir"] == "/thermal/compressed"
     assert result.summary["topics"]["vis"] == "/front/compressed"
-    assert result.summary["counts"]["fused"] == FRAMES - 1
+    assert result.summary["counts"]["fused"] == FRAMES
     assert result.summary["detection"] is None  # no ground-truth topic in this bag
 
 
@@ -173,7 +173,7 @@ def test_truncated_bag_gives_a_partial_report_not_a_traceback(workdir, tmp_path,
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert s["partial"] and s["errors"]
     check_accounting(s["counts"])
-    assert 0 < s["counts"]["fused"] < FRAMES - 1
+    assert 0 < s["counts"]["fused"] < FRAMES
     assert "Partial report" in (tmp_path / "out" / "report.md").read_text()
     assert "PARTIAL" in capsys.readouterr().out
 
