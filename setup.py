@@ -166,8 +166,10 @@ class InstallDataWithInterfaces(install_data):
         for path in staged:
             relative = path.relative_to(STAGE_DIR)
             top = relative.parts[0]
-            # lib/: only the C libraries; lib/python3.X is the Python package (build_py).
-            if top == "lib" and (len(relative.parts) != 2 or path.suffix != ".so"):
+            # lib/: the C libraries and the lib/ivif_ros launchers (`ros2 run`, launch_ros'
+            # Node(executable=...)); lib/python3.X is the Python package (build_py).
+            launcher = relative.parts[:2] == ("lib", PACKAGE) and len(relative.parts) == 3
+            if top == "lib" and not launcher and (len(relative.parts) != 2 or path.suffix != ".so"):
                 continue
             if top not in {"lib", "include", "share"} or relative == Path("share", PACKAGE, "package.xml"):
                 continue

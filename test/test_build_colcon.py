@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import install_set
+from fusion_graph_harness import student_weights  # noqa: F401  (fixture)
 from ros_harness import REPO_ROOT
 
 pytestmark = pytest.mark.colcon
@@ -160,3 +161,49 @@ def test_install_tree_holds_the_pip_install_set_and_nothing_unlisted(colcon_inst
     pip_set = install_set.product_files(pip_package, pip_share)
     assert colcon_set == pip_set, (f"only colcon: {sorted(colcon_set - pip_set)}; only pip: {sorted(pip_set - colcon_set)} "
                                    "(a stale pip install? run ./scripts/setup.sh)")
+
+
+@pytest.mark.ros_extras
+def test_ros2_run_starts_the_node_from_the_install_tree(colcon_install, ros_env, student_weights, tmp_path):
+    """`ros2 run ivif_ros fusion_node` after `source install/setup.bash`: the install tree's launcher
+    starts the node, which comes up and stops cleanly on Ctrl-C (SIGINT to its process group)."""
+    import signal
+    import time
+
+    ros2 = shutil.which("ros2", path=str(Path(sys.executable).parent))
+    if ros2 is None:
+        pytest.skip("the ros2 command (ros2cli: not on PyPI) is not installed; a ROS 2 install has it, "
+                    "CI's second pass installs it from ../shared/ros-extras")
+    launcher = colcon_install / "ivif_ros" / "lib" / "ivif_ros" / "fusion_node"
+    cmd = [ros2, "run", "ivif_ros", "fusion_node", "--ros-args", "-r", f"__ns:=/colcon_{os.getpid()}",
+           "-p", f"pipeline.model:={student_weights}", "-p", "engine.backend:=torch", "-p", "engine.threads:=1"]
+    log = tmp_path / "ros2_run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=install_tree_env(colcon_install), cwd=tmp_path, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while "fusion node ready" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, f"exited with {proc.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"the node did not come up:\n{log.read_text()}"
+            time.sleep(0.2)
+        commands = _group_commands(proc.pid)
+        assert any(str(launcher) in c for c in commands), commands
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _group_commands(pgid: int) -> list[str]:
+    """Command lines of the processes in process group ``pgid``."""
+    commands = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getpgid(int(entry.name)) == pgid:
+                commands.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, ProcessLookupError):
+            continue
+    return commands

@@ -87,9 +87,32 @@ def test_installed_package_carries_the_weights_and_nothing_unlisted():
     assert install_set.unlisted_package_files(package) == [], "the wheel ships files outside the install set"
     assert install_set.unlisted_share_files(share) == [], "share/ivif_ros holds files outside the install set"
     outside = [p for p in other if not re.match(
-        r"^(bin/ivif|lib/libivif_ros__rosidl_\w+\.so|include/ivif_ros/.+|share/ament_index/resource_index/\w+/ivif_ros"
+        r"^(bin/ivif|lib/ivif_ros/(fusion_node|overlay_node|fusion_graph|ivif)|lib/libivif_ros__rosidl_\w+\.so|include/ivif_ros/.+|share/ament_index/resource_index/\w+/ivif_ros"
         r"|lib/python3\.\d+/site-packages/(ros_ivif_ros-[^/]+\.dist-info/.+|ivif_ros_ament_prefix\.pth))$", p)]
     assert outside == []
     size = install_set.weights_bytes(package_dir, package)
     print(f"pip install: {size / 1e6:.2f} MB of weights in {package_dir}")
     assert size <= install_set.MAX_WEIGHTS_BYTES, f"{size / 1e6:.1f} MB of installed weights (at most 8 MB)"
+
+
+def test_pip_install_has_the_node_launchers_ros2_run_uses(tmp_path):
+    """lib/ivif_ros/<executable> in the environment prefix, where `ros2 run` and launch_ros'
+    Node(package='ivif_ros', executable=...) look; each runs this interpreter and names a
+    function that exists."""
+    libexec = Path(sys.prefix) / "lib" / "ivif_ros"
+    launchers = sorted(libexec.iterdir()) if libexec.is_dir() else []
+    assert {"fusion_node", "overlay_node", "fusion_graph", "ivif"} <= {p.name for p in launchers}, (
+        f"{libexec}: {launchers}; run ./scripts/setup.sh")
+    for launcher in launchers:
+        assert os.access(launcher, os.X_OK), f"{launcher} is not executable"
+        assert launcher.read_text().splitlines()[0] == f"#!{sys.executable}", launcher
+    result = subprocess.run([str(libexec / "ivif"), "--help"], cwd=tmp_path, env=clean_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "usage: ivif" in result.stdout, result.stderr
+    check = "\n".join(
+        f"from {module} import {function}; assert callable({function})"
+        for module, function in (re.search(r"^from (\S+) import (\S+)$", p.read_text(), re.M).groups()
+                                 for p in launchers))
+    result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=clean_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

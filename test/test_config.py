@@ -53,7 +53,7 @@ def test_flat_round_trip_and_pipeline_shares_the_engine_config():
     ({"sink.slop_s": 0.1}, "unknown config section 'sink'"),
     ({"sync.slop_s": -1.0}, r"sync.slop_s.*outside \[0.0, 10.0\]"),
     ({"sync.queue_size": "ten"}, "sync.queue_size.*expected int"),
-    ({"sync.policy": "nearest"}, "sync.policy.*not one of approximate, exact"),
+    ({"sync.policy": "nearest"}, "sync.policy.*not one of approximate, optimal, exact"),
     ({"registration.homography": [1.0, 0.0]}, "registration.homography.*9 values"),
     ({"ir_normalize.low_percentile": 99.5}, "low_percentile .* must be below"),
     ({"registration.mode": "crop"}, "crop_xywh"),

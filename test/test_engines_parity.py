@@ -155,7 +155,7 @@ def test_teacher_on_openvino_converts_from_pytorch_and_matches_eager(teacher, tm
     """~40 s: OpenVINO traces the teacher itself (at 256x320) because ONNX cannot hold its FFT; run at 64x96."""
     x = np.random.default_rng(4).random((1, 1, 64, 96), dtype=np.float32)
     ref = build_backend("torch", teacher, EngineConfig(backend="torch"), "unused").infer(x, x)
-    cfg = EngineConfig(backend="openvino", width=96, height=64, threads=1, cache_dir=tmp_path)
+    cfg = EngineConfig(backend="openvino", precision="fp32", width=96, height=64, threads=1, cache_dir=tmp_path)
     out = build_backend("openvino", teacher, cfg, "teacher").infer(x, x)
     assert_close(out, ref, TEACHER_F32_TOL)
     assert_close(out, ref, TEACHER_F32_MEAN_TOL, stat="mean")

@@ -24,8 +24,9 @@ class Stopwatch:
         return self.times[backend]
 
 
-def choose(cfg, measure, tensorrt=False, host=HOST, weights="w" * 64):
-    return choose_backend(cfg, weights, tensorrt_available=tensorrt, measure=measure, host=host)
+def choose(cfg, measure, tensorrt=False, host=HOST, weights="w" * 64, now=None, load=0.1):
+    return choose_backend(cfg, weights, tensorrt_available=tensorrt, measure=measure, host=host, now=now,
+                          load=lambda: load)
 
 
 def test_tensorrt_is_preferred_when_available(tmp_path):
@@ -65,7 +66,7 @@ def test_stale_cache_re_measures(tmp_path, change):
     faster_ort = Stopwatch(times={"onnxruntime": 1.0, "openvino": 9.0, "torch": 30.0})
     cfg = EngineConfig(cache_dir=tmp_path, **change.get("cfg", {}))
     choice = choose(cfg, faster_ort, host=change.get("host", HOST), weights=change.get("weights", "w" * 64))
-    assert choice.backend == "onnxruntime" and choice.reason == "measured" and faster_ort.calls
+    assert choice.backend == "onnxruntime" and choice.reason.startswith("measured") and faster_ort.calls
 
 
 def test_package_version_change_makes_the_cache_stale(tmp_path):
@@ -76,7 +77,8 @@ def test_package_version_change_makes_the_cache_stale(tmp_path):
     stored[slot]["key_digest"] = "digest-of-an-older-onnxruntime"
     path.write_text(json.dumps(stored))
     measure = Stopwatch()
-    assert choose(EngineConfig(cache_dir=tmp_path), measure).reason == "measured" and measure.calls
+    reason = choose(EngineConfig(cache_dir=tmp_path), measure).reason
+    assert reason == "measured (cached choice stale: software, host or model changed)" and measure.calls
 
 
 def test_forced_backend_is_respected_without_measuring(tmp_path):
@@ -92,10 +94,63 @@ def test_unavailable_candidates_are_skipped_and_compile_can_be_opted_in(tmp_path
     assert choice.backend == "torch_compile" and "openvino" not in choice.timings_ms
 
 
-def test_precision_limits_the_candidates(tmp_path):
-    measure = Stopwatch()
-    assert choose(EngineConfig(cache_dir=tmp_path, precision="bf16"), measure).backend == "openvino"
-    assert measure.calls == ["openvino"]
+def test_bf16_is_a_hint_the_other_backends_are_timed_as_they_run_in_fp32(tmp_path):
+    measure = Stopwatch(times={"onnxruntime": 12.0, "openvino": 14.0, "torch": 30.0})
+    choice = choose(EngineConfig(cache_dir=tmp_path, precision="bf16"), measure)
+    assert measure.calls == ["onnxruntime", "openvino", "torch"] and choice.backend == "onnxruntime"
+    assert EngineConfig(backend="onnxruntime", precision="bf16").precision == "bf16"  # runs fp32, no error
+
+
+def test_a_choice_timed_under_load_or_long_ago_is_timed_again(tmp_path):
+    cfg = EngineConfig(cache_dir=tmp_path)
+    loaded = choose(cfg, Stopwatch(), now=1000.0, load=3.5)
+    assert loaded.reason == "measured" and loaded.load_per_core == 3.5 and "3.50/core" in loaded.describe()
+    again = Stopwatch()
+    choice = choose(cfg, again, now=1100.0, load=0.2)
+    assert again.calls and choice.reason == "measured (cached choice made under load (3.50/core))"
+    quiet = Stopwatch()
+    assert choose(cfg, quiet, now=1200.0).reason == "cached measurement" and quiet.calls == []
+    old = Stopwatch()
+    assert "days old" in choose(cfg, old, now=1100.0 + 8 * 86400).reason and old.calls
+
+
+def test_candidates_are_timed_in_interleaved_rounds_on_the_sample_pair():
+    from ivif_ros.engines.selection import time_engines
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def infer(self, ir, vis):
+            assert ir.shape == vis.shape == (1, 1, 64, 64) and ir.dtype == "float32"
+            calls.append(self.name)
+
+    timings = time_engines({"a": Recorder("a"), "b": Recorder("b")}, (64, 64), runs=3, warmup=1)
+    assert set(timings) == {"a", "b"} and all(t >= 0 for t in timings.values())
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up each, then one call of each per round
+
+
+def test_auto_stops_timing_a_candidate_that_cannot_win():
+    import time
+
+    from ivif_ros.engines.selection import PRUNE_AFTER, time_engines
+
+    calls = []
+
+    class Sleeper:
+        def __init__(self, name, seconds):
+            self.name, self.seconds = name, seconds
+
+        def infer(self, ir, vis):
+            calls.append(self.name)
+            time.sleep(self.seconds)
+
+    timings = time_engines({"fast": Sleeper("fast", 0.001), "slow": Sleeper("slow", 0.05)}, (64, 64), runs=6,
+                           warmup=0, prune=True)
+    assert calls.count("slow") == PRUNE_AFTER and calls.count("fast") == 6
+    assert timings["slow"] > timings["fast"]
 
 
 def test_no_runnable_candidate_is_a_clear_error(tmp_path):
@@ -114,17 +169,21 @@ def test_missing_tensorrt_names_the_packages_to_install(tmp_path):
 def test_bad_config_values_name_the_field():
     with pytest.raises(ConfigError, match="engine.backend: unknown backend 'tflite'"):
         EngineConfig(backend="tflite")
-    with pytest.raises(ConfigError, match="engine.precision: 'bf16' is not supported by backend 'onnxruntime'"):
-        EngineConfig(backend="onnxruntime", precision="bf16")
+    with pytest.raises(ConfigError, match="engine.precision: 'fp16' is not supported by backend 'onnxruntime'"):
+        EngineConfig(backend="onnxruntime", precision="fp16")
     with pytest.raises(ConfigError, match="outside min_size"):
         EngineConfig(dynamic=True, width=2000, height=480)
 
 
-def test_create_engine_auto_measures_once_then_reuses_the_choice(tmp_path, caplog):
+def test_create_engine_auto_measures_once_then_reuses_the_choice(tmp_path, caplog, monkeypatch):
     """End to end on the real CPU backends with a small student and a 64x64 frame."""
     import logging
 
     import torch
+
+    from ivif_ros.engines import selection
+
+    monkeypatch.setattr(selection, "LOADED_PER_CORE", float("inf"))  # this shared machine is always loaded
 
     from ivif_ros.models.student import build_student
 

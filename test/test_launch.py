@@ -18,6 +18,9 @@ from ivif_ros.errors import ConfigError
 from ivif_ros.nodes.launcher import LaunchRequest, plan
 from ros_harness import REPO_ROOT
 
+# The launch file's description needs launch_ros, and the graph's pairing is message_filters where installed.
+pytestmark = pytest.mark.ros_extras
+
 LAUNCH_FILE = REPO_ROOT / "launch" / "fusion.launch.py"
 CONFIG = REPO_ROOT / "config" / "fusion.yaml"
 
@@ -60,7 +63,33 @@ def test_plan_passes_config_overrides_namespace_and_remaps():
                      "-r ir/image_raw:=/thermal/raw"):
         assert expected in ros
     assert p.config.sync.slop_s == 0.03
-    assert p.env["FASTDDS_BUILTIN_TRANSPORTS"] == os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    for name in ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE"):  # an exported choice wins
+        assert p.env.get(name) == os.environ.get(name, p.env.get(name))
+
+
+def test_plan_gives_the_nodes_the_shipped_fastdds_profile_unless_the_user_chose_transports():
+    from ivif_ros.nodes.launcher import transport_env
+
+    shipped = str(REPO_ROOT / "config" / "fastdds_profile.xml")
+    assert transport_env("fastdds_profile.xml", {})["FASTDDS_DEFAULT_PROFILES_FILE"] == shipped
+    assert "FASTDDS_BUILTIN_TRANSPORTS" not in transport_env("fastdds_profile.xml", {})  # it isolated the graph
+    chosen = {"FASTDDS_BUILTIN_TRANSPORTS": "SHM"}
+    assert transport_env("fastdds_profile.xml", chosen) == chosen
+    assert transport_env("", {}) == {}
+    with pytest.raises(ConfigError, match="graph.fastdds_profile"):
+        transport_env("/nonexistent/profile.xml", {})
+
+
+def test_a_node_started_by_hand_loads_the_profile_unless_transports_were_chosen():
+    from ivif_ros.nodes.launcher import apply_default_profile
+
+    plain: dict[str, str] = {}
+    apply_default_profile(plain)  # what spin_nodes does before rclpy.init
+    assert plain == {"FASTDDS_DEFAULT_PROFILES_FILE": str(REPO_ROOT / "config" / "fastdds_profile.xml")}
+    for chosen in ({"FASTDDS_BUILTIN_TRANSPORTS": "SHM"}, {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"}):
+        env = dict(chosen)
+        apply_default_profile(env)
+        assert env == chosen
 
 
 def test_plan_passes_ros_own_parameters_without_the_schema():

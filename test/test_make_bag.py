@@ -119,3 +119,13 @@ def test_cli(dataset, tmp_path, capsys):
     assert "--compress needs --storage mcap" in capsys.readouterr().err
     assert main(["make-bag", "--data", str(dataset), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_made_bags_open_with_plain_rosbags_under_every_distro(dataset, tmp_path, storage):
+    from rosbags_interop import DISTROS, read_every_message
+
+    make_bag(dataset, tmp_path / "bag", MakeBagOptions(storage=storage), progress=False)
+    for distro in DISTROS:
+        assert read_every_message(tmp_path / "bag", distro) == {
+            "/ir/image_raw": 4, "/visible/image_raw": 4, "/ground_truth/name": 4, "/ground_truth/detections": 4}, distro

@@ -18,12 +18,13 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from ivif_ros.nodes.fusion_node import resolve_implementation
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
     HEIGHT, VIS_FRAME, WIDTH, CameraRig, Probe, assert_every_message_accounted, engine_cache, fusion_diagnostics,
     fusion_diagnostics_since, graph_params, output_topics, settle, student_weights,
 )
 
-pytestmark = pytest.mark.usefixtures("engine_cache")
+pytestmark = [pytest.mark.usefixtures("engine_cache"), pytest.mark.ros_extras]  # pairing: message_filters if installed
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_every_output_published_and_every_pair_accounted(graph):
 
     d = fusion_diagnostics(probe)
     assert d["mode"] == "waiting" and d["_level"] == b"\x02"  # the cameras stopped: ERROR, no input
-    assert d["pairing"] == "builtin"
+    assert d["pairing"] == resolve_implementation("auto")  # message_filters where it is installed
     assert "rejected ir: invalid image" not in d and "rejected visible: invalid image" not in d, d
     assert int(d["frames fused"]) == len(statuses)
     assert_every_message_accounted(d, rig.sent)
@@ -152,6 +153,23 @@ def test_parameters_validated_at_set_time(graph):
     good = _set(probe_node, "sync.slop_s", 0.045, ParameterType.PARAMETER_DOUBLE)
     assert good.successful
     assert fusion.policy.slop_ns == 45_000_000 and fusion.params.config.sync.slop_s == 0.045
+
+
+def test_message_filters_pairing_refuses_what_it_cannot_apply_and_applies_the_rest(graph):
+    pytest.importorskip("message_filters", reason="message_filters is not installed (not on PyPI; CI's second "
+                                                  "pass installs it from ../shared/ros-extras)")
+    fusion, probe, rig, probe_node = graph(**{"sync.implementation": "message_filters"})
+    for name in ("sync.age_penalty", "sync.min_period_s"):
+        refused = _set(probe_node, name, 0.5, ParameterType.PARAMETER_DOUBLE)
+        assert not refused.successful and name in refused.reason and "message_filters" in refused.reason, refused
+    assert _set(probe_node, "sync.slop_s", 0.03, ParameterType.PARAMETER_DOUBLE).successful
+    rig.run(1.0)
+    settle(probe)
+    time.sleep(0.5)
+    assert fusion.policy.mf_synchronizer.slop.nanoseconds == 30_000_000  # message_filters pairs with the new slop
+    d = fusion_diagnostics(probe)
+    assert d["pairing"] == "message_filters" and int(d["pairs matched"]) > 0
+    assert_every_message_accounted(d, rig.sent)
 
 
 def test_unusable_images_are_rejected_counted_and_named(graph):

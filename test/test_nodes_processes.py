@@ -14,7 +14,7 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
 )
 from ros_harness import REPO_ROOT, process_output, ros_process
 
-pytestmark = pytest.mark.usefixtures("engine_cache")
+pytestmark = [pytest.mark.usefixtures("engine_cache"), pytest.mark.ros_extras]  # pairing: message_filters if installed
 
 
 def wait_until(condition, timeout_s, what, procs=()):

@@ -22,7 +22,8 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
 from reliability_graph import fusion_graph, settle, stamp_of, wait_for_subscribers  # noqa: F401  (fixture)
 from ros_harness import process_output, ros_process
 
-pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("engine_cache")]
+pytestmark = [pytest.mark.reliability, pytest.mark.ros_extras,  # pairing: message_filters if installed
+              pytest.mark.usefixtures("engine_cache")]
 
 HERE = Path(__file__).resolve().parent
 DROPOUT_S = 0.3

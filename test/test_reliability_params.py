@@ -70,6 +70,7 @@ INVALID_AT_SET_TIME = [
 ]
 
 
+@pytest.mark.ros_extras  # the running policy (builtin or message_filters) must keep its settings
 def test_invalid_values_are_refused_at_set_time_and_the_node_keeps_fusing(fusion_graph):
     fusion, probe, probe_node, thread = fusion_graph()
     rig = CameraRig(probe_node)

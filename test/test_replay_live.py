@@ -17,7 +17,7 @@ def test_live_replay_at_30hz_loses_no_pair_and_matches_offline(ros_env, tmp_path
 
     c = live.summary["counts"]
     check_accounting(c)
-    assert c["pairs"] == offline.summary["counts"]["pairs"] == FRAMES - 1
+    assert c["pairs"] == offline.summary["counts"]["pairs"] == FRAMES
     # Transport loses nothing: the graph received every image the replay published (its own
     # counters, which include the warm-up messages sent before the bag).
     assert set(c["graph_inputs"]) == {"/ir/image_raw", "/visible/image_raw"}

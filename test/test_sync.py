@@ -1,4 +1,4 @@
-"""The pairing policy (ivif_ros.core.sync): correctness, optimality and full accounting."""
+"""The pairing policies (ivif_ros.core.sync): correctness, optimality, latency and full accounting."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from ivif_ros.core import sync
 from ivif_ros.core.sync import (
-    IR, VISIBLE, ApproximateTimePolicy, CameraWatchdog, ExactTimePolicy, make_policy,
+    IR, VISIBLE, ApproximateTimePolicy, CameraWatchdog, ExactTimePolicy, ImmediateApproximatePolicy, make_policy,
 )
 
 MS = 1_000_000
@@ -132,9 +132,13 @@ def test_exact_policy_queue_bound():
 def test_make_policy_by_name():
     from ivif_ros.core.config import SyncConfig
 
-    policy = sync.policy_from_config(SyncConfig(slop_s=0.03, queue_size=7, min_period_s=0.02))
+    policy = sync.policy_from_config(SyncConfig(policy="optimal", slop_s=0.03, queue_size=7, min_period_s=0.02))
     assert (policy.slop_ns, policy.queue_size, policy.inter_message_lower_bound_ns) == (30 * MS, 7, 20 * MS)
-    assert isinstance(make_policy("approximate", 5, 0.01), ApproximateTimePolicy)
+    default = sync.policy_from_config(SyncConfig())
+    assert isinstance(default, ImmediateApproximatePolicy) and default.slop_ns == 20 * MS
+    sync.apply_config(default, SyncConfig(slop_s=0.045, queue_size=3))
+    assert (default.slop_ns, default.queue_size) == (45 * MS, 3)
+    assert isinstance(make_policy("optimal", 5, 0.01), ApproximateTimePolicy)
     assert isinstance(make_policy("exact", 5, 0.01), ExactTimePolicy)
     with pytest.raises(ValueError, match="approximate"):
         make_policy("nearest", 5, 0.01)
@@ -208,3 +212,103 @@ def test_lower_bound_keeps_pairs_and_accounting_for_streams_that_respect_it(seed
     matches, drops = feed(eager, events)
     assert matches[: len(ref_matches)] == ref_matches  # same pairs, only sooner
     assert_accounted(eager, events, matches, drops)
+
+
+# -- the default policy: pair as soon as the partner is there ----------------------------------
+
+def test_immediate_policy_pairs_on_the_second_message_of_a_pair():
+    policy = ImmediateApproximatePolicy(slop_ns=20 * MS)
+    assert feed(policy, [(IR, 0)]) == ([], [])
+    assert feed(policy, [(VISIBLE, 2 * MS)]) == ([(0, 2 * MS)], [])  # no wait for the next frame
+    assert policy.pending() == []
+
+
+def test_immediate_policy_takes_the_closest_partner_queued():
+    policy = ImmediateApproximatePolicy(slop_ns=20 * MS)
+    matches, drops = feed(policy, [(VISIBLE, 0), (VISIBLE, 12 * MS), (IR, 10 * MS)])
+    assert matches == [(10 * MS, 12 * MS)]
+    # visible@0 was within slop of the IR frame that went with its newer neighbour
+    assert drops == [(VISIBLE, 0, sync.SUPERSEDED)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_immediate_policy_pairs_aligned_streams_one_to_one_and_at_once(seed):
+    rng = np.random.default_rng(seed)
+    events = jittered_streams(rng, 300, 33.3, jitter_ms=3.0, offset_ms=rng.uniform(-5, 5))
+    policy = ImmediateApproximatePolicy(queue_size=5, slop_ns=15 * MS)
+    emitted_at = []  # index of the event that completed each pair
+    matches, drops = [], []
+    for i, (topic, stamp) in enumerate(events):
+        ev = policy.add(topic, stamp, None)
+        matches += [tuple(e.stamp_ns for e in m) for m in ev.matches]
+        emitted_at += [i] * len(ev.matches)
+        drops += [(d.entry.topic, d.entry.stamp_ns, d.reason) for d in ev.drops]
+    assert len(matches) == 300 and drops == [] and policy.pending() == []  # the last pair too
+    # each pair leaves on the arrival of its second message, not later
+    second = {}
+    for i, (topic, stamp) in enumerate(events):
+        second[(topic, stamp)] = i
+    assert all(at == max(second[(IR, a)], second[(VISIBLE, b)]) for at, (a, b) in zip(emitted_at, matches))
+    # the same pairs as the optimal policy finds
+    reference, _ = feed(ApproximateTimePolicy(queue_size=5, slop_ns=15 * MS), events)
+    assert matches[: len(reference)] == reference
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_immediate_policy_accounts_for_every_message_of_lossy_jittered_streams(seed):
+    rng = np.random.default_rng(seed)
+    events = jittered_streams(rng, 200, 33.3, jitter_ms=15.0, offset_ms=rng.uniform(-20, 20), arrival_jitter_ms=60)
+    events = [e for e in events if rng.uniform() > 0.2]
+    policy = ImmediateApproximatePolicy(queue_size=4, slop_ns=12 * MS)
+    matches, drops = feed(policy, events)
+    assert matches
+    assert all(abs(a - b) <= 12 * MS for a, b in matches)
+    assert {r for *_, r in drops} <= set(sync.DROP_REASONS)
+    assert_accounted(policy, events, matches, drops)
+    for k in (IR, VISIBLE):  # pairs leave in stamp order on both cameras
+        assert [m[k] for m in matches] == sorted(m[k] for m in matches)
+    assert len(policy.pending()) <= 2 * 4
+
+
+def test_immediate_policy_drops_a_message_once_the_other_camera_has_passed_it():
+    policy = ImmediateApproximatePolicy(slop_ns=5 * MS)
+    events = sorted([(IR, k * 33 * MS) for k in range(10)] + [(VISIBLE, (k * 33 + 15) * MS) for k in range(10)],
+                    key=lambda e: e[1])
+    matches, drops = feed(policy, events)
+    assert matches == [] and {r for *_, r in drops} == {sync.NO_PARTNER}
+    assert len(policy.pending()) == 1  # only the newest can still find a partner
+    assert_accounted(policy, events, matches, drops)
+
+
+def test_immediate_policy_queue_bound_and_time_jump():
+    policy = ImmediateApproximatePolicy(queue_size=3, slop_ns=10 * MS, time_jump_reset_ns=1000 * MS)
+    matches, drops = feed(policy, [(IR, k * 33 * MS) for k in range(5)])
+    assert drops == [(IR, 0, sync.QUEUE_OVERFLOW), (IR, 33 * MS, sync.QUEUE_OVERFLOW)]
+    matches, drops = feed(policy, [(IR, 100 * MS), (IR, 10 * MS)])
+    assert drops == [(IR, 100 * MS, sync.OUT_OF_ORDER), (IR, 10 * MS, sync.OUT_OF_ORDER)]
+    matches, drops = feed(policy, [(IR, 5_000 * MS), (IR, 1 * MS), (VISIBLE, 2 * MS)])
+    # a bag that loops: the stamp 5 s back resets the pending messages, and pairing restarts
+    assert drops == [(IR, 66 * MS, sync.QUEUE_OVERFLOW), (IR, 99 * MS, sync.RESET), (IR, 132 * MS, sync.RESET),
+                     (IR, 5_000 * MS, sync.RESET)]
+    assert matches == [(1 * MS, 2 * MS)]
+
+
+@pytest.mark.parametrize("policy_name", ["approximate", "optimal", "exact"])
+def test_flush_at_the_end_of_the_input_leaves_no_aligned_pair_behind(policy_name):
+    events = [(t, k * 33 * MS + (0 if t == IR else (0 if policy_name == "exact" else 2 * MS)))
+              for k in range(10) for t in (IR, VISIBLE)]
+    policy = make_policy(policy_name, 10, 0.02)
+    matches, drops = feed(policy, events)
+    flushed = policy.flush()
+    matches += [tuple(e.stamp_ns for e in m) for m in flushed.matches]
+    assert len(matches) == 10 and drops == [] and flushed.drops == [] and policy.pending() == []
+
+
+def test_optimal_flush_emits_the_waiting_candidate_and_keeps_the_rest_pending():
+    policy = ApproximateTimePolicy(slop_ns=20 * MS)
+    matches, _ = feed(policy, [(IR, 0), (VISIBLE, 5 * MS), (IR, 100 * MS)])
+    assert matches == [(0, 5 * MS)]  # proven by IR@100
+    feed(policy, [(VISIBLE, 101 * MS)])
+    flushed = policy.flush()
+    assert [tuple(e.stamp_ns for e in m) for m in flushed.matches] == [(100 * MS, 101 * MS)]
+    assert policy.pending() == [] and policy.inter_message_lower_bound_ns == 0

@@ -117,23 +117,27 @@ class SyncConfig:
         "auto", "pairing implementation: 'message_filters' (ROS package, if installed), 'builtin' "
         "(ivif_ros.core.sync, accounts every drop by reason) or 'auto' (message_filters if importable)",
         choices=("auto", "message_filters", "builtin"), read_only=True)
-    policy: str = param("approximate", "'approximate' (ApproximateTime: best match within slop) or "
-                        "'exact' (identical header stamps only)", choices=("approximate", "exact"), read_only=True)
+    policy: str = param("approximate", "'approximate' (pairs as soon as a partner within slop has arrived, as "
+                        "Python message_filters' ApproximateTimeSynchronizer; lowest latency), 'optimal' (C++ "
+                        "message_filters ApproximateTime: the tightest pair provable, usually one frame later) or "
+                        "'exact' (identical header stamps only)", choices=("approximate", "optimal", "exact"),
+                        read_only=True)
     slop_s: float = param(0.02, "largest header-stamp difference (s) between the IR and visible image of a pair",
                           range=(0.0, 10.0))
     queue_size: int = param(10, "messages kept per camera while waiting for a partner", range=(1, 1000))
-    age_penalty: float = param(0.1, "ApproximateTime age penalty: how much a newer candidate pair must be "
+    age_penalty: float = param(0.1, "policy 'optimal': age penalty, how much a newer candidate pair must be "
                                "tighter than an older one to win", range=(0.0, 100.0))
     time_jump_reset_s: float = param(1.0, "a stamp this far (s) behind its camera's newest one resets the "
                                      "pairing (e.g. a looping bag) instead of being dropped as out-of-order",
                                      range=(0.0, 3600.0))
-    min_period_s: float = param(0.0, "least stamp step of either camera (message_filters' inter-message lower "
-                                "bound). 0 waits one frame for proof that no better pair can come; about 2/3 of "
+    min_period_s: float = param(0.0, "policy 'optimal': least stamp step of either camera (message_filters' "
+                                "inter-message lower bound). 0 waits one frame for proof that no better pair can come; about 2/3 of "
                                 "the frame period (0.02 for 30 Hz) emits a tight pair on its second message",
                                 range=(0.0, 10.0))
-    pipeline_depth: int = param(2, "complete pairs that may wait for the fusion worker; when full the oldest is "
-                                "dropped as pipeline_busy. 1 always fuses the newest pair; 2 rides out one slow "
-                                "frame for at most one frame of extra latency", range=(1, 100), read_only=True)
+    pipeline_depth: int = param(1, "complete pairs that may wait for the fusion worker; when full the oldest is "
+                                "dropped as pipeline_busy. 1 always fuses the newest pair (latency never grows); 2 "
+                                "rides out one slow frame for at most one frame of extra latency", range=(1, 100),
+                                read_only=True)
 
 
 @dataclass
@@ -249,8 +253,11 @@ class GraphConfig:
     mode: str = param("multi_process", "'multi_process' (one process per node) or 'single_process' "
                       "(both nodes in one executor)", choices=("single_process", "multi_process"))
     overlay: bool = param(True, "start the overlay node (semantic/color, detections/image)")
-    fastdds_transport: str = param("LARGE_DATA", "FASTDDS_BUILTIN_TRANSPORTS set by the launchers; images "
-                                   "need LARGE_DATA (or SHM) to arrive intact at 30 Hz. Empty = leave as is")
+    fastdds_profile: str = param("fastdds_profile.xml", "Fast DDS XML profile the launchers give the nodes "
+                                 "(FASTDDS_DEFAULT_PROFILES_FILE): a relative name is looked up in the package's "
+                                 "config directory. The shipped one keeps default discovery and receives large "
+                                 "images from default-configured publishers intact. Empty = leave the environment "
+                                 "as is; an exported FASTDDS_* variable also wins")
 
 
 def _foreign_sections() -> dict[str, type]:
@@ -276,9 +283,12 @@ def _foreign_metadata() -> dict[str, dict]:
         "pipeline.seg_upsample": {"doc": "semantic mask upsampling", "choices": ("nearest", "bilinear")},
         "pipeline.palette": {"doc": "class colour table of semantic/color", "choices": ("default", "msrs")},
         "pipeline.overlay_alpha": {"doc": "opacity of the class colours over the fused image", "range": (0.0, 1.0)},
-        "engine.backend": {"doc": "inference backend; 'auto' times the installed CPU backends once and "
-                                  "caches the choice", "choices": BACKENDS, "read_only": True},
-        "engine.precision": {"doc": "numeric precision (bf16: OpenVINO, fp16: TensorRT)", "choices": precisions,
+        "engine.backend": {"doc": "inference backend; 'auto' times the installed CPU backends and caches "
+                                  "the choice (timed again when a week old or timed under load)", "choices": BACKENDS,
+                           "read_only": True},
+        "engine.precision": {"doc": "numeric precision. bf16: OpenVINO (native on AVX512-BF16/AMX CPUs), the "
+                                    "other CPU backends run fp32; keeps the student's fusion metrics. fp16: "
+                                    "TensorRT", "choices": precisions,
                              "read_only": True},
         "engine.width": {"doc": "expected frame width (engines are built for it, padded to 32)",
                          "range": (32, 16384), "read_only": True},

@@ -1,14 +1,17 @@
 """Pairing IR and visible messages by header stamp, accounting for every message.
 
-:class:`ApproximateTimePolicy` is the ApproximateTime algorithm of ROS ``message_filters``
-(``approximate_time.h``, the C++ one: pivot, candidate, age penalty, virtual moves), not
-the simplified Python port: among the queued messages it emits the set with the smallest
-stamp spread that is provably optimal given what may still arrive, and never a set wider
-than ``slop``. Unlike ``message_filters`` it reports what happened to every message it
-was given: each ends in exactly one emitted set or one :class:`Drop` with a reason, or is
+Three policies (``sync.policy``), each reporting what happened to every message it was
+given: each ends in exactly one emitted set or one :class:`Drop` with a reason, or is
 still :meth:`pending`. That is what lets the node put drops by reason on /diagnostics.
 
-:class:`ExactTimePolicy` pairs identical stamps only (ExactTime).
+- :class:`ImmediateApproximatePolicy` (``approximate``, the default) pairs a message as
+  soon as a partner within ``slop`` is queued, as the Python ``message_filters``
+  ApproximateTimeSynchronizer does: the pair leaves on the arrival of its second message.
+- :class:`ApproximateTimePolicy` (``optimal``) is the C++ ``message_filters``
+  ApproximateTime algorithm (pivot, candidate, age penalty, virtual moves): it emits the
+  set with the smallest stamp spread that is provably optimal given what may still arrive,
+  which usually means waiting for the next frame of a camera.
+- :class:`ExactTimePolicy` (``exact``) pairs identical stamps only (ExactTime).
 
 :class:`CameraWatchdog` decides when a silent camera counts as lost, so the graph can
 fall back to the other one (``ir_only`` / ``visible_only``) and resume fusion when it
@@ -18,6 +21,7 @@ Everything here is ROS-free: stamps are integer nanoseconds and items are opaque
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -57,8 +61,125 @@ class SyncEvents:
     drops: list[Drop] = field(default_factory=list)
 
 
+class ImmediateApproximatePolicy:
+    """Pair at once: a message leaves with the closest queued partner within ``slop_ns``.
+
+    The Python ``message_filters`` ApproximateTimeSynchronizer's rule (on each arrival,
+    search the other queues for stamps within slop of the new one, closest first, and emit
+    the first set whose spread is within slop), made strict about order and accounting:
+
+    - each camera's stamps must increase; an older stamp is dropped as ``out_of_order``,
+      or, more than ``time_jump_reset_ns`` older, resets the policy (the clock jumped back);
+    - sets leave in stamp order: when a set is emitted, the messages queued before its
+      member on each camera can no longer be paired and are dropped, as ``superseded`` if
+      the emitted set held a partner within their slop, else ``no_partner_within_slop``;
+    - a queued message is dropped as ``no_partner_within_slop`` as soon as another camera
+      has moved past its stamp + slop with nothing within slop queued;
+    - more than ``queue_size`` messages on one camera drops its oldest (``queue_overflow``).
+
+    The cost against :class:`ApproximateTimePolicy`: it never waits to see whether a
+    tighter partner is still coming, so when the slop is wider than half a frame period
+    and one camera's messages arrive late, it can pair a frame with its neighbour's
+    partner. It never pairs wider than the slop.
+    """
+
+    def __init__(self, num_topics: int = 2, queue_size: int = 10, slop_ns: int = 20_000_000,
+                 time_jump_reset_ns: int = 1_000_000_000):
+        if num_topics < 2:
+            raise ValueError("a synchronizer needs at least two topics")
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.num_topics = num_topics
+        self.queue_size = queue_size
+        self.slop_ns = int(slop_ns)
+        self.time_jump_reset_ns = int(time_jump_reset_ns)
+        self._newest: list[int | None] = [None] * num_topics
+        self._queues: list[list[Entry]] = [[] for _ in range(num_topics)]
+
+    def add(self, topic: int, stamp_ns: int, item: Any) -> SyncEvents:
+        """Queue one message; return the set it completed (if any) and the messages dropped because of it."""
+        ev = SyncEvents()
+        entry = Entry(topic, int(stamp_ns), item)
+        newest = self._newest[topic]
+        if newest is not None and entry.stamp_ns <= newest:
+            if 0 < self.time_jump_reset_ns < newest - entry.stamp_ns:
+                self.reset(ev)
+            else:
+                ev.drops.append(Drop(entry, OUT_OF_ORDER))
+                return ev
+        self._newest[topic] = entry.stamp_ns
+        self._queues[topic].append(entry)
+        self._drop_unpairable(ev)
+        match = self._closest_set(entry)
+        if match is not None:
+            self._emit(match, ev)
+        while len(self._queues[topic]) > self.queue_size:
+            ev.drops.append(Drop(self._queues[topic].pop(0), QUEUE_OVERFLOW))
+        return ev
+
+    def reset(self, ev: SyncEvents | None = None) -> SyncEvents:
+        """Drop everything pending (reason ``reset``) and forget the stamp history."""
+        ev = ev if ev is not None else SyncEvents()
+        ev.drops.extend(Drop(e, RESET) for e in self.pending())
+        self._newest = [None] * self.num_topics
+        self._queues = [[] for _ in range(self.num_topics)]
+        return ev
+
+    def pending(self) -> list[Entry]:
+        """Messages queued and not yet emitted or dropped (oldest first per topic)."""
+        return [e for q in self._queues for e in q]
+
+    def flush(self) -> SyncEvents:
+        """The input has ended: emit what can still be paired (nothing: a pairable set never waits here)."""
+        return SyncEvents()
+
+    def _within(self, a: Entry, b: Entry) -> bool:
+        return abs(a.stamp_ns - b.stamp_ns) <= self.slop_ns
+
+    def _drop_unpairable(self, ev: SyncEvents) -> None:
+        """Drop queued messages that no present or future message of some other camera can pair with."""
+        for t, queue in enumerate(self._queues):
+            keep = []
+            for e in queue:
+                dead = any(newest is not None and newest - e.stamp_ns > self.slop_ns
+                           and not any(self._within(e, o) for o in self._queues[u])
+                           for u, newest in enumerate(self._newest) if u != t)
+                if dead:
+                    ev.drops.append(Drop(e, NO_PARTNER))
+                else:
+                    keep.append(e)
+            self._queues[t] = keep
+
+    def _closest_set(self, entry: Entry) -> tuple[Entry, ...] | None:
+        """The set holding ``entry`` whose other members are closest to it, with a spread within slop."""
+        options = []
+        for t, queue in enumerate(self._queues):
+            if t == entry.topic:
+                options.append([entry])
+                continue
+            near = sorted((e for e in queue if self._within(e, entry)), key=lambda e: abs(e.stamp_ns - entry.stamp_ns))
+            if not near:
+                return None
+            options.append(near)
+        for candidate in itertools.product(*options):
+            stamps = [e.stamp_ns for e in candidate]
+            if max(stamps) - min(stamps) <= self.slop_ns:
+                return candidate
+        return None
+
+    def _emit(self, match: tuple[Entry, ...], ev: SyncEvents) -> None:
+        ev.matches.append(match)
+        for t, member in enumerate(match):
+            queue = self._queues[t]
+            index = next(i for i, e in enumerate(queue) if e is member)
+            for older in queue[:index]:
+                lost_partner = any(self._within(older, m) for m in match if m.topic != t)
+                ev.drops.append(Drop(older, SUPERSEDED if lost_partner else NO_PARTNER))
+            del queue[:index + 1]
+
+
 class ApproximateTimePolicy:
-    """message_filters' ApproximateTime policy with drop accounting.
+    """message_filters' (C++) ApproximateTime policy with drop accounting (``sync.policy: optimal``).
 
     ``slop_ns`` is ``max_interval_duration`` (message_filters Python's ``slop``);
     ``queue_size`` bounds the messages kept per topic; ``age_penalty`` is the C++ default
@@ -135,6 +256,24 @@ class ApproximateTimePolicy:
     def pending(self) -> list[Entry]:
         """Messages queued and not yet emitted or dropped (oldest first per topic)."""
         return [e for t in range(self.num_topics) for e in (*self._past[t], *self._deques[t])]
+
+    def flush(self) -> SyncEvents:
+        """The input has ended (the end of a bag): emit the sets that were waiting only for proof
+        that no better partner would come. With no message left to come, the candidate is optimal."""
+        ev = SyncEvents()
+        bound = self.inter_message_lower_bound_ns
+        self.inter_message_lower_bound_ns = 1 << 62  # no topic delivers another message
+        try:
+            while True:
+                emitted = len(ev.matches)
+                if self._all_non_empty():
+                    self._process(ev)
+                elif self._pivot is not None:
+                    self._virtual_search(ev)
+                if len(ev.matches) == emitted:
+                    return ev
+        finally:
+            self.inter_message_lower_bound_ns = bound
 
     # -- the message_filters algorithm ----------------------------------------------------------
     def _all_non_empty(self) -> bool:
@@ -288,23 +427,44 @@ class ExactTimePolicy:
     def pending(self) -> list[Entry]:
         return [e for s in sorted(self._sets) for e in self._sets[s] if e is not None]
 
+    def flush(self) -> SyncEvents:
+        """The input has ended: an incomplete stamp can no longer complete; nothing to emit."""
+        return SyncEvents()
+
+
+POLICIES = ("approximate", "optimal", "exact")
+
 
 def make_policy(policy: str, queue_size: int, slop_s: float, age_penalty: float = 0.1,
                 time_jump_reset_s: float = 1.0, min_period_s: float = 0.0, num_topics: int = 2):
-    """The policy named by ``sync.policy`` (``approximate`` or ``exact``)."""
+    """The policy named by ``sync.policy`` (one of :data:`POLICIES`)."""
     jump_ns = int(round(time_jump_reset_s * 1e9))
+    slop_ns = int(round(slop_s * 1e9))
     if policy == "exact":
         return ExactTimePolicy(num_topics, queue_size, jump_ns)
     if policy == "approximate":
-        return ApproximateTimePolicy(num_topics, queue_size, int(round(slop_s * 1e9)), age_penalty, jump_ns,
+        return ImmediateApproximatePolicy(num_topics, queue_size, slop_ns, jump_ns)
+    if policy == "optimal":
+        return ApproximateTimePolicy(num_topics, queue_size, slop_ns, age_penalty, jump_ns,
                                      int(round(min_period_s * 1e9)))
-    raise ValueError(f"unknown sync policy {policy!r}; use 'approximate' or 'exact'")
+    raise ValueError(f"unknown sync policy {policy!r}; use one of {', '.join(POLICIES)}")
 
 
 def policy_from_config(cfg, num_topics: int = 2):
     """The policy of a ``SyncConfig`` (``sync.*``): the node and replay pair identically through this."""
     return make_policy(cfg.policy, cfg.queue_size, cfg.slop_s, cfg.age_penalty, cfg.time_jump_reset_s,
                        cfg.min_period_s, num_topics)
+
+
+def apply_config(policy, cfg) -> None:
+    """Apply the run-time ``sync.*`` settings (slop, queue, age penalty, ...) to a running policy."""
+    policy.queue_size = cfg.queue_size
+    policy.time_jump_reset_ns = int(round(cfg.time_jump_reset_s * 1e9))
+    if isinstance(policy, (ImmediateApproximatePolicy, ApproximateTimePolicy)):
+        policy.slop_ns = int(round(cfg.slop_s * 1e9))
+    if isinstance(policy, ApproximateTimePolicy):
+        policy.age_penalty = cfg.age_penalty
+        policy.inter_message_lower_bound_ns = int(round(cfg.min_period_s * 1e9))
 
 
 # Output modes (the MODE_* constants of ivif_ros/FusionStatus).

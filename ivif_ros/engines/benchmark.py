@@ -2,7 +2,9 @@
 
 Each (model, backend, precision, frame size) runs the full pipeline on a real MSRS
 pair resized to the frame size (a synthetic pair if the data is absent):
-``warmup`` untimed frames, then the median of ``runs`` timed frames per stage.
+``warmup`` untimed frames, then the median of ``runs`` timed frames per stage. The
+inference column comes from ``engines.selection.time_engines``, the function
+``engine.backend: auto`` times its candidates with.
 Used by ``ivif bench`` and ``bench/bench_backends.py``.
 """
 from __future__ import annotations
@@ -96,6 +98,7 @@ def bench_one(model, model_name: str, backend: str, precision: str, width: int, 
     from ivif_ros.core.pipeline import FusionPipeline, PipelineConfig
     from ivif_ros.engines import EngineConfig, build_backend
     from ivif_ros.engines.fingerprint import model_hash
+    from ivif_ros.engines.selection import time_engines
 
     cfg = EngineConfig(backend=backend, precision=precision, width=width, height=height,
                        threads=threads, cache_dir=cache_dir)
@@ -106,8 +109,10 @@ def bench_one(model, model_name: str, backend: str, precision: str, width: int, 
         pipeline.process(ir, vis)
     samples = [pipeline.process(ir, vis).timings for _ in range(runs)]
     med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+    # Inference is timed as engine.backend auto times its candidates, so the two agree.
+    infer = time_engines({backend: engine}, cfg.input_hw, runs, warmup)[backend]
     return BenchRow(model_name, backend, precision, width, height,
-                    med["pre_ms"], med["infer_ms"], med["post_ms"], med["total_ms"], runs)
+                    med["pre_ms"], infer, med["post_ms"], med["pre_ms"] + infer + med["post_ms"], runs)
 
 
 def run_benchmark(models: list[str], sizes: list[tuple[int, int]], runs: int = 20, warmup: int = 3,

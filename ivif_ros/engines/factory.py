@@ -2,23 +2,29 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import torch
 
 from ivif_ros.engines.base import Engine, require_backend, tensorrt_available as probe_tensorrt
 from ivif_ros.engines.cache import ArtifactCache
-from ivif_ros.engines.config import EngineConfig
+from ivif_ros.engines.config import PRECISIONS, EngineConfig
 from ivif_ros.engines.fingerprint import model_hash
 from ivif_ros.engines.model_source import resolve_model
 from ivif_ros.engines.onnx_export import NotExportable, cached_onnx
-from ivif_ros.engines.selection import choose_backend, time_engine
+from ivif_ros.engines.selection import choose_backend, time_engines
+from ivif_ros.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
 
 def build_backend(backend: str, model: torch.nn.Module, config: EngineConfig, weights_hash: str) -> Engine:
-    """Build one named backend; ``BackendUnavailable`` (naming the package) if it cannot run here."""
+    """Build one named backend; ``BackendUnavailable`` (naming the package) if it cannot run here.
+
+    A precision the backend lacks (bf16 outside OpenVINO) runs in fp32."""
     require_backend(backend)
+    if config.precision not in PRECISIONS[backend]:
+        config = replace(config, backend=backend, precision="fp32")
     if backend == "torch":
         from ivif_ros.engines.torch_backend import TorchEngine
 
@@ -57,13 +63,19 @@ def create_engine(model_or_path, config: EngineConfig, *, tensorrt_available: bo
     weights_hash = model_hash(model)
     built: dict[str, Engine] = {}
 
-    def measure(backend: str) -> float:
-        built[backend] = build_backend(backend, model, config, weights_hash)
-        return time_engine(built[backend], config.input_hw, config.auto_runs)
+    def measure_all(backends: list[str]) -> dict[str, float]:
+        for backend in backends:
+            try:
+                built[backend] = build_backend(backend, model, config, weights_hash)
+            except BackendUnavailable as exc:
+                log.info("engine auto-selection: skipping %s: %s", backend, exc)
+        return time_engines(built, config.input_hw, config.auto_runs, prune=True)
 
     if tensorrt_available is None:
         tensorrt_available = config.backend == "auto" and probe_tensorrt()
-    choice = choose_backend(config, weights_hash, tensorrt_available=tensorrt_available, measure=measure)
+    choice = choose_backend(config, weights_hash, tensorrt_available=tensorrt_available, measure_all=measure_all)
     engine = built.get(choice.backend) or build_backend(choice.backend, model, config, weights_hash)
+    built.clear()  # the losers' sessions and compiled models hold memory and threads
+    engine.choice = choice  # the node shows it on /diagnostics
     log.info("engine: using %s, precision %s", choice.describe(), engine.precision)
     return engine

@@ -74,8 +74,9 @@ def load_learned_method(model: str, backend: str = "torch", frame_hw: tuple[int,
             f"imported here: {exc}. Install the full environment (scripts/setup.sh) or evaluate baselines only"
         ) from exc
     try:
-        engine = EngineConfig(backend=backend, height=frame_hw[0], width=frame_hw[1], dynamic=True,
-                              min_size=(32, 32), max_size=(2048, 2048))
+        # fp32: scores are the model's own, comparable across backends (the node defaults to bf16)
+        engine = EngineConfig(backend=backend, precision="fp32", height=frame_hw[0], width=frame_hw[1],
+                              dynamic=True, min_size=(32, 32), max_size=(2048, 2048))
         return LearnedMethod(FusionPipeline(PipelineConfig(model=model, engine=engine)))
     except UserFacingError as exc:
         raise ConfigError(f"method 'model:{model}': {exc}") from exc

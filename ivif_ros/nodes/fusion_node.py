@@ -33,10 +33,11 @@ from ivif_ros.core.image_codec import ImageFieldError, check_finite, image_to_ar
 from ivif_ros.core.ir_normalize import IrNormalizer
 from ivif_ros.core.registration import Registration
 from ivif_ros.datasets.paired import rgb_to_gray
-from ivif_ros.errors import UserFacingError
+from ivif_ros.errors import ConfigError, UserFacingError
 from ivif_ros.msg import DetectionArray, FusionStatus
 from ivif_ros.nodes import diagnostics as diag
 from ivif_ros.nodes import messages
+from ivif_ros.nodes.message_filters_pairing import POLICIES as MESSAGE_FILTERS_POLICIES
 from ivif_ros.nodes.params import ConfigParameters
 
 NODE_NAME = "ivif_fusion"
@@ -63,10 +64,12 @@ class Job:
     ready_ns: int  # steady clock: pair complete (or single frame received)
 
 
-def resolve_implementation(requested: str) -> str:
-    """``auto`` -> ``message_filters`` when that package is importable, else ``builtin``."""
+def resolve_implementation(requested: str, policy: str = "approximate") -> str:
+    """``auto`` -> ``message_filters`` when that package is importable and has ``policy``, else ``builtin``."""
     if requested != "auto":
         return requested
+    if policy not in MESSAGE_FILTERS_POLICIES:
+        return "builtin"
     try:
         import message_filters  # noqa: F401
     except ImportError:
@@ -78,7 +81,7 @@ class FusionNode(Node):
     def __init__(self, pipeline=None, **kwargs):
         """``pipeline``: an already built ``FusionPipeline`` (tests, the graph runner); else built from config."""
         super().__init__(NODE_NAME, **kwargs)
-        self.params = ConfigParameters(self, SECTIONS, on_change=self._reconfigure)
+        self.params = ConfigParameters(self, SECTIONS, on_change=self._reconfigure, can_apply=self._can_apply)
         cfg: FusionConfig = self.params.config
         if pipeline is None:
             from ivif_ros.core.pipeline import FusionPipeline
@@ -106,17 +109,14 @@ class FusionNode(Node):
         self.pub_status = self.create_publisher(FusionStatus, "fusion/status", out_qos)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        self.implementation = resolve_implementation(cfg.sync.implementation)
-        self.policy = sync.policy_from_config(cfg.sync) if self.implementation == "builtin" else None
+        self.implementation = resolve_implementation(cfg.sync.implementation, cfg.sync.policy)
+        self.policy = self._pairing(cfg)
         self.watchdog = sync.CameraWatchdog(int(cfg.dropout.timeout_s * 1e9), self._now_ns())
         self.mode = sync.FUSED
         self._lock = threading.Lock()  # pairing state: subscription callbacks vs the dropout timer
         in_qos = messages.qos(cfg.qos.input_reliability, cfg.qos.input_depth)
-        if self.implementation == "message_filters":
-            self._subscribe_message_filters(cfg, in_qos)
-        else:
-            for cam, name in CAMERA.items():
-                self.create_subscription(Image, f"{name}/image_raw", lambda m, c=cam: self._on_image(c, m), in_qos)
+        for cam, name in CAMERA.items():
+            self.create_subscription(Image, f"{name}/image_raw", lambda m, c=cam: self._on_image(c, m), in_qos)
         for cam, name in CAMERA.items():
             self.create_subscription(CameraInfo, f"{name}/camera_info", lambda m, c=cam: self._on_info(c, m), in_qos)
 
@@ -125,8 +125,11 @@ class FusionNode(Node):
         self._worker.start()
         self.create_timer(cfg.dropout.check_period_s, self._check_cameras)
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
+        choice = getattr(pipeline.engine, "choice", None)  # engines.selection.BackendChoice, when chosen by config
+        self.backend_choice = choice.describe() if choice is not None else f"backend '{self.backend}'"
         self.get_logger().info(
-            f"fusion node ready: backend {self.backend}, pairing {self.implementation}/{cfg.sync.policy} "
+            f"fusion node ready: {self.backend_choice}, precision {pipeline.engine.precision}, "
+            f"pairing {self.implementation}/{cfg.sync.policy} "
             f"(slop {cfg.sync.slop_s * 1e3:.0f} ms, queue {cfg.sync.queue_size}), inputs "
             f"{self.topics[sync.IR]} + {self.topics[sync.VISIBLE]}")
 
@@ -193,37 +196,21 @@ class FusionNode(Node):
                 self._submit(Job(self.mode, frame if cam == sync.IR else None,
                                  frame if cam == sync.VISIBLE else None, frame.arrival_ns))
 
-    def _subscribe_message_filters(self, cfg: FusionConfig, in_qos) -> None:
-        """The same pairing with ROS' message_filters (no per-reason drop accounting there)."""
-        import message_filters
+    def _pairing(self, cfg: FusionConfig):
+        """The pairing policy: ``core.sync``'s, or message_filters' wrapped with the same accounting."""
+        if self.implementation == "builtin":
+            return sync.policy_from_config(cfg.sync)
+        from ivif_ros.nodes.message_filters_pairing import FIXED_SETTINGS, pairing_from_config
 
-        subs = [message_filters.Subscriber(self, Image, f"{CAMERA[c]}/image_raw", qos_profile=in_qos)
-                for c in (sync.IR, sync.VISIBLE)]
-        if cfg.sync.policy == "exact":
-            synchronizer = message_filters.TimeSynchronizer(subs, cfg.sync.queue_size)
-        else:
-            synchronizer = message_filters.ApproximateTimeSynchronizer(subs, cfg.sync.queue_size, cfg.sync.slop_s)
-        synchronizer.registerCallback(self._on_pair_message_filters)
-        for cam, sub in zip((sync.IR, sync.VISIBLE), subs):
-            sub.registerCallback(lambda m, c=cam: self._on_arrival_message_filters(c, m))
-        self._mf_subscribers, self._mf_synchronizer = subs, synchronizer
-
-    def _on_arrival_message_filters(self, cam: int, msg: Image) -> None:
-        with self._lock:
-            self.watchdog.seen(cam, self._now_ns())
-            self._update_mode()
-            single = (self.mode, cam) in ((sync.IR_ONLY, sync.IR), (sync.VISIBLE_ONLY, sync.VISIBLE))
-        if single:
-            frame = self._decode(cam, msg)
-            if frame is not None:
-                self._submit(Job(self.mode, frame if cam == sync.IR else None,
-                                 frame if cam == sync.VISIBLE else None, frame.arrival_ns))
-
-    def _on_pair_message_filters(self, ir_msg: Image, vis_msg: Image) -> None:
-        ir, vis = self._decode(sync.IR, ir_msg), self._decode(sync.VISIBLE, vis_msg)
-        if ir is not None and vis is not None and self.mode == sync.FUSED:
-            self.stats.count("pairs matched")
-            self._submit(Job(sync.FUSED, ir, vis, time.monotonic_ns()))
+        if cfg.sync.policy not in MESSAGE_FILTERS_POLICIES:
+            raise ConfigError(f"sync.policy {cfg.sync.policy!r} needs sync.implementation builtin (or auto): "
+                              f"message_filters pairs only {' and '.join(MESSAGE_FILTERS_POLICIES)}")
+        ignored = [f"sync.{name}" for name in FIXED_SETTINGS
+                   if getattr(cfg.sync, name) != getattr(FusionConfig().sync, name)]
+        if ignored:
+            self.get_logger().warning(f"{', '.join(ignored)} not used: pairing is message_filters "
+                                      "(set sync.implementation: builtin to use them)")
+        return pairing_from_config(cfg.sync)
 
     def _on_info(self, cam: int, msg: CameraInfo) -> None:
         self._intrinsics[cam] = np.asarray(msg.k, np.float64).reshape(3, 3)
@@ -315,7 +302,7 @@ class FusionNode(Node):
         self.pub_mask.publish(messages.image_msg(result.mask, "mono8", header))
         self.pub_dets.publish(messages.detection_array(result.detections, self.class_names, header))
         if self.pub_vision is not None:
-            self.pub_vision.publish(messages.vision_detection_array(result.detections, self.class_names, header))
+            self.pub_vision.publish(messages.vision_detection_array(result.detections, header))
         t4 = time.monotonic_ns()
 
         first = min(f.arrival_ns for f in (job.ir, job.vis) if f is not None)
@@ -364,7 +351,8 @@ class FusionNode(Node):
                 problems.append(f"median latency {medians['total_ms']:.0f} ms > {cfg.max_latency_ms:g} ms")
             if problems:
                 level = diag.WARN
-        values = {"mode": self.mode, "backend": self.backend, "pairing": self.implementation, "rate_hz": rate,
+        values = {"mode": self.mode, "backend": self.backend, "backend choice": self.backend_choice,
+                  "pairing": self.implementation, "rate_hz": rate,
                   **{f"median {k}": v for k, v in medians.items()}, **counts}
         if self.policy is not None:
             with self._lock:
@@ -376,16 +364,21 @@ class FusionNode(Node):
                                     "; ".join(problems) or "fusing", values)]
         self.pub_diag.publish(array)
 
+    def _can_apply(self, current: FusionConfig, updated: FusionConfig) -> None:
+        """Refuse a sync setting that the running pairing implementation cannot honour."""
+        if self.implementation != "message_filters":
+            return
+        from ivif_ros.nodes.message_filters_pairing import FIXED_SETTINGS
+
+        for name, why in FIXED_SETTINGS.items():
+            if getattr(updated.sync, name) != getattr(current.sync, name):
+                raise ConfigError(f"sync.{name} cannot be changed: this node pairs with message_filters ({why}). "
+                                  "Start the node with sync.implementation: builtin to use it")
+
     def _reconfigure(self, cfg: FusionConfig) -> None:
         """Apply a parameter change (the read-only ones cannot change while running)."""
         with self._lock:
-            if isinstance(self.policy, sync.ApproximateTimePolicy):
-                self.policy.slop_ns = int(round(cfg.sync.slop_s * 1e9))
-                self.policy.age_penalty = cfg.sync.age_penalty
-                self.policy.inter_message_lower_bound_ns = int(round(cfg.sync.min_period_s * 1e9))
-            if self.policy is not None:  # message_filters' synchronizer is fixed at start
-                self.policy.queue_size = cfg.sync.queue_size
-                self.policy.time_jump_reset_ns = int(round(cfg.sync.time_jump_reset_s * 1e9))
+            sync.apply_config(self.policy, cfg.sync)  # message_filters' too (_can_apply refused the rest)
             self.watchdog.timeout_ns = int(cfg.dropout.timeout_s * 1e9)
         self.registration = Registration(cfg.registration)
         self.ir_normalizer = IrNormalizer(cfg.ir_normalize)

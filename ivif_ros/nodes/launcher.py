@@ -37,6 +37,56 @@ def default_config_path() -> Path:
         return here
 
 
+#: Environment variables by which a user chooses Fast DDS' transports; any of them set wins over the profile.
+FASTDDS_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+DEFAULT_PROFILE = "fastdds_profile.xml"
+#: Socket buffer the shipped profile asks for; the kernel caps it at net.core.rmem_max.
+PROFILE_SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+def profile_path(name: str = DEFAULT_PROFILE) -> Path:
+    """``graph.fastdds_profile`` as a path: relative names live beside ``config/fusion.yaml``."""
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else default_config_path().parent / path
+
+
+def transport_env(profile: str, environ) -> dict[str, str]:
+    """``environ`` with the graph's Fast DDS profile, unless the user chose transports already.
+
+    The profile (``config/fastdds_profile.xml``) keeps Fast DDS' default discovery, so nodes
+    with default settings see the graph; an empty ``profile`` leaves the environment alone.
+    """
+    env = dict(environ)
+    if profile and not any(v in env for v in FASTDDS_VARIABLES):
+        path = profile_path(profile)
+        if not path.is_file():
+            raise ConfigError(f"graph.fastdds_profile: {path} does not exist; give an existing Fast DDS XML "
+                              "profile, or '' to leave the transport settings to the environment")
+        env[PROFILE_VARIABLE] = str(path)
+    return env
+
+
+def apply_default_profile(environ=os.environ) -> None:
+    """Before ``rclpy.init`` in a node process: use the shipped profile when no launcher or user
+    chose the transports (a node started by hand, ``ros2 run``)."""
+    if not any(v in environ for v in FASTDDS_VARIABLES) and profile_path().is_file():
+        environ[PROFILE_VARIABLE] = str(profile_path())
+
+
+def socket_buffer_warning() -> str | None:
+    """A warning when the kernel caps the profile's UDP receive buffer (Linux), else None."""
+    try:
+        limit = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    except (OSError, ValueError):
+        return None
+    if limit >= PROFILE_SOCKET_BUFFER:
+        return None
+    return (f"net.core.rmem_max is {limit} bytes: UDP receive buffers are capped below the "
+            f"{PROFILE_SOCKET_BUFFER >> 20} MB the transport profile asks for, so large images from other "
+            f"processes may be lost at 30 Hz. Raise it: sudo sysctl -w net.core.rmem_max={PROFILE_SOCKET_BUFFER}")
+
+
 @dataclass
 class LaunchRequest:
     config: Path
@@ -108,9 +158,7 @@ def plan(req: LaunchRequest) -> Plan:
         commands = [("fusion", python + [FUSION_MODULE, *ros_args])]
         if config.graph.overlay:
             commands.append(("overlay", python + [OVERLAY_MODULE, *ros_args]))
-    env = dict(os.environ)
-    if config.graph.fastdds_transport:
-        env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", config.graph.fastdds_transport)
+    env = transport_env(config.graph.fastdds_profile, os.environ)
     return Plan(config, commands, env)
 
 
@@ -127,6 +175,9 @@ def supervise(p: Plan, log=_log) -> int:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     procs: list[tuple[str, subprocess.Popen]] = []
+    warning = socket_buffer_warning() if PROFILE_VARIABLE in p.env else None
+    if warning:
+        log(f"ivif launch: warning: {warning}")
     try:
         for label, argv in p.commands:
             log(f"ivif launch: starting {label}: {' '.join(argv)}")

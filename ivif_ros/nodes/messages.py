@@ -46,29 +46,40 @@ def image_msg(arr: np.ndarray, encoding: str, header: Header) -> Image:
     return msg
 
 
+def _by_score(dets):
+    """(xyxy, score, class id) per box, highest score first (stable), as plain Python values."""
+    order = np.argsort(-dets.scores, kind="stable")
+    return zip(dets.xyxy[order].tolist(), dets.scores[order].tolist(), dets.class_ids[order].tolist())
+
+
 def detection_array(dets, class_names, header: Header) -> DetectionArray:
     """``core.postprocess.Detections`` -> ``ivif_ros/DetectionArray`` (sorted by score, as the pipeline returns)."""
-    order = np.argsort(-dets.scores, kind="stable")
     out = DetectionArray(header=header)
     out.detections = [
         Detection(class_id=int(c), class_name=class_names[c] if c < len(class_names) else str(int(c)),
                   score=float(s), x_min=float(b[0]), y_min=float(b[1]), x_max=float(b[2]), y_max=float(b[3]))
-        for b, s, c in zip(dets.xyxy[order].tolist(), dets.scores[order].tolist(), dets.class_ids[order].tolist())
+        for b, s, c in _by_score(dets)
     ]
     return out
 
 
-def vision_detection_array(dets, class_names, header: Header):
-    """The same boxes as ``vision_msgs/Detection2DArray`` (centre + size), or None without vision_msgs."""
+def vision_detection_array(dets, header: Header):
+    """The same boxes, in the same order, as ``vision_msgs/Detection2DArray``; None without vision_msgs.
+
+    Each box is one ``Detection2D``: ``bbox`` centre and size in pixels of the output image,
+    one ``results[]`` entry whose ``hypothesis.class_id`` is the class index as a string
+    (vision_msgs' convention: names come from a class database, here the ``class_name``
+    of ``detections``) and ``hypothesis.score`` the detector's score.
+    """
     if Detection2DArray is None:
         return None
     out = Detection2DArray(header=header)
-    for b, s, c in zip(dets.xyxy.tolist(), dets.scores.tolist(), dets.class_ids.tolist()):
+    for b, s, c in _by_score(dets):
         d = Detection2D(header=header)
         d.bbox.center.position.x, d.bbox.center.position.y = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
         d.bbox.size_x, d.bbox.size_y = b[2] - b[0], b[3] - b[1]
         hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis.class_id = class_names[c] if c < len(class_names) else str(int(c))
+        hyp.hypothesis.class_id = str(int(c))
         hyp.hypothesis.score = float(s)
         d.results = [hyp]
         out.detections.append(d)

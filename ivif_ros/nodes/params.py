@@ -53,11 +53,14 @@ class ConfigParameters:
     """Declares the selected settings on ``node`` and keeps the validated ``FusionConfig``.
 
     ``select`` names sections (``"sync"``) or single settings (``"pipeline.palette"``).
-    Settings not selected keep their defaults in ``config``.
+    Settings not selected keep their defaults in ``config``. ``can_apply(current, updated)``
+    may raise ``ConfigError`` to refuse a change the schema allows but the running node
+    cannot apply (its reason is the set request's).
     """
 
     def __init__(self, node: Node, select: Iterable[str],
-                 on_change: Callable[[FusionConfig], None] | None = None):
+                 on_change: Callable[[FusionConfig], None] | None = None,
+                 can_apply: Callable[[FusionConfig, FusionConfig], None] | None = None):
         self._node = node
         select = tuple(select)
         self.specs = [s for s in param_specs() if any(s.name == k or s.name.startswith(k + ".") for k in select)]
@@ -76,6 +79,7 @@ class ConfigParameters:
         self.config = FusionConfig().with_overrides(
             {s.name: _plain(node.get_parameter(s.name).value) for s in self.specs}, where)
         self._on_change = on_change
+        self._can_apply = can_apply
         node.add_on_set_parameters_callback(self._check)
         node.add_post_set_parameters_callback(self._apply)
 
@@ -86,7 +90,9 @@ class ConfigParameters:
     def _check(self, params) -> SetParametersResult:
         """Reject a set request that the schema rejects, with the schema's reason."""
         try:
-            self._updated(params)
+            updated = self._updated(params)
+            if updated is not None and self._can_apply is not None:
+                self._can_apply(self.config, updated)
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)

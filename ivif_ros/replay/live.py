@@ -12,10 +12,9 @@ nodes in a private context:
   graph's publishers offer (as ``ros2 bag record`` does) and keeps
   ``(topic, receive time, bytes)``; nothing is deserialized until the run is over.
 
-Transport and QoS choice: Fast DDS' LARGE_DATA builtin transports (shared memory, TCP
-for large samples) unless ``FASTDDS_BUILTIN_TRANSPORTS`` is set (tests use SHM only).
-Over the UDP default, 640x512 images at 30 Hz measured 55 % delivery best effort and
-~70 ms median latency reliable; over shared memory, all of them in ~2 ms. The player's
+Transport and QoS choice: the graph's Fast DDS profile (``graph.fastdds_profile``,
+config/fastdds_profile.xml: default discovery, large images intact) for both sides unless
+a Fast DDS variable is exported (tests use SHM only). The player's
 publishers and the recorder are RELIABLE with deep queues, so the replay itself never
 drops; the graph's input subscriptions keep the QoS of its config (sensor-data best
 effort by default), which is what is being evaluated. The graph's own "received"
@@ -39,7 +38,6 @@ from pathlib import Path
 from ivif_ros.errors import InputError, UserFacingError
 from ivif_ros.replay.evaluate import DIAGNOSTICS
 
-DEFAULT_TRANSPORT = "LARGE_DATA"
 IMAGE_QUEUE_DEPTH = 100
 STATUS_TYPE = "ivif_ros/msg/FusionStatus"
 WARMUP_FRAMES = 15  # half a second at 30 Hz
@@ -69,13 +67,15 @@ class Recording:
     types: dict[str, str] = field(default_factory=dict)  # output topic -> ROS type
 
 
-def replay_env(transport: str, domain_id: int, log_dir: Path) -> dict[str, str]:
-    """Environment of the graph and of this process's player/recorder: one DDS domain and
-    transport, discovery kept on this machine, ROS logs beside the report. Settings
-    the user exported win, except the domain, which both sides must share."""
-    env = dict(os.environ)
+def replay_env(profile: str, domain_id: int, log_dir: Path) -> dict[str, str]:
+    """Environment of the graph and of this process's player/recorder: one DDS domain, the
+    graph's Fast DDS profile (``graph.fastdds_profile``), discovery kept on this machine, ROS
+    logs beside the report. Settings the user exported win, except the domain, which both
+    sides must share."""
+    from ivif_ros.nodes.launcher import transport_env
+
+    env = transport_env(profile, os.environ)
     env["ROS_DOMAIN_ID"] = str(domain_id)
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", transport or DEFAULT_TRANSPORT)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("ROS_LOG_DIR", str(log_dir))
     return env
@@ -417,12 +417,14 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     domain_id = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else random.randint(1, 200)
     log_dir = Path(opts.out) / "ros_log"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = replay_env(cfg.graph.fastdds_transport, domain_id, log_dir)
+    env = replay_env(cfg.graph.fastdds_profile, domain_id, log_dir)
     os.environ.update(env)  # this process's DDS participant reads them at rclpy.init
     items = play_items(inputs)
     input_types = {t: ty for t, ty in {(i.topic, i.msgtype) for i in items}}
-    print(f"ivif replay: starting the node graph (ROS_DOMAIN_ID={domain_id}, "
-          f"FASTDDS_BUILTIN_TRANSPORTS={env['FASTDDS_BUILTIN_TRANSPORTS']}); log: {log_dir / 'graph.log'}")
+    transport = ", ".join(f"{k}={env[k]}" for k in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
+                          if k in env)
+    print(f"ivif replay: starting the node graph (ROS_DOMAIN_ID={domain_id}{', ' + transport if transport else ''}); "
+          f"log: {log_dir / 'graph.log'}")
     # No overlay node: it only draws visualisations, and on 2 cores its CPU time would be
     # taken from the fusion node under test.
     params = write_graph_params(cfg.with_overrides({"graph.overlay": False}), Path(opts.out) / "graph_params.yaml")

@@ -61,14 +61,18 @@ def pair_messages(inputs: BagInputs, ledger: MessageLedger, sync_cfg) -> None:
     from ivif_ros.core.sync import IR, VISIBLE, policy_from_config
 
     policy = policy_from_config(sync_cfg)  # the fusion node builds its policy with the same call
-    for item in inputs.items:
-        item.msg_id = ledger.add_input(item.topic, item.stamp_ns, item.log_ns)
-        ev = policy.add(IR if item.topic == inputs.ir_topic else VISIBLE, item.stamp_ns, item)
+
+    def record(ev) -> None:
         for drop in ev.drops:
             ledger.drop(drop.entry.item.msg_id, drop.reason)
         for ir_entry, vis_entry in ev.matches:
             # The fused frame carries the visible stamp (FusionStatus.msg), so pairs are keyed by it.
             ledger.pair(ir_entry.item.msg_id, vis_entry.item.msg_id, vis_entry.stamp_ns)
+
+    for item in inputs.items:
+        item.msg_id = ledger.add_input(item.topic, item.stamp_ns, item.log_ns)
+        record(policy.add(IR if item.topic == inputs.ir_topic else VISIBLE, item.stamp_ns, item))
+    record(policy.flush())  # the bag has ended: a pair waiting only for a later frame is complete
     for entry in policy.pending():
         ledger.drop(entry.item.msg_id, PENDING_AT_END)
 
