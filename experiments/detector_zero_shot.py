@@ -4,9 +4,10 @@
 
 For each pair it builds the fused RGB images of the chosen fusions (``pixelmax``: Y = max(IR,
 Y_vis) with the visible colour; ``student`` / any shipped fusion model: the fused RGB that
-``FusionPipeline`` publishes; ``visible``; ``ir``), runs the detector at each input size
-(``WxH``) and scores the boxes with the project's COCO-style mAP@0.5 against the boxes
-drawn on fused images (``labels_det/fusion``). It answers two questions:
+``FusionPipeline`` publishes; ``visible``; ``ir``), runs the detector on it at each input size
+(``WxH``) through ``FusionPipeline.detect`` (the pipeline's own blob, engine and decoding) and
+scores the boxes with the project's COCO-style mAP@0.5 against the boxes drawn on fused
+images (``labels_det/fusion``). It answers two questions:
 
 * which detector input size to ship as the default (352x352, the authors' size, or the
   native 640x480);
@@ -31,15 +32,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from ivif_ros.core import detector  # noqa: E402
 from ivif_ros.core.baselines import fuse_max  # noqa: E402
 from ivif_ros.core.color import restore_color, rgb_to_y_u8  # noqa: E402
+from ivif_ros.core.pipeline import FusionPipeline, PipelineConfig  # noqa: E402
 from ivif_ros.datasets.paired import PairedDataset, read_yolo_boxes  # noqa: E402
+from ivif_ros.engines import EngineConfig  # noqa: E402
+from ivif_ros.metrics.dataset_eval import DETECTION_CLASSES  # noqa: E402
 from ivif_ros.metrics.detection import evaluate_detections  # noqa: E402
 from ivif_ros.metrics.map_bootstrap import match_at_50, paired_map_bootstrap  # noqa: E402
-from ivif_ros.weights import load_model  # noqa: E402
 
-CLASSES = list(detector.DEFAULT_CLASS_MAP)
+CLASSES = list(DETECTION_CLASSES)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -70,24 +72,26 @@ def main() -> None:
     parser.add_argument("--sizes", default="352x352,640x480", help="detector input sizes, WxH")
     parser.add_argument("--detector", default="detector_coco")
     parser.add_argument("--score", type=float, default=0.05, help="score floor of the boxes that mAP ranks")
+    parser.add_argument("--backend", default="torch", help="engine backend of the fusion models and the detector")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "experiments" / "results" / "detector_zero_shot.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from ivif_ros.core.pipeline import FusionPipeline, PipelineConfig
-    from ivif_ros.engines import EngineConfig
-
     fusions = [f.strip() for f in args.fusions.split(",") if f.strip()]
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     root = args.data / "msrs" / "test"
     dataset = PairedDataset(root, args.data / args.split, labels=False)
-    model, meta = load_model(args.detector)
-    class_map = detector.ClassMap.parse(CLASSES, meta["detection_classes"])
-    engine = EngineConfig(backend="torch", threads=args.threads, cache_dir=Path(os.environ.get(
-        "IVIF_ROS_CACHE_DIR", Path.home() / ".cache" / "ivif_ros")))
-    pipelines = {f: FusionPipeline(PipelineConfig(model=f, engine=engine))
+    engine = EngineConfig(backend=args.backend, threads=args.threads)
+    # fused RGB from each fusion model (no detector), and the detector at each size (its pipelines
+    # reuse the student's fusion engine, which detect() does not touch)
+    pipelines = {f: FusionPipeline(PipelineConfig(model=f, engine=engine, detector=""))
                  for f in fusions if f not in ("pixelmax", "visible", "ir")}
+    fusion_engine = next(iter(pipelines.values())).engine if pipelines else None
+    detectors = {size: FusionPipeline(PipelineConfig(engine=engine, detector=args.detector, class_map=CLASSES,
+                                                     detector_size=[size[1], size[0]], score_threshold=args.score),
+                                      engine=fusion_engine)
+                 for size in sizes}
 
     preds = {(f, s): [] for f in fusions for s in sizes}
     gts = []
@@ -98,9 +102,7 @@ def main() -> None:
         gts.append((truth.xyxy, truth.cls))
         for fusion, rgb in fused_images(pair, fusions, pipelines).items():
             for size in sizes:
-                with torch.inference_mode():
-                    pred = model(torch.from_numpy(detector.detector_blob(rgb, size))).numpy()
-                d = detector.decode(pred, class_map, (h, w), args.score)
+                d, _ = detectors[size].detect(rgb)
                 preds[(fusion, size)].append((d.xyxy, d.scores, d.class_ids))
 
     results = {"split": args.split, "pairs": len(dataset), "labels": "labels_det/fusion", "score_floor": args.score,
@@ -124,7 +126,34 @@ def main() -> None:
                       f"(95 % CI {gap['ci95'][0]:+.3f} .. {gap['ci95'][1]:+.3f}, P(better) {gap['p_a_better']:.2f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    plot(results["scores"], args.out.with_suffix(".png"), f"{args.split} ({len(dataset)} pairs), labels_det/fusion")
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+def plot(scores: dict, path: Path, title: str) -> None:
+    """Grouped bars: mAP@0.5 and per-class AP50 of each fused image, one panel per detector input size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(dict.fromkeys(k.split("@")[1] for k in scores))
+    fusions = list(dict.fromkeys(k.split("@")[0] for k in scores))
+    metrics = ["map50", *CLASSES]
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 3.6), sharey=True, squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        x = np.arange(len(metrics))
+        width = 0.8 / len(fusions)
+        for i, fusion in enumerate(fusions):
+            ax.bar(x + i * width, [scores[f"{fusion}@{size}"][m] for m in metrics], width, label=fusion)
+        ax.set_xticks(x + 0.4 - width / 2, ["mAP@0.5", *CLASSES])
+        ax.set_title(f"detector input {size}", fontsize=10)
+        ax.set_ylabel("AP at IoU 0.5")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"zero-shot COCO detector on {title}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
