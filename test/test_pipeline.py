@@ -222,3 +222,21 @@ def test_shipped_student_and_detector_agree_on_every_cpu_engine(tmp_path):
         a, b = reference.detections, r.detections
         assert len(a) == len(b) and (a.class_ids == b.class_ids).all(), backend
         assert np.abs(a.xyxy - b.xyxy).max() < 0.5 and np.abs(a.scores - b.scores).max() < 1e-3, backend
+
+
+def test_a_fine_tuned_three_class_detector_is_resolved_by_its_sidecar_names(tmp_path):
+    """A detector saved with classes person/bicycle/car (as ``ivif train detector`` writes it) runs with
+    the default class map; a map naming COCO classes it does not have is refused, naming them."""
+    from ivif_ros.models.fastestdet import build_fastestdet
+    from ivif_ros.weights import save_model
+
+    torch.manual_seed(0)
+    path = save_model(build_fastestdet(num_classes=3), tmp_path / "detector", {"detection_classes": ["person", "bicycle", "car"]})
+    cfg = PipelineConfig(detector=str(path), score_threshold=0.0, top_k=5,
+                         engine=EngineConfig(backend="torch", threads=1, cache_dir=tmp_path))
+    fine_tuned = FusionPipeline(cfg, engine=_torch_engine(StandIn()))
+    r = fine_tuned.process(hot_blob_ir(), blue_blob_vis())
+    assert fine_tuned.class_names == ("person", "bicycle", "car")
+    assert 0 < len(r.detections) <= 5 and set(r.detections.class_ids.tolist()) <= {0, 1, 2}
+    with pytest.raises(ConfigError, match="'truck' .*not a class of the detector.*person, bicycle, car"):
+        PipelineConfig(detector=str(path), class_map=["person", "car=car,truck"])
