@@ -249,3 +249,21 @@ def test_zero_shot_detector_finds_as_much_on_the_student_fusion_as_on_pixel_max(
     print(f"zero-shot mAP@0.5: student {scores['student']:.3f}, pixel-max {scores['pixelmax']:.3f}")
     assert scores["pixelmax"] > 0.3  # the detector works at all (README of ../shared/pretrained: 0.337)
     assert scores["student"] >= scores["pixelmax"]
+
+
+def test_ivif_export_writes_the_detector_with_its_named_input_and_output(tmp_path, capsys):
+    import onnxruntime as ort
+
+    from ivif_ros.cli import main
+
+    out = tmp_path / "detector.onnx"
+    assert main(["export", "--backend", "onnx", "--model", "detector_coco", "--width", "352", "--height", "352",
+                 "--out", str(out)]) == 0
+    assert "pred" in capsys.readouterr().out  # the parity line names the output
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"] and [o.name for o in session.get_outputs()] == ["pred"]
+    x = np.random.default_rng(0).random((1, 3, 352, 352), dtype=np.float32)
+    model, _ = load_model("detector_coco")
+    with torch.no_grad():
+        reference = model(torch.from_numpy(x)).numpy()
+    assert np.abs(session.run(["pred"], {"image": x})[0] - reference).max() < 1e-3
