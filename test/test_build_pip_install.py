@@ -83,6 +83,7 @@ def test_installed_package_carries_the_weights_and_nothing_unlisted():
     source = REPO_ROOT / "ivif_ros" / "weights"
     shipped = [f"weights/{p.name}" for p in source.iterdir() if p.is_file() and p.suffix in {".safetensors", ".json"}]
     missing = sorted(set(shipped) - set(package))
+    assert "weights/LICENSE.fastestdet.md" in package, "the FastestDet licence notice is not installed"
     assert not missing, f"not installed: {missing}; run ./scripts/setup.sh"
     assert install_set.unlisted_package_files(package) == [], "the wheel ships files outside the install set"
     assert install_set.unlisted_share_files(share) == [], "share/ivif_ros holds files outside the install set"

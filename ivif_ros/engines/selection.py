@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ivif_ros.engines.base import Engine
+from ivif_ros.engines.base import FUSION_IO, Engine
 from ivif_ros.engines.cache import key_digest
 from ivif_ros.engines.config import PRECISIONS, EngineConfig, usable_cores
 from ivif_ros.engines.fingerprint import cpu_description, package_versions
@@ -176,15 +176,19 @@ def _read_entries(cache_file: Path) -> dict:
     return entries if isinstance(entries, dict) else {}
 
 
-def sample_inputs(input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The benchmark's sample pair (an MSRS frame, else synthetic) as model inputs of ``input_hw``."""
-    from ivif_ros.core.preprocess import preprocess
-    from ivif_ros.engines.benchmark import sample_frames
-
+def sample_inputs(engine: Engine, input_hw: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Inputs of ``input_hw`` for ``engine``: the benchmark's sample pair (an MSRS frame, else
+    synthetic) for a fusion model, fixed random images for any other model (the detector)."""
     h, w = input_hw
-    ir, vis, _ = sample_frames(w, h)
-    inputs = preprocess(ir, vis)
-    return inputs.ir, inputs.vis_y
+    if engine.io == FUSION_IO:
+        from ivif_ros.core.preprocess import preprocess
+        from ivif_ros.engines.benchmark import sample_frames
+
+        ir, vis, _ = sample_frames(w, h)
+        inputs = preprocess(ir, vis)
+        return inputs.ir, inputs.vis_y
+    rng = np.random.default_rng(0)
+    return tuple(rng.random(shape, dtype=np.float32) for shape in engine.io.shapes(h, w))
 
 
 #: After this many rounds, a candidate slower than ``PRUNE_FACTOR`` x the best is not timed further.
@@ -201,16 +205,16 @@ def time_engines(engines: dict[str, Engine], input_hw: tuple[int, int], runs: in
     clearly out of the race after :data:`PRUNE_AFTER` rounds stops being timed: start-up
     should not wait for ten slow frames of a backend that cannot win.
     """
-    ir, vis = sample_inputs(input_hw)
-    for engine in engines.values():
+    inputs = {name: sample_inputs(engine, input_hw) for name, engine in engines.items()}
+    for name, engine in engines.items():
         for _ in range(warmup):
-            engine.infer(ir, vis)
+            engine.infer(*inputs[name])
     samples: dict[str, list[float]] = {name: [] for name in engines}
     racing = dict(engines)
     for round_ in range(runs):
         for name, engine in racing.items():
             start = time.perf_counter()
-            engine.infer(ir, vis)
+            engine.infer(*inputs[name])
             samples[name].append((time.perf_counter() - start) * 1e3)
         if prune and round_ + 1 == PRUNE_AFTER and len(racing) > 1:
             best = min(statistics.median(samples[name]) for name in racing)
