@@ -209,7 +209,8 @@ def test_shipped_student_and_detector_agree_on_every_cpu_engine(tmp_path):
     ir, vis = read_image(root / "ir" / "00537D.png"), read_image(root / "vi" / "00537D.png")
     results = {}
     for backend in cpu_backends():
-        cfg = PipelineConfig(score_threshold=0.2, engine=EngineConfig(backend=backend, threads=1, cache_dir=tmp_path))
+        cfg = PipelineConfig(score_threshold=0.2, engine=EngineConfig(backend=backend, precision="fp32", threads=1,
+                                                                      cache_dir=tmp_path))
         pipeline = FusionPipeline(cfg)
         assert pipeline.engine.name == pipeline.detector_engine.name == backend
         results[backend] = pipeline.process(ir, vis)

@@ -180,7 +180,8 @@ def sample_inputs(engine: Engine, input_hw: tuple[int, int]) -> tuple[np.ndarray
     """Inputs of ``input_hw`` for ``engine``: the benchmark's sample pair (an MSRS frame, else
     synthetic) for a fusion model, fixed random images for any other model (the detector)."""
     h, w = input_hw
-    if engine.io == FUSION_IO:
+    io = getattr(engine, "io", FUSION_IO)  # an engine that declares no I/O runs a fusion model
+    if io == FUSION_IO:
         from ivif_ros.core.preprocess import preprocess
         from ivif_ros.engines.benchmark import sample_frames
 
@@ -188,7 +189,7 @@ def sample_inputs(engine: Engine, input_hw: tuple[int, int]) -> tuple[np.ndarray
         inputs = preprocess(ir, vis)
         return inputs.ir, inputs.vis_y
     rng = np.random.default_rng(0)
-    return tuple(rng.random(shape, dtype=np.float32) for shape in engine.io.shapes(h, w))
+    return tuple(rng.random(shape, dtype=np.float32) for shape in io.shapes(h, w))
 
 
 #: After this many rounds, a candidate slower than ``PRUNE_FACTOR`` x the best is not timed further.
