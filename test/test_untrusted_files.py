@@ -232,9 +232,28 @@ def _corrupt_sidecar(artefact, sidecar):
     sidecar.write_text('{"key_digest": ')
 
 
+def _tampered_with_matching_sidecar(artefact, sidecar):
+    """Someone who can write the cache negates the exported weights and rewrites the sidecar's
+    sha256 to match the new file: only the HMAC under the user's secret can tell."""
+    import onnx
+    from onnx import numpy_helper
+
+    from ivif_ros.engines.cache import file_sha256
+
+    graph = onnx.load(str(artefact))
+    for init in graph.graph.initializer:
+        values = numpy_helper.to_array(init)
+        if values.dtype == np.float32 and values.size > 16:
+            init.CopyFrom(numpy_helper.from_array(-values, init.name))
+    onnx.save(graph, str(artefact))
+    meta = json.loads(sidecar.read_text())
+    meta["sha256"] = file_sha256(artefact)
+    sidecar.write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-@pytest.mark.parametrize("damage", [_stale_key, _corrupt_file, _corrupt_sidecar], ids=["stale_key", "corrupt_file",
-                                                                                        "corrupt_sidecar"])
+@pytest.mark.parametrize("damage", [_stale_key, _corrupt_file, _corrupt_sidecar, _tampered_with_matching_sidecar],
+                         ids=["stale_key", "corrupt_file", "corrupt_sidecar", "tampered_with_matching_sidecar"])
 def test_stale_or_corrupt_engine_cache_is_rebuilt_not_used(student, tmp_path, caplog, backend, damage):
     from ivif_ros.engines import EngineConfig, create_engine
     from ivif_ros.engines.cache import file_sha256
