@@ -37,6 +37,7 @@ from ivif_ros.errors import UserFacingError
 from ivif_ros.msg import DetectionArray, FusionStatus
 from ivif_ros.nodes import diagnostics as diag
 from ivif_ros.nodes import messages
+from ivif_ros.nodes.duplicates import DuplicateNameWatch
 from ivif_ros.nodes.params import ConfigParameters
 
 NODE_NAME = "ivif_fusion"
@@ -125,6 +126,7 @@ class FusionNode(Node):
         self._worker.start()
         self.create_timer(cfg.dropout.check_period_s, self._check_cameras)
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
+        self.duplicates = DuplicateNameWatch(self)
         self.get_logger().info(
             f"fusion node ready: backend {self.backend}, pairing {self.implementation}/{cfg.sync.policy} "
             f"(slop {cfg.sync.slop_s * 1e3:.0f} ms, queue {cfg.sync.queue_size}), inputs "
