@@ -166,6 +166,42 @@ def test_resume_checkpoint_is_loaded_weights_only(tmp_path, content):
     assert not marker.exists()
 
 
+SIDECAR_PROBE = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a width-8000 student needs ~7 GB
+from ivif_ros.errors import InputError
+from ivif_ros.weights import load_model
+try:
+    load_model(sys.argv[1])
+except InputError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("width, fragment", [
+    (8000, "fusion_maps.weight is (4, 32, 3, 3) in the file, (4, 8000, 3, 3) by the sidecar's config"),
+    (200000, "does not fit the student"), ("abc", "config.width = 'abc' is not valid: expected an integer"),
+    (None, "config.width = 'None' is not valid"), (-3, "config.width = '-3' is not valid")])
+def test_sidecar_is_checked_against_the_tensors_before_a_model_is_built(tmp_path, width, fragment):
+    """A sidecar that does not describe the safetensors' tensors is refused with one explained error,
+    before anything is allocated (the probe runs under a 2 GB address-space limit)."""
+    import subprocess
+    import sys
+
+    from ivif_ros.weights import WEIGHTS_DIR
+
+    shutil.copy(WEIGHTS_DIR / "student.safetensors", tmp_path / "student.safetensors")
+    meta = json.loads((WEIGHTS_DIR / "student.json").read_text())
+    meta["config"]["width"] = width
+    (tmp_path / "student.json").write_text(json.dumps(meta))
+    proc = subprocess.run([sys.executable, "-c", SIDECAR_PROBE, str(tmp_path / "student.safetensors")],
+                          capture_output=True, text=True, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and str(tmp_path / "student.json") in proc.stdout, proc.stdout
+    assert fragment in proc.stdout and len(proc.stdout.splitlines()) == 1, proc.stdout
+
+
 @pytest.fixture(scope="module")
 def student(tmp_path_factory):
     from ivif_ros.models import build_student
