@@ -56,6 +56,26 @@ def killed_recording(src, dst, keep: float):
     return dst
 
 
+def test_sqlite3_cut_inside_its_last_page_gives_a_partial_report(bags, tmp_path, capsys):
+    """apsw (rosbags' sqlite3 driver) raises its own CorruptError: still a partial replay, not a traceback."""
+    shutil.copytree(bags["sqlite3"], tmp_path / "bag")
+    db = next((tmp_path / "bag").glob("*.db3"))
+    db.write_bytes(db.read_bytes()[:-3000])
+    code, out = replay(tmp_path / "bag", tmp_path / "out", bags["config"], capsys)
+    assert code == 1 and "PARTIAL" in out and "malformed" in out, out[-2000:]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["partial"]
+
+
+def test_metadata_claiming_more_messages_than_the_bag_holds_is_reported(bags, tmp_path, capsys):
+    shutil.copytree(bags["mcap"], tmp_path / "bag")
+    meta = tmp_path / "bag" / "metadata.yaml"
+    meta.write_text(meta.read_text().replace(f"message_count: {FRAMES}\n", "message_count: 3000\n", 1))
+    code, out = replay(tmp_path / "bag", tmp_path / "out", bags["config"], capsys)
+    assert code == 1 and "lists 3000 messages on /ir/image_raw" in out and f"but {FRAMES} were read" in out, out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["partial"] and any("3000" in e for e in summary["errors"])
+
+
 @pytest.mark.parametrize("storage, keep", [("mcap", 0.6), ("sqlite3", 1.0)])
 def test_killed_recording_gives_a_partial_report(bags, tmp_path, capsys, storage, keep):
     """MCAP: truncated, no footer, no metadata; sqlite3: the database is whole (transactions) but
