@@ -73,6 +73,13 @@ def pair_messages(inputs: BagInputs, ledger: MessageLedger, sync_cfg) -> None:
         ledger.drop(entry.item.msg_id, PENDING_AT_END)
 
 
+def graph_rejections(counters: dict[str, int], out_bag: Path) -> list[str]:
+    """The live graph's refusals (``rejected <camera>: ...``, ``failed <mode>: ...``) as report errors,
+    so a bad message makes a live replay partial exactly as it makes an offline one."""
+    return [f"the graph {key.split(' ', 1)[0]} {n} message(s) as '{key}' (its /diagnostics in {out_bag})"
+            for key, n in sorted(counters.items()) if n and key.startswith(("rejected ", "failed "))]
+
+
 def find_calibration(bag: Path) -> Path | None:
     """``calibration.yaml`` beside the bag, as ``ivif sample`` and ``ivif make-bag`` write it."""
     for folder in (bag if bag.is_dir() else bag.parent, (bag if bag.is_dir() else bag.parent).parent):
@@ -151,6 +158,7 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
     if opts.live:
         counts["graph_counters"] = node_counters(out_bag)
         counts["graph_inputs"] = live.graph_inputs(counts["graph_counters"])
+        errors += graph_rejections(counts["graph_counters"], out_bag)
     summary = build_summary(
         bag=str(opts.bag), mode="live" if opts.live else "offline", rate=opts.rate if opts.live else None,
         graph_input_qos=f"{cfg.qos.input_reliability}, depth {cfg.qos.input_depth}" if opts.live else None,
