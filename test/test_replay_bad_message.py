@@ -10,8 +10,12 @@ from replay_support import make_config, make_sample
 from ivif_ros.cli import main
 
 
-def truncate_one_image(src, dst, topic="/visible/image_raw", index=10):
-    """Copy the bag with the ``index``-th image of ``topic`` cut to half its data."""
+def _cut_data(msg):
+    msg.data = msg.data[: len(msg.data) // 2]
+
+
+def truncate_one_image(src, dst, topic="/visible/image_raw", index=10, change=_cut_data):
+    """Copy the bag with ``change`` applied to the ``index``-th image of ``topic`` (default: data cut in half)."""
     from rosbags.rosbag2 import Reader, Writer
 
     from ivif_ros.bag.typestore import make_typestore
@@ -25,7 +29,7 @@ def truncate_one_image(src, dst, topic="/visible/image_raw", index=10):
                 seen += 1
                 if seen == index:
                     msg = store.deserialize_cdr(raw, conn.msgtype)
-                    msg.data = msg.data[: len(msg.data) // 2]
+                    change(msg)
                     raw = store.serialize_cdr(msg, conn.msgtype)
             writer.write(conns[conn.id], t_ns, raw)
     return dst
@@ -45,3 +49,24 @@ def test_a_truncated_image_is_partial_offline_and_live(ros_env, tmp_path, capsys
         verdicts[mode] = (code, summary["partial"])
         assert summary["errors"] and any("visible" in e for e in summary["errors"]), summary["errors"]
     assert verdicts == {"offline": (1, True), "live": (1, True)}, verdicts
+
+
+def _huge_mono8(msg):
+    """A consistent 8193x8192 mono8 frame: one row of pixels over the decode limit (67 MB of data)."""
+    import numpy as np
+
+    msg.height, msg.width, msg.step, msg.encoding = 8193, 8192, 8192, "mono8"
+    msg.data = np.zeros(8193 * 8192, np.uint8)
+
+
+def test_an_image_over_the_size_limit_is_a_counted_drop_not_an_allocation(tmp_path, capsys):
+    sample = make_sample(tmp_path / "sample", frames=12)
+    bag = truncate_one_image(sample, tmp_path / "big" / "bag", topic="/ir/image_raw", index=5, change=_huge_mono8)
+    code = main(["replay", str(bag), "--out", str(tmp_path / "out"), "--config", str(make_config(tmp_path / "m")),
+                 "--samples", "0"])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert code == 1 and summary["partial"], summary["errors"]
+    assert any("8192x8193" in e and "at most 67108864 pixels" in e for e in summary["errors"]), summary["errors"]
+    assert summary["counts"]["fused"] == summary["counts"]["pairs"] - 1
