@@ -70,3 +70,23 @@ def test_an_image_over_the_size_limit_is_a_counted_drop_not_an_allocation(tmp_pa
     assert code == 1 and summary["partial"], summary["errors"]
     assert any("8192x8193" in e and "at most 67108864 pixels" in e for e in summary["errors"]), summary["errors"]
     assert summary["counts"]["fused"] == summary["counts"]["pairs"] - 1
+
+
+def test_a_rerun_into_the_same_out_never_shows_the_previous_summary(tmp_path, capsys):
+    """Another run's summary.json/report.md are moved aside before anything else, so a run that
+    fails (or is killed) early leaves no summary that describes another bag."""
+    sample = make_sample(tmp_path / "sample", frames=6)
+    config = make_config(tmp_path / "model")
+    out = tmp_path / "out"
+    assert main(["replay", str(sample), "--out", str(out), "--config", str(config), "--samples", "0"]) == 0
+    first = (out / "summary.json").read_text()
+    empty = tmp_path / "empty_bag"
+    truncate_one_image(sample, empty / "bag")  # then cut the storage to nothing readable
+    next(p for p in (empty / "bag").iterdir() if p.suffix in (".mcap", ".db3")).write_bytes(b"")
+    code = main(["replay", str(empty / "bag"), "--out", str(out), "--config", str(config)])
+    capsys.readouterr()
+    assert code == 2
+    assert not (out / "summary.json").exists() and not (out / "report.md").exists()
+    aside = [p for p in out.iterdir() if p.name.startswith("previous_run_")]
+    assert len(aside) == 1 and (aside[0] / "summary.json").read_text() == first
+    assert (aside[0] / "output_bag").is_dir()
