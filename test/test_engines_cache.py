@@ -119,3 +119,46 @@ def test_tensorrt_dynamic_profile_and_slot_names():
     cfg = EngineConfig(backend="tensorrt", width=630, height=470, dynamic=True, min_size=(256, 320), max_size=(1024, 1280))
     assert input_profile(cfg) == {"min": (1, 1, 256, 320), "opt": (1, 1, 480, 640), "max": (1, 1, 1024, 1280)}
     assert engine_slot("0123456789abcdef" * 4, cfg) == "tensorrt-0123456789abcdef-480x640-dyn-fp32.ep"
+
+
+def test_entries_are_private_whatever_the_umask(tmp_path, monkeypatch):
+    """Under umask 000 the cache folders are still 0700 and its files 0600 (so no other user can
+    swap an engine), an existing world-writable cache folder is made private, and the per-user key
+    that signs the entries is 0600 outside the cache."""
+    import os
+    import stat
+
+    monkeypatch.setenv("IVIF_ROS_CACHE_SECRET_FILE", str(tmp_path / "config" / "ivif_ros" / "cache_secret"))
+    old = os.umask(0)
+    try:
+        cache = ArtifactCache(tmp_path / "cache" / "engines")
+        cache.get_or_build("e.ep", KEY, FakeBuilder(), read)
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o777)
+        ArtifactCache(shared).get_or_build("e.ep", KEY, FakeBuilder(), read)
+    finally:
+        os.umask(old)
+
+    def mode(p):
+        return stat.S_IMODE(p.stat().st_mode)
+
+    assert mode(tmp_path / "cache") == mode(tmp_path / "cache" / "engines") == mode(shared) == 0o700
+    for f in (tmp_path / "cache" / "engines").iterdir():
+        assert mode(f) == 0o600, f
+    secret = tmp_path / "config" / "ivif_ros" / "cache_secret"
+    assert mode(secret) == 0o600 and mode(secret.parent) == 0o700
+
+
+def test_a_rewritten_sidecar_does_not_make_a_swapped_artefact_load(tmp_path):
+    """The sidecar's sha256 is the attacker's to rewrite; its HMAC under the user's secret is not."""
+    from ivif_ros.core.hashing import file_sha256
+
+    cache, build = ArtifactCache(tmp_path), FakeBuilder()
+    cache.get_or_build("e.ep", KEY, build, read)
+    (tmp_path / "e.ep").write_bytes(b"malicious engine")
+    meta = json.loads((tmp_path / "e.ep.json").read_text())
+    meta["sha256"] = file_sha256(tmp_path / "e.ep")
+    (tmp_path / "e.ep.json").write_text(json.dumps(meta))
+    assert cache.status("e.ep", KEY) == "untrusted"
+    assert cache.get_or_build("e.ep", KEY, build, read) == b"engine-bytes2"
+    assert build.calls == 2 and cache.status("e.ep", KEY) == "hit"

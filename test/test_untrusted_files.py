@@ -56,6 +56,26 @@ def killed_recording(src, dst, keep: float):
     return dst
 
 
+def test_sqlite3_cut_inside_its_last_page_gives_a_partial_report(bags, tmp_path, capsys):
+    """apsw (rosbags' sqlite3 driver) raises its own CorruptError: still a partial replay, not a traceback."""
+    shutil.copytree(bags["sqlite3"], tmp_path / "bag")
+    db = next((tmp_path / "bag").glob("*.db3"))
+    db.write_bytes(db.read_bytes()[:-3000])
+    code, out = replay(tmp_path / "bag", tmp_path / "out", bags["config"], capsys)
+    assert code == 1 and "PARTIAL" in out and "malformed" in out, out[-2000:]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["partial"]
+
+
+def test_metadata_claiming_more_messages_than_the_bag_holds_is_reported(bags, tmp_path, capsys):
+    shutil.copytree(bags["mcap"], tmp_path / "bag")
+    meta = tmp_path / "bag" / "metadata.yaml"
+    meta.write_text(meta.read_text().replace(f"message_count: {FRAMES}\n", "message_count: 3000\n", 1))
+    code, out = replay(tmp_path / "bag", tmp_path / "out", bags["config"], capsys)
+    assert code == 1 and "lists 3000 messages on /ir/image_raw" in out and f"but {FRAMES} were read" in out, out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["partial"] and any("3000" in e for e in summary["errors"])
+
+
 @pytest.mark.parametrize("storage, keep", [("mcap", 0.6), ("sqlite3", 1.0)])
 def test_killed_recording_gives_a_partial_report(bags, tmp_path, capsys, storage, keep):
     """MCAP: truncated, no footer, no metadata; sqlite3: the database is whole (transactions) but
@@ -166,6 +186,42 @@ def test_resume_checkpoint_is_loaded_weights_only(tmp_path, content):
     assert not marker.exists()
 
 
+SIDECAR_PROBE = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a width-8000 student needs ~7 GB
+from ivif_ros.errors import InputError
+from ivif_ros.weights import load_model
+try:
+    load_model(sys.argv[1])
+except InputError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("width, fragment", [
+    (8000, "fusion_maps.weight is (4, 32, 3, 3) in the file, (4, 8000, 3, 3) by the sidecar's config"),
+    (200000, "does not fit the student"), ("abc", "config.width = 'abc' is not valid: expected an integer"),
+    (None, "config.width = 'None' is not valid"), (-3, "config.width = '-3' is not valid")])
+def test_sidecar_is_checked_against_the_tensors_before_a_model_is_built(tmp_path, width, fragment):
+    """A sidecar that does not describe the safetensors' tensors is refused with one explained error,
+    before anything is allocated (the probe runs under a 2 GB address-space limit)."""
+    import subprocess
+    import sys
+
+    from ivif_ros.weights import WEIGHTS_DIR
+
+    shutil.copy(WEIGHTS_DIR / "student.safetensors", tmp_path / "student.safetensors")
+    meta = json.loads((WEIGHTS_DIR / "student.json").read_text())
+    meta["config"]["width"] = width
+    (tmp_path / "student.json").write_text(json.dumps(meta))
+    proc = subprocess.run([sys.executable, "-c", SIDECAR_PROBE, str(tmp_path / "student.safetensors")],
+                          capture_output=True, text=True, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and str(tmp_path / "student.json") in proc.stdout, proc.stdout
+    assert fragment in proc.stdout and len(proc.stdout.splitlines()) == 1, proc.stdout
+
+
 @pytest.fixture(scope="module")
 def student(tmp_path_factory):
     from ivif_ros.models import build_student
@@ -232,9 +288,28 @@ def _corrupt_sidecar(artefact, sidecar):
     sidecar.write_text('{"key_digest": ')
 
 
+def _tampered_with_matching_sidecar(artefact, sidecar):
+    """Someone who can write the cache negates the exported weights and rewrites the sidecar's
+    sha256 to match the new file: only the HMAC under the user's secret can tell."""
+    import onnx
+    from onnx import numpy_helper
+
+    from ivif_ros.engines.cache import file_sha256
+
+    graph = onnx.load(str(artefact))
+    for init in graph.graph.initializer:
+        values = numpy_helper.to_array(init)
+        if values.dtype == np.float32 and values.size > 16:
+            init.CopyFrom(numpy_helper.from_array(-values, init.name))
+    onnx.save(graph, str(artefact))
+    meta = json.loads(sidecar.read_text())
+    meta["sha256"] = file_sha256(artefact)
+    sidecar.write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-@pytest.mark.parametrize("damage", [_stale_key, _corrupt_file, _corrupt_sidecar], ids=["stale_key", "corrupt_file",
-                                                                                        "corrupt_sidecar"])
+@pytest.mark.parametrize("damage", [_stale_key, _corrupt_file, _corrupt_sidecar, _tampered_with_matching_sidecar],
+                         ids=["stale_key", "corrupt_file", "corrupt_sidecar", "tampered_with_matching_sidecar"])
 def test_stale_or_corrupt_engine_cache_is_rebuilt_not_used(student, tmp_path, caplog, backend, damage):
     from ivif_ros.engines import EngineConfig, create_engine
     from ivif_ros.engines.cache import file_sha256

@@ -24,6 +24,15 @@ from ivif_ros.bag.mcap_salvage import McapSalvage
 from ivif_ros.bag.typestore import DEFAULT_DISTRO, make_typestore
 from ivif_ros.errors import InputError
 
+try:  # rosbags reads sqlite3 bags with apsw when it is installed, and raises its errors
+    from apsw import Error as _ApswError
+except ImportError:  # pragma: no cover - apsw is optional in rosbags
+    class _ApswError(Exception):
+        pass
+
+# What a damaged storage file raises while opening or reading (never a bug of ours).
+STORAGE_ERRORS = (ReaderError, sqlite3.DatabaseError, _ApswError, OSError)
+
 
 class BagMessage(NamedTuple):
     topic: str
@@ -97,7 +106,7 @@ class BagReader:
         try:
             reader = Reader(target)
             reader.open()
-        except (ReaderError, sqlite3.DatabaseError, OSError, KeyError, ValueError) as exc:
+        except (*STORAGE_ERRORS, KeyError, ValueError) as exc:
             mcaps = self._mcap_files(target)
             if not mcaps:
                 raise InputError(
@@ -268,5 +277,5 @@ class BagReader:
         try:
             for conn, t_ns, data in self._reader.messages(conns, start=start, stop=stop):
                 yield conn.topic, t_ns, data, conn.msgtype
-        except (ReaderError, sqlite3.DatabaseError, OSError) as exc:
+        except STORAGE_ERRORS as exc:
             self.errors.append(f"{self.path}: reading stopped early: {exc}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ivif_ros.errors import UserFacingError
@@ -44,13 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from ivif_ros.cli.contract import check_out, error_line
+
     try:
+        check_out(args.command, getattr(args, "out", None), getattr(args, "force", False))
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except UserFacingError as exc:  # expected, explained failure: no traceback
-        print(f"ivif {args.command}: error: {exc}", file=sys.stderr)
+    except (UserFacingError, OSError) as exc:  # bad input, explained: one line, no traceback
+        print(error_line(args.command, exc), file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001  a bug: still one line, the traceback on request
+        if os.environ.get("IVIF_TRACEBACK"):
+            raise
+        print(error_line(args.command, exc) + " (an internal error: please report it with the traceback "
+              "that IVIF_TRACEBACK=1 prints)", file=sys.stderr)
+        return 1
 
 if __name__ == "__main__":
     sys.exit(main())

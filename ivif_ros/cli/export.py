@@ -35,6 +35,7 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--dynamic", action="store_true", help="accept any frame size (TensorRT: 256x320 .. 1024x1280)")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--out", type=Path, required=True, help="output file (.onnx, .xml or .ep)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     return p
 
 

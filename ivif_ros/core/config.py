@@ -80,6 +80,17 @@ class ParamSpec:
         return value
 
 
+def _short(value: Any) -> str:
+    """A bounded ``repr`` for error messages: a value from a hostile file may be huge."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlist = r.maxtuple = r.maxdict = 10
+    r.maxstring = r.maxother = 80
+    r.maxlevel = 3
+    return r.repr(value)
+
+
 def _coerce(spec: ParamSpec, value: Any, at: str) -> Any:
     def one(kind: type, v: Any) -> Any:
         if kind is bool:
@@ -96,11 +107,12 @@ def _coerce(spec: ParamSpec, value: Any, at: str) -> Any:
         elif kind is str:
             if isinstance(v, str):
                 return v
-        raise ConfigError(f"{spec.name}{at}: expected {kind.__name__}, got {v!r} ({type(v).__name__}); {spec.doc}")
+        raise ConfigError(f"{spec.name}{at}: expected {kind.__name__}, got {_short(v)} ({type(v).__name__}); "
+                          f"{spec.doc}")
 
     if spec.kind is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{spec.name}{at}: expected a list of {spec.item_kind.__name__}, got {value!r}")
+            raise ConfigError(f"{spec.name}{at}: expected a list of {spec.item_kind.__name__}, got {_short(value)}")
         return [one(spec.item_kind, v) for v in value]
     return one(spec.kind, value)
 
@@ -276,7 +288,8 @@ def _foreign_metadata() -> dict[str, dict]:
     precisions = tuple(sorted({p for ps in PRECISIONS.values() for p in ps}))
     return {
         "pipeline.model": {"doc": "fusion model to run: 'student', 'teacher' or a path to <name>.safetensors "
-                                  "(with its .json sidecar)"},
+                                  "(with its .json sidecar); fixed at start (the engine is built for it), "
+                                  "restart the node to change it", "read_only": True},
         "pipeline.detector": {"doc": "detector run on the fused image, whose boxes are published: 'detector_coco' "
                                      "(FastestDet, COCO weights, shipped), another shipped name or a path to "
                                      "<name>.safetensors (with its .json sidecar); '' publishes no detections",
@@ -481,15 +494,12 @@ def read_param_file(path: str | Path, node_name: str | None = None) -> dict[str,
     For a parameters file, the ``/**`` block applies first and the block named after
     ``node_name`` (either ``name`` or ``/ns/name``) on top, as rcl does.
     """
-    import yaml
+    from ivif_ros.core.safe_yaml import load_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; pass an existing YAML file (see config/fusion.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    data = load_yaml_file(path, "config file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
     blocks = {k: v for k, v in data.items() if isinstance(v, dict) and "ros__parameters" in v}
@@ -513,17 +523,13 @@ def _deep_update(dst: dict, src: dict) -> None:
 
 def parse_override(text: str) -> tuple[str, Any]:
     """``"sync.slop_s=0.05"`` (or ``:=``) -> ``("sync.slop_s", 0.05)``; the value is parsed as YAML."""
-    import yaml
+    from ivif_ros.core.safe_yaml import load_yaml_text, one_line
 
     sep = ":=" if ":=" in text else "="
     name, found, raw = text.partition(sep)
     if not found or not name.strip():
-        raise ConfigError(f"parameter override {text!r}: expected NAME=VALUE, e.g. sync.slop_s=0.05")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"parameter override {text!r}: value is not valid YAML ({exc})") from exc
-    return name.strip(), value
+        raise ConfigError(f"parameter override {one_line(repr(text), 80)}: expected NAME=VALUE, e.g. sync.slop_s=0.05")
+    return name.strip(), load_yaml_text(raw, f"parameter override {one_line(name.strip(), 80)}")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,

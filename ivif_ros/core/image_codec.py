@@ -38,6 +38,11 @@ NAMED_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
 
 # OpenCV-style encodings "<depth>C<channels>", e.g. 8UC1, 16UC1, 32FC1, 8UC3: the depths
 # that image_encodings.hpp defines.
+# Largest image decoded (pixels) and largest 'data' field (bytes): beyond any camera this package
+# serves, and refused before anything is allocated, so one hostile frame cannot exhaust memory.
+MAX_IMAGE_PIXELS = 8192 * 8192
+MAX_IMAGE_BYTES = 8192 * 8192 * 4 * 2  # 8192x8192 of 4 channels x 16 bit, 512 MiB
+
 _CV_ENCODING = re.compile(r"^(8U|8S|16U|16S|32S|32F|64F)C([1-4])$")
 _CV_DEPTHS = {"8U": "u1", "8S": "i1", "16U": "u2", "16S": "i2", "32S": "i4", "32F": "f4", "64F": "f8"}
 
@@ -100,6 +105,11 @@ def image_to_array(msg, topic: str = "") -> np.ndarray:
             f"{where}field 'data' has {buf.size} bytes but step*height = {step}*{height} = {step * height}; "
             "the message is truncated or its 'step'/'height' are wrong",
             "data")
+    if width * height > MAX_IMAGE_PIXELS or buf.size > MAX_IMAGE_BYTES:
+        raise ImageFieldError(
+            f"{where}image is {width}x{height} ({buf.size} bytes); at most {MAX_IMAGE_PIXELS} pixels and "
+            f"{MAX_IMAGE_BYTES} bytes are decoded (ivif_ros.core.image_codec.MAX_IMAGE_PIXELS); check the "
+            "publisher's 'width' and 'height', or downscale at the camera", "size")
     wire = dtype.newbyteorder(">" if msg.is_bigendian else "<") if dtype.itemsize > 1 else dtype
     shape = (height, width) if channels == 1 else (height, width, channels)
     strides = (step, dtype.itemsize) if channels == 1 else (step, channels * dtype.itemsize, dtype.itemsize)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ivif_ros.core.config import RegistrationConfig
+from ivif_ros.core.safe_yaml import one_line
 from ivif_ros.errors import ConfigError, InputError
 
 _INTERP = {"nearest": 0, "linear": 1, "cubic": 2}  # cv2.INTER_* values
@@ -44,9 +45,10 @@ def load_homography(path: str | Path) -> np.ndarray:
         elif suffix in (".txt", ".csv"):
             h = np.loadtxt(path, delimiter="," if suffix == ".csv" else None)
         elif suffix in (".yaml", ".yml", ".json"):
-            import yaml
+            from ivif_ros.core.safe_yaml import load_yaml_file
 
-            data = json.loads(path.read_text()) if suffix == ".json" else yaml.safe_load(path.read_text())
+            where = "registration.calibration_file"
+            data = json.loads(path.read_text()) if suffix == ".json" else load_yaml_file(path, where)
             if not isinstance(data, dict) or "homography" not in data:
                 raise ConfigError(f"registration.calibration_file: {path} has no top-level key 'homography' "
                                   "(a 3x3 nested list or 9 numbers, row-major)")
@@ -54,8 +56,9 @@ def load_homography(path: str | Path) -> np.ndarray:
         else:
             raise ConfigError(f"registration.calibration_file: {path}: unsupported extension {suffix!r}; "
                               "use .npy, .txt, .csv, .yaml, .yml or .json")
-    except (ValueError, OSError) as exc:
-        raise ConfigError(f"registration.calibration_file: cannot read a homography from {path}: {exc}") from exc
+    except (ValueError, OSError, TypeError) as exc:
+        raise ConfigError(f"registration.calibration_file: cannot read a homography from {path}: "
+                          f"{one_line(exc)}") from None
     return check_homography(h, str(path))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ivif_ros.engines.base import model_io
-from ivif_ros.engines.cache import ArtifactCache, key_digest
+from ivif_ros.engines.cache import ArtifactCache, key_digest, private_dir
 from ivif_ros.engines.fingerprint import model_hash, package_versions
 from ivif_ros.errors import BackendUnavailable
 
@@ -73,6 +73,7 @@ def cached_onnx(model: torch.nn.Module, cache: ArtifactCache, weights_hash: str 
     try:
         return cache.get_or_build(slot, key, build=lambda p: export_onnx(model, p, 256, 320), load=lambda p: p)
     except NotExportable as exc:
-        cache.root.mkdir(parents=True, exist_ok=True)
+        private_dir(cache.root)
         unsupported.write_text(f"{key_digest(key)}\n{exc}")
+        unsupported.chmod(0o600)
         raise

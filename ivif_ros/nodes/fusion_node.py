@@ -39,6 +39,7 @@ from ivif_ros.msg import DetectionArray, FusionStatus
 from ivif_ros.nodes import diagnostics as diag
 from ivif_ros.nodes import messages
 from ivif_ros.nodes.message_filters_pairing import POLICIES as MESSAGE_FILTERS_POLICIES
+from ivif_ros.nodes.duplicates import DuplicateNameWatch
 from ivif_ros.nodes.params import ConfigParameters
 
 NODE_NAME = "ivif_fusion"
@@ -127,6 +128,7 @@ class FusionNode(Node):
         self.create_timer(cfg.diagnostics.period_s, self._publish_diagnostics)
         choice = getattr(pipeline.engine, "choice", None)  # engines.selection.BackendChoice, when chosen by config
         self.backend_choice = choice.describe() if choice is not None else f"backend '{self.backend}'"
+        self.duplicates = DuplicateNameWatch(self)
         self.get_logger().info(
             f"fusion node ready: {self.backend_choice}, precision {pipeline.engine.precision}, "
             f"pairing {self.implementation}/{cfg.sync.policy} "

@@ -112,6 +112,7 @@ def ros_arguments(req: LaunchRequest) -> tuple[list[str], dict]:
     Names without a section (``use_sim_time``) are ROS' own node parameters: passed on, not in the schema.
     """
     overrides = dict(parse_override(p) for p in req.params)
+    check_node_parameters(overrides)
     if req.backend:
         overrides["engine.backend"] = req.backend
     if req.model:
@@ -131,6 +132,26 @@ def ros_arguments(req: LaunchRequest) -> tuple[list[str], dict]:
             raise ConfigError(f"remap {rule!r}: expected FROM:=TO, e.g. ir/image_raw:=/thermal/image_raw")
         args += ["-r", rule]
     return args, {k: v for k, v in overrides.items() if "." in k}
+
+
+# Parameters every rclpy node has besides the schema's: name -> the Python type rcl accepts.
+ROS_NODE_PARAMETERS = {"use_sim_time": bool, "start_type_description_service": bool}
+
+
+def check_node_parameters(overrides: dict) -> None:
+    """Refuse a ``--param`` without a schema section that no node would accept: a typo (``foo=1``)
+    that rcl would ignore, or a ROS parameter of the wrong type (``use_sim_time=1``) that would
+    pass here and then stop every node at start. ``qos_overrides.*`` is left to rclpy."""
+    for name, value in overrides.items():
+        if "." in name:
+            continue  # schema settings: validated by load_config in plan()
+        kind = ROS_NODE_PARAMETERS.get(name)
+        if kind is None:
+            raise ConfigError(f"--param {name}: no such parameter; the nodes take the settings of config/fusion.yaml "
+                              f"(section.name, e.g. sync.slop_s=0.03) and {', '.join(ROS_NODE_PARAMETERS)}")
+        if not isinstance(value, kind):
+            raise ConfigError(f"--param {name}={value!r}: expected {kind.__name__} (true or false), "
+                              f"e.g. --param {name}=true")
 
 
 def _ros_value(value) -> str:
@@ -162,6 +183,28 @@ def plan(req: LaunchRequest) -> Plan:
     return Plan(config, commands, env)
 
 
+def die_with_parent():
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets SIGTERM when the process that
+    started it dies, even by SIGKILL (Linux ``prctl(PR_SET_PDEATHSIG)``), so a killed
+    ``ivif launch`` or ``ivif replay --live`` leaves no orphaned nodes behind. Elsewhere: ``None``.
+
+    The signal follows the thread that called ``Popen``; call it from the main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above: nobody will signal us
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
 def _log(text: str) -> None:
     print(text, flush=True)  # interleaves in order with the nodes' output
 
@@ -182,7 +225,8 @@ def supervise(p: Plan, log=_log) -> int:
         for label, argv in p.commands:
             log(f"ivif launch: starting {label}: {' '.join(argv)}")
             # Own process group: a terminal Ctrl-C reaches only us, and we stop the nodes in order.
-            procs.append((label, subprocess.Popen(argv, env=p.env, start_new_session=True)))
+            procs.append((label, subprocess.Popen(argv, env=p.env, start_new_session=True,
+                                                  preexec_fn=die_with_parent())))
         failed = None
         while not stop.wait(0.2):
             failed = next(((label, proc) for label, proc in procs if proc.poll() is not None), None)

@@ -16,7 +16,8 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 
 from ivif_ros.core.config import FusionConfig, ParamSpec, param_specs
-from ivif_ros.errors import ConfigError
+from ivif_ros.core.safe_yaml import one_line
+from ivif_ros.errors import ConfigError, UserFacingError
 
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
@@ -93,8 +94,12 @@ class ConfigParameters:
             updated = self._updated(params)
             if updated is not None and self._can_apply is not None:
                 self._can_apply(self.config, updated)
-        except ConfigError as exc:
+        except UserFacingError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001  an exception escaping here would kill the node
+            self._node.get_logger().error(f"parameter check failed unexpectedly: {exc!r}")
+            return SetParametersResult(successful=False, reason=f"refused: the check failed ({type(exc).__name__}: "
+                                       f"{one_line(exc)}); the configuration is unchanged")
         return SetParametersResult(successful=True)
 
     def _apply(self, params) -> None:

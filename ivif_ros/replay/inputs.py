@@ -13,6 +13,7 @@ on demand. Topic choice, in order:
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,8 +141,10 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
                        and reader.topics[t].msgtype == im.CAMERA_INFO}
         total = sum(reader.topics[t].count for t in (ir, vis))
         items: list[InputItem] = []
+        stored = {ir: 0, vis: 0}
         with tqdm(total=total, desc="read bag", unit="msg") as bar:
             for topic, t_ns, raw, msgtype in reader.raw_messages([ir, vis]):
+                stored[topic] += 1
                 try:
                     hdr = reader.typestore.deserialize_cdr(raw, msgtype).header
                 except Exception as exc:  # malformed CDR: rosbags raises several types
@@ -149,6 +152,13 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
                     continue
                 items.append(InputItem(-1, topic, msgtype, t_ns, im.stamp_ns(hdr), bytes(raw)))
                 bar.update(1)
+        for topic, n in stored.items():
+            if n != reader.topics[topic].count:
+                note = (f"{path}: the bag's index (metadata.yaml) lists {reader.topics[topic].count} messages on "
+                        f"{topic} but {n} were read; the bag is incomplete or its metadata.yaml belongs to "
+                        "another recording (`ros2 bag reindex` rewrites it)")
+                print(f"ivif replay: warning: {note}", file=sys.stderr)
+                reader.errors.append(note)
         ground_truth: dict[int, GroundTruth] = {}
         names = dict(enumerate(DEFAULT_CLASSES))
         if gt:

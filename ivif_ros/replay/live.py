@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivif_ros.errors import InputError, UserFacingError
+from ivif_ros.nodes.launcher import die_with_parent
 from ivif_ros.replay.evaluate import DIAGNOSTICS
 
 IMAGE_QUEUE_DEPTH = 100
@@ -89,7 +90,7 @@ class GraphProcess:
         self._log = open(log_path, "wb")
         # A new session so that Ctrl-C in the terminal reaches us, and we stop the graph in order.
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent())
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:

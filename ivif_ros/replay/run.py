@@ -77,6 +77,13 @@ def pair_messages(inputs: BagInputs, ledger: MessageLedger, sync_cfg) -> None:
         ledger.drop(entry.item.msg_id, PENDING_AT_END)
 
 
+def graph_rejections(counters: dict[str, int], out_bag: Path) -> list[str]:
+    """The live graph's refusals (``rejected <camera>: ...``, ``failed <mode>: ...``) as report errors,
+    so a bad message makes a live replay partial exactly as it makes an offline one."""
+    return [f"the graph {key.split(' ', 1)[0]} {n} message(s) as '{key}' (its /diagnostics in {out_bag})"
+            for key, n in sorted(counters.items()) if n and key.startswith(("rejected ", "failed "))]
+
+
 def find_calibration(bag: Path) -> Path | None:
     """``calibration.yaml`` beside the bag, as ``ivif sample`` and ``ivif make-bag`` write it."""
     for folder in (bag if bag.is_dir() else bag.parent, (bag if bag.is_dir() else bag.parent).parent):
@@ -111,11 +118,38 @@ def load_replay_config(opts: ReplayOptions, vis_size: tuple[int, int]):
     return load_config(opts.config, overrides)
 
 
+# What a replay writes into --out (live adds graph_params.yaml and ros_log).
+REPLAY_OUTPUTS = ("summary.json", "frames.csv", "report.md", OUTPUT_BAG, "samples", "latency.png",
+                  "metric_trends.png", "graph_params.yaml", "ros_log")
+
+
+def set_aside_previous_run(out: Path) -> Path | None:
+    """Move an earlier replay's files in ``out`` into ``out/previous_run_<time>``, so that nothing
+    in ``out`` describes another run, even if this one is killed before it writes its summary."""
+    import time
+
+    found = [out / name for name in REPLAY_OUTPUTS if (out / name).exists() or (out / name).is_symlink()]
+    if not found:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(max(p.lstat().st_mtime for p in found)))
+    aside = out / f"previous_run_{stamp}"
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = out / f"previous_run_{stamp}_{n}"
+    aside.mkdir()
+    for p in found:
+        p.rename(aside / p.name)
+    print(f"ivif replay: moved the previous run's files in {out} to {aside}")
+    return aside
+
+
 def run_replay(opts: ReplayOptions) -> ReplayResult:
     from tqdm import tqdm
 
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
+    set_aside_previous_run(out)
     inputs = read_inputs(opts.bag, opts.ir_topic, opts.vis_topic, opts.gt_topic)
     for topic in (inputs.ir_topic, inputs.vis_topic):
         if not any(i.topic == topic for i in inputs.items):
@@ -155,6 +189,7 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
     if opts.live:
         counts["graph_counters"] = node_counters(out_bag)
         counts["graph_inputs"] = live.graph_inputs(counts["graph_counters"])
+        errors += graph_rejections(counts["graph_counters"], out_bag)
     summary = build_summary(
         bag=str(opts.bag), mode="live" if opts.live else "offline", rate=opts.rate if opts.live else None,
         graph_input_qos=f"{cfg.qos.input_reliability}, depth {cfg.qos.input_depth}" if opts.live else None,

@@ -44,11 +44,22 @@ def load_checkpoint(out_dir: Path, trainable, optimizer, scheduler) -> int:
         raise InputError(f"--resume: {path} was not loaded: only tensors and plain containers are unpickled "
                          f"(torch.load weights_only=True), and this file has something else or is corrupt "
                          f"({reason.strip()}); resume from a checkpoint written by ivif train") from exc
-    except RuntimeError as exc:  # truncated or not a torch.save archive
-        raise InputError(f"--resume: {path} is not a readable checkpoint ({exc}); resume from an intact "
-                         "checkpoint or start without --resume") from exc
-    trainable.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["step"])
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:  # empty, truncated or not a torch.save archive
+        raise InputError(f"--resume: {path} is not a readable checkpoint ({_first_line(exc)}); resume from an "
+                         "intact checkpoint or start without --resume") from exc
+    try:
+        trainable.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        # another model's checkpoint (other shapes), another run's optimizer, or a file with missing keys
+        raise InputError(f"--resume: {path} does not fit this training run ({type(exc).__name__}: "
+                         f"{_first_line(exc)}); resume with the same kind and config that wrote it, or start "
+                         "without --resume in a new --out") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

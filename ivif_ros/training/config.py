@@ -136,14 +136,14 @@ def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     base's, except ``loss_weights``, which is merged weight by weight (a config that changes one
     weight names only that one). Bases may chain; a cycle is an error.
     """
-    import yaml
+    from ivif_ros.core.safe_yaml import load_yaml_file
 
     if not path.is_file():
         where = f" (the base of {chain[-1]})" if chain else ""
         raise ConfigError(f"training config {path}{where} not found; see config/train_student.yaml for an example")
     if path.resolve() in chain:
         raise ConfigError(f"{path}: 'base' chain loops back to itself ({' -> '.join(map(str, chain))} -> {path})")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml_file(path, "training config") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a training config is a mapping of keys, not a {type(raw).__name__}")
     for src in raw.get("data") or []:

@@ -68,19 +68,97 @@ def load_model(name_or_path: str | Path, device: str = "cpu"):
     if meta.get("sha256") != digest:
         raise InputError(f"{weights}: sha256 {digest} does not match {meta.get('sha256')} in {sidecar}; "
                          "the weights file is corrupt or belongs to another sidecar, re-download or re-export it")
+    if not isinstance(meta, dict):
+        raise InputError(f"{sidecar}: expected a JSON object; restore the sidecar shipped with the weights")
     arch = meta.get("architecture")
-    if arch not in BUILDERS:
-        raise ConfigError(f"{sidecar}: unknown architecture {arch!r}; expected one of {sorted(BUILDERS)}")
-    model = BUILDERS[arch](meta.get("config", {}))
+    if not isinstance(arch, str) or arch not in BUILDERS:
+        raise ConfigError(f"{sidecar}: unknown architecture {str(arch)[:40]!r}; expected one of {sorted(BUILDERS)}")
     try:
-        state = load_file(str(weights), device=device)
+        shapes = _file_shapes(weights)
     except SafetensorError as exc:  # e.g. a pickle (torch.save) renamed to .safetensors: never unpickled
         raise InputError(f"{weights}: not a safetensors file ({exc}); ivif_ros loads weights only from "
                          "safetensors, never from pickles. Convert a PyTorch checkpoint you trust with "
                          "ivif_ros.weights.save_model") from exc
+    config = meta.get("config", {})
+    check_sidecar_config(arch, config, shapes, sidecar, weights)  # before anything is allocated
+    model = BUILDERS[arch](config)
+    state = load_file(str(weights), device=device)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:  # missing/unexpected keys or shape mismatches
         raise InputError(f"{weights}: does not fit the {arch} described by {sidecar}; the sidecar belongs to "
                          f"other weights. {str(exc).splitlines()[0]}") from exc
     return model.to(device).eval(), meta
+
+
+def _file_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from the safetensors header, without reading any tensor."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+def check_sidecar_config(arch: str, config, shapes: dict[str, tuple[int, ...]], sidecar: Path, weights: Path) -> None:
+    """Refuse a sidecar ``config`` that does not describe ``weights``, before a model is built.
+
+    Each value must have the type of its ``StudentConfig``/``TeacherConfig`` field, and the
+    model it describes, built on PyTorch's ``meta`` device (shapes only, no memory), must have
+    exactly the tensors of the file. A ``width: 8000`` therefore fails in milliseconds instead
+    of allocating gigabytes first.
+    """
+    import dataclasses
+
+    import torch
+
+    from ivif_ros.models import BUILDERS, StudentConfig, TeacherConfig
+
+    fix = f"restore the sidecar shipped with {weights.name}, or re-export the weights with ivif_ros.weights.save_model"
+    if not isinstance(config, dict):
+        raise InputError(f"{sidecar}: field 'config' must be an object, got {type(config).__name__}; {fix}")
+    fields = {f.name: f for f in dataclasses.fields({"student": StudentConfig, "teacher": TeacherConfig}[arch])}
+    for name, value in config.items():
+        if name not in fields:
+            raise InputError(f"{sidecar}: config.{str(name)[:40]} is not a {arch} setting "
+                             f"(known: {', '.join(sorted(fields))}); {fix}")
+        default = fields[name].default
+        if not _same_kind(default, value):
+            raise InputError(f"{sidecar}: config.{name} = {str(value)[:40]!r} is not valid: expected "
+                             f"{_kind_text(default)} (the default is {default!r}); {fix}")
+    try:
+        with torch.device("meta"):
+            probe = BUILDERS[arch](dict(config))
+    except Exception as exc:  # noqa: BLE001  any failure to describe the model is the sidecar's fault
+        raise InputError(f"{sidecar}: its config does not describe a {arch} ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); {fix}") from None
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    for name in sorted(set(expected) | set(shapes)):
+        if expected.get(name) != shapes.get(name):
+            raise InputError(f"{weights}: does not fit the {arch} described by {sidecar}: tensor {name} is "
+                             f"{shapes.get(name, 'absent')} in the file, {expected.get(name, 'absent')} by the "
+                             f"sidecar's config; {fix}")
+
+
+def _kind_text(default) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer in [0, 1000000]"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, (tuple, list)):
+        return f"a list of {len(default)} values"
+    return f"a {type(default).__name__}"
+
+
+def _same_kind(default, value) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list)) and all(_same_kind(d, v) for d, v in zip(default, value)) \
+            and len(value) == len(default)
+    return isinstance(value, type(default))
