@@ -5,9 +5,12 @@ from ivif_ros.models.teacher import Teacher, TeacherConfig, build_teacher
 
 #: Sidecar ``architecture`` -> builder taking the sidecar's ``config`` dict.
 BUILDERS = {"student": build_student, "teacher": build_teacher, "fastestdet": build_fastestdet}
+#: Sidecar ``architecture`` -> the dataclass its ``config`` dict fills.
+CONFIGS = {"student": StudentConfig, "teacher": TeacherConfig, "fastestdet": FastestDetConfig}
 
 __all__ = [
     "BUILDERS",
+    "CONFIGS",
     "FastestDet",
     "FastestDetConfig",
     "Student",

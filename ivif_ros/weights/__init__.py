@@ -111,12 +111,12 @@ def check_sidecar_config(arch: str, config, shapes: dict[str, tuple[int, ...]], 
 
     import torch
 
-    from ivif_ros.models import BUILDERS, StudentConfig, TeacherConfig
+    from ivif_ros.models import BUILDERS, CONFIGS
 
     fix = f"restore the sidecar shipped with {weights.name}, or re-export the weights with ivif_ros.weights.save_model"
     if not isinstance(config, dict):
         raise InputError(f"{sidecar}: field 'config' must be an object, got {type(config).__name__}; {fix}")
-    fields = {f.name: f for f in dataclasses.fields({"student": StudentConfig, "teacher": TeacherConfig}[arch])}
+    fields = {f.name: f for f in dataclasses.fields(CONFIGS[arch])}
     for name, value in config.items():
         if name not in fields:
             raise InputError(f"{sidecar}: config.{str(name)[:40]} is not a {arch} setting "
