@@ -11,7 +11,8 @@ Reported per run: pairs sent, images received per camera (the node's own counter
 /diagnostics), fused frames, drops by reason, end-to-end latency p50/p90/p99 (visible
 image published -> fused image received, CLOCK_MONOTONIC shared by the processes),
 per-stage medians (FusionStatus), output rate, and the host load before and after.
-Writes ``graph_latency.json``, ``graph_latency.md`` (the table) and ``graph_latency.png``.
+Writes ``graph_latency.json``, ``graph_latency.md`` (the table) and ``graph_latency.png``,
+and each node's output to ``logs/``.
 
     python bench/graph_latency.py --out graph_bench                  # 60 s at 15 and 30 Hz, mono8 + mono16
     python bench/graph_latency.py --seconds 10 --rates 30 --ir-encodings mono16
@@ -75,7 +76,8 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
                 "--params-file", str(REPO / "config" / "fusion.yaml"),
                 "-p", f"engine.width:={args.width}", "-p", f"engine.height:={args.height}",
                 *[a for p in args.set for a in ("-p", p)], "-r", f"__ns:={ns}"]
-    log_path = args.out / f"node{ns.replace('/', '_')}.log"
+    log_path = args.out / "logs" / f"node{ns.replace('/', '_')}.log"  # not committed (.gitignore)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")
     node_proc = subprocess.Popen(node_cmd, env=graph_env(base_env), stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)

@@ -81,8 +81,8 @@ def run(setting: str, args) -> dict:
     out, _ = sub.communicate(timeout=30)
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     received = json.loads(lines[-1]) if lines else {}
-    return {"setting": setting, "side": "publisher" if args.reverse else "subscriber", "rate_hz": args.rate, "ir_encoding": args.ir_encoding,
-            "sent": sent.get("sent", sent.get("error")), **received, "load": os.getloadavg()[0]}
+    return {"setting": setting, "side": "publisher" if args.reverse else "subscriber", "rate_hz": args.rate,
+            "ir_encoding": args.ir_encoding, "sent": sent.get("sent", sent.get("error")), **received, "load": os.getloadavg()[0]}
 
 
 def main() -> None:

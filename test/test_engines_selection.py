@@ -98,7 +98,7 @@ def test_bf16_is_a_hint_the_other_backends_are_timed_as_they_run_in_fp32(tmp_pat
     measure = Stopwatch(times={"onnxruntime": 12.0, "openvino": 14.0, "torch": 30.0})
     choice = choose(EngineConfig(cache_dir=tmp_path, precision="bf16"), measure)
     assert measure.calls == ["onnxruntime", "openvino", "torch"] and choice.backend == "onnxruntime"
-    assert EngineConfig(backend="onnxruntime", precision="bf16").precision == "bf16"  # runs fp32, no error
+    assert EngineConfig(backend="onnxruntime", precision="bf16").precision == "fp32"  # what runs; no error
 
 
 def test_a_choice_timed_under_load_or_long_ago_is_timed_again(tmp_path):

@@ -66,7 +66,7 @@ def test_killed_recording_gives_a_partial_report(bags, tmp_path, capsys, storage
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["partial"] and summary["errors"]
     check_accounting(summary["counts"])
-    assert 0 < summary["counts"]["fused"] <= FRAMES - 1
+    assert 0 < summary["counts"]["fused"] <= FRAMES
     assert "Partial report" in (tmp_path / "out" / "report.md").read_text()
 
 

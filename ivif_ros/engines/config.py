@@ -83,6 +83,8 @@ class EngineConfig:
     auto_runs: int = 10
 
     def __post_init__(self) -> None:
+        if self.precision == "bf16" and self.backend in PRECISIONS and "bf16" not in PRECISIONS[self.backend]:
+            self.precision = "fp32"  # bf16 is a hint: a backend without it runs fp32
         self.cache_dir = Path(self.cache_dir).expanduser()
         self.min_size = tuple(self.min_size)
         self.max_size = tuple(self.max_size)
