@@ -9,7 +9,8 @@
 #      those whose code path or outcome depends on the extras (launch files, `ros2 run`,
 #      message_filters pairing, vision_msgs output, the node graph that pairs with it).
 #
-# Both passes always run; the exit code is non-zero when either failed. Extra arguments go
+# Both passes always run and print pytest's summary (failures, errors and skips with their
+# reasons) and closing line; the exit code is non-zero when either failed. Extra arguments go
 # to both pytest runs (e.g. -x, -k name).
 set -uo pipefail
 
@@ -22,7 +23,7 @@ log() { printf '[test] %s\n' "$*"; }
 
 log "world 1 of 2: pip-only (.venv)"
 start=$SECONDS
-.venv/bin/python -m pytest -q -rs test "$@"
+.venv/bin/python -m pytest -q -rfEs test "$@"
 pip_only=$?
 log "pip-only: exit $pip_only in $((SECONDS - start)) s"
 
@@ -40,7 +41,7 @@ log "world 2 of 2: with the ROS extras (.venv-ros), tests marked ros_extras (set
 start=$SECONDS
 # A clean environment for the copy: no library path or bootstrap flag inherited from .venv.
 env -u LD_LIBRARY_PATH -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u AMENT_PREFIX_PATH \
-  .venv-ros/bin/python -m pytest -q -rs -m ros_extras test "$@"
+  .venv-ros/bin/python -m pytest -q -rfEs -m ros_extras test "$@"
 extras=$?
 log "ros-extras: exit $extras in $((SECONDS - start)) s"
 log "summary: pip-only exit $pip_only, ros-extras exit $extras"
