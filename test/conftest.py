@@ -9,10 +9,16 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
-from ros_harness import make_ros_env
+# The shared helpers (harnesses, stand-in publishers, reference code) live in test/support;
+# the tests in test/unit, test/ros and test/build import them by module name.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+from ros_harness import make_ros_env  # noqa: E402
 
 
 @pytest.fixture(scope="session")

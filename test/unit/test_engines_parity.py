@@ -18,7 +18,7 @@ import torch
 from ivif_ros.engines import EngineConfig, build_backend
 from ivif_ros.engines.fingerprint import model_hash
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "ivif_ros" / "weights" / "student.safetensors"
+WEIGHTS = Path(__file__).resolve().parents[2] / "ivif_ros" / "weights" / "student.safetensors"
 HW = (256, 320)
 F32_TOL = {"fused": 1e-4, "seg_logits": 1e-3, "det_heatmap": 1e-4, "det_box": 1e-3}
 # bf16 keeps 8 mantissa bits. On this noisy synthetic frame the shipped student's worst fused

@@ -1,6 +1,6 @@
 """Publish a fuzz stream (reliability_fuzz_stream.fuzz_stream) from its own process.
 
-    python test/reliability_fuzz_publisher.py --seed 5 --messages 2000 --t0-ns 1795300000000000000
+    python test/support/reliability_fuzz_publisher.py --seed 5 --messages 2000 --t0-ns 1795300000000000000
 
 Waits for the fusion node to subscribe, then publishes in bursts with reliable QoS and waits
 after each burst until every subscriber acknowledged it, so that the node's counters can be

@@ -6,7 +6,7 @@ Publishes a 64x48 mono16 image on ``ir/image_raw`` (relative: namespace/remap it
 ``--stamps-file`` right after publishing (flushed, so a SIGKILL loses at most the line of
 a message that may itself never have left the process)::
 
-    python test/reliability_camera_process.py --stamps-file /tmp/ir_stamps.txt
+    python test/support/reliability_camera_process.py --stamps-file /tmp/ir_stamps.txt
 """
 from __future__ import annotations
 

@@ -20,12 +20,11 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
     student_weights,
 )
 from reliability_graph import fusion_graph, settle, stamp_of, wait_for_subscribers  # noqa: F401  (fixture)
-from ros_harness import process_output, ros_process
+from ros_harness import SUPPORT_DIR, process_output, ros_process
 
 pytestmark = [pytest.mark.reliability, pytest.mark.ros_extras,  # pairing: message_filters if installed
               pytest.mark.usefixtures("engine_cache")]
 
-HERE = Path(__file__).resolve().parent
 DROPOUT_S = 0.3
 
 
@@ -64,7 +63,7 @@ def test_both_cameras_silent_then_back(fusion_graph):
 
 
 def _ir_camera(ros_env, stamps: Path):
-    return ros_process([str(HERE / "reliability_camera_process.py"), "--stamps-file", str(stamps)], ros_env)
+    return ros_process([str(SUPPORT_DIR / "reliability_camera_process.py"), "--stamps-file", str(stamps)], ros_env)
 
 
 def wait_for_ir(fusion, camera, rig: CameraRig | None = None, timeout_s: float = 30.0) -> None:

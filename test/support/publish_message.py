@@ -3,7 +3,7 @@
 ``ros2cli`` is not available from pip, so tests start this script in a separate process
 to put real messages on the wire::
 
-    python test/publish_message.py ivif_ros/msg/DetectionArray /detections \
+    python test/support/publish_message.py ivif_ros/msg/DetectionArray /detections \
         '{"header": {"frame_id": "cam"}, "detections": [{"class_id": 2, "score": 0.5}]}'
 
 Nested messages are JSON objects, sequences of messages are lists of objects. The

@@ -18,6 +18,7 @@ import os
 import pickle
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,7 +217,7 @@ def test_sidecar_is_checked_against_the_tensors_before_a_model_is_built(tmp_path
     meta["config"]["width"] = width
     (tmp_path / "student.json").write_text(json.dumps(meta))
     proc = subprocess.run([sys.executable, "-c", SIDECAR_PROBE, str(tmp_path / "student.safetensors")],
-                          capture_output=True, text=True, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and str(tmp_path / "student.json") in proc.stdout, proc.stdout
     assert fragment in proc.stdout and len(proc.stdout.splitlines()) == 1, proc.stdout

@@ -20,7 +20,7 @@ from ivif_ros.training.targets import box_masks, boxes_centred_in, crop_boxes
 from ivif_ros.weights import load_model
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ros_harness import REPO_ROOT, ros_process, wait_for
+from ros_harness import REPO_ROOT, SUPPORT_DIR, ros_process, wait_for
 
 MSG_DIR = REPO_ROOT / "msg"
-PUBLISHER = Path(__file__).with_name("publish_message.py")
+PUBLISHER = SUPPORT_DIR / "publish_message.py"
 
 CAR = {"class_id": 2, "class_name": "car", "score": 0.875,
        "x_min": 10.5, "y_min": 20.25, "x_max": 630.0, "y_max": 511.75}

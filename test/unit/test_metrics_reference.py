@@ -1,4 +1,4 @@
-"""Agreement of the vectorised metrics with the literal CDDFuse evaluator (test/reference)."""
+"""Agreement of the vectorised metrics with the literal CDDFuse evaluator (test/support/reference)."""
 import importlib.util
 from pathlib import Path
 
@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 
 
 def _load_reference():
-    path = Path(__file__).parent / "reference" / "cddfuse_evaluator.py"
+    path = Path(__file__).resolve().parents[1] / "support" / "reference" / "cddfuse_evaluator.py"
     spec = importlib.util.spec_from_file_location("cddfuse_evaluator", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: This folder: the shared test helpers, and the scripts tests run as separate processes.
+SUPPORT_DIR = Path(__file__).resolve().parent
 
 # Fast DDS over shared memory only: no sockets (nothing leaves the machine, nothing to
 # firewall in CI) and no packet loss for 640x512 rgb8 images at 30 Hz (measured, see

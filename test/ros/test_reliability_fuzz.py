@@ -39,6 +39,7 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
 )
 from reliability_fuzz_stream import FRAME, H, PERIOD_NS, TOPIC, W, fuzz_stream, valid_ir, valid_vis
 from reliability_graph import fusion_graph, settle, stamp_of, wait_for_subscribers  # noqa: F401  (fixture)
+from ros_harness import SUPPORT_DIR
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("engine_cache")]
 
@@ -126,7 +127,7 @@ def test_fuzz_from_another_process(fuzz_graph, ros_env, capfd):
     fusion, probe, _, probe_node, thread = fuzz_graph()
     t0 = probe_node.get_clock().now().nanoseconds
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("reliability_fuzz_publisher.py")),
+    proc = subprocess.run([sys.executable, str(SUPPORT_DIR / "reliability_fuzz_publisher.py"),
                            "--seed", str(seed), "--messages", str(n), "--t0-ns", str(t0)],
                           env=ros_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and f"published {n}" in proc.stdout, proc.stdout + proc.stderr

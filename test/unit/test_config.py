@@ -8,7 +8,7 @@ import pytest
 from ivif_ros.core.config import FusionConfig, load_config, param_specs, parse_override, read_param_file
 from ivif_ros.errors import ConfigError
 
-FUSION_YAML = Path(__file__).resolve().parents[1] / "config" / "fusion.yaml"
+FUSION_YAML = Path(__file__).resolve().parents[2] / "config" / "fusion.yaml"
 
 
 def flatten(d, prefix=""):

@@ -143,7 +143,7 @@ def test_install_tree_node_executables_resolve(colcon_install):
 
 def test_install_tree_holds_the_pip_install_set_and_nothing_unlisted(colcon_install):
     """colcon installs the same sources, weights, configs and launch files as pip, nothing
-    outside the install set (test/install_set.py), and no second copy of the weights."""
+    outside the install set (test/support/install_set.py), and no second copy of the weights."""
     prefix = colcon_install / "ivif_ros"
     package_dir = next(prefix.glob("lib/python3*/site-packages/ivif_ros"))
     package = install_set.tree_files(package_dir)

@@ -18,7 +18,7 @@ from ivif_ros.errors import ConfigError
 from ivif_ros.models.fastestdet import activate, build_fastestdet
 from ivif_ros.weights import load_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRETRAINED = Path(os.environ.get("IVIF_ROS_PRETRAINED", REPO.parent / "shared" / "pretrained")) / "fastestdet"
 
 #: The four people of the authors' example image (500x335), drawn by hand-checking the

@@ -1,6 +1,6 @@
 """A ROS 2 node with middleware defaults watching the fusion graph (run by test_interop.py).
 
-    python test/interop_observer.py NAMESPACE
+    python test/support/interop_observer.py NAMESPACE
 
 It is what ``ros2 node list`` / ``ros2 topic list`` / ``ros2 topic echo`` would be when
 started from a plain shell. It prints one JSON line when it has discovered the graph's

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from fusion_graph_harness import assert_every_message_accounted, engine_cache  # noqa: F401
-from ros_harness import REPO_ROOT, process_output, ros_process
+from ros_harness import REPO_ROOT, SUPPORT_DIR, process_output, ros_process
 
 pytestmark = pytest.mark.usefixtures("engine_cache")
 NS = "/interop"
@@ -46,7 +46,7 @@ def test_default_settings_nodes_discover_the_graph_and_lose_no_image(ros_env):
     env = default_env(ros_env)
     launch = ["-m", "ivif_ros.cli", "launch", "--ns", NS, "--param", "diagnostics.period_s=0.5"]
     with ros_process(launch, env, stop_timeout_s=30.0) as graph, \
-            ros_process([str(REPO_ROOT / "test" / "interop_observer.py"), NS], env) as observer:
+            ros_process([str(SUPPORT_DIR / "interop_observer.py"), NS], env) as observer:
         found = read_json_line(observer, 60.0, "discovered_after_s")
         cameras = subprocess.run(
             [sys.executable, str(REPO_ROOT / "bench" / "camera_publisher.py"), "--ns", NS, "--rate", str(RATE_HZ),

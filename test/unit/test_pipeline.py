@@ -11,7 +11,7 @@ from ivif_ros.core.pipeline import FusionPipeline, PipelineConfig
 from ivif_ros.engines import EngineConfig
 from ivif_ros.errors import ConfigError, InputError
 
-DATA = Path(os.environ.get("IVIF_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("IVIF_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 H, W = 250, 333  # deliberately not multiples of 32: exercises padding and cropping
 BLOB = (120, 220)  # (row, col) of the hot object in the IR frame
 BOX_W, BOX_H = 32.0, 64.0

@@ -78,7 +78,7 @@ def test_ivif_console_script(tmp_path):
 def test_installed_package_carries_the_weights_and_nothing_unlisted():
     """The RECORD of the pip install: the shipped weights are package data, next to
     ivif_ros/weights/__init__.py where the loader finds them, and nothing outside the install
-    set (test/install_set.py) ships: no experiment weights, no second copy under share/."""
+    set (test/support/install_set.py) ships: no experiment weights, no second copy under share/."""
     package, share, other, package_dir = install_set.pip_installed_files(DISTRIBUTION)
     source = REPO_ROOT / "ivif_ros" / "weights"
     shipped = [f"weights/{p.name}" for p in source.iterdir() if p.is_file() and p.suffix in {".safetensors", ".json"}]
