@@ -188,8 +188,10 @@ class BinaryDistribution(Distribution):
 setup(
     distclass=BinaryDistribution,
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    # Trained weights with their sidecars and training logs (subfolders included).
-    package_data={PACKAGE: ["weights/**/*.safetensors", "weights/**/*.json", "weights/**/*.jsonl"]},
+    # Trained weights with their sidecars, training logs (subfolders included) and the
+    # licence notices of the checkpoints they derive from.
+    package_data={PACKAGE: ["weights/**/*.safetensors", "weights/**/*.json", "weights/**/*.jsonl",
+                           "weights/LICENSE.*.md"]},
     # package.xml is listed as ament_python packages list it (and it makes setuptools run
     # install_data); everything else the CMake install produced, launch/ and config/
     # included, is added by InstallDataWithInterfaces.
