@@ -31,14 +31,18 @@ def parse_run(spec: str):
     return label, mode, weights.split("+")
 
 
-def predict(weights: str, samples, input_hw, score: float):
-    """Detections of one detector on every sample, boxes in frame pixels, class ids of CLASSES."""
+def predict(weights: str, samples, input_wh, score: float):
+    """Detections of one detector on every sample, boxes in frame pixels, class ids of CLASSES.
+    ``input_wh`` None: the size the detector was trained at (its sidecar)."""
     import torch
 
     from ivif_ros.core.detector import ClassMap, decode, detector_blob
     from ivif_ros.weights import load_model
 
     model, meta = load_model(weights)
+    size = meta.get("input", {})
+    input_wh = input_wh or size.get("size_wh") or size.get("native_hw", [352, 352])[::-1]
+    input_hw = (input_wh[1], input_wh[0])
     class_map = ClassMap.parse(list(CLASSES), meta["detection_classes"])
     out = []
     with torch.inference_mode():
@@ -74,7 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("--compare", action="append", default=[], help="labelA,labelB: bootstrap of A minus B")
     ap.add_argument("--data", default=None, help="data folder (default $IVIF_DATA)")
     ap.add_argument("--split", default="splits/msrs_dev_eval.txt")
-    ap.add_argument("--input-size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))
+    ap.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                    help="detector input (default: the size in the weights' sidecar)")
     ap.add_argument("--score", type=float, default=0.05, help="score threshold of the decoder")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--out", default=None, help="JSON of the results")
@@ -88,11 +93,10 @@ def main(argv=None) -> int:
     names = [s.name for s in any_mode]
     gt_fusion = [(s.boxes.xyxy, s.boxes.cls) for s in any_mode]
     gt_union = union_boxes(test, names, [s.image.shape[:2] for s in any_mode])
-    input_hw = (args.input_size[1], args.input_size[0])
 
     results, matched = {}, {}
     for label, mode, weights in runs:
-        preds = [predict(w, samples[mode], input_hw, args.score) for w in weights]
+        preds = [predict(w, samples[mode], args.input_size, args.score) for w in weights]
         row = {"mode": mode, "weights": weights, "input_size": args.input_size, "score_threshold": args.score}
         for gt_name, gts in (("fusion", gt_fusion), ("union", gt_union)):
             per_seed = [evaluate_detections(p, gts, len(CLASSES), CLASSES) for p in preds]

@@ -26,8 +26,9 @@ class DetectorTrainConfig:
     input_mode: str = "fused"  # fused | ir | visible
     fusion_model: str = "student"  # the fusion weights whose output is the 'fused' input
     cache_dir: str | None = None  # fused-image cache (default ~/.cache/ivif_ros/fused)
-    input_size: list = field(default_factory=lambda: [640, 480])  # run-time detector input, [W, H]
-    crop: list = field(default_factory=lambda: [352, 352])  # training window, [W, H]
+    #: The detector's run-time input, [W, H], and the size of every training image: FastestDet
+    #: predicts box sizes as fractions of its input, so it must train at the size it runs at.
+    input_size: list = field(default_factory=lambda: [352, 352])
     batch_size: int = 16
     epochs: int = 40
     lr: float = 0.01
@@ -91,7 +92,7 @@ def load_detector_config(path: str | Path, overrides: dict | None = None) -> Det
                    "must be relative to the data root (--data / IVIF_DATA), not absolute")
     _check(path, cfg.input_mode in INPUT_MODES, "input_mode", f"must be one of {', '.join(INPUT_MODES)}, "
            f"got {cfg.input_mode!r}")
-    for key in ("input_size", "crop"):
+    for key in ("input_size",):
         v = getattr(cfg, key)
         _check(path, isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and x >= 32 and x % 32 == 0
                                                                  for x in v),

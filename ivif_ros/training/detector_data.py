@@ -119,7 +119,7 @@ def load_samples(root: str | Path, split: str | Path | None, input_mode: str, la
 @dataclass
 class AugmentConfig:
     flip: float = 0.5  # probability of a horizontal flip
-    scale: tuple[float, float] = (0.8, 1.35)  # random zoom of the run-time view before the crop
+    scale: tuple[float, float] = (0.75, 1.35)  # random zoom of the run-time view
     aspect: float = 0.15  # +- relative aspect jitter
     brightness: float = 0.25  # +- gain
     contrast: float = 0.25  # +- contrast around the mean
@@ -128,29 +128,28 @@ class AugmentConfig:
     min_visible: float = 0.4  # a cut box keeps at least this share of its area, or is dropped
 
 
-def augment(sample: DetSample, view_hw: tuple[int, int], out_hw: tuple[int, int], rng: np.random.Generator,
+def augment(sample: DetSample, out_hw: tuple[int, int], rng: np.random.Generator,
             aug: AugmentConfig | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A random window of ``out_hw`` from the run-time view, zoomed, flipped and jittered.
+    """The run-time view (the whole frame resized to ``out_hw``, the detector's input size),
+    zoomed, shifted, flipped and jittered, as an ``out_hw`` image.
 
-    The run-time view is the whole frame resized to ``view_hw`` (the detector's input size);
-    training crops come from that scale times a random zoom, so objects keep the pixel size
-    they have at run time. Without ``aug`` the result is the run-time view itself. Returns the
-    image (HxWx3 uint8 BGR), its boxes (N,4 xyxy pixels of the output) and class ids (N,).
+    Zoom > 1 crops a random window, < 1 shrinks the frame onto a grey canvas at a random
+    place. Without ``aug`` the result is the run-time view itself. Returns the image
+    (HxWx3 uint8 BGR), its boxes (N,4 xyxy pixels of the output) and class ids (N,).
     """
     import cv2
 
     img, boxes, cls = sample.image, sample.boxes.xyxy.astype(np.float64), sample.boxes.cls
     h0, w0 = img.shape[:2]
+    oh, ow = out_hw
     if aug is None:
-        vh, vw = view_hw
-        sx, sy = vw / w0, vh / h0
-        out = cv2.resize(img, (vw, vh), interpolation=cv2.INTER_LINEAR)
+        sx, sy = ow / w0, oh / h0
+        out = cv2.resize(img, (ow, oh), interpolation=cv2.INTER_LINEAR)
         return out, (boxes * [sx, sy, sx, sy]).astype(np.float32).reshape(-1, 4), cls.copy()
 
-    oh, ow = out_hw
     z = rng.uniform(*aug.scale)
     a = np.exp(rng.uniform(-aug.aspect, aug.aspect))
-    sx, sy = view_hw[1] / w0 * z * a, view_hw[0] / h0 * z / a
+    sx, sy = ow / w0 * z * a, oh / h0 * z / a
     nw, nh = max(1, round(w0 * sx)), max(1, round(h0 * sy))
     scaled = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((max(nh, oh), max(nw, ow), 3), 114, np.uint8)
@@ -186,16 +185,16 @@ def photometric(img: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def make_batch(samples: list[DetSample], indices: np.ndarray, view_hw: tuple[int, int], out_hw: tuple[int, int],
+def make_batch(samples: list[DetSample], indices: np.ndarray, out_hw: tuple[int, int],
                rng: np.random.Generator, aug: AugmentConfig | None):
     """A training batch: images (N,3,H,W) float in [0,1] BGR, and targets (M,6) rows of
     ``batch index, class, cx, cy, w, h`` normalised to the output size."""
     import torch
 
     imgs, rows = [], []
-    oh, ow = out_hw if aug is not None else view_hw
+    oh, ow = out_hw
     for bi, idx in enumerate(indices):
-        img, b, c = augment(samples[int(idx)], view_hw, out_hw, rng, aug)
+        img, b, c = augment(samples[int(idx)], out_hw, rng, aug)
         imgs.append(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
         if len(b):
             cx, cy = (b[:, 0] + b[:, 2]) / 2 / ow, (b[:, 1] + b[:, 3]) / 2 / oh

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -92,11 +91,9 @@ def train_detector(cfg: DetectorTrainConfig, root: Path, out: Path, *, resume: b
         log_path.unlink(missing_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     new_log = not log_path.is_file()
-    view_hw = (cfg.input_size[1], cfg.input_size[0])
-    crop_hw = (cfg.crop[1], cfg.crop[0])
+    out_hw = (cfg.input_size[1], cfg.input_size[0])
     aug = cfg.augment_config()
     end = total if stop_after is None else min(total, step + stop_after)
-    t0 = time.perf_counter()
     with open(log_path, "a", newline="") as logf, \
             tqdm(total=total, initial=step, desc=f"detector ({cfg.input_mode})", unit="step",
                  disable=not progress) as bar:
@@ -110,7 +107,7 @@ def train_detector(cfg: DetectorTrainConfig, root: Path, out: Path, *, resume: b
                 order = np.random.default_rng([cfg.seed, epoch]).permutation(len(samples))
             idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
             rng = np.random.default_rng([cfg.seed, 1_000_003, step])
-            images, targets = make_batch(samples, idx, view_hw, crop_hw, rng, aug)
+            images, targets = make_batch(samples, idx, out_hw, rng, aug)
             parts = detector_loss(model.forward_logits(images), targets, tuple(cfg.loss_weights))
             optimizer.zero_grad(set_to_none=True)
             parts.total.backward()
@@ -130,24 +127,32 @@ def train_detector(cfg: DetectorTrainConfig, root: Path, out: Path, *, resume: b
     if step < total:
         print(f"stopped after step {step} of {total}; continue with --resume --out {out}")
         return None
-    return export_detector(model, out / "detector", cfg, source_meta, command,
-                           minutes=(time.perf_counter() - t0) / 60.0, samples=len(samples))
+    return export_detector(model, out / "detector", cfg, source_meta, command, samples=len(samples))
+
+
+def run_minutes(out: Path) -> float:
+    """Wall time of a run from its start (``config.json``) to its last checkpoint, resumes included."""
+    return ((out / CHECKPOINT_NAME).stat().st_mtime - (out / "config.json").stat().st_mtime) / 60.0
 
 
 def export_detector(model, stem: Path, cfg: DetectorTrainConfig, source_meta: dict, command: str,
-                    minutes: float, samples: int) -> Path:
+                    samples: int) -> Path:
+    """Write ``stem.safetensors`` + sidecar: classes, run-time input, the licence notice of the
+    COCO checkpoint it was fine-tuned from, and how it was trained (paths relative)."""
     from ivif_ros.weights import save_model
 
     meta = {
         "detection_classes": list(cfg.classes),
-        "input_size": list(cfg.input_size),
-        "input_mode": cfg.input_mode,
+        "input": {**source_meta.get("input", {}), "size_wh": list(cfg.input_size), "image": cfg.input_mode},
+        "licence": source_meta.get("licence", ""),
+        "source": {"fine_tuned_from": source_meta.get("weights_file", "detector_coco.safetensors"),
+                   "fine_tuned_from_sha256": source_meta.get("sha256"),
+                   "pretrained": source_meta.get("source", {})},
         "training": {
             "command": command,
             "config": {k: v for k, v in cfg.to_dict().items() if k != "cache_dir"},
-            "initialised_from": source_meta.get("weights_file", "detector_coco.safetensors"),
             "pairs": samples,
-            "minutes_this_session": round(minutes, 1),
+            "wall_minutes": round(run_minutes(stem.parent), 1),
         },
     }
     return save_model(model.eval(), stem, meta)
