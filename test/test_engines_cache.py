@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from ivif_ros.engines.base import ModelIO
 from ivif_ros.engines.cache import ArtifactCache
 from ivif_ros.engines.config import EngineConfig
 from ivif_ros.engines.tensorrt_backend import engine_cache_key, engine_slot, input_profile
@@ -97,7 +98,11 @@ def test_tensorrt_key_covers_weights_shapes_precision_versions_and_gpu():
     cfg = EngineConfig(backend="tensorrt", precision="fp16", width=640, height=480)
     versions = {"tensorrt": "10.3", "torch_tensorrt": "2.5", "torch": "2.5"}
     key = engine_cache_key("w" * 64, cfg, versions, "Orin")
-    assert key["shapes"] == {"min": (1, 1, 480, 640), "opt": (1, 1, 480, 640), "max": (1, 1, 480, 640)}
+    static = {"min": (1, 1, 480, 640), "opt": (1, 1, 480, 640), "max": (1, 1, 480, 640)}
+    assert key["shapes"] == {"ir": static, "vis": static}
+    detector_io = ModelIO(("image",), (3,), ("pred",))
+    detector_key = engine_cache_key("w" * 64, cfg, versions, "Orin", detector_io)
+    assert detector_key["shapes"] == {"image": {k: (1, 3, 480, 640) for k in static}}
     variants = [
         engine_cache_key("v" * 64, cfg, versions, "Orin"),
         engine_cache_key("w" * 64, EngineConfig(backend="tensorrt", precision="fp32"), versions, "Orin"),

@@ -147,7 +147,7 @@ def test_bench_times_a_weights_file_with_the_backends_of_its_architecture(tmp_pa
 
     import torch
 
-    from ivif_ros.engines.benchmark import DEFAULT_BACKENDS, run_benchmark
+    from ivif_ros.engines.benchmark import DEFAULT_BACKENDS, PARTS, run_benchmark
     from ivif_ros.models import build_student
     from ivif_ros.weights import save_model
 
@@ -159,3 +159,7 @@ def test_bench_times_a_weights_file_with_the_backends_of_its_architecture(tmp_pa
     available = {b for b in ("onnxruntime", "openvino") if importlib.util.find_spec(b)}
     assert timed == {(b, p) for b, p in DEFAULT_BACKENDS["student"] if b == "torch" or b in available}
     assert conditions["weights"][str(path)] == f"weights file {path}"
+    # every backend has the three parts; the detector alone is named by its weights
+    assert {(r.part, r.backend, r.precision) for r in rows} == {(part, b, p) for part in PARTS for b, p in timed}
+    assert {r.model for r in rows if r.part == "detector"} == {"detector_coco"}
+    assert {r.model for r in rows if r.part == "fusion+detector"} == {f"{path}+detector_coco"}

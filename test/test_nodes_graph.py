@@ -131,7 +131,8 @@ def test_camera_dropout_falls_back_and_recovers(graph, survivor, mode):
 def _set(probe_node, name, value, type_):
     client = probe_node.create_client(SetParameters, "/ivif_fusion/set_parameters")
     assert client.wait_for_service(timeout_sec=5.0)
-    field = {ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_STRING: "string_value"}[type_]
+    field = {ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_STRING: "string_value",
+             ParameterType.PARAMETER_STRING_ARRAY: "string_array_value"}[type_]
     request = SetParameters.Request(parameters=[
         ParameterMsg(name=name, value=ParameterValue(type=type_, **{field: value}))])
     future = client.call_async(request)
@@ -288,15 +289,19 @@ def test_overlay_node_blends_classes_and_draws_boxes(rclpy_context):
     np.testing.assert_array_equal(drawn[75, 110], fused[75, 110])  # inside the box: untouched
 
 
-def test_detection_class_names_come_from_the_weights_sidecar(tmp_path):
-    import torch
-
-    from ivif_ros.models import build_student
-    from ivif_ros.nodes.messages import DEFAULT_DETECTION_CLASSES, detection_class_names
-    from ivif_ros.weights import save_model
-
-    torch.manual_seed(0)
-    stem = tmp_path / "named"
-    save_model(build_student(), stem, {"detection_classes": ["pedestrian", "cyclist", "vehicle"]})
-    assert detection_class_names(str(stem)) == ("pedestrian", "cyclist", "vehicle")
-    assert detection_class_names(str(tmp_path / "missing")) == DEFAULT_DETECTION_CLASSES
+def test_detections_carry_the_class_map_names_and_the_map_is_validated_at_set_time(graph):
+    """The published boxes are the detector's, named by pipeline.class_map; a bad map is refused when set."""
+    names = ("pedestrian", "vehicle")
+    fusion, probe, rig, probe_node = graph(**{"pipeline.class_map": ["pedestrian=person", "vehicle=car,truck,bus"],
+                                              "pipeline.score_threshold": 0.01})
+    rig.run(1.5)
+    settle(probe)
+    assert fusion.pipeline.class_names == names
+    boxes = [d for m in probe.get("detections") for d in m.detections]
+    assert boxes, "the detector published no box at score 0.01 on the synthetic scene"
+    assert all(d.class_name == names[d.class_id] for d in boxes)
+    bad = _set(probe_node, "pipeline.class_map", ["pedestrian=persn"], ParameterType.PARAMETER_STRING_ARRAY)
+    assert not bad.successful and "pipeline.class_map" in bad.reason and "person" in bad.reason
+    assert fusion.pipeline.class_names == names
+    good = _set(probe_node, "pipeline.class_map", ["person", "car"], ParameterType.PARAMETER_STRING_ARRAY)
+    assert good.successful and fusion.pipeline.class_names == ("person", "car")

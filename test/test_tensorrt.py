@@ -80,3 +80,15 @@ def test_saved_engine_is_reused_and_rebuilt_when_stale(student, tmp_path):
     out = build_backend("tensorrt", student, cfg, weights).infer(x, x)
     assert cache.status(slot, key) == "hit" and artefact.stat().st_mtime_ns != built_at
     assert np.abs(out.fused - eager(student, x).fused).max() <= 1e-3
+
+
+def test_detector_engine_matches_eager(tmp_path):
+    """The detector (one 3-channel input, one output) through the same TensorRT path."""
+    from ivif_ros.weights import load_model
+
+    detector, _ = load_model("detector_coco")
+    cfg = EngineConfig(backend="tensorrt", height=352, width=352, cache_dir=tmp_path)
+    x = np.random.default_rng(0).random((1, 3, 352, 352), dtype=np.float32)
+    (out,) = build_backend("tensorrt", detector, cfg, model_hash(detector)).infer(x)
+    (ref,) = build_backend("torch", detector, EngineConfig(backend="torch"), "ref").infer(x)
+    assert out.shape == (1, 85, 22, 22) and np.abs(out - ref).max() <= 1e-3

@@ -1,10 +1,13 @@
 """``ivif bench``: milliseconds per frame of every backend, split into pre-processing, inference and post-processing.
 
-Runs the full ``FusionPipeline`` (the code path of the node and of replay) on an MSRS pair
-resized to each frame size: warm-up frames, then the median of ``--runs`` frames. Prints a
-table (or, with ``--json``, a list of rows ``{model, backend, precision, width, height,
-pre_ms, infer_ms, post_ms, total_ms, runs, fps}``). ``--out DIR`` also writes bench.json,
-bench.md and bench.png. The machine load is printed: other processes skew the numbers.
+Runs ``FusionPipeline`` (the code path of the node and of replay) on an MSRS pair resized to
+each frame size: warm-up frames, then the median of ``--runs`` frames. Each configuration
+gives three rows (``part``): ``fusion`` (the fusion model with its pre- and post-processing),
+``detector`` (the detector alone on the fused frame: blob, inference, decoding) and
+``fusion+detector`` (the whole pipeline, as the node runs it). Prints a table (or, with
+``--json``, a list of rows ``{model, part, backend, precision, width, height, pre_ms,
+infer_ms, post_ms, total_ms, runs, fps}``). ``--out DIR`` also writes bench.json, bench.md
+and bench.png. The machine load is printed: other processes skew the numbers.
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed frames first (default 3)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile for the student (~30 s compile)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime/OpenVINO threads (0 = all cores)")
+    p.add_argument("--detector", default=None,
+                   help="detector weights timed on the fused frames (default: pipeline.detector, detector_coco; "
+                        "'' for fusion rows only)")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
     p.add_argument("--out", type=Path, help="folder for bench.json, bench.md and bench.png")
     return p
@@ -44,7 +50,7 @@ def run(args) -> int:
     from ivif_ros.engines.benchmark import markdown_table, plot, rows_as_dicts, run_benchmark
 
     rows, conditions = run_benchmark(args.models, args.sizes, args.runs, args.warmup,
-                                     include_compile=args.compile, threads=args.threads)
+                                     include_compile=args.compile, threads=args.threads, detector=args.detector)
     table = markdown_table(rows)
     header = (f"host {conditions['host']}; load average before {conditions['load_before'][0]:.2f}, "
               f"after {conditions['load_after'][0]:.2f}; frames: {conditions['frames']}; "

@@ -268,9 +268,20 @@ def _foreign_metadata() -> dict[str, dict]:
 
     precisions = tuple(sorted({p for ps in PRECISIONS.values() for p in ps}))
     return {
-        "pipeline.model": {"doc": "model to run: 'student', 'teacher' or a path to <name>.safetensors "
+        "pipeline.model": {"doc": "fusion model to run: 'student', 'teacher' or a path to <name>.safetensors "
                                   "(with its .json sidecar)"},
-        "pipeline.score_threshold": {"doc": "detections below this score are dropped", "range": (0.0, 1.0)},
+        "pipeline.detector": {"doc": "detector run on the fused image, whose boxes are published: 'detector_coco' "
+                                     "(FastestDet, COCO weights, shipped), another shipped name or a path to "
+                                     "<name>.safetensors (with its .json sidecar); '' publishes no detections",
+                              "read_only": True},
+        "pipeline.detector_size": {"doc": "detector input [width, height], multiples of 32; [0, 0] is the frame size "
+                                          "padded to 32. 352x352 is the COCO detector's training size",
+                                   "lengths": (2,), "range": (0, 4096), "read_only": True},
+        "pipeline.class_map": {"doc": "published detection classes in id order: 'name' (a class of the detector) "
+                                      "or 'name=class,class' to merge detector classes, e.g. 'car=car,truck,bus'; "
+                                      "checked against the class names in the detector's sidecar"},
+        "pipeline.score_threshold": {"doc": "detections below this score (objectness^0.6 x class^0.4) are dropped",
+                                     "range": (0.0, 1.0)},
         "pipeline.nms_iou": {"doc": "IoU above which same-class boxes are suppressed", "range": (0.0, 1.0)},
         "pipeline.top_k": {"doc": "most detections per frame", "range": (1, 10000)},
         "pipeline.seg_upsample": {"doc": "semantic mask upsampling", "choices": ("nearest", "bilinear")},

@@ -5,19 +5,32 @@ and offline results come from one code path. Registration happens before
 (``core.registration``); this module sees an IR frame already of the visible size.
 Works for the student and the teacher alike: the model is whatever
 ``config.model`` names (or the module/engine passed in), behind an ``Engine``.
+
+The published detections come from a COCO-pretrained detector (``config.detector``, FastestDet,
+``core.detector``) run on the fused RGB output at ``config.detector_size``, on an engine of the
+same backend as the fusion model. The fusion models still carry their own from-scratch
+detection heads (trained with them, part of their outputs), but those boxes are no longer
+decoded or published: the detector finds more on the fused image (docs/contracts.md).
 """
 from __future__ import annotations
 
 import threading
 import time
+import dataclasses
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ivif_ros.core import detector as det
 from ivif_ros.core import postprocess as post
 from ivif_ros.core.preprocess import preprocess
 from ivif_ros.engines import Engine, EngineConfig, create_engine
-from ivif_ros.errors import ConfigError
+from ivif_ros.engines.config import SIZE_MULTIPLE, padded
+from ivif_ros.errors import ConfigError, UserFacingError
+
+#: Shipped detector used by default: FastestDet with its authors' COCO weights (80 classes).
+DEFAULT_DETECTOR = "detector_coco"
 
 
 @dataclass
@@ -25,8 +38,14 @@ class PipelineConfig:
     #: ``student``, ``teacher`` or a weights path (``ivif_ros.weights.load_model``).
     model: str = "student"
     engine: EngineConfig = field(default_factory=EngineConfig)
+    #: Detector weights: a shipped name (``detector_coco``) or a path; ``""`` runs no detector.
+    detector: str = DEFAULT_DETECTOR
+    #: Detector input ``[width, height]`` (multiples of 32); ``[0, 0]``: the frame's own size, padded to 32.
+    detector_size: list[int] = field(default_factory=lambda: [352, 352])
+    #: Published classes: ``"name"`` or ``"name=detector class,detector class"`` (``core.detector.ClassMap``).
+    class_map: list[str] = field(default_factory=lambda: list(det.DEFAULT_CLASS_MAP))
     score_threshold: float = 0.3
-    nms_iou: float = 0.5
+    nms_iou: float = det.NMS_IOU
     top_k: int = 100
     #: ``nearest`` (argmax at 1/4 then upsample; fast) or ``bilinear`` (upsample logits; smoother).
     seg_upsample: str = "nearest"
@@ -45,6 +64,36 @@ class PipelineConfig:
             raise ConfigError(f"pipeline.palette: unknown '{self.palette}'; choose one of {', '.join(post.PALETTES)}")
         if not 0.0 <= self.overlay_alpha <= 1.0:
             raise ConfigError(f"pipeline.overlay_alpha must lie in [0, 1], got {self.overlay_alpha}")
+        size = list(self.detector_size)
+        if len(size) != 2 or any(v < 0 or v % SIZE_MULTIPLE for v in size) or (0 in size and size != [0, 0]):
+            raise ConfigError(f"pipeline.detector_size: {size} must be [width, height], both positive multiples of "
+                              f"{SIZE_MULTIPLE} (e.g. [352, 352], [640, 480]) or [0, 0] for the frame's own size")
+        if self.detector:
+            self.detector_classes()  # the class map must fit the detector: fail at load time, not at the first frame
+
+    def detector_classes(self) -> det.ClassMap:
+        """The class map parsed against the detector sidecar's ``detection_classes``."""
+        return det.ClassMap.parse(self.class_map, detector_class_names(self.detector), "pipeline.class_map")
+
+    def detector_hw(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """Detector input ``(height, width)`` for a frame of ``frame_hw``."""
+        w, h = self.detector_size
+        return (h, w) if w else (padded(frame_hw[0]), padded(frame_hw[1]))
+
+
+def detector_class_names(name_or_path: str) -> list[str]:
+    """The ``detection_classes`` of a detector's sidecar (a clear error if it has none)."""
+    from ivif_ros.weights import resolve
+
+    try:
+        _, sidecar = resolve(name_or_path)
+        names = json.loads(sidecar.read_text()).get("detection_classes")
+    except (UserFacingError, OSError, ValueError) as exc:
+        raise ConfigError(f"pipeline.detector: cannot read the class names of '{name_or_path}': {exc}") from exc
+    if not names:
+        raise ConfigError(f"pipeline.detector: {sidecar} lists no 'detection_classes'; a detector's sidecar must name "
+                          "its classes (see ivif_ros/weights/detector_coco.json)")
+    return list(names)
 
 
 @dataclass
@@ -54,19 +103,50 @@ class FusionResult:
     mask: np.ndarray  # HxW uint8 semantic class ids
     color_mask: np.ndarray  # HxWx3 uint8 class colours
     overlay: np.ndarray  # HxWx3 uint8 class colours blended over fused_rgb
-    detections: post.Detections  # boxes in frame pixels (the visible/fused frame)
-    timings: dict[str, float]  # pre_ms, infer_ms, post_ms, total_ms
+    detections: post.Detections  # the detector's boxes in frame pixels; class ids index FusionPipeline.class_names
+    timings: dict[str, float]  # pre_ms, infer_ms, post_ms, total_ms; detect_ms: the detector's share of the three
 
 
 class FusionPipeline:
-    """Pre-process, infer, post-process. One call at a time (a lock guards the engine)."""
+    """Pre-process, fuse, post-process, detect. One call at a time (a lock guards the engines)."""
 
-    def __init__(self, config: PipelineConfig | None = None, *, model=None, engine: Engine | None = None):
-        """Build the engine from ``config`` unless ``engine`` (or an ``nn.Module`` ``model``) is given."""
+    def __init__(self, config: PipelineConfig | None = None, *, model=None, engine: Engine | None = None,
+                 detector_engine: Engine | None = None):
+        """Build the engines from ``config`` unless ``engine`` (or an ``nn.Module`` ``model``) and
+        ``detector_engine`` are given. The detector engine uses the fusion engine's backend, precision,
+        threads and cache, at the detector's input size."""
         self.config = config or PipelineConfig()
         self.engine = engine or create_engine(model if model is not None else self.config.model, self.config.engine)
+        self.detector_engine = detector_engine
+        if detector_engine is None and self.config.detector:
+            self.detector_engine = create_engine(self.config.detector, self.detector_engine_config())
+        self._class_map: tuple[tuple, det.ClassMap] | None = None
         self._palette: np.ndarray | None = None
         self._lock = threading.Lock()
+
+    def detector_engine_config(self) -> EngineConfig:
+        """The fusion engine's settings at the detector's input size (fixed unless ``detector_size`` is [0, 0])."""
+        cfg = self.config
+        h, w = cfg.detector_hw((cfg.engine.height, cfg.engine.width))
+        backend = self.engine.name if cfg.engine.backend == "auto" else cfg.engine.backend
+        return dataclasses.replace(cfg.engine, backend=backend, width=w, height=h,
+                                   dynamic=cfg.engine.dynamic and not cfg.detector_size[0])
+
+    @property
+    def class_map(self) -> det.ClassMap | None:
+        """The published classes (re-parsed when ``config.class_map`` changes); None without a detector."""
+        if not self.config.detector:
+            return None
+        key = (self.config.detector, tuple(self.config.class_map))
+        if self._class_map is None or self._class_map[0] != key:
+            self._class_map = (key, self.config.detector_classes())
+        return self._class_map[1]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of the published detection classes (``FusionResult.detections.class_ids`` index them)."""
+        classes = self.class_map
+        return classes.names if classes is not None else ()
 
     def process(self, ir: np.ndarray, vis: np.ndarray) -> FusionResult:
         """``ir``: registered ``HxW`` (uint8/uint16/float); ``vis``: ``HxWx3`` RGB or ``HxW`` grey, same size."""
@@ -78,7 +158,8 @@ class FusionPipeline:
         t0 = time.perf_counter()
         inputs = preprocess(ir, vis)
         t1 = time.perf_counter()
-        fused, seg_logits, det_heatmap, det_box = self.engine.infer(inputs.ir, inputs.vis_y)
+        # The fusion model's own detection heads (outputs 3 and 4) are not published.
+        fused, seg_logits, _, _ = self.engine.infer(inputs.ir, inputs.vis_y)
         t2 = time.perf_counter()
 
         h, w = inputs.height, inputs.width
@@ -88,22 +169,41 @@ class FusionPipeline:
         if self._palette is None or len(self._palette) != seg_logits.shape[1]:
             self._palette = post.palette_for(seg_logits.shape[1], cfg.palette)
         color_mask = post.colorize(mask, self._palette)
-        candidates = post.decode_centernet(det_heatmap, det_box, cfg.score_threshold, cfg.top_k)
-        detections = post.classwise_nms(post.clip_boxes(candidates, h, w), cfg.nms_iou)
+        overlay = post.overlay(fused_rgb, mask, color_mask, cfg.overlay_alpha)
+        fused_y = post.to_uint8(y)
+        t3 = time.perf_counter()
+        detections, (blob_s, detector_s, decode_s) = self.detect(fused_rgb)
+        t4 = time.perf_counter()
         result = FusionResult(
             fused_rgb=fused_rgb,
-            fused_y=post.to_uint8(y),
+            fused_y=fused_y,
             mask=mask,
             color_mask=color_mask,
-            overlay=post.overlay(fused_rgb, mask, color_mask, cfg.overlay_alpha),
+            overlay=overlay,
             detections=detections,
-            timings={},
+            timings={
+                # Stages as FusionStatus names them: the detector's input blob counts as pre-processing,
+                # its inference as inference and its decoding as post-processing; detect_ms is their sum.
+                "pre_ms": (t1 - t0 + blob_s) * 1e3,
+                "infer_ms": (t2 - t1 + detector_s) * 1e3,
+                "post_ms": (t3 - t2 + decode_s) * 1e3,
+                "detect_ms": (t4 - t3) * 1e3,
+                "total_ms": (t4 - t0) * 1e3,
+            },
         )
-        t3 = time.perf_counter()
-        result.timings = {
-            "pre_ms": (t1 - t0) * 1e3,
-            "infer_ms": (t2 - t1) * 1e3,
-            "post_ms": (t3 - t2) * 1e3,
-            "total_ms": (t3 - t0) * 1e3,
-        }
         return result
+
+    def detect(self, rgb: np.ndarray) -> tuple[post.Detections, tuple[float, float, float]]:
+        """The detector alone on an ``HxWx3`` uint8 RGB frame (``process`` passes the fused one) -> boxes in
+        frame pixels, and the seconds spent on the input blob, the inference and the decoding."""
+        if self.detector_engine is None:
+            return post.Detections(), (0.0, 0.0, 0.0)
+        cfg = self.config
+        frame_hw = rgb.shape[:2]
+        t0 = time.perf_counter()
+        blob = det.detector_blob(rgb, cfg.detector_hw(frame_hw))
+        t1 = time.perf_counter()
+        (pred,) = self.detector_engine.infer(blob)
+        t2 = time.perf_counter()
+        boxes = det.decode(pred, self.class_map, frame_hw, cfg.score_threshold, cfg.nms_iou, cfg.top_k)
+        return boxes, (t1 - t0, t2 - t1, time.perf_counter() - t2)

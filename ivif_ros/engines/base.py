@@ -1,13 +1,18 @@
 """The one interface every inference backend implements.
 
-An ``Engine`` takes the two model inputs of docs/contracts.md (``ir``, ``vis``:
-``(N, 1, H, W)`` float32 in [0, 1], H and W multiples of 32) and returns the
-four model outputs as numpy arrays, in contract order.
+An ``Engine`` runs one model, described by its ``ModelIO``: named inputs ``(N, C, H, W)``
+float32 (all of one size, H and W multiples of 32) and named outputs, returned as numpy
+arrays in that order. The fusion models take the two inputs of docs/contracts.md (``ir``,
+``vis``: ``(N, 1, H, W)`` in [0, 1]) and return four outputs (``ModelOutputs``); the
+detector takes one BGR image ``(N, 3, H, W)`` and returns one map. A model declares its
+I/O with the class attributes ``input_names``, ``input_channels`` and ``output_names``;
+a model without them is a fusion model.
 """
 from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +21,35 @@ from ivif_ros.errors import BackendUnavailable, InputError
 
 INPUT_NAMES = ("ir", "vis")
 OUTPUT_NAMES = ("fused", "seg_logits", "det_heatmap", "det_box")
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """Names and channel counts of a model's inputs (in call order) and its output names."""
+
+    inputs: tuple[str, ...]
+    channels: tuple[int, ...]
+    outputs: tuple[str, ...]
+
+    def example(self, height: int, width: int, batch: int = 1):
+        """Random torch inputs of this shape (tracing, export)."""
+        import torch
+
+        return tuple(torch.rand(batch, c, height, width) for c in self.channels)
+
+    def shapes(self, height: int, width: int, batch: int = 1) -> list[tuple[int, int, int, int]]:
+        return [(batch, c, height, width) for c in self.channels]
+
+
+#: The fusion models' contract (student, teacher).
+FUSION_IO = ModelIO(INPUT_NAMES, (1, 1), OUTPUT_NAMES)
+
+
+def model_io(model) -> ModelIO:
+    """The I/O a model declares (``input_names``, ``input_channels``, ``output_names``), else ``FUSION_IO``."""
+    if hasattr(model, "input_names"):
+        return ModelIO(tuple(model.input_names), tuple(model.input_channels), tuple(model.output_names))
+    return FUSION_IO
 
 #: Python packages each backend imports, with the install hint shown when missing.
 REQUIREMENTS = {
@@ -72,34 +106,45 @@ def tensorrt_available() -> bool:
     return True
 
 
-def as_input_array(x, name: str) -> np.ndarray:
-    """Accept a numpy array or torch tensor ``(N, 1, H, W)`` and return contiguous float32 numpy."""
+def as_input_array(x, name: str, channels: int) -> np.ndarray:
+    """Accept a numpy array or torch tensor ``(N, channels, H, W)`` and return contiguous float32 numpy."""
     if not isinstance(x, np.ndarray):
         x = x.detach().cpu().numpy()
-    if x.ndim != 4 or x.shape[1] != 1:
-        raise InputError(f"model input '{name}': expected shape (N, 1, H, W), got {x.shape}")
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise InputError(f"model input '{name}': expected shape (N, {channels}, H, W), got {x.shape}")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
 class Engine(ABC):
-    """A loaded model on one backend. ``name`` and ``precision`` are for logs and reports."""
+    """A loaded model on one backend. ``name`` and ``precision`` are for logs and reports; ``io`` its I/O."""
 
     name: str
     precision: str = "fp32"
+    io: ModelIO = FUSION_IO
 
-    def infer(self, ir, vis) -> ModelOutputs:
-        """Run the model on ``ir``/``vis`` ``(N, 1, H, W)`` float32 in [0, 1]."""
-        ir_arr = as_input_array(ir, "ir")
-        vis_arr = as_input_array(vis, "vis")
-        if ir_arr.shape != vis_arr.shape:
-            raise InputError(f"model inputs 'ir' {ir_arr.shape} and 'vis' {vis_arr.shape} must have the same shape")
-        if ir_arr.shape[2] % 32 or ir_arr.shape[3] % 32:
-            raise InputError(f"model input size {ir_arr.shape[2:]} must be multiples of 32; pad it (core.preprocess)")
-        return ModelOutputs(*self._run(ir_arr, vis_arr))
+    def infer(self, *inputs) -> tuple[np.ndarray, ...]:
+        """Run the model on its inputs (fusion: ``ir``, ``vis`` ``(N, 1, H, W)`` float32 in [0, 1]).
+
+        Returns ``ModelOutputs`` for a fusion model, else a tuple in ``io.outputs`` order.
+        """
+        io = self.io
+        if len(inputs) != len(io.inputs):
+            raise InputError(f"{self.name} engine: the model takes {len(io.inputs)} inputs {io.inputs}, "
+                             f"got {len(inputs)}")
+        arrays = [as_input_array(x, name, c) for x, name, c in zip(inputs, io.inputs, io.channels)]
+        first = arrays[0]
+        for name, arr in zip(io.inputs[1:], arrays[1:]):
+            if arr.shape[0] != first.shape[0] or arr.shape[2:] != first.shape[2:]:
+                raise InputError(f"model inputs '{io.inputs[0]}' {first.shape} and '{name}' {arr.shape} must have the "
+                                 "same batch and size")
+        if first.shape[2] % 32 or first.shape[3] % 32:
+            raise InputError(f"model input size {first.shape[2:]} must be multiples of 32; pad it (core.preprocess)")
+        outputs = self._run(*arrays)
+        return ModelOutputs(*outputs) if io == FUSION_IO else tuple(outputs)
 
     @abstractmethod
-    def _run(self, ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Backend-specific inference on validated float32 arrays."""
+    def _run(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Backend-specific inference on validated float32 arrays (``io.inputs`` order)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, precision={self.precision!r})"

@@ -1,8 +1,14 @@
 """Backend benchmark: milliseconds per frame through ``FusionPipeline``, split into pre, infer and post.
 
-Each (model, backend, precision, frame size) runs the full pipeline on a real MSRS
-pair resized to the frame size (a synthetic pair if the data is absent):
-``warmup`` untimed frames, then the median of ``runs`` timed frames per stage.
+Each (model, backend, precision, frame size) runs on a real MSRS pair resized to the frame
+size (a synthetic pair if the data is absent): ``warmup`` untimed frames, then the median
+of ``runs`` timed frames per stage, for three parts, interleaved frame by frame so that a
+change in machine load hits all three alike:
+
+* ``fusion``: the pipeline without the detector (pre-processing, fusion model, images and mask);
+* ``detector``: the detector alone on the fused frame (input blob, inference, decoding + NMS);
+* ``fusion+detector``: the whole pipeline, as the node runs it.
+
 Used by ``ivif bench`` and ``bench/bench_backends.py``.
 """
 from __future__ import annotations
@@ -31,9 +37,14 @@ DEFAULT_SIZES = [(640, 480), (1280, 1024)]
 SAMPLE_PAIR = Path("/work/shared/data/msrs/test")
 
 
+#: The ``part`` column: what a row times.
+PARTS = ("fusion", "detector", "fusion+detector")
+
+
 @dataclass
 class BenchRow:
     model: str
+    part: str
     backend: str
     precision: str
     width: int
@@ -88,7 +99,10 @@ def load_bench_model(name: str):
 
 
 def bench_one(model, model_name: str, backend: str, precision: str, width: int, height: int,
-              runs: int, warmup: int, cache_dir: Path, threads: int = 0) -> BenchRow:
+              runs: int, warmup: int, cache_dir: Path, threads: int = 0,
+              detector: str | None = None) -> list[BenchRow]:
+    """Rows for the parts of ``PARTS`` (only ``fusion`` when ``detector`` is ``""``); ``detector``
+    None means the configured default (``PipelineConfig.detector``)."""
     from ivif_ros.core.pipeline import FusionPipeline, PipelineConfig
     from ivif_ros.engines import EngineConfig, build_backend
     from ivif_ros.engines.fingerprint import model_hash
@@ -96,20 +110,39 @@ def bench_one(model, model_name: str, backend: str, precision: str, width: int, 
     cfg = EngineConfig(backend=backend, precision=precision, width=width, height=height,
                        threads=threads, cache_dir=cache_dir)
     engine = build_backend(backend, model, cfg, model_hash(model))
-    pipeline = FusionPipeline(PipelineConfig(engine=cfg), engine=engine)
+    full_cfg = PipelineConfig(engine=cfg) if detector is None else PipelineConfig(engine=cfg, detector=detector)
+    fusion_only = FusionPipeline(PipelineConfig(engine=cfg, detector=""), engine=engine)
+    full = FusionPipeline(full_cfg, engine=engine) if full_cfg.detector else None
     ir, vis, _ = sample_frames(width, height)
+
+    def frame() -> dict[str, dict[str, float]]:
+        times = {"fusion": fusion_only.process(ir, vis).timings}
+        if full is not None:
+            result = full.process(ir, vis)
+            _, (blob_s, infer_s, decode_s) = full.detect(result.fused_rgb)
+            times["detector"] = {"pre_ms": blob_s * 1e3, "infer_ms": infer_s * 1e3, "post_ms": decode_s * 1e3,
+                                 "total_ms": (blob_s + infer_s + decode_s) * 1e3}
+            times["fusion+detector"] = result.timings
+        return times
+
     for _ in range(warmup):
-        pipeline.process(ir, vis)
-    samples = [pipeline.process(ir, vis).timings for _ in range(runs)]
-    med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
-    return BenchRow(model_name, backend, precision, width, height,
-                    med["pre_ms"], med["infer_ms"], med["post_ms"], med["total_ms"], runs)
+        frame()
+    samples = [frame() for _ in range(runs)]
+    rows = []
+    for part in samples[0]:
+        med = {k: statistics.median(s[part][k] for s in samples) for k in ("pre_ms", "infer_ms", "post_ms", "total_ms")}
+        name = {"fusion": model_name, "detector": full_cfg.detector}.get(part, f"{model_name}+{full_cfg.detector}")
+        rows.append(BenchRow(name, part, backend, precision, width, height,
+                             med["pre_ms"], med["infer_ms"], med["post_ms"], med["total_ms"], runs))
+    return rows
 
 
 def run_benchmark(models: list[str], sizes: list[tuple[int, int]], runs: int = 20, warmup: int = 3,
                   include_compile: bool = False, threads: int = 0, cache_dir: Path | None = None,
-                  progress: bool = True) -> tuple[list[BenchRow], dict]:
-    """Time every configuration; returns the rows and the conditions (host, load, weights) they ran under."""
+                  progress: bool = True, detector: str | None = None) -> tuple[list[BenchRow], dict]:
+    """Time every configuration; returns the rows and the conditions (host, load, weights) they ran under.
+
+    ``detector``: the detector's weights (None: the configured default; ``""``: fusion rows only)."""
     from tqdm import tqdm
 
     from ivif_ros.engines.fingerprint import cpu_description, package_versions
@@ -135,7 +168,12 @@ def run_benchmark(models: list[str], sizes: list[tuple[int, int]], runs: int = 2
     with tempfile.TemporaryDirectory() if cache_dir is None else nullcontext(cache_dir) as cache:
         for name, backend, precision, w, h in tqdm(plan, desc="bench", unit="config", disable=not progress):
             try:
-                rows.append(bench_one(loaded[name][0], name, backend, precision, w, h, runs, warmup, Path(cache), threads))
+                new = bench_one(loaded[name][0], name, backend, precision, w, h, runs, warmup, Path(cache), threads,
+                                detector)
+                timed = {(r.part, r.backend, r.precision, r.width, r.height) for r in rows}
+                # the detector alone does not depend on the fusion model: one row per configuration
+                rows += [r for r in new if r.part != "detector"
+                         or (r.part, r.backend, r.precision, r.width, r.height) not in timed]
             except BackendUnavailable as exc:
                 log.warning("bench: skipping %s: %s", backend, exc)
     conditions["load_after"] = os.getloadavg()
@@ -143,10 +181,10 @@ def run_benchmark(models: list[str], sizes: list[tuple[int, int]], runs: int = 2
 
 
 def markdown_table(rows: list[BenchRow]) -> str:
-    lines = ["| model | backend | precision | size | pre ms | infer ms | post ms | total ms | FPS |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| model | part | backend | precision | size | pre ms | infer ms | post ms | total ms | FPS |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r.model} | {r.backend} | {r.precision} | {r.width}x{r.height} | {r.pre_ms:.1f} | "
+        lines.append(f"| {r.model} | {r.part} | {r.backend} | {r.precision} | {r.width}x{r.height} | {r.pre_ms:.1f} | "
                      f"{r.infer_ms:.1f} | {r.post_ms:.1f} | {r.total_ms:.1f} | {r.fps:.1f} |")
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ import logging
 
 import torch
 
-from ivif_ros.engines.base import Engine, require_backend, tensorrt_available as probe_tensorrt
+from ivif_ros.engines.base import Engine, model_io, require_backend, tensorrt_available as probe_tensorrt
 from ivif_ros.engines.cache import ArtifactCache
 from ivif_ros.engines.config import EngineConfig
 from ivif_ros.engines.fingerprint import model_hash
@@ -35,7 +35,7 @@ def build_backend(backend: str, model: torch.nn.Module, config: EngineConfig, we
     if backend == "onnxruntime":
         from ivif_ros.engines.onnxruntime_backend import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(cached_onnx(model, cache, weights_hash), config.num_threads)
+        return OnnxRuntimeEngine(cached_onnx(model, cache, weights_hash), config.num_threads, model_io(model))
     from ivif_ros.engines.openvino_backend import OpenVinoEngine
 
     try:
@@ -43,7 +43,8 @@ def build_backend(backend: str, model: torch.nn.Module, config: EngineConfig, we
     except NotExportable as exc:
         log.info("openvino: no ONNX export (%s)", exc.__cause__)
         source = model
-    return OpenVinoEngine(source, config.input_hw, config.precision, config.num_threads, config.dynamic)
+    return OpenVinoEngine(source, config.input_hw, config.precision, config.num_threads, config.dynamic,
+                          model_io(model))
 
 
 def create_engine(model_or_path, config: EngineConfig, *, tensorrt_available: bool | None = None) -> Engine:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ivif_ros.engines.base import INPUT_NAMES, OUTPUT_NAMES
+from ivif_ros.engines.base import model_io
 from ivif_ros.engines.cache import ArtifactCache, key_digest
 from ivif_ros.engines.fingerprint import model_hash, package_versions
 from ivif_ros.errors import BackendUnavailable
@@ -24,14 +24,15 @@ class NotExportable(BackendUnavailable):
 
 
 def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int, dynamic: bool = True) -> None:
-    """Write ``model`` to ``path`` with inputs ``ir``, ``vis`` ``(1, 1, H, W)``.
+    """Write ``model`` to ``path`` with its named inputs (fusion: ``ir``, ``vis`` ``(1, 1, H, W)``).
 
     With ``dynamic`` the batch, H and W axes are symbolic, so one file serves every frame size.
     """
     model = model.eval()
-    example = tuple(torch.rand(1, 1, height, width) for _ in INPUT_NAMES)
-    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in INPUT_NAMES}
-    axes.update({name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in OUTPUT_NAMES})
+    io = model_io(model)
+    example = io.example(height, width)
+    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in io.inputs}
+    axes.update({name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in io.outputs})
     with warnings.catch_warnings(), torch.no_grad():
         # The legacy exporter warns that it is deprecated on every call; the choice is deliberate (see module doc).
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -41,8 +42,8 @@ def export_onnx(model: torch.nn.Module, path: Path, height: int, width: int, dyn
                 example,
                 str(path),
                 dynamo=False,
-                input_names=list(INPUT_NAMES),
-                output_names=list(OUTPUT_NAMES),
+                input_names=list(io.inputs),
+                output_names=list(io.outputs),
                 dynamic_axes=axes if dynamic else None,
                 opset_version=OPSET,
                 do_constant_folding=True,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivif_ros.engines.base import OUTPUT_NAMES, Engine
+from ivif_ros.engines.base import FUSION_IO, Engine, ModelIO
 
 
 class OnnxRuntimeEngine(Engine):
@@ -13,9 +13,10 @@ class OnnxRuntimeEngine(Engine):
 
     name = "onnxruntime"
 
-    def __init__(self, onnx_path: Path, threads: int):
+    def __init__(self, onnx_path: Path, threads: int, io: ModelIO = FUSION_IO):
         import onnxruntime as ort
 
+        self.io = io
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1  # one model, sequential graph: extra inter-op threads only contend
@@ -23,5 +24,5 @@ class OnnxRuntimeEngine(Engine):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
-    def _run(self, ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, ...]:
-        return tuple(self.session.run(list(OUTPUT_NAMES), {"ir": ir, "vis": vis}))
+    def _run(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(self.session.run(list(self.io.outputs), dict(zip(self.io.inputs, inputs))))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ivif_ros.engines.base import Engine
+from ivif_ros.engines.base import FUSION_IO, Engine, ModelIO, model_io
 from ivif_ros.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ def read_model(source: Path | torch.nn.Module):
         return ov.Core().read_model(str(source))
     log.info("openvino: converting %s from PyTorch directly (tens of seconds)", type(source).__name__)
     start = time.perf_counter()
-    example = tuple(torch.rand(1, 1, *TRACE_HW) for _ in range(2))
-    model = ov.convert_model(source.eval(), example_input=example)
+    model = ov.convert_model(source.eval(), example_input=model_io(source).example(*TRACE_HW))
     log.info("openvino: converted in %.1f s", time.perf_counter() - start)
     return model
 
@@ -46,16 +45,17 @@ class OpenVinoEngine(Engine):
     reshaped to the frame size once at start-up; a later frame of another size
     reshapes and recompiles (logged, ~1 s) rather than failing. With
     ``dynamic=True`` the model keeps symbolic H/W instead.
-    Inputs and outputs are addressed by position (contract order): models
+    Inputs and outputs are addressed by position (``io`` order): models
     converted from PyTorch carry no output names.
     """
 
     name = "openvino"
 
     def __init__(self, source: Path | torch.nn.Module, input_hw: tuple[int, int], precision: str, threads: int,
-                 dynamic: bool = False):
+                 dynamic: bool = False, io: ModelIO = FUSION_IO):
         import openvino as ov
 
+        self.io = io
         self.precision = precision
         self.dynamic = dynamic
         self._core = ov.Core()
@@ -71,19 +71,20 @@ class OpenVinoEngine(Engine):
 
     def _compile(self, hw: tuple[int, int]) -> None:
         if not self.dynamic:
-            self._model.reshape({i: [1, 1, *hw] for i in range(len(self._model.inputs))})
+            self._model.reshape({i: list(shape) for i, shape in enumerate(self.io.shapes(*hw))})
         compiled = self._core.compile_model(self._model, "CPU", self._properties)
         self._request = compiled.create_infer_request()
         self._compiled_hw = hw
 
-    def _run(self, ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, ...]:
-        hw = ir.shape[2:]
-        if not self.dynamic and (ir.shape[0] != 1 or hw != self._compiled_hw):
-            if ir.shape[0] != 1:
-                raise InputError(f"openvino engine: batch size {ir.shape[0]} needs engine.dynamic: true "
+    def _run(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        first = inputs[0]
+        hw = first.shape[2:]
+        if not self.dynamic and (first.shape[0] != 1 or hw != self._compiled_hw):
+            if first.shape[0] != 1:
+                raise InputError(f"openvino engine: batch size {first.shape[0]} needs engine.dynamic: true "
                                  "(the static model is batch 1)")
             log.warning("openvino: frame size changed %s -> %s; reshaping and recompiling", self._compiled_hw, hw)
             self._compile(tuple(hw))
-        self._request.infer([ir, vis])
+        self._request.infer(list(inputs))
         # The request reuses its output buffers on the next call, so hand out copies.
-        return tuple(self._request.get_output_tensor(i).data.copy() for i in range(4))
+        return tuple(self._request.get_output_tensor(i).data.copy() for i in range(len(self.io.outputs)))

@@ -120,12 +120,12 @@ def _read_entries(cache_file: Path) -> dict:
 def time_engine(engine: Engine, input_hw: tuple[int, int], runs: int, warmup: int = 2) -> float:
     """Median milliseconds of ``engine.infer`` on one random frame of ``input_hw``."""
     rng = np.random.default_rng(0)
-    ir, vis = (rng.random((1, 1, *input_hw), dtype=np.float32) for _ in range(2))
+    inputs = [rng.random(shape, dtype=np.float32) for shape in engine.io.shapes(*input_hw)]
     for _ in range(warmup):
-        engine.infer(ir, vis)
+        engine.infer(*inputs)
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        engine.infer(ir, vis)
+        engine.infer(*inputs)
         samples.append((time.perf_counter() - start) * 1e3)
     return statistics.median(samples)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from ivif_ros.engines.base import Engine
+from ivif_ros.engines.base import Engine, model_io
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +26,17 @@ class TorchEngine(Engine):
         """
         if threads:
             torch.set_num_threads(threads)
+        self.io = model_io(model)
         self.model = model.eval().to(memory_format=torch.channels_last)
 
-    def _forward(self, ir: torch.Tensor, vis: torch.Tensor):
-        return self.model(ir, vis)
+    def _forward(self, *inputs: torch.Tensor):
+        return self.model(*inputs)
 
-    def _run(self, ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _run(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
         with torch.inference_mode():
-            outs = self._forward(
-                torch.from_numpy(ir).contiguous(memory_format=torch.channels_last),
-                torch.from_numpy(vis).contiguous(memory_format=torch.channels_last),
-            )
+            outs = self._forward(*(torch.from_numpy(x).contiguous(memory_format=torch.channels_last) for x in inputs))
+        if isinstance(outs, torch.Tensor):  # a single-output model (the detector)
+            outs = (outs,)
         return tuple(o.float().contiguous().numpy() for o in outs)
 
 
@@ -51,12 +51,12 @@ class TorchCompileEngine(TorchEngine):
         self.compiled = torch.compile(self.model, dynamic=False)
         self._compiled_once = False
 
-    def _forward(self, ir: torch.Tensor, vis: torch.Tensor):
+    def _forward(self, *inputs: torch.Tensor):
         if self._compiled_once:
-            return self.compiled(ir, vis)
-        log.info("torch_compile: compiling the model on the first frame %s; this takes ~30 s", tuple(ir.shape))
+            return self.compiled(*inputs)
+        log.info("torch_compile: compiling the model on the first frame %s; this takes ~30 s", tuple(inputs[0].shape))
         start = time.perf_counter()
-        outs = self.compiled(ir, vis)
+        outs = self.compiled(*inputs)
         self._compiled_once = True
         log.info("torch_compile: compiled in %.1f s", time.perf_counter() - start)
         return outs

@@ -31,8 +31,12 @@ from ivif_ros.metrics.fusion import METRIC_NAMES, fusion_metrics
 
 FusionMethod = Callable[[np.ndarray, np.ndarray], np.ndarray]
 MODEL_PREFIX = "model:"
-#: Detection classes of the YOLO labels (contracts.md default: person, bicycle, car = ids 0, 1, 2).
+#: Detection classes of the YOLO labels (contracts.md default: person, bicycle, car = ids 0, 1, 2),
+#: which are also the pipeline's default published classes (``pipeline.class_map``).
 DETECTION_CLASSES = ("person", "bicycle", "car")
+#: Score floor of the boxes that mAP ranks: low, so that the precision-recall curve is complete
+#: (the published boxes use ``pipeline.score_threshold``, 0.3).
+MAP_SCORE_FLOOR = 0.05
 
 
 def baseline_method(name: str) -> FusionMethod:
@@ -47,7 +51,7 @@ def baseline_method(name: str) -> FusionMethod:
 
 
 class LearnedMethod:
-    """A trained model behind ``FusionPipeline``: fused luma, and detections for mAP."""
+    """A trained model behind ``FusionPipeline``: fused luma, and the detector's boxes on the fused image for mAP."""
 
     def __init__(self, pipeline):
         self.pipeline = pipeline
@@ -78,7 +82,9 @@ def load_learned_method(model: str, backend: str = "torch", frame_hw: tuple[int,
     try:
         engine = EngineConfig(backend=backend, height=frame_hw[0], width=frame_hw[1], dynamic=True,
                               min_size=(32, 32), max_size=(2048, 2048))
-        return LearnedMethod(FusionPipeline(PipelineConfig(model=model, engine=engine)))
+        config = PipelineConfig(model=model, engine=engine, score_threshold=MAP_SCORE_FLOOR,
+                                class_map=list(DETECTION_CLASSES))
+        return LearnedMethod(FusionPipeline(config))
     except UserFacingError as exc:
         raise ConfigError(f"method 'model:{model}': {exc}") from exc
 

@@ -5,7 +5,8 @@ Topics (relative: namespace and remap them):
        ir/camera_info, visible/camera_info    sensor_msgs/CameraInfo (optional; intrinsics for registration)
   out  fused/image                            sensor_msgs/Image rgb8, stamp and frame_id of the visible image
        semantic/mask                          sensor_msgs/Image mono8, class id per pixel
-       detections                             ivif_ros/DetectionArray (+ detections_2d, vision_msgs, if installed)
+       detections                             ivif_ros/DetectionArray: the detector's boxes on the fused image
+                                              (+ detections_2d, vision_msgs, if installed)
        fusion/status                          ivif_ros/FusionStatus, one per output frame
        /diagnostics                           diagnostic_msgs/DiagnosticArray: rate, stage latency, drops by reason
 
@@ -86,7 +87,6 @@ class FusionNode(Node):
             pipeline = FusionPipeline(cfg.pipeline)
         self.pipeline = pipeline
         self.backend = pipeline.engine.name
-        self.class_names = messages.detection_class_names(cfg.pipeline.model)
         self.registration = Registration(cfg.registration)
         self.ir_normalizer = IrNormalizer(cfg.ir_normalize)
         self.stats = diag.FrameStats()
@@ -313,9 +313,11 @@ class FusionNode(Node):
         header.frame_id = frame_id
         self.pub_fused.publish(messages.image_msg(result.fused_rgb, "rgb8", header))
         self.pub_mask.publish(messages.image_msg(result.mask, "mono8", header))
-        self.pub_dets.publish(messages.detection_array(result.detections, self.class_names, header))
+        # The detector's boxes (core.pipeline); class names follow pipeline.class_map.
+        names = self.pipeline.class_names
+        self.pub_dets.publish(messages.detection_array(result.detections, names, header))
         if self.pub_vision is not None:
-            self.pub_vision.publish(messages.vision_detection_array(result.detections, self.class_names, header))
+            self.pub_vision.publish(messages.vision_detection_array(result.detections, names, header))
         t4 = time.monotonic_ns()
 
         first = min(f.arrival_ns for f in (job.ir, job.vis) if f is not None)

@@ -8,17 +8,12 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from ivif_ros.core.image_codec import array_to_image_fields, fill_image_msg
-from ivif_ros.errors import UserFacingError
 from ivif_ros.msg import Detection, DetectionArray
 
 try:  # optional: the vision_msgs package is not on PyPI
     from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 except ImportError:  # pragma: no cover - depends on the installation
     Detection2DArray = None
-
-# Contract default (docs/contracts.md) when the weights' sidecar names no classes.
-DEFAULT_DETECTION_CLASSES = ("person", "bicycle", "car")
-
 
 def qos(reliability: str, depth: int) -> QoSProfile:
     """Keep-last QoS; ``best_effort`` with a shallow depth is ROS' sensor-data profile."""
@@ -73,17 +68,3 @@ def vision_detection_array(dets, class_names, header: Header):
         d.results = [hyp]
         out.detections.append(d)
     return out
-
-
-def detection_class_names(model: str) -> tuple[str, ...]:
-    """Class names from the weights' sidecar (``detection_classes``, written by training), else the contract default."""
-    import json
-
-    from ivif_ros.weights import resolve
-
-    try:
-        _, sidecar = resolve(model)
-        names = json.loads(sidecar.read_text()).get("detection_classes")
-    except (UserFacingError, OSError, ValueError):  # the pipeline reports a bad model itself; names are cosmetic
-        return DEFAULT_DETECTION_CLASSES
-    return tuple(names) if names else DEFAULT_DETECTION_CLASSES

@@ -2,7 +2,8 @@
 
 Each pair goes through the same steps, in the same order and with the same core objects,
 as ``FusionNode._process``: IR normalisation (stateful, so frame order matters), registration
-onto the visible grid, ``FusionPipeline.process``, then the node's four outputs. The output
+onto the visible grid, ``FusionPipeline.process``, then the node's four outputs (the detections
+are the detector's boxes, named by ``pipeline.class_map`` as the node names them). The output
 bag is written with rosbags (no ROS runtime needed), each message at its visible input's
 receive time so the output lines up with the input bag.
 """
@@ -22,20 +23,6 @@ from ivif_ros.replay.accounting import MessageLedger
 from ivif_ros.replay.evaluate import FUSION_STATUS, OutputTopics
 from ivif_ros.replay.inputs import BagInputs
 
-def detection_class_names(model: str) -> list[str]:
-    """The weights' ``det_classes`` (as the node publishes them), else the contract default."""
-    import json
-
-    from ivif_ros.weights import resolve
-
-    try:
-        _, sidecar = resolve(model)
-        names = json.loads(sidecar.read_text()).get("det_classes")
-    except (UserFacingError, OSError, ValueError):
-        names = None
-    return list(names) if names else ["person", "bicycle", "car"]
-
-
 def run_offline(inputs: BagInputs, ledger: MessageLedger, cfg, topics: OutputTopics, out_bag: Path,
                 storage: str) -> tuple[list[str], float]:
     """Fuse every pair of ``ledger`` and write the output bag. Returns the per-frame errors
@@ -46,7 +33,6 @@ def run_offline(inputs: BagInputs, ledger: MessageLedger, cfg, topics: OutputTop
     from ivif_ros.core.pipeline import FusionPipeline
 
     pipeline = FusionPipeline(cfg.pipeline)
-    class_names = detection_class_names(cfg.pipeline.model)
     normalizer, registration = IrNormalizer(cfg.ir_normalize), Registration(cfg.registration)
     k_ir, k_vis = inputs.camera_k.get("ir"), inputs.camera_k.get("vis")
     errors: list[str] = []
@@ -79,7 +65,7 @@ def run_offline(inputs: BagInputs, ledger: MessageLedger, cfg, topics: OutputTop
             bag.write(topics.mask, log_ns, im.make_image(store, result.mask, "mono8", hdr_ns, frame_id))
             d = result.detections
             bag.write(topics.detections, log_ns, im.make_detection_array(
-                store, hdr_ns, frame_id, d.xyxy, d.class_ids, class_names, d.scores))
+                store, hdr_ns, frame_id, d.xyxy, d.class_ids, list(pipeline.class_names), d.scores))
             t4 = time.monotonic_ns()
             bag.write(topics.status, log_ns, Status(
                 header=im.header(store, hdr_ns, frame_id), frame_index=frame_index, mode=FUSED,
