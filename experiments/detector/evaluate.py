@@ -65,6 +65,46 @@ def union_boxes(root: Path, names, shapes):
     return gts
 
 
+def plot(results: dict, comparisons: dict, loss_logs: list[str], path: Path) -> None:
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if loss_logs else 1, figsize=(12 if loss_logs else 7, 4), squeeze=False)
+    ax = axes[0][0]
+    labels = list(results)
+    groups = ["mAP", *CLASSES]
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        f = results[label]["fusion"]
+        values = [f["map50"], *(f["ap50"][c] for c in CLASSES)]
+        ax.bar(np.arange(len(groups)) + i * width, values, width, label=label)
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
+    ax.set_ylabel("AP@0.5 (fusion labels)")
+    ax.set_title("msrs_dev_eval, 119 pairs")
+    ax.legend(fontsize=7)
+    if loss_logs:
+        ax = axes[0][1]
+        for spec in loss_logs:
+            label, _, file = spec.partition("=")
+            with open(file) as f:
+                rows = list(csv.DictReader(f))
+            steps = np.array([int(r["step"]) for r in rows])
+            total = np.array([float(r["total"]) for r in rows])
+            k = min(9, len(total))
+            ax.plot(steps[k - 1:], np.convolve(total, np.ones(k) / k, "valid"), label=label)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss (running mean)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -83,6 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--score", type=float, default=0.05, help="score threshold of the decoder")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--out", default=None, help="JSON of the results")
+    ap.add_argument("--plot", default=None, help="PNG: AP@0.5 per class and run")
+    ap.add_argument("--loss-logs", nargs="*", default=[], help="losses.csv files to plot beside (label=path)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     root = data_root(args.data)
@@ -119,6 +161,8 @@ def main(argv=None) -> int:
         comparisons[f"{a}-{b}"] = boot
         print(f"{a} - {b}: {boot['observed']:+.3f}  95% CI [{boot['ci95'][0]:+.3f}, {boot['ci95'][1]:+.3f}]  "
               f"P(A better) {boot['p_a_better']:.3f}")
+    if args.plot:
+        plot(results, comparisons, args.loss_logs, Path(args.plot))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"split": args.split, "images": len(names), "runs": results,
