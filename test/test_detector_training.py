@@ -121,7 +121,7 @@ def test_short_fine_tuning_lowers_the_loss_and_resumes_exactly(data, tmp_path):
 
     model, meta = load_model(path)
     assert meta["architecture"] == "fastestdet" and meta["detection_classes"] == ["person", "bicycle", "car"]
-    assert meta["input"]["size_wh"] == [128, 96] and "BSD-3-Clause" in meta["licence"] and meta["training"]["command"] == "test"
+    assert meta["input"]["native_hw"] == [96, 128] and "BSD-3-Clause" in meta["licence"] and meta["training"]["command"] == "test"
     assert model.num_classes == 3
 
     # the same run stopped after 5 steps and resumed: identical losses and weights

@@ -41,7 +41,7 @@ def predict(weights: str, samples, input_wh, score: float):
 
     model, meta = load_model(weights)
     size = meta.get("input", {})
-    input_wh = input_wh or size.get("size_wh") or size.get("native_hw", [352, 352])[::-1]
+    input_wh = input_wh or size.get("native_hw", [352, 352])[::-1]
     input_hw = (input_wh[1], input_wh[0])
     class_map = ClassMap.parse(list(CLASSES), meta["detection_classes"])
     out = []

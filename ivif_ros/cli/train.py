@@ -60,6 +60,19 @@ def _portable(arg: str, args) -> str:
     return shlex.quote(arg)
 
 
+def _without_session_flags(argv: list[str]) -> list[str]:
+    """The words that reproduce the run: --resume and --stop-after N only split it into sessions."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--stop-after":
+            skip = True
+        elif a != "--resume" and not a.startswith("--stop-after="):
+            out.append(a)
+    return out
+
+
 def run_detector(args) -> int:
     import torch
 
@@ -82,7 +95,7 @@ def run_detector(args) -> int:
 
     root = data_root(args.data)
     out = Path(args.out or "runs/detector")
-    command = "ivif " + " ".join(_portable(a, args) for a in sys.argv[1:])
+    command = "ivif " + " ".join(_portable(a, args) for a in _without_session_flags(sys.argv[1:]))
     path = train_detector(cfg, root, out, resume=args.resume, stop_after=args.stop_after, command=command)
     if path is not None:
         print(f"wrote {path} and {path.with_suffix('.json')}")

@@ -143,7 +143,9 @@ def export_detector(model, stem: Path, cfg: DetectorTrainConfig, source_meta: di
 
     meta = {
         "detection_classes": list(cfg.classes),
-        "input": {**source_meta.get("input", {}), "size_wh": list(cfg.input_size), "image": cfg.input_mode},
+        # the input it was trained at is its native size now; the image is what it was tuned on
+        "input": {**source_meta.get("input", {}), "native_hw": [cfg.input_size[1], cfg.input_size[0]],
+                  "image": cfg.input_mode},
         "licence": source_meta.get("licence", ""),
         "source": {"fine_tuned_from": source_meta.get("weights_file", "detector_coco.safetensors"),
                    "fine_tuned_from_sha256": source_meta.get("sha256"),
