@@ -78,11 +78,13 @@ def test_ivif_console_script(tmp_path):
 
 
 def test_installed_package_carries_the_weights():
-    """Weights are package data: the model loader finds them next to ivif_ros/weights/__init__.py."""
+    """Weights are package data: the model loader finds them next to ivif_ros/weights/__init__.py,
+    with the licence notices of the checkpoints they derive from."""
     installed = Path(sys.prefix, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}",
                      "site-packages", "ivif_ros", "weights")
     source = REPO_ROOT / "ivif_ros" / "weights"
     shipped = sorted(p.relative_to(source) for p in source.rglob("*")
-                     if p.suffix in {".safetensors", ".json", ".jsonl"})
+                     if p.suffix in {".safetensors", ".json", ".jsonl"} or p.name.startswith("LICENSE."))
+    assert any(p.name == "LICENSE.fastestdet.md" for p in shipped)
     missing = [str(p) for p in shipped if not (installed / p).is_file()]
     assert not missing, f"not installed: {missing}; run ./scripts/setup.sh"

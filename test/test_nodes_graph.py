@@ -291,15 +291,23 @@ def test_overlay_node_blends_classes_and_draws_boxes(rclpy_context):
 
 def test_detections_carry_the_class_map_names_and_the_map_is_validated_at_set_time(graph):
     """The published boxes are the detector's, named by pipeline.class_map; a bad map is refused when set."""
+    from ivif_ros.nodes import messages
+
     names = ("pedestrian", "vehicle")
     fusion, probe, rig, probe_node = graph(**{"pipeline.class_map": ["pedestrian=person", "vehicle=car,truck,bus"],
                                               "pipeline.score_threshold": 0.01})
+    vision = (Probe(probe_node, {"detections_2d": messages.Detection2DArray})
+              if messages.Detection2DArray is not None else None)  # vision_msgs installed (ros-extras)
     rig.run(1.5)
     settle(probe)
     assert fusion.pipeline.class_names == names
     boxes = [d for m in probe.get("detections") for d in m.detections]
     assert boxes, "the detector published no box at score 0.01 on the synthetic scene"
     assert all(d.class_name == names[d.class_id] for d in boxes)
+    if vision is not None:
+        hypotheses = [r.hypothesis.class_id for m in vision.get("detections_2d") for d in m.detections
+                      for r in d.results]
+        assert hypotheses and set(hypotheses) <= set(names)
     bad = _set(probe_node, "pipeline.class_map", ["pedestrian=persn"], ParameterType.PARAMETER_STRING_ARRAY)
     assert not bad.successful and "pipeline.class_map" in bad.reason and "person" in bad.reason
     assert fusion.pipeline.class_names == names

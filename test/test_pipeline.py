@@ -231,7 +231,8 @@ def test_a_fine_tuned_three_class_detector_is_resolved_by_its_sidecar_names(tmp_
     from ivif_ros.weights import save_model
 
     torch.manual_seed(0)
-    path = save_model(build_fastestdet(num_classes=3), tmp_path / "detector", {"detection_classes": ["person", "bicycle", "car"]})
+    path = save_model(build_fastestdet(num_classes=3), tmp_path / "detector",
+                      {"detection_classes": ["person", "bicycle", "car"]})
     cfg = PipelineConfig(detector=str(path), score_threshold=0.0, top_k=5,
                          engine=EngineConfig(backend="torch", threads=1, cache_dir=tmp_path))
     fine_tuned = FusionPipeline(cfg, engine=_torch_engine(StandIn()))

@@ -1,7 +1,8 @@
 """``ivif export``: write the model for ONNX Runtime, OpenVINO or TensorRT.
 
-* ``onnx``: an ONNX file (fp32) with inputs ``ir``, ``vis`` and outputs
-  ``fused, seg_logits, det_heatmap, det_box``; ``--dynamic`` makes H and W symbolic.
+* ``onnx``: an ONNX file (fp32) with the model's named inputs and outputs (fusion models:
+  ``ir``, ``vis`` -> ``fused, seg_logits, det_heatmap, det_box``; the detector: ``image`` ->
+  ``pred``); ``--dynamic`` makes H and W symbolic.
 * ``openvino``: an OpenVINO IR (``.xml`` + ``.bin``), reshaped to the frame size unless
   ``--dynamic``; models ONNX cannot hold (the teacher's FFT) are converted from PyTorch. ``fp16`` compresses the stored weights; ``bf16`` is a run-time choice
   (``engine.precision: bf16``), so the IR is the fp32 one.
@@ -27,7 +28,8 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser("export", help=help_text, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=FORMATS, required=True, help="target runtime")
-    p.add_argument("--model", default="student", help="'student', 'teacher' or a path to <name>.safetensors")
+    p.add_argument("--model", default="student",
+                   help="'student', 'teacher', 'detector_coco' or a path to <name>.safetensors")
     p.add_argument("--width", type=int, default=640, help="frame width (padded to a multiple of 32)")
     p.add_argument("--height", type=int, default=480, help="frame height (padded to a multiple of 32)")
     p.add_argument("--dynamic", action="store_true", help="accept any frame size (TensorRT: 256x320 .. 1024x1280)")
@@ -68,7 +70,7 @@ def run(args) -> int:
 
 
 def _export_openvino(model, args, h: int, w: int) -> None:
-    from ivif_ros.engines.base import require_backend
+    from ivif_ros.engines.base import model_io, require_backend
     from ivif_ros.engines.onnx_export import NotExportable, export_onnx
     from ivif_ros.engines.openvino_backend import read_model
 
@@ -83,7 +85,7 @@ def _export_openvino(model, args, h: int, w: int) -> None:
         except NotExportable:  # e.g. the teacher's FFT: convert from PyTorch instead
             ov_model = read_model(model)
     if not args.dynamic:
-        ov_model.reshape({i: [1, 1, h, w] for i in range(len(ov_model.inputs))})
+        ov_model.reshape({i: list(shape) for i, shape in enumerate(model_io(model).shapes(h, w))})
     ov.save_model(ov_model, str(args.out), compress_to_fp16=args.precision == "fp16")
     if args.precision == "bf16":
         print("note: bf16 is chosen when the model is compiled; run it with engine.precision: bf16")
@@ -95,20 +97,24 @@ def _report_parity(model, h: int, w: int, runtime: str, path: Path) -> None:
     import numpy as np
     import torch
 
-    from ivif_ros.engines.base import OUTPUT_NAMES
+    from ivif_ros.engines.base import model_io
 
-    x = np.random.default_rng(0).random((1, 1, h, w), dtype=np.float32)
+    io = model_io(model)
+    rng = np.random.default_rng(0)
+    xs = [rng.random(shape, dtype=np.float32) for shape in io.shapes(h, w)]
     with torch.inference_mode():
-        ref = [t.numpy() for t in model(torch.from_numpy(x), torch.from_numpy(x))]
+        ref = model(*(torch.from_numpy(x) for x in xs))
+    ref = [t.numpy() for t in (ref if isinstance(ref, (tuple, list)) else (ref,))]
     if runtime == "onnxruntime":
         import onnxruntime as ort
 
-        got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(list(OUTPUT_NAMES), {"ir": x, "vis": x})
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(list(io.outputs), dict(zip(io.inputs, xs)))
     else:
         import openvino as ov
 
         compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        result = compiled([x, x])
-        got = [result[compiled.outputs[i]] for i in range(len(OUTPUT_NAMES))]
-    diffs = ", ".join(f"{name} {np.abs(g - r).max():.1e}" for name, g, r in zip(OUTPUT_NAMES, got, ref))
+        result = compiled(xs)
+        got = [result[compiled.outputs[i]] for i in range(len(io.outputs))]
+    diffs = ", ".join(f"{name} {np.abs(g - r).max():.1e}" for name, g, r in zip(io.outputs, got, ref))
     print(f"check vs PyTorch eager ({runtime}, fp32), max abs diff: {diffs}")

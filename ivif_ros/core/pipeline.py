@@ -14,10 +14,10 @@ decoded or published: the detector finds more on the fused image (docs/contracts
 """
 from __future__ import annotations
 
-import threading
-import time
 import dataclasses
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -51,6 +51,7 @@ def model_io(model) -> ModelIO:
         return ModelIO(tuple(model.input_names), tuple(model.input_channels), tuple(model.output_names))
     return FUSION_IO
 
+
 #: Python packages each backend imports, with the install hint shown when missing.
 REQUIREMENTS = {
     "torch": (("torch", "pip install torch"),),
