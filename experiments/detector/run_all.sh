@@ -23,7 +23,7 @@ for mode in fused ir visible; do
     --out "$out" --threads 1 "${resume[@]}"
 done
 
-"$PY" experiments/detector/evaluate.py \
+"$PY" experiments/detector/evaluate.py --input-size 480 352 \
   --run "fused=fused:$RUNS/fused_seed$SEED/detector.safetensors" \
   --run "ir=ir:$RUNS/ir_seed$SEED/detector.safetensors" \
   --run "visible=visible:$RUNS/visible_seed$SEED/detector.safetensors" \
