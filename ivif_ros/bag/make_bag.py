@@ -2,8 +2,10 @@
 
 Each pair becomes one IR image (mono8) and one visible image (rgb8, or mono8 for grey
 datasets) stamped like free-running cameras (rate, jitter, IR offset: see
-``ivif_ros.bag.timing``), plus, when the dataset has boxes, the union of its IR and
-visible boxes as ``ivif_ros/msg/DetectionArray``, and the pair name as a
+``ivif_ros.bag.timing``), plus, when the dataset has boxes, its ground truth for detection
+on the fused image as ``ivif_ros/msg/DetectionArray`` (the boxes drawn on fused images,
+``labels_det/fusion``, when present, else the union of the IR and visible boxes; with fusion
+labels the union goes on a second topic, ``<detections topic>_union``), and the pair name as a
 ``std_msgs/msg/Header`` (frame_id = name) so replay can match outputs to dataset frames.
 The pairs are already registered, so no CameraInfo is written.
 """
@@ -23,6 +25,12 @@ from ivif_ros.datasets.paired import PairedDataset
 from ivif_ros.errors import ConfigError
 
 DEFAULT_CLASSES = ("person", "bicycle", "car")
+UNION_SUFFIX = "_union"
+
+
+def union_topic_of(detections_topic: str) -> str:
+    """The topic of the IR/visible union boxes beside a ground-truth topic of fusion labels."""
+    return detections_topic + UNION_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,13 @@ def make_bag(data: str | Path, out: str | Path, opts: MakeBagOptions = MakeBagOp
         bag.add_topic(opts.ir_topic, im.IMAGE)
         bag.add_topic(opts.vis_topic, im.IMAGE)
         bag.add_topic(opts.name_topic, im.HEADER)
+        union_topic = union_topic_of(opts.detections_topic) if ds.has_fusion_boxes else None
         if ds.has_boxes:
             bag.add_topic(opts.detections_topic, im.DETECTION_ARRAY)
+            bag.set_custom_data("ivif_ros.ground_truth", "fusion" if ds.has_fusion_boxes else "union")
+        if union_topic:
+            bag.add_topic(union_topic, im.DETECTION_ARRAY)
+            written[union_topic] = 0
 
         def put(topic, t_ns, msg):
             bag.write(topic, t_ns, msg)
@@ -99,10 +112,13 @@ def make_bag(data: str | Path, out: str | Path, opts: MakeBagOptions = MakeBagOp
             encoding = "rgb8" if pair.vis.ndim == 3 else "mono8"
             put(opts.vis_topic, recv, im.make_image(ts, pair.vis, encoding, stamp, VIS_FRAME))
             put(opts.name_topic, recv, im.header(ts, stamp, pair.name))
-            boxes = pair.boxes
+            boxes = pair.ground_truth
             if boxes is not None:
                 put(opts.detections_topic, recv,
                     im.make_detection_array(ts, stamp, VIS_FRAME, boxes.xyxy, boxes.cls, list(opts.class_names)))
+            if union_topic and pair.boxes is not None:
+                put(union_topic, recv, im.make_detection_array(ts, stamp, VIS_FRAME, pair.boxes.xyxy, pair.boxes.cls,
+                                                               list(opts.class_names)))
     out = Path(out)
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     return MakeBagResult(out, n, time.perf_counter() - started, size, {t: c for t, c in written.items() if c})

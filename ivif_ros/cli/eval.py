@@ -9,7 +9,8 @@ Examples::
 
 Writes ``per_image.csv``/``.json``, ``summary.json`` (method -> mean EN, SD, SF, AG, MI, SCD,
 VIF, Qabf, SSIM), ``summary.csv``, ``detection.json`` (learned methods, when the dataset has
-YOLO labels) and ``report.md`` with plots and sample panels.
+YOLO labels: scored against ``labels_det/fusion`` when present, with the IR/visible union as a
+second column) and ``report.md`` with plots and sample panels.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def run(args) -> int:
 
     from ivif_ros.datasets.paired import PairedDataset
     from ivif_ros.errors import ConfigError
-    from ivif_ros.metrics.dataset_eval import evaluate, resolve_methods, write_tables
+    from ivif_ros.metrics.dataset_eval import GROUND_TRUTH_LABELS, evaluate, resolve_methods, write_tables
     from ivif_ros.metrics.fusion import METRIC_NAMES
     from ivif_ros.report.eval_report import write_eval_report
 
@@ -59,7 +60,10 @@ def run(args) -> int:
     print(f"{'method':<{width}} " + " ".join(f"{k:>7}" for k in METRIC_NAMES))
     for m in result.methods:
         print(f"{m:<{width}} " + " ".join(f"{means[m][k]:7.4f}" for k in METRIC_NAMES))
+    default = GROUND_TRUTH_LABELS[result.ground_truth]
     for m, det in result.detection.items():
-        print(f"{m}: detection mAP@0.5 {det['map50']:.4f}, mAP@0.5:0.95 {det['map50_95']:.4f}")
+        union = (f", mAP@0.5 (IR∪VIS union) {result.detection_union[m]['map50']:.4f}"
+                 if m in result.detection_union else "")
+        print(f"{m}: detection mAP@0.5 ({default}) {det['map50']:.4f}, mAP@0.5:0.95 {det['map50_95']:.4f}{union}")
     print(f"report: {report}")
     return 0

@@ -1,7 +1,8 @@
-"""``ivif train teacher|student``: config-driven training with resumable checkpoints.
+"""``ivif train teacher|student|detector``: config-driven training with resumable checkpoints.
 
 Examples::
 
+    ivif train detector --config config/train_detector.yaml --data $IVIF_DATA --out runs/detector
     ivif train teacher --config config/train_teacher.yaml --data $IVIF_DATA --out runs/teacher
     ivif train student --teacher teacher --config config/train_student.yaml   # data from $IVIF_DATA
     ivif train student --no-distill --config config/train_student.yaml --out runs/student_nodistill
@@ -20,7 +21,7 @@ from pathlib import Path
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help=help_text, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=["teacher", "student"], help="which network to train")
+    p.add_argument("kind", choices=["teacher", "student", "detector"], help="which network to train")
     p.add_argument("--config", required=True, help="training YAML (see config/train_*.yaml)")
     p.add_argument("--out", default=None, help="run folder (default runs/<kind>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
@@ -33,8 +34,8 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="override the config's seed (repeat runs of one config)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="end this session after N steps with a checkpoint (continue with --resume)")
-    p.add_argument("--input-mode", choices=["fused", "ir", "vis"], default=None,
-                   help="ablation: feed (ir, vis), (ir, ir) or (vis, vis)")
+    p.add_argument("--input-mode", choices=["fused", "ir", "vis", "visible"], default=None,
+                   help="ablation: feed (ir, vis), (ir, ir) or (vis, vis); detector: fused, ir or visible image")
     p.add_argument("--visible-dropout", type=float, default=None,
                    help="override the config's visible_dropout (share of crops whose visible image is replaced by IR)")
     p.add_argument("--visible-jitter", type=float, default=None,
@@ -46,12 +47,66 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
                    help="override the config's init_from: start from this trained model's weights (a warm "
                         "start; a single-camera student is folded for a fused training)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--epochs", type=int, default=None, help="detector only: override the config's epochs")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config (base merged, overrides applied, paths absolute) as YAML and exit")
     return p
 
 
+def _portable(arg: str, args) -> str:
+    """A command-line word as recorded in a sidecar: machine-specific folders made generic."""
+    if args.data and arg in (args.data, f"--data={args.data}"):
+        return arg.replace(args.data, "$IVIF_DATA")
+    if args.out and arg == args.out and Path(arg).is_absolute():
+        return f"runs/{Path(arg).name}"
+    return shlex.quote(arg)
+
+
+def _without_session_flags(argv: list[str]) -> list[str]:
+    """The words that reproduce the run: --resume and --stop-after N only split it into sessions."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--stop-after":
+            skip = True
+        elif a != "--resume" and not a.startswith("--stop-after="):
+            out.append(a)
+    return out
+
+
+def run_detector(args) -> int:
+    import torch
+
+    from ivif_ros.errors import ConfigError
+    from ivif_ros.training.detector_config import data_root, load_detector_config
+
+    if args.teacher or args.no_distill or args.steps or args.init_from or args.detection_teacher:
+        raise ConfigError("--teacher, --no-distill, --steps, --init-from and --detection-teacher do not apply "
+                          "to 'ivif train detector'; use --epochs")
+    mode = {"vis": "visible"}.get(args.input_mode, args.input_mode)
+    cfg = load_detector_config(args.config, {"seed": args.seed, "input_mode": mode, "epochs": args.epochs})
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from ivif_ros.training.detector_loop import train_detector
+
+    root = data_root(args.data)
+    out = Path(args.out or "runs/detector")
+    command = "ivif " + " ".join(_portable(a, args) for a in _without_session_flags(sys.argv[1:]))
+    path = train_detector(cfg, root, out, resume=args.resume, stop_after=args.stop_after, command=command)
+    if path is not None:
+        print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
 def run(args) -> int:
+    if args.kind == "detector":
+        return run_detector(args)
     import torch
 
     from ivif_ros.errors import ConfigError

@@ -5,6 +5,7 @@ Layout::
     ROOT/ir/<name>.<ext>      infrared, 1 or 3 channels (3 equal channels are collapsed)
     ROOT/vi/<name>.<ext>      visible, 1 or 3 channels
     ROOT/labels_det/ir/<name>.txt, ROOT/labels_det/vi/<name>.txt   optional YOLO boxes
+    ROOT/labels_det/fusion/<name>.txt   optional YOLO boxes drawn on a fused image of the pair
 
 A pair is the two files with the same stem. ``split`` is an optional text file
 with one stem per line. Images are returned as uint8 numpy arrays: IR ``HxW``,
@@ -42,6 +43,13 @@ class Pair:
     vis: np.ndarray
     boxes_ir: Boxes | None = None
     boxes_vis: Boxes | None = None
+    boxes_fusion: Boxes | None = None
+
+    @property
+    def ground_truth(self) -> Boxes | None:
+        """The reference for detection on the fused image: the boxes drawn on a fused image
+        when the dataset has them (``labels_det/fusion``), else the IR/visible union."""
+        return self.boxes_fusion if self.boxes_fusion is not None else self.boxes
 
     @property
     def boxes(self) -> Boxes | None:
@@ -196,6 +204,11 @@ class PairedDataset:
     def has_boxes(self) -> bool:
         return self._labels is not None
 
+    @property
+    def has_fusion_boxes(self) -> bool:
+        """Whether ``labels_det/fusion`` exists (then ``Pair.ground_truth`` is those boxes)."""
+        return self._labels is not None and (self._labels / "fusion").is_dir()
+
     def __getitem__(self, i: int) -> Pair:
         name = self.names[i]
         ir, vis = read_image(self._ir[name]), read_image(self._vi[name])
@@ -211,6 +224,8 @@ class PairedDataset:
             h, w = ir.shape[:2]
             pair.boxes_ir = read_yolo_boxes(self._labels / "ir" / f"{name}.txt", w, h)
             pair.boxes_vis = read_yolo_boxes(self._labels / "vi" / f"{name}.txt", w, h)
+            if self.has_fusion_boxes:
+                pair.boxes_fusion = read_yolo_boxes(self._labels / "fusion" / f"{name}.txt", w, h)
         return pair
 
     def __iter__(self):

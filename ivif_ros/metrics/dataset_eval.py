@@ -3,7 +3,9 @@
 A *fusion method* is any callable ``method(ir_u8 HxW, vis_u8 HxWx3 RGB or HxW) -> fused_y_u8
 HxW``. Baselines and learned models look the same to the evaluator; a method that also has
 ``fuse_and_detect(ir, vis) -> (fused_y, Detections)`` (a learned model with a detection head)
-is additionally scored for detection mAP against the dataset's YOLO boxes.
+is additionally scored for detection mAP against the dataset's YOLO boxes: by default the
+boxes drawn on fused images (``labels_det/fusion``), and, as a second column comparable with
+earlier figures, the union of the IR and visible boxes.
 
 Method names: a key of ``core.baselines.BASELINES``, or ``model:<name or path>`` for trained
 weights run through ``core.pipeline.FusionPipeline`` (resolved lazily by
@@ -131,8 +133,14 @@ class EvalResult:
     #: method -> fusion time per image in milliseconds (the method call only)
     fuse_ms: dict[str, list[float]]
     samples: list[Sample]
-    #: method -> ``evaluate_detections`` result, for methods that detect, when labels exist
+    #: method -> ``evaluate_detections`` result against the default ground truth (``Pair.ground_truth``:
+    #: the fusion labels when the dataset has them, else the IR/visible union), for methods that
+    #: detect, when labels exist
     detection: dict[str, dict] = field(default_factory=dict)
+    #: which boxes ``detection`` was scored against: ``fusion`` or ``union``
+    ground_truth: str = "union"
+    #: method -> result against the IR/visible union, when ``detection`` used the fusion labels
+    detection_union: dict[str, dict] = field(default_factory=dict)
 
     def means(self) -> dict[str, dict[str, float]]:
         """Mean of each metric per method over the images where it is defined (NaN-skipping:
@@ -180,9 +188,10 @@ def evaluate(
     names = list(methods)
     per_image = {m: [] for m in names}
     fuse_ms = {m: [] for m in names}
-    detections = {m: ([], []) for m in names if hasattr(methods[m], "fuse_and_detect")}
+    detections = {m: ([], [], []) for m in names if hasattr(methods[m], "fuse_and_detect")}
     samples, images = [], []
     with_boxes = bool(getattr(dataset, "has_boxes", False))
+    with_fusion = with_boxes and bool(getattr(dataset, "has_fusion_boxes", False))
 
     for i in tqdm(range(n), desc="eval", unit="pair", disable=not progress):
         pair = dataset[i]
@@ -199,20 +208,21 @@ def evaluate(
             fused = _check_fused(m, pair.name, fused, pair.ir.shape)
             per_image[m].append(fusion_metrics(fused, pair.ir, vis_y, variant))
             if m in detections and with_boxes:
-                gt = pair.boxes
+                gt, union = pair.ground_truth, pair.boxes
                 detections[m][0].append((dets.xyxy, dets.scores, dets.class_ids))
                 detections[m][1].append((gt.xyxy, gt.cls))
+                detections[m][2].append((union.xyxy, union.cls))
             if sample is not None:
                 sample.fused_rgb[m] = restore_color(fused, pair.vis)
         if sample is not None:
             samples.append(sample)
 
-    detection = {
-        m: evaluate_detections(preds, gts, len(DETECTION_CLASSES), DETECTION_CLASSES)
-        for m, (preds, gts) in detections.items()
-        if with_boxes
-    }
-    return EvalResult(variant, names, images, per_image, fuse_ms, samples, detection)
+    def score(column: int) -> dict[str, dict]:
+        return {m: evaluate_detections(lists[0], lists[column], len(DETECTION_CLASSES), DETECTION_CLASSES)
+                for m, lists in detections.items() if with_boxes}
+
+    return EvalResult(variant, names, images, per_image, fuse_ms, samples, score(1),
+                      "fusion" if with_fusion else "union", score(2) if with_fusion else {})
 
 
 def _json_safe(value):
@@ -224,6 +234,18 @@ def _json_safe(value):
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
     return value
+
+
+GROUND_TRUTH_LABELS = {"fusion": "fusion labels", "union": "IR∪VIS union"}
+
+
+def detection_tables(result: EvalResult) -> dict:
+    """``{"ground_truth": "fusion"|"union", "<method>": result, ..., "union": {<method>: result}}``
+    (the ``union`` key only when the default ground truth is the fusion labels)."""
+    out = {"ground_truth": result.ground_truth, **result.detection}
+    if result.detection_union:
+        out["union"] = result.detection_union
+    return out
 
 
 def write_tables(result: EvalResult, out_dir: Path) -> dict[str, Path]:
@@ -256,5 +278,5 @@ def write_tables(result: EvalResult, out_dir: Path) -> dict[str, Path]:
                              len(result.images), result.variant])
     if result.detection:
         paths["detection_json"] = out_dir / "detection.json"
-        paths["detection_json"].write_text(json.dumps(_json_safe(result.detection), indent=2) + "\n")
+        paths["detection_json"].write_text(json.dumps(_json_safe(detection_tables(result)), indent=2) + "\n")
     return paths

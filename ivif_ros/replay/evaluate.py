@@ -133,7 +133,7 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
     wanted_samples = sample_indices(len(fused_pairs), n_samples)
     frames: list[FrameRecord] = []
     samples: list[SampleFrame] = []
-    preds, gts = [], []
+    preds, gts, union_preds, union_gts = [], [], [], []
     for index, pid in enumerate(fused_pairs):
         p = ledger.pairs[pid]
         ledger.fused(pid)
@@ -163,6 +163,10 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
             rec.ground_truth = len(gt.cls)
             preds.append((xyxy, scores, cls))
             gts.append((gt.xyxy, gt.cls))
+        union = inputs.union_truth.get(vis_item.stamp_ns) if inputs.union_topic else None
+        if union is not None:
+            union_preds.append((xyxy, scores, cls))
+            union_gts.append((union.xyxy, union.cls))
         if index in wanted_samples:
             mask_msg = outputs.get(topics.mask, p.stamp_ns)
             mask = im.image_to_array(mask_msg, topics.mask) if mask_msg is not None else None
@@ -173,7 +177,12 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
         frames.append(rec)
         if progress is not None:
             progress.update(1)
-    return frames, detection_summary(preds, gts, inputs.class_names), samples
+    detection = detection_summary(preds, gts, inputs.class_names)
+    if detection is not None:
+        # a bag with a union topic beside its ground truth carries the fusion labels (ivif make-bag)
+        detection["ground_truth"] = "fusion labels" if inputs.union_topic else "bag ground truth"
+        detection["union"] = detection_summary(union_preds, union_gts, inputs.class_names)
+    return frames, detection, samples
 
 
 def detection_summary(preds, gts, class_names: list[str]) -> dict | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ivif_ros.bag import image_msgs as im
+from ivif_ros.bag.make_bag import UNION_SUFFIX, union_topic_of
 from ivif_ros.bag.reader import BagReader
 from ivif_ros.core.image_codec import to_rgb
 from ivif_ros.errors import InputError
@@ -61,6 +62,10 @@ class BagInputs:
     frame_names: dict[int, str]  # visible stamp -> dataset pair name (``ivif make-bag``'s name topic)
     errors: list[str] = field(default_factory=list)  # damage found while reading
     typestore: object = None
+    #: ``<gt_topic>_union`` (``ivif make-bag`` with fusion labels): the IR/visible union boxes, a
+    #: second ground truth comparable with figures scored before the fusion labels existed
+    union_topic: str | None = None
+    union_truth: dict[int, GroundTruth] = field(default_factory=dict)  # header stamp -> boxes
 
     def decode_msg(self, item: InputItem) -> tuple[object, np.ndarray]:
         """The message and its image: IR as it comes (any depth; colour as RGB), visible as
@@ -117,8 +122,18 @@ def choose_gt_topic(reader: BagReader, gt_topic: str | None) -> str | None:
         reader.require(gt_topic, im.DETECTION_ARRAY)
         return gt_topic
     cands = [t for t, i in reader.topics.items() if i.msgtype == im.DETECTION_ARRAY and i.count > 0
-             and re.search(r"ground_?truth|(^|/)gt(/|$)", t)]
+             and re.search(r"ground_?truth|(^|/)gt(/|$)", t) and not t.endswith(UNION_SUFFIX)]
     return cands[0] if len(cands) == 1 else None
+
+
+def read_boxes(reader: BagReader, topic: str, names: dict[int, str]) -> dict[int, GroundTruth]:
+    """Header stamp -> boxes of a DetectionArray topic; class names found are added to ``names``."""
+    out = {}
+    for m in reader.messages([topic], strict=False):
+        xyxy, cls, _ = im.detections_to_arrays(m.msg)
+        out[im.stamp_ns(m.msg.header)] = GroundTruth(xyxy, cls)
+        names.update((d.class_id, d.class_name) for d in m.msg.detections)
+    return out
 
 
 def camera_info_topic(image_topic: str) -> str:
@@ -159,13 +174,12 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
                         "another recording (`ros2 bag reindex` rewrites it)")
                 print(f"ivif replay: warning: {note}", file=sys.stderr)
                 reader.errors.append(note)
-        ground_truth: dict[int, GroundTruth] = {}
         names = dict(enumerate(DEFAULT_CLASSES))
-        if gt:
-            for m in reader.messages([gt], strict=False):
-                xyxy, cls, _ = im.detections_to_arrays(m.msg)
-                ground_truth[im.stamp_ns(m.msg.header)] = GroundTruth(xyxy, cls)
-                names.update((d.class_id, d.class_name) for d in m.msg.detections)
+        ground_truth = read_boxes(reader, gt, names) if gt else {}
+        union = union_topic_of(gt) if gt else None
+        if union not in reader.topics or reader.topics[union].msgtype != im.DETECTION_ARRAY:
+            union = None
+        union_truth = read_boxes(reader, union, names) if union else {}
         # Pair names: std_msgs/Header on a ".../name" topic, frame_id = name, stamp = the visible stamp.
         name_topics = [t for t, i in reader.topics.items() if i.msgtype == im.HEADER and t.endswith("/name")]
         frame_names = {}
@@ -179,4 +193,4 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
                 camera_k[key] = np.asarray(msg.k, np.float64).reshape(3, 3)
         return BagInputs(Path(path), ir, vis, gt, items, ground_truth,
                          [names.get(i, str(i)) for i in range(max(names) + 1)], camera_k, camera_info, frame_names,
-                         list(dict.fromkeys(reader.errors)), reader.typestore)
+                         list(dict.fromkeys(reader.errors)), reader.typestore, union, union_truth)

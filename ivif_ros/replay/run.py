@@ -217,8 +217,12 @@ def print_summary(result: ReplayResult) -> None:
     rows.append(("metrics", "  ".join(f"{k} {v:.3f}" for k, v in m.items() if v is not None) or "-"))
     if s["detection"]:
         d = s["detection"]
-        rows.append(("mAP50 / mAP50:95", f"{d['mAP50'] if d['mAP50'] is None else round(d['mAP50'], 3)} / "
-                                         f"{d['mAP50_95'] if d['mAP50_95'] is None else round(d['mAP50_95'], 3)}"))
+        rows.append((f"mAP50 / mAP50:95 ({d['ground_truth']})",
+                     f"{d['mAP50'] if d['mAP50'] is None else round(d['mAP50'], 3)} / "
+                     f"{d['mAP50_95'] if d['mAP50_95'] is None else round(d['mAP50_95'], 3)}"))
+        if d.get("union"):
+            u = d["union"]
+            rows.append(("mAP50 (IR∪VIS union)", f"{u['mAP50'] if u['mAP50'] is None else round(u['mAP50'], 3)}"))
     for key in ("total", "end_to_end"):
         if key in lat and lat[key]["n"]:
             v = lat[key]

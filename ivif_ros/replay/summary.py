@@ -8,8 +8,11 @@
                     dropped_messages, message_drops_by_reason, pairs, fused,
                     dropped_pairs, pair_drops_by_reason, unaccounted_*
     metrics         {mean: {EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM}, frames_scored, every}
-    detection       {mAP50, mAP50_95, frames, ground_truth_boxes, detections} or null
-                    (null when the bag has no ground-truth boxes)
+    detection       {mAP50, mAP50_95, frames, ground_truth_boxes, detections, per_class,
+                    ground_truth ("fusion labels" | "bag ground truth"), union} or null
+                    (null when the bag has no ground-truth boxes); ``union`` is the same
+                    scored against the IR/visible union boxes when the bag has them
+                    (``ivif make-bag`` with fusion labels), else null
     latency_ms      {<stage>: {p50, p90, p99, max, mean, n}} for each pipeline stage, plus
                     "end_to_end" in live mode (receive wall time - input publish wall time)
     throughput_fps  fused frames / wall time of the replay

@@ -56,13 +56,21 @@ def _metric_table(result: EvalResult) -> list[str]:
 def _detection_table(result: EvalResult) -> list[str]:
     if not result.detection:
         return []
+    from ivif_ros.metrics.dataset_eval import GROUND_TRUTH_LABELS
+
     classes = list(next(iter(result.detection.values()))["per_class"])
-    lines = ["", "## Detection (COCO mAP against the YOLO labels, IR and visible boxes merged)", "",
-             "| method | mAP@0.5 | mAP@0.5:0.95 | " + " | ".join(f"AP50 {c}" for c in classes) + " |",
-             "|---|---:|---:|" + "---:|" * len(classes)]
+    default = GROUND_TRUTH_LABELS[result.ground_truth]
+    source = ("boxes drawn on fused images, labels_det/fusion" if result.ground_truth == "fusion"
+              else "IR and visible boxes merged")
+    union = result.detection_union
+    lines = ["", f"## Detection (COCO mAP against the YOLO labels: {source})", "",
+             f"| method | mAP@0.5 ({default}) | mAP@0.5:0.95 | " + " | ".join(f"AP50 {c}" for c in classes)
+             + (" | mAP@0.5 (IR∪VIS union) |" if union else " |"),
+             "|---|---:|---:|" + "---:|" * len(classes) + ("---:|" if union else "")]
     for m, r in result.detection.items():
         per = " | ".join(_fmt(r["per_class"][c]["ap50"]) for c in classes)
-        lines.append(f"| {m} | {_fmt(r['map50'])} | {_fmt(r['map50_95'])} | {per} |")
+        extra = f" {_fmt(union[m]['map50'])} |" if union else ""
+        lines.append(f"| {m} | {_fmt(r['map50'])} | {_fmt(r['map50_95'])} | {per} |{extra}")
     return lines
 
 

@@ -194,8 +194,13 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
     if d is None:
         lines += ["The bag has no ground-truth boxes, so no mAP.", ""]
     else:
-        lines += _table(["mAP@0.5", "mAP@0.5:0.95", "frames", "ground-truth boxes", "detections"],
-                        [[d["mAP50"], d["mAP50_95"], d["frames"], d["ground_truth_boxes"], d["detections"]]]) + [""]
+        truth, union = d.get("ground_truth", "bag ground truth"), d.get("union")
+        heads = [f"mAP@0.5 ({truth})", "mAP@0.5:0.95", "frames", "ground-truth boxes", "detections"]
+        row = [d["mAP50"], d["mAP50_95"], d["frames"], d["ground_truth_boxes"], d["detections"]]
+        if union:
+            heads.append("mAP@0.5 (IR∪VIS union)")
+            row.append(union["mAP50"])
+        lines += _table(heads, [row]) + [""]
         if d.get("per_class"):
             lines += _table(["class", "AP@0.5", "AP@0.5:0.95"],
                             [[k, v.get("AP50"), v.get("AP50_95")] for k, v in d["per_class"].items()]) + [""]
