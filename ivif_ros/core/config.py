@@ -290,12 +290,15 @@ def _foreign_metadata() -> dict[str, dict]:
         "pipeline.model": {"doc": "fusion model to run: 'student', 'teacher' or a path to <name>.safetensors "
                                   "(with its .json sidecar); fixed at start (the engine is built for it), "
                                   "restart the node to change it", "read_only": True},
-        "pipeline.detector": {"doc": "detector run on the fused image, whose boxes are published: 'detector_coco' "
-                                     "(FastestDet, COCO weights, shipped), another shipped name or a path to "
-                                     "<name>.safetensors (with its .json sidecar); '' publishes no detections",
+        "pipeline.detector": {"doc": "detector run on the fused image, whose boxes are published: 'detector' "
+                                     "(FastestDet fine-tuned on MSRS fused images: person, bicycle, car; trained "
+                                     "at 480x352), 'detector_coco' (its authors' COCO weights: 80 classes, trained "
+                                     "at 352x352), or a path to <name>.safetensors (with its .json sidecar); '' "
+                                     "publishes no detections",
                               "read_only": True},
         "pipeline.detector_size": {"doc": "detector input [width, height], multiples of 32; [0, 0] is the frame size "
-                                          "padded to 32. 352x352 is the COCO detector's training size",
+                                          "padded to 32. Use the size the detector was trained at (box sizes are "
+                                          "fractions of the input)",
                                    "lengths": (2,), "range": (0, 4096), "read_only": True},
         "pipeline.class_map": {"doc": "published detection classes in id order: 'name' (a class of the detector) "
                                       "or 'name=class,class' to merge detector classes, e.g. 'car=car,truck,bus'; "

@@ -29,8 +29,9 @@ from ivif_ros.engines import Engine, EngineConfig, create_engine
 from ivif_ros.engines.config import SIZE_MULTIPLE, padded
 from ivif_ros.errors import ConfigError, UserFacingError
 
-#: Shipped detector used by default: FastestDet with its authors' COCO weights (80 classes).
-DEFAULT_DETECTOR = "detector_coco"
+#: Shipped detector used by default: FastestDet fine-tuned on MSRS fused images (person, bicycle,
+#: car) at 480x352. ``detector_coco`` is the authors' COCO checkpoint (80 classes, 352x352).
+DEFAULT_DETECTOR = "detector"
 
 
 @dataclass
@@ -38,10 +39,10 @@ class PipelineConfig:
     #: ``student``, ``teacher`` or a weights path (``ivif_ros.weights.load_model``).
     model: str = "student"
     engine: EngineConfig = field(default_factory=EngineConfig)
-    #: Detector weights: a shipped name (``detector_coco``) or a path; ``""`` runs no detector.
+    #: Detector weights: a shipped name (``detector``, ``detector_coco``) or a path; ``""`` runs no detector.
     detector: str = DEFAULT_DETECTOR
     #: Detector input ``[width, height]`` (multiples of 32); ``[0, 0]``: the frame's own size, padded to 32.
-    detector_size: list[int] = field(default_factory=lambda: [352, 352])
+    detector_size: list[int] = field(default_factory=lambda: [480, 352])
     #: Published classes: ``"name"`` or ``"name=detector class,detector class"`` (``core.detector.ClassMap``).
     class_map: list[str] = field(default_factory=lambda: list(det.DEFAULT_CLASS_MAP))
     score_threshold: float = 0.3

@@ -312,7 +312,7 @@ def test_detections_carry_the_class_map_names_and_the_map_is_validated_at_set_ti
     from ivif_ros.nodes import messages
 
     names = ("pedestrian", "vehicle")
-    fusion, probe, rig, probe_node = graph(**{"pipeline.class_map": ["pedestrian=person", "vehicle=car,truck,bus"],
+    fusion, probe, rig, probe_node = graph(**{"pipeline.detector": "detector_coco", "pipeline.class_map": ["pedestrian=person", "vehicle=car,truck,bus"],
                                               "pipeline.score_threshold": 0.01})
     vision = (Probe(probe_node, {"detections_2d": messages.Detection2DArray})
               if messages.Detection2DArray is not None else None)  # vision_msgs installed (ros-extras)

@@ -207,6 +207,7 @@ def test_bench_times_a_weights_file_with_the_backends_of_its_architecture(tmp_pa
     import torch
 
     from ivif_ros.engines.benchmark import DEFAULT_BACKENDS, PARTS, run_benchmark
+    from ivif_ros.core.pipeline import DEFAULT_DETECTOR
     from ivif_ros.models import build_student
     from ivif_ros.weights import save_model
 
@@ -220,5 +221,5 @@ def test_bench_times_a_weights_file_with_the_backends_of_its_architecture(tmp_pa
     assert conditions["weights"][str(path)] == f"weights file {path}"
     # every backend has the three parts; the detector alone is named by its weights
     assert {(r.part, r.backend, r.precision) for r in rows} == {(part, b, p) for part in PARTS for b, p in timed}
-    assert {r.model for r in rows if r.part == "detector"} == {"detector_coco"}
-    assert {r.model for r in rows if r.part == "fusion+detector"} == {f"{path}+detector_coco"}
+    assert {r.model for r in rows if r.part == "detector"} == {DEFAULT_DETECTOR}
+    assert {r.model for r in rows if r.part == "fusion+detector"} == {f"{path}+{DEFAULT_DETECTOR}"}

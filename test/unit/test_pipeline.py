@@ -12,6 +12,8 @@ from ivif_ros.engines import EngineConfig
 from ivif_ros.errors import ConfigError, InputError
 
 DATA = Path(os.environ.get("IVIF_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+#: The COCO detector (80 classes): the stand-in detectors below have its 85-channel output.
+COCO = "detector_coco"
 H, W = 250, 333  # deliberately not multiples of 32: exercises padding and cropping
 BLOB = (120, 220)  # (row, col) of the hot object in the IR frame
 BOX_W, BOX_H = 32.0, 64.0
@@ -69,7 +71,7 @@ def hot_blob_ir(dtype=np.uint8):
 @pytest.fixture(scope="module")
 def pipeline():
     torch.set_num_threads(1)
-    return FusionPipeline(PipelineConfig(score_threshold=0.3), engine=_torch_engine(StandIn()),
+    return FusionPipeline(PipelineConfig(detector=COCO, score_threshold=0.3), engine=_torch_engine(StandIn()),
                           detector_engine=_torch_engine(StandInDetector()))
 
 
@@ -124,7 +126,7 @@ def test_the_detector_sees_rgb_as_bgr(pipeline):
 
 
 def test_class_map_folds_detector_classes_into_published_ones():
-    cfg = PipelineConfig(score_threshold=0.3, class_map=["person", "vehicle=car,truck,bus"])
+    cfg = PipelineConfig(detector=COCO, score_threshold=0.3, class_map=["person", "vehicle=car,truck,bus"])
     folding = FusionPipeline(cfg, engine=_torch_engine(StandIn()), detector_engine=_torch_engine(StandInDetector(True)))
     r = folding.process(hot_blob_ir(), blue_blob_vis())
     assert folding.class_names == ("person", "vehicle") and r.detections.class_ids.tolist() == [1]
@@ -176,13 +178,13 @@ def test_bad_pipeline_config_names_the_field():
 ])
 def test_bad_detector_settings_are_config_errors_naming_the_field(settings, message):
     with pytest.raises(ConfigError, match=message):
-        PipelineConfig(**settings)
+        PipelineConfig(**{"detector": COCO, **settings})
 
 
 def test_detector_settings_through_the_config_schema():
     from ivif_ros.core.config import FusionConfig
 
-    cfg = FusionConfig.from_flat({"pipeline.class_map": ["person", "car=car,truck,bus"],
+    cfg = FusionConfig.from_flat({"pipeline.detector": COCO, "pipeline.class_map": ["person", "car=car,truck,bus"],
                                   "pipeline.detector_size": [640, 480]})
     assert cfg.pipeline.detector_classes().names == ("person", "car")
     assert cfg.pipeline.detector_hw((480, 640)) == (480, 640)
