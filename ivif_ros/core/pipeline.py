@@ -15,6 +15,7 @@ decoded or published: the detector finds more on the fused image (docs/contracts
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
 import time
@@ -102,10 +103,22 @@ class FusionResult:
     fused_rgb: np.ndarray  # HxWx3 uint8 (fused luma with the visible chroma)
     fused_y: np.ndarray  # HxW uint8
     mask: np.ndarray  # HxW uint8 semantic class ids
-    color_mask: np.ndarray  # HxWx3 uint8 class colours
-    overlay: np.ndarray  # HxWx3 uint8 class colours blended over fused_rgb
     detections: post.Detections  # the detector's boxes in frame pixels; class ids index FusionPipeline.class_names
     timings: dict[str, float]  # pre_ms, infer_ms, post_ms, total_ms; detect_ms: the detector's share of the three
+    palette: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 3), np.uint8))
+    overlay_alpha: float = 0.5
+
+    # The colour images are made on first use: the fusion node publishes the class mask and
+    # leaves colouring to the overlay node, so a frame does not pay for them there.
+    @functools.cached_property
+    def color_mask(self) -> np.ndarray:
+        """HxWx3 uint8 class colours."""
+        return post.colorize(self.mask, self.palette)
+
+    @functools.cached_property
+    def overlay(self) -> np.ndarray:
+        """HxWx3 uint8 class colours blended over ``fused_rgb``."""
+        return post.overlay(self.fused_rgb, self.mask, self.color_mask, self.overlay_alpha)
 
 
 class FusionPipeline:
@@ -169,8 +182,6 @@ class FusionPipeline:
         mask = post.seg_mask(seg_logits, h, w, cfg.seg_upsample)
         if self._palette is None or len(self._palette) != seg_logits.shape[1]:
             self._palette = post.palette_for(seg_logits.shape[1], cfg.palette)
-        color_mask = post.colorize(mask, self._palette)
-        overlay = post.overlay(fused_rgb, mask, color_mask, cfg.overlay_alpha)
         fused_y = post.to_uint8(y)
         t3 = time.perf_counter()
         detections, (blob_s, detector_s, decode_s) = self.detect(fused_rgb)
@@ -179,8 +190,6 @@ class FusionPipeline:
             fused_rgb=fused_rgb,
             fused_y=fused_y,
             mask=mask,
-            color_mask=color_mask,
-            overlay=overlay,
             detections=detections,
             timings={
                 # Stages as FusionStatus names them: the detector's input blob counts as pre-processing,
@@ -191,6 +200,8 @@ class FusionPipeline:
                 "detect_ms": (t4 - t3) * 1e3,
                 "total_ms": (t4 - t0) * 1e3,
             },
+            palette=self._palette,
+            overlay_alpha=cfg.overlay_alpha,
         )
         return result
 

@@ -73,11 +73,11 @@ def restore_rgb8(y: np.ndarray, cb: np.ndarray | None, cr: np.ndarray | None) ->
     if cb is None or cr is None:
         return cv2.cvtColor(y8, cv2.COLOR_GRAY2RGB)
     rgb = to_uint8(cv2.cvtColor(cv2.merge([y8.astype(np.float32) / 255.0, cr, cb]), cv2.COLOR_YCrCb2RGB))
-    error = y8.astype(np.int16) - cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    wrong = np.nonzero(error)
-    if wrong[0].size:
-        rgb[wrong] = np.clip(rgb[wrong] + error[wrong][:, None], 0, 255).astype(np.uint8)
-    return rgb
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    # The signed error y8 - grey as its two saturated halves, added to all three channels with
+    # saturation: whole-frame OpenCV passes instead of indexing the pixels that are off.
+    up, down = cv2.subtract(y8, grey), cv2.subtract(grey, y8)
+    return cv2.subtract(cv2.add(rgb, cv2.merge([up, up, up])), cv2.merge([down, down, down]))
 
 
 # --------------------------------------------------------------------------- semantic mask
