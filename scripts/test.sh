@@ -9,6 +9,10 @@
 #      those whose code path or outcome depends on the extras (launch files, `ros2 run`,
 #      message_filters pairing, vision_msgs output, the node graph that pairs with it).
 #
+# Before them, ./scripts/lint.sh (ruff check + ruff format --check). The experiments' own tests
+# (experiments/, not installed) run in the pip-only pass. The shared development data
+# (../shared/data, or IVIF_DATA) is used where present; tests that need it skip without it.
+#
 # Both passes always run and print pytest's summary (failures, errors and skips with their
 # reasons) and closing line; the exit code is non-zero when either failed. Extra arguments go
 # to both pytest runs (e.g. -x, -k name).
@@ -21,15 +25,24 @@ log() { printf '[test] %s\n' "$*"; }
 
 ./scripts/setup.sh || exit $?
 
+if [[ -z "${IVIF_DATA:-}" && -d "$ROOT/../shared/data" ]]; then
+  export IVIF_DATA="$ROOT/../shared/data"
+fi
+
+./scripts/lint.sh
+lint=$?
+log "lint: exit $lint"
+
 log "world 1 of 2: pip-only (.venv)"
 start=$SECONDS
-.venv/bin/python -m pytest -q -rfEs test "$@"
+.venv/bin/python -m pytest -q -rfEs test experiments "$@"
 pip_only=$?
 log "pip-only: exit $pip_only in $((SECONDS - start)) s"
 
 if [[ ! -x "$EXTRAS/install.sh" ]]; then
   log "world 2 of 2 not run: no $EXTRAS/install.sh (set ROS_EXTRAS to the ros-extras folder)"
-  exit "$pip_only"
+  (( lint == 0 && pip_only == 0 ))
+  exit
 fi
 
 start=$SECONDS
@@ -44,5 +57,5 @@ env -u LD_LIBRARY_PATH -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u AMENT_PREFIX_PATH \
   .venv-ros/bin/python -m pytest -q -rfEs -m ros_extras test "$@"
 extras=$?
 log "ros-extras: exit $extras in $((SECONDS - start)) s"
-log "summary: pip-only exit $pip_only, ros-extras exit $extras"
-(( pip_only == 0 && extras == 0 ))
+log "summary: lint exit $lint, pip-only exit $pip_only, ros-extras exit $extras"
+(( lint == 0 && pip_only == 0 && extras == 0 ))
