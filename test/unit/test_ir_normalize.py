@@ -48,3 +48,15 @@ def test_uint8_passes_through_and_colour_becomes_luma():
     assert norm(grey) is grey
     rgb = np.repeat(grey[:, :, None], 3, axis=2)
     np.testing.assert_array_equal(norm(rgb), grey)
+
+
+def test_uint16_lookup_gives_the_float_mapping_exactly():
+    """16-bit frames go through a 65,536-entry table; it must equal the float path value for value."""
+    rng = np.random.default_rng(3)
+    ir = (27000 + rng.integers(0, 4000, (48, 64))).astype(np.uint16)
+    ir[0, :5] = (0, 1, 65535, 26999, 31000)  # below, inside and above the window
+    cfg = IrNormalizeConfig(smoothing=0.0)
+    via_table = IrNormalizer(cfg)(ir)
+    via_float = IrNormalizer(cfg)(ir.astype(np.float32))
+    np.testing.assert_array_equal(via_table, via_float)
+    assert via_table[0, 0] == 0 and via_table[0, 2] == 255
