@@ -5,6 +5,7 @@ not a copy installed by ``pip install .``. ``ivif_ros/__init__.py`` extends its
 ``__path__`` over every ``ivif_ros`` directory on sys.path, so the generated
 ``ivif_ros.msg`` is still found in site-packages (or a colcon install tree).
 """
+
 import sys
 from pathlib import Path
 

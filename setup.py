@@ -19,6 +19,7 @@ Project metadata, dependencies and the ``ivif`` console script are in pyproject.
 Incremental: ``build/pip`` is kept between runs, so a rebuild after a Python-only change
 costs a few seconds. Delete it to force a clean build.
 """
+
 from __future__ import annotations
 
 import os
@@ -95,7 +96,11 @@ class BuildRosInterfaces(Command):
 
         env = dict(os.environ, AMENT_PREFIX_PATH=os.pathsep.join(prefixes))
         configure = [
-            cmake, "-S", str(ROOT), "-B", str(CMAKE_BUILD_DIR),
+            cmake,
+            "-S",
+            str(ROOT),
+            "-B",
+            str(CMAKE_BUILD_DIR),
             f"-DCMAKE_INSTALL_PREFIX={STAGE_DIR}",
             f"-DCMAKE_PREFIX_PATH={';'.join(prefixes)}",
             f"-DPython3_EXECUTABLE={sys.executable}",
@@ -115,15 +120,19 @@ class BuildRosInterfaces(Command):
         try:
             subprocess.run(cmd, check=True, env=env)
         except subprocess.CalledProcessError as exc:
-            sys.exit(f"setup.py: `{' '.join(cmd)}` failed with exit code {exc.returncode}; "
-                     f"see the CMake output above (build dir {CMAKE_BUILD_DIR}).")
+            sys.exit(
+                f"setup.py: `{' '.join(cmd)}` failed with exit code {exc.returncode}; "
+                f"see the CMake output above (build dir {CMAKE_BUILD_DIR})."
+            )
 
 
 def staged_site_packages() -> Path:
     matches = sorted(STAGE_DIR.glob(f"lib/python3*/site-packages/{PACKAGE}"))
     if len(matches) != 1:
-        sys.exit(f"setup.py: expected one generated {PACKAGE} Python package under {STAGE_DIR}, "
-                 f"found {len(matches)}; delete {CMAKE_BUILD_DIR} and build again.")
+        sys.exit(
+            f"setup.py: expected one generated {PACKAGE} Python package under {STAGE_DIR}, "
+            f"found {len(matches)}; delete {CMAKE_BUILD_DIR} and build again."
+        )
     return matches[0]
 
 
@@ -149,7 +158,7 @@ class BuildPyWithMessages(build_py):
         for source in generated.rglob("*"):
             relative = source.relative_to(generated)
             # Keep the hand-written __init__.py; skip C sources and bytecode.
-            if (source.is_dir() or relative == Path("__init__.py") or source.suffix in {".c", ".pyc"}):
+            if source.is_dir() or relative == Path("__init__.py") or source.suffix in {".c", ".pyc"}:
                 continue
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -192,8 +201,15 @@ setup(
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     # The shipped models with their sidecars, the model card and the licence notice of
     # third-party weights (weights/ only, no subfolders): the set CMakeLists.txt installs.
-    package_data={PACKAGE: ["weights/*.safetensors", "weights/*.json", "weights/MODEL_CARD.md",
-                            "weights/*[Ll][Ii][Cc][Ee][Nn][CcSs][Ee]*", "weights/*[Nn][Oo][Tt][Ii][Cc][Ee]*"]},
+    package_data={
+        PACKAGE: [
+            "weights/*.safetensors",
+            "weights/*.json",
+            "weights/MODEL_CARD.md",
+            "weights/*[Ll][Ii][Cc][Ee][Nn][CcSs][Ee]*",
+            "weights/*[Nn][Oo][Tt][Ii][Cc][Ee]*",
+        ]
+    },
     # package.xml is listed as ament_python packages list it (and it makes setuptools run
     # install_data); everything else the CMake install produced, launch/ and config/
     # included, is added by InstallDataWithInterfaces.

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark the inference backends; the same as ``ivif bench`` (see ``ivif bench --help``).
 
-    python bench/bench_backends.py --out bench/results          # table + bench.json/md/png
-    python bench/bench_backends.py --models student --sizes 640x480 --json
+python bench/bench_backends.py --out bench/results          # table + bench.json/md/png
+python bench/bench_backends.py --models student --sizes 640x480 --json
 """
+
 import sys
 from pathlib import Path
 

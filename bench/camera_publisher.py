@@ -13,6 +13,7 @@ measured from it; CLOCK_MONOTONIC is shared by the processes of one host).
 
     python bench/camera_publisher.py --ns /bench --rate 30 --seconds 10 --ir-encoding mono16
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,8 +85,9 @@ def main(argv=None) -> int:
         # stamps stay one period apart even when a loaded machine delays a publish.
         capture = start_ns + int(k * period * 1e9)
         vis_stamp = capture + int(rng.uniform(-1, 1) * args.skew_ms * 1e6)
-        ir_msg = messages.image_msg(ir, args.ir_encoding, messages.Header(stamp=messages.time_msg(capture),
-                                                                          frame_id="ir"))
+        ir_msg = messages.image_msg(
+            ir, args.ir_encoding, messages.Header(stamp=messages.time_msg(capture), frame_id="ir")
+        )
         vis_msg = messages.image_msg(vis, "rgb8", messages.Header(stamp=messages.time_msg(vis_stamp), frame_id="vis"))
         published.append((vis_stamp, time.monotonic_ns()))
         pub_vis.publish(vis_msg)

@@ -17,6 +17,7 @@ and each node's output to ``logs/``.
     python bench/graph_latency.py --out graph_bench                  # 60 s at 15 and 30 Hz, mono8 + mono16
     python bench/graph_latency.py --seconds 10 --rates 30 --ir-encodings mono16
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,15 +73,27 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
     from ivif_ros.nodes import messages
 
     ns = f"/bench_{ir_encoding}_{int(rate)}hz"
-    node_cmd = [sys.executable, "-m", "ivif_ros.nodes.fusion_node", "--ros-args",
-                "--params-file", str(REPO / "config" / "fusion.yaml"),
-                "-p", f"engine.width:={args.width}", "-p", f"engine.height:={args.height}",
-                *[a for p in args.set for a in ("-p", p)], "-r", f"__ns:={ns}"]
+    node_cmd = [
+        sys.executable,
+        "-m",
+        "ivif_ros.nodes.fusion_node",
+        "--ros-args",
+        "--params-file",
+        str(REPO / "config" / "fusion.yaml"),
+        "-p",
+        f"engine.width:={args.width}",
+        "-p",
+        f"engine.height:={args.height}",
+        *[a for p in args.set for a in ("-p", p)],
+        "-r",
+        f"__ns:={ns}",
+    ]
     log_path = args.out / "logs" / f"node{ns.replace('/', '_')}.log"  # not committed (.gitignore)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")
-    node_proc = subprocess.Popen(node_cmd, env=graph_env(base_env), stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+    node_proc = subprocess.Popen(
+        node_cmd, env=graph_env(base_env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     context = rclpy.Context()
     rclpy.init(context=context)
     probe = rclpy.create_node("bench_probe", context=context)
@@ -96,9 +109,12 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
             diag.clear()
             diag.update(values)
 
-    probe.create_subscription(Image, f"{ns}/fused/image",
-                              lambda m: got.setdefault(messages.stamp_ns(m.header.stamp), time.monotonic_ns()),
-                              reliable)
+    probe.create_subscription(
+        Image,
+        f"{ns}/fused/image",
+        lambda m: got.setdefault(messages.stamp_ns(m.header.stamp), time.monotonic_ns()),
+        reliable,
+    )
     probe.create_subscription(FusionStatus, f"{ns}/fusion/status", statuses.append, reliable)
     probe.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     executor = SingleThreadedExecutor(context=context)
@@ -108,10 +124,29 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
     load_before = os.getloadavg()
     try:
         cam = subprocess.run(
-            [sys.executable, str(REPO / "bench" / "camera_publisher.py"), "--ns", ns, "--rate", str(rate),
-             "--seconds", str(args.seconds), "--ir-encoding", ir_encoding, "--width", str(args.width),
-             "--height", str(args.height), "--wait-s", "300"],
-            env=base_env, capture_output=True, text=True, timeout=args.seconds + 400)
+            [
+                sys.executable,
+                str(REPO / "bench" / "camera_publisher.py"),
+                "--ns",
+                ns,
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(args.seconds),
+                "--ir-encoding",
+                ir_encoding,
+                "--width",
+                str(args.width),
+                "--height",
+                str(args.height),
+                "--wait-s",
+                "300",
+            ],
+            env=base_env,
+            capture_output=True,
+            text=True,
+            timeout=args.seconds + 400,
+        )
         lines = [ln for ln in cam.stdout.splitlines() if ln.startswith("{")]
         sent = json.loads(lines[-1]) if lines else {"error": cam.stderr[-2000:]}
         if "error" in sent:
@@ -134,42 +169,58 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
     e2e = np.array([(got[s] - published[s]) / 1e6 for s in got if s in published])
     table = {k: np.array([getattr(st, k) for st in statuses]) for k in (*WORK, "sync_wait_ms")}
     table["queued_ms"] = np.array([st.total_ms - sum(getattr(st, k) for k in WORK) for st in statuses])
-    counts = {k: int(float(v)) for k, v in diag.items() if k.startswith(("received ", "drop ", "dropped ",
-                                                                           "frames ", "pairs matched", "failed "))}
+    counts = {
+        k: int(float(v))
+        for k, v in diag.items()
+        if k.startswith(("received ", "drop ", "dropped ", "frames ", "pairs matched", "failed "))
+    }
     fused_frames = sum(1 for st in statuses if st.mode == "fused")
     stamps = sorted(got)
     duration = (got[stamps[-1]] - got[stamps[0]]) / 1e9 if len(stamps) > 1 else 0.0
     return {
-        "rate_hz": rate, "ir_encoding": ir_encoding, "seconds": args.seconds, "backend": diag.get("backend", "?"),
+        "rate_hz": rate,
+        "ir_encoding": ir_encoding,
+        "seconds": args.seconds,
+        "backend": diag.get("backend", "?"),
         "pairs_sent": sent["pairs_sent"],
         "received": {c: counts.get(f"received {c}", 0) for c in CAMERAS},
-        "fused": fused_frames, "fused_images_received": len(got),
+        "fused": fused_frames,
+        "fused_images_received": len(got),
         "fused_pct": 100.0 * fused_frames / sent["pairs_sent"],
         "drops": {k: v for k, v in counts.items() if k.startswith(("drop ", "dropped ", "failed "))},
         "e2e_ms": ({q: float(np.percentile(e2e, int(q[1:]))) for q in ("p50", "p90", "p99")} if e2e.size else {}),
         "stage_median_ms": {k: float(np.median(v)) for k, v in table.items()} if statuses else {},
         "output_rate_hz": (len(stamps) - 1) / duration if duration > 0 else 0.0,
-        "node_exit_code": node_code, "node_terminate_message": "terminate called" in node_log,
-        "diagnostics": diag, "load_before": load_before, "load_after": load_after,
+        "node_exit_code": node_code,
+        "node_terminate_message": "terminate called" in node_log,
+        "diagnostics": diag,
+        "load_before": load_before,
+        "load_after": load_after,
     }
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| rate | IR | backend | pairs sent | received IR / visible | fused (%) | drops by reason | "
-             "e2e p50 / p90 / p99 ms | sync_wait / queued / pre / infer / post / publish ms (median) | out Hz | "
-             "load 1 min (before, after) | node exit |",
-             "|---|---|---|---:|---|---|---|---|---|---:|---|---|"]
+    lines = [
+        "| rate | IR | backend | pairs sent | received IR / visible | fused (%) | drops by reason | "
+        "e2e p50 / p90 / p99 ms | sync_wait / queued / pre / infer / post / publish ms (median) | out Hz | "
+        "load 1 min (before, after) | node exit |",
+        "|---|---|---|---:|---|---|---|---|---|---:|---|---|",
+    ]
     for r in results:
         e2e = " / ".join(f"{r['e2e_ms'].get(q, float('nan')):.0f}" for q in ("p50", "p90", "p99"))
         st = r["stage_median_ms"]
-        stages = " / ".join(f"{st.get(k, float('nan')):.1f}" for k in
-                            ("sync_wait_ms", "queued_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms"))
+        stages = " / ".join(
+            f"{st.get(k, float('nan')):.1f}"
+            for k in ("sync_wait_ms", "queued_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms")
+        )
         drops = ", ".join(f"{k}: {v}" for k, v in sorted(r["drops"].items())) or "none"
         exit_ = f"{r['node_exit_code']}" + (" + terminate" if r["node_terminate_message"] else "")
-        lines.append(f"| {r['rate_hz']:g} Hz | {r['ir_encoding']} | {r['backend']} | {r['pairs_sent']} | "
-                     f"{r['received']['ir']} / {r['received']['visible']} | {r['fused']} ({r['fused_pct']:.1f}) | "
-                     f"{drops} | {e2e} | {stages} | {r['output_rate_hz']:.1f} | "
-                     f"{r['load_before'][0]:.1f}, {r['load_after'][0]:.1f} | {exit_} |")
+        lines.append(
+            f"| {r['rate_hz']:g} Hz | {r['ir_encoding']} | {r['backend']} | {r['pairs_sent']} | "
+            f"{r['received']['ir']} / {r['received']['visible']} | {r['fused']} ({r['fused_pct']:.1f}) | "
+            f"{drops} | {e2e} | {stages} | {r['output_rate_hz']:.1f} | "
+            f"{r['load_before'][0]:.1f}, {r['load_after'][0]:.1f} | {exit_} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -195,8 +246,13 @@ def plot(results: list[dict], out: Path) -> None:
     ax1.legend(fontsize=7, ncol=3, loc="upper left")
     x = np.arange(len(results))
     ax2.bar(x - 0.2, [r["fused_pct"] for r in results], 0.4, label="pairs fused (%)", color="tab:green")
-    ax2.bar(x + 0.2, [100.0 * min(r["received"].values()) / r["pairs_sent"] for r in results], 0.4,
-            label="images received, worse camera (%)", color="tab:blue")
+    ax2.bar(
+        x + 0.2,
+        [100.0 * min(r["received"].values()) / r["pairs_sent"] for r in results],
+        0.4,
+        label="images received, worse camera (%)",
+        color="tab:blue",
+    )
     ax2.set_xticks(x, names)
     ax2.set_ylim(0, 105)
     ax2.set_title("take-up")
@@ -213,28 +269,47 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="publishing time per run (default 60)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME:=VALUE",
-                        help="extra node parameter, e.g. engine.backend:=openvino (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="extra node parameter, e.g. engine.backend:=openvino (repeatable)",
+    )
     parser.add_argument("--diag-period", type=float, default=1.0, help="the node's diagnostics.period_s")
     parser.add_argument("--out", type=Path, default=Path("graph_bench"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     # One private domain, discovery kept on this host: nothing else on the machine hears the run.
-    base_env = default_env(ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(random.randint(1, 200))),
-                           ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    base_env = default_env(
+        ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(random.randint(1, 200))),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+    )
     os.environ.clear()
     os.environ.update(base_env)  # this process's participant: middleware defaults too
     results = []
     for rate in args.rates:
         for encoding in args.ir_encodings:
-            print(f"{rate:g} Hz, IR {encoding}: {args.seconds:.0f} s of {args.width}x{args.height} pairs ...",
-                  flush=True)
+            print(
+                f"{rate:g} Hz, IR {encoding}: {args.seconds:.0f} s of {args.width}x{args.height} pairs ...", flush=True
+            )
             results.append(run_once(rate, encoding, args, base_env))
             shown = {k: v for k, v in results[-1].items() if k != "diagnostics"}
             print(json.dumps(shown), flush=True)
-    (args.out / "graph_latency.json").write_text(json.dumps(
-        {"width": args.width, "height": args.height, "seconds": args.seconds, "parameters": args.set,
-         "command": " ".join(sys.argv), "results": results}, indent=1) + "\n")
+    (args.out / "graph_latency.json").write_text(
+        json.dumps(
+            {
+                "width": args.width,
+                "height": args.height,
+                "seconds": args.seconds,
+                "parameters": args.set,
+                "command": " ".join(sys.argv),
+                "results": results,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     (args.out / "graph_latency.md").write_text(markdown(results))
     plot(results, args.out / "graph_latency.png")
     print(markdown(results))

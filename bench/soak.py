@@ -19,6 +19,7 @@ publications, diagnostics) and nothing is dropped for being too fast. It reports
 Exit code 0 when memory growth < ``--max-growth-pct``, no pairing queue held more than
 ``MAX_PENDING`` messages and everything is accounted for; 1 otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +83,12 @@ def sample_messages(work: Path, width: int, height: int, n_pairs: int):
     from ivif_ros.replay.inputs import read_inputs
 
     folder = work / "sample"
-    generate_sample(folder, SampleOptions(frames=n_pairs, width=width, height=height, ir_width=width,
-                                          ir_height=height * 512 // 480), overwrite=True, progress=False)
+    generate_sample(
+        folder,
+        SampleOptions(frames=n_pairs, width=width, height=height, ir_width=width, ir_height=height * 512 // 480),
+        overwrite=True,
+        progress=False,
+    )
     inputs = read_inputs(folder / "bag", None, None, None)
     ir = [deserialize_message(i.data, Image) for i in inputs.items if i.topic == inputs.ir_topic]
     vis = [deserialize_message(i.data, Image) for i in inputs.items if i.topic == inputs.vis_topic]
@@ -135,14 +140,24 @@ def check_accounting(counts: dict[str, int], sent: dict[str, int]) -> dict[str, 
         rejected = counts.get(f"rejected {name}: invalid image", 0)
         received = counts.get(f"received {name}", 0)
         checks[f"{name}: received == sent"] = received == sent[name]
-        checks[f"{name}: received == paired + dropped + rejected + pending"] = (
-            received == counts.get("pairs matched", 0) + drops + rejected + counts.get(f"pending {name}", 0))
+        checks[f"{name}: received == paired + dropped + rejected + pending"] = received == counts.get(
+            "pairs matched", 0
+        ) + drops + rejected + counts.get(f"pending {name}", 0)
     checks["pairs matched == fused + busy + failed"] = counts.get("pairs matched", 0) == resolved(counts)
     return checks
 
 
-def run_soak(frames: int, width: int, height: int, backend: str, model: str | None, warmup: int,
-             sample_every: int, work: Path, progress: bool = True) -> SoakResult:
+def run_soak(
+    frames: int,
+    width: int,
+    height: int,
+    backend: str,
+    model: str | None,
+    warmup: int,
+    sample_every: int,
+    work: Path,
+    progress: bool = True,
+) -> SoakResult:
     import numpy as np
     import rclpy
     import torch
@@ -157,15 +172,25 @@ def run_soak(frames: int, width: int, height: int, backend: str, model: str | No
 
     torch.set_num_threads(1)
     pairs = sample_messages(work, width, height, 30)
-    params = {"pipeline.model": model_stem(model), "engine.backend": backend, "engine.width": width,
-              "engine.height": height, "engine.threads": 1, "qos.input_reliability": "reliable",
-              "qos.input_depth": 10, "diagnostics.period_s": 0.2, "dropout.timeout_s": 30.0}
+    params = {
+        "pipeline.model": model_stem(model),
+        "engine.backend": backend,
+        "engine.width": width,
+        "engine.height": height,
+        "engine.threads": 1,
+        "qos.input_reliability": "reliable",
+        "qos.input_depth": 10,
+        "diagnostics.period_s": 0.2,
+        "dropout.timeout_s": 30.0,
+    }
     rclpy.init()
     fusion = FusionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     driver = rclpy.create_node("soak_driver")
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = {"ir": driver.create_publisher(Image, "ir/image_raw", qos),
-            "visible": driver.create_publisher(Image, "visible/image_raw", qos)}
+    pubs = {
+        "ir": driver.create_publisher(Image, "ir/image_raw", qos),
+        "visible": driver.create_publisher(Image, "visible/image_raw", qos),
+    }
     diagnostics = LatestDiagnostics(driver)
     executor = SingleThreadedExecutor()
     executor.add_node(fusion)
@@ -196,8 +221,11 @@ def run_soak(frames: int, width: int, height: int, backend: str, model: str | No
         deadline = time.monotonic() + 10
         while diagnostics.received < last + 2 and time.monotonic() < deadline:  # counters after the last frame
             time.sleep(0.05)
-        counts = {k: int(v) for k, v in diagnostics.get().items() if k.split(" ")[0] in (
-            "received", "pairs", "drop", "dropped", "frames", "failed", "rejected", "pending")}
+        counts = {
+            k: int(v)
+            for k, v in diagnostics.get().items()
+            if k.split(" ")[0] in ("received", "pairs", "drop", "dropped", "frames", "failed", "rejected", "pending")
+        }
     finally:
         executor.shutdown()
         spinner.join(5)
@@ -208,14 +236,23 @@ def run_soak(frames: int, width: int, height: int, backend: str, model: str | No
     rss_warm = rss_warm if rss_warm is not None else samples[0].rss_mb
     rss_end = samples[-1].rss_mb
     after = [s for s in samples if s.frame >= warmup]
-    slope = (float(np.polyfit([s.frame for s in after], [s.rss_mb for s in after], 1)[0]) * 1000
-             if len(after) >= 2 else 0.0)
+    slope = (
+        float(np.polyfit([s.frame for s in after], [s.rss_mb for s in after], 1)[0]) * 1000 if len(after) >= 2 else 0.0
+    )
     return SoakResult(
-        frames=frames, warmup_frames=warmup, seconds=seconds, rss_warm_mb=rss_warm, rss_end_mb=rss_end,
-        rss_growth_pct=(rss_end - rss_warm) / rss_warm * 100, rss_slope_mb_per_1000=slope,
+        frames=frames,
+        warmup_frames=warmup,
+        seconds=seconds,
+        rss_warm_mb=rss_warm,
+        rss_end_mb=rss_end,
+        rss_growth_pct=(rss_end - rss_warm) / rss_warm * 100,
+        rss_slope_mb_per_1000=slope,
         max_pending={"ir": max(s.pending_ir for s in samples), "visible": max(s.pending_visible for s in samples)},
         final_pending={"ir": counts.get("pending ir", 0), "visible": counts.get("pending visible", 0)},
-        counters=counts, accounting=check_accounting(counts, {"ir": frames, "visible": frames}), samples=samples)
+        counters=counts,
+        accounting=check_accounting(counts, {"ir": frames, "visible": frames}),
+        samples=samples,
+    )
 
 
 def _wait_until_taken(fusion, n: int, timeout_s: float = 60.0) -> None:
@@ -223,8 +260,11 @@ def _wait_until_taken(fusion, n: int, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         c = fusion.stats.snapshot_counts()
-        if (c.get("received ir", 0) >= n and c.get("received visible", 0) >= n
-                and resolved(c) >= c.get("pairs matched", 0)):
+        if (
+            c.get("received ir", 0) >= n
+            and c.get("received visible", 0) >= n
+            and resolved(c) >= c.get("pairs matched", 0)
+        ):
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"soak: frame {n} not taken by the node after {timeout_s:.0f} s; counters {c}")
@@ -272,10 +312,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--warmup {warmup} must lie between 0 and --frames {args.frames}")
 
     with tempfile.TemporaryDirectory(prefix="ivif_soak_") as tmp:
-        result = run_soak(args.frames, args.width, args.height, args.backend, args.model, warmup,
-                          args.sample_every or max(1, args.frames // 200), Path(tmp), progress=not args.json)
-    ok = (result.accounted and result.rss_growth_pct < args.max_growth_pct
-          and max(result.max_pending.values()) <= MAX_PENDING)
+        result = run_soak(
+            args.frames,
+            args.width,
+            args.height,
+            args.backend,
+            args.model,
+            warmup,
+            args.sample_every or max(1, args.frames // 200),
+            Path(tmp),
+            progress=not args.json,
+        )
+    ok = (
+        result.accounted
+        and result.rss_growth_pct < args.max_growth_pct
+        and max(result.max_pending.values()) <= MAX_PENDING
+    )
     data = {**asdict(result), "ok": ok}
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -289,14 +341,27 @@ def main(argv: list[str] | None = None) -> int:
         ("frames", f"{result.frames} in {result.seconds:.0f} s ({result.frames / result.seconds:.1f} frames/s)"),
         ("RSS after warm-up", f"{result.rss_warm_mb:.1f} MB (frame {result.warmup_frames})"),
         ("RSS at the end", f"{result.rss_end_mb:.1f} MB"),
-        ("RSS growth", f"{result.rss_growth_pct:+.2f} % (slope {result.rss_slope_mb_per_1000:+.3f} MB per 1000 "
-                       f"frames; limit {args.max_growth_pct:g} %)"),
+        (
+            "RSS growth",
+            f"{result.rss_growth_pct:+.2f} % (slope {result.rss_slope_mb_per_1000:+.3f} MB per 1000 "
+            f"frames; limit {args.max_growth_pct:g} %)",
+        ),
         ("pairing queue max", f"ir {result.max_pending['ir']}, visible {result.max_pending['visible']}"),
         ("pairing queue end", f"ir {result.final_pending['ir']}, visible {result.final_pending['visible']}"),
-        ("received", f"ir {c.get('received ir', 0)}, visible {c.get('received visible', 0)} "
-                     f"(sent {result.frames} each)"),
-        ("pairs", ", ".join([f"{c.get('pairs matched', 0)} matched", f"{c.get('frames fused', 0)} fused",
-                             *(f"{k} {v}" for k, v in c.items() if k.startswith(("drop", "failed", "rejected")))])),
+        (
+            "received",
+            f"ir {c.get('received ir', 0)}, visible {c.get('received visible', 0)} (sent {result.frames} each)",
+        ),
+        (
+            "pairs",
+            ", ".join(
+                [
+                    f"{c.get('pairs matched', 0)} matched",
+                    f"{c.get('frames fused', 0)} fused",
+                    *(f"{k} {v}" for k, v in c.items() if k.startswith(("drop", "failed", "rejected"))),
+                ]
+            ),
+        ),
     ]
     rows += [(check, "ok" if passed else "FAILED") for check, passed in result.accounting.items()]
     width = max(len(k) for k, _ in rows)

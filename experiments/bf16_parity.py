@@ -7,6 +7,7 @@ Writes ``bf16_parity.json`` and prints a markdown table.
 
     python experiments/bf16_parity.py --pairs 12 --out experiments/results
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("experiments/results"))
     args = parser.parse_args()
     names = SPLIT.read_text().split()[: args.pairs]
-    pipes = {p: FusionPipeline(PipelineConfig(engine=EngineConfig(backend="openvino", precision=p)))
-             for p in ("fp32", "bf16")}
+    pipes = {
+        p: FusionPipeline(PipelineConfig(engine=EngineConfig(backend="openvino", precision=p)))
+        for p in ("fp32", "bf16")
+    }
     rows = []
     for name in tqdm(names, desc="pairs", unit="pair"):
         ir, vis = read_image(DATA / "ir" / f"{name}.png"), read_image(DATA / "vi" / f"{name}.png")
@@ -46,17 +49,26 @@ def main() -> None:
             f = as_grey(f)
             row.update({f"vif_{p}": vif(f, a, b), f"qabf_{p}": qabf(f, a, b), f"ssim_{p}": ssim(f, a, b)})
         rows.append(row)
-    summary = {m: {p: float(np.mean([r[f"{m}_{p}"] for r in rows])) for p in ("fp32", "bf16")}
-               for m in ("vif", "qabf", "ssim")}
+    summary = {
+        m: {p: float(np.mean([r[f"{m}_{p}"] for r in rows])) for p in ("fp32", "bf16")} for m in ("vif", "qabf", "ssim")
+    }
     for m in summary:
         diffs = [r[f"{m}_bf16"] - r[f"{m}_fp32"] for r in rows]
         summary[m]["mean_diff"], summary[m]["max_abs_diff"] = float(np.mean(diffs)), float(np.max(np.abs(diffs)))
-    result = {"pairs": names, "bf16_native": bf16_native(), "host_load": os.getloadavg(), "summary": summary,
-              "fused_max_abs_diff_levels": max(r["max_abs_diff"] for r in rows), "rows": rows}
+    result = {
+        "pairs": names,
+        "bf16_native": bf16_native(),
+        "host_load": os.getloadavg(),
+        "summary": summary,
+        "fused_max_abs_diff_levels": max(r["max_abs_diff"] for r in rows),
+        "rows": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bf16_parity.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"| metric | fp32 | bf16 | mean diff | max abs diff |  ({len(names)} msrs_dev_eval pairs, "
-          f"bf16 native: {result['bf16_native']})\n|---|---:|---:|---:|---:|")
+    print(
+        f"| metric | fp32 | bf16 | mean diff | max abs diff |  ({len(names)} msrs_dev_eval pairs, "
+        f"bf16 native: {result['bf16_native']})\n|---|---:|---:|---:|---:|"
+    )
     for m, s in summary.items():
         print(f"| {m} | {s['fp32']:.4f} | {s['bf16']:.4f} | {s['mean_diff']:+.4f} | {s['max_abs_diff']:.4f} |")
     print(f"largest fused-pixel difference: {result['fused_max_abs_diff_levels']} grey levels")

@@ -7,6 +7,7 @@ Loads ``fastestdet/fastestdet_coco.pth`` into ``ivif_ros.models.fastestdet`` wit
 ``ivif_ros/weights/detector_coco.safetensors`` and its ``.json`` sidecar (class names from
 ``coco.names``, provenance from ``MANIFEST.tsv``, paths relative to the repository).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,11 @@ from ivif_ros.weights import WEIGHTS_DIR, save_model  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrained", type=Path,
-                        default=Path(os.environ.get("IVIF_ROS_PRETRAINED", REPO.parent / "shared" / "pretrained")))
+    parser.add_argument(
+        "--pretrained",
+        type=Path,
+        default=Path(os.environ.get("IVIF_ROS_PRETRAINED", REPO.parent / "shared" / "pretrained")),
+    )
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR / "detector_coco")
     args = parser.parse_args()
     folder = args.pretrained / "fastestdet"
@@ -42,8 +46,12 @@ def main() -> None:
     origin = manifest["fastestdet/fastestdet_coco.pth"]
     meta = {
         "detection_classes": names,
-        "input": {"channel_order": "BGR", "scale": "1/255, no mean or std", "native_hw": [352, 352],
-                  "size_multiple": 32},
+        "input": {
+            "channel_order": "BGR",
+            "scale": "1/255, no mean or std",
+            "native_hw": [352, 352],
+            "size_multiple": 32,
+        },
         "licence": "BSD-3-Clause, Copyright (c) 2022 xuehao.ma; see LICENSE.fastestdet.md beside this file",
         "source": {
             "repository": origin["source_repo"],

@@ -16,6 +16,7 @@ images (``labels_det/fusion``). It answers two questions:
 
 Writes ``experiments/results/detector_zero_shot.json`` and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,13 +86,25 @@ def main() -> None:
     engine = EngineConfig(backend=args.backend, threads=args.threads)
     # fused RGB from each fusion model (no detector), and the detector at each size (its pipelines
     # reuse the student's fusion engine, which detect() does not touch)
-    pipelines = {f: FusionPipeline(PipelineConfig(model=f, engine=engine, detector=""))
-                 for f in fusions if f not in ("pixelmax", "visible", "ir")}
+    pipelines = {
+        f: FusionPipeline(PipelineConfig(model=f, engine=engine, detector=""))
+        for f in fusions
+        if f not in ("pixelmax", "visible", "ir")
+    }
     fusion_engine = next(iter(pipelines.values())).engine if pipelines else None
-    detectors = {size: FusionPipeline(PipelineConfig(engine=engine, detector=args.detector, class_map=CLASSES,
-                                                     detector_size=[size[1], size[0]], score_threshold=args.score),
-                                      engine=fusion_engine)
-                 for size in sizes}
+    detectors = {
+        size: FusionPipeline(
+            PipelineConfig(
+                engine=engine,
+                detector=args.detector,
+                class_map=CLASSES,
+                detector_size=[size[1], size[0]],
+                score_threshold=args.score,
+            ),
+            engine=fusion_engine,
+        )
+        for size in sizes
+    }
 
     preds = {(f, s): [] for f in fusions for s in sizes}
     gts = []
@@ -105,16 +118,26 @@ def main() -> None:
                 d, _ = detectors[size].detect(rgb)
                 preds[(fusion, size)].append((d.xyxy, d.scores, d.class_ids))
 
-    results = {"split": args.split, "pairs": len(dataset), "labels": "labels_det/fusion", "score_floor": args.score,
-               "detector": args.detector, "seconds": round(time.perf_counter() - start, 1), "scores": {}, "gaps": {}}
+    results = {
+        "split": args.split,
+        "pairs": len(dataset),
+        "labels": "labels_det/fusion",
+        "score_floor": args.score,
+        "detector": args.detector,
+        "seconds": round(time.perf_counter() - start, 1),
+        "scores": {},
+        "gaps": {},
+    }
     print(f"\nmAP@0.5 on {args.split} ({len(dataset)} pairs), labels_det/fusion, detector {args.detector}")
     print(f"{'fused image':<12} {'input':>8} {'mAP@0.5':>8} " + " ".join(f"{c:>8}" for c in CLASSES))
     for (fusion, size), p in preds.items():
         ev = evaluate_detections(p, gts, len(CLASSES), CLASSES)
         key = f"{fusion}@{size[1]}x{size[0]}"
         results["scores"][key] = {"map50": ev["map50"], **{c: ev["per_class"][c]["ap50"] for c in CLASSES}}
-        print(f"{fusion:<12} {size[1]:>4}x{size[0]:<3} {ev['map50']:8.3f} "
-              + " ".join(f"{ev['per_class'][c]['ap50']:8.3f}" for c in CLASSES))
+        print(
+            f"{fusion:<12} {size[1]:>4}x{size[0]:<3} {ev['map50']:8.3f} "
+            + " ".join(f"{ev['per_class'][c]['ap50']:8.3f}" for c in CLASSES)
+        )
     if "pixelmax" in fusions:
         for fusion in (f for f in fusions if f != "pixelmax"):
             for size in sizes:
@@ -122,8 +145,10 @@ def main() -> None:
                 b = match_at_50(preds[("pixelmax", size)], gts, len(CLASSES))
                 gap = paired_map_bootstrap([a], [b], resamples=2000, seed=0)
                 results["gaps"][f"{fusion}-pixelmax@{size[1]}x{size[0]}"] = gap
-                print(f"{fusion} - pixelmax at {size[1]}x{size[0]}: {gap['observed']:+.3f} "
-                      f"(95 % CI {gap['ci95'][0]:+.3f} .. {gap['ci95'][1]:+.3f}, P(better) {gap['p_a_better']:.2f})")
+                print(
+                    f"{fusion} - pixelmax at {size[1]}x{size[0]}: {gap['observed']:+.3f} "
+                    f"(95 % CI {gap['ci95'][0]:+.3f} .. {gap['ci95'][1]:+.3f}, P(better) {gap['p_a_better']:.2f})"
+                )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     plot(results["scores"], args.out.with_suffix(".png"), f"{args.split} ({len(dataset)} pairs), labels_det/fusion")

@@ -15,6 +15,7 @@ If the second falls to the level of the untrained prior and the third does too, 
 needs trunk features that see the visible camera, and a trunk shaped on IR alone has none: the
 reason recipe N gives the fusion maps an encoder of their own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,12 +33,22 @@ from model_card import evaluate_model, load_pairs  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fused", default="ivif_ros/weights/student.safetensors",
-                    help="a fused student without a fusion-context encoder")
-    ap.add_argument("--ir", default="experiments/weights/student_ir_distilled.safetensors",
-                    help="an IR-only student of the same config")
-    ap.add_argument("--data", default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
-                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
+    ap.add_argument(
+        "--fused",
+        default="ivif_ros/weights/student.safetensors",
+        help="a fused student without a fusion-context encoder",
+    )
+    ap.add_argument(
+        "--ir",
+        default="experiments/weights/student_ir_distilled.safetensors",
+        help="an IR-only student of the same config",
+    )
+    ap.add_argument(
+        "--data",
+        default=os.environ.get("IVIF_DATA"),
+        required="IVIF_DATA" not in os.environ,
+        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
+    )
     ap.add_argument("--split", type=Path, required=True, help="names file of MSRS test-folder pairs")
     args = ap.parse_args()
 
@@ -63,17 +74,23 @@ def main() -> int:
     fusion_path = tuple(name.removeprefix("net.") for name in FUSION_PATH)  # the training wrapper's prefix
     own = {k: v.clone() for k, v in fused.state_dict().items()}  # a copy: load_state_dict writes in place
     zeroed = {k: (torch.zeros_like(v) if k.startswith("fusion_maps.") else v) for k, v in own.items()}
-    grafted = {k: (own[k] if k.startswith(fusion_path) else v)
-               for k, v in fold_single_camera(ir_model.state_dict(), "ir").items()}
+    grafted = {
+        k: (own[k] if k.startswith(fusion_path) else v)
+        for k, v in fold_single_camera(ir_model.state_dict(), "ir").items()
+    }
 
     def report(label, means):
-        print(json.dumps({"model": label, **{k: round(float(means[k]), 4) for k in ("VIF", "Qabf", "SSIM")}}),
-              flush=True)
+        print(
+            json.dumps({"model": label, **{k: round(float(means[k]), 4) for k in ("VIF", "Qabf", "SSIM")}}), flush=True
+        )
 
     rows = [fusion_metrics(np.maximum(ir, vis), ir, vis) for _, ir, vis, _ in pairs]
     report("pixel max", {k: np.mean([r[k] for r in rows]) for k in ("VIF", "Qabf", "SSIM")})
-    for label, state in (("fused", own), ("fused, fusion maps zeroed", zeroed),
-                         ("IR trunk + fused fusion path", grafted)):
+    for label, state in (
+        ("fused", own),
+        ("fused, fusion maps zeroed", zeroed),
+        ("IR trunk + fused fusion path", grafted),
+    ):
         fused.load_state_dict(state)
         report(label, evaluate_model(fused, meta, "fused", pairs, desc=label)[0])
     return 0

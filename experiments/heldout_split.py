@@ -22,6 +22,7 @@ cuts msrs_dev_eval's (20 consecutive names of one kind, by frame number), so tha
 unseen stretches of road too. It costs 40 training pairs per N and suits new recipes only: every
 run before it trained on those blocks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ def stratified_heldout(names: list[str], every: int = 6) -> list[str]:
     """Every ``every``-th day ('D' suffix) and night ('N' suffix) name, in list order."""
     day = [n for n in names if n.endswith("D")]
     night = [n for n in names if n.endswith("N")]
-    return sorted(day[every // 2::every] + night[every // 2::every])
+    return sorted(day[every // 2 :: every] + night[every // 2 :: every])
 
 
 def frame_number(name: str) -> int:
@@ -54,7 +55,7 @@ def blockwise_heldout(names: list[str], per_kind: int, block: int = 20) -> list[
     held = []
     for kind in ("D", "N"):
         ordered = sorted((n for n in names if n.endswith(kind)), key=frame_number)
-        full = [ordered[i:i + block] for i in range(0, len(ordered) - block + 1, block)]
+        full = [ordered[i : i + block] for i in range(0, len(ordered) - block + 1, block)]
         if not 0 < per_kind <= len(full):
             raise SystemExit(f"--blocks {per_kind}: give 1 to {len(full)}, the full {kind} blocks of {block} names")
         # Spread over the drive, not side by side, so that two held-out blocks are not one scene.
@@ -66,10 +67,16 @@ def blockwise_heldout(names: list[str], per_kind: int, block: int = 20) -> list[
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--data", type=Path, default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
-                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
-    ap.add_argument("--blocks", type=int, default=0,
-                    help="hold out this many whole day and night blocks instead of every 6th pair")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=os.environ.get("IVIF_DATA"),
+        required="IVIF_DATA" not in os.environ,
+        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
+    )
+    ap.add_argument(
+        "--blocks", type=int, default=0, help="hold out this many whole day and night blocks instead of every 6th pair"
+    )
     args = ap.parse_args()
     from ivif_ros.datasets.paired import read_names
 

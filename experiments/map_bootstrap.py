@@ -11,6 +11,7 @@ k times weighs k in the cumulative true/false-positive sums and in the ground-tr
 all counts 1 this is ``evaluate_detections(...)["map50"]`` exactly (tested); copies of an image
 drawn twice sit next to each other in the ranking, as they would if the lists were duplicated.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,13 +30,14 @@ from ivif_ros.metrics.detection import RECALL_POINTS, GroundTruth, Prediction, m
 class MatchedDetections:
     """One detector's detections on a list of images, matched at IoU 0.5, per class."""
 
-    tp: list[np.ndarray]        # per class: bool (D,), ranked by descending score over all images
-    image: list[np.ndarray]     # per class: int (D,), the image each ranked detection came from
-    gt_per_image: np.ndarray    # (images, classes) ground-truth boxes
+    tp: list[np.ndarray]  # per class: bool (D,), ranked by descending score over all images
+    image: list[np.ndarray]  # per class: int (D,), the image each ranked detection came from
+    gt_per_image: np.ndarray  # (images, classes) ground-truth boxes
 
 
-def match_at_50(preds: Sequence[Prediction], gts: Sequence[GroundTruth], num_classes: int,
-                max_detections: int = 100) -> MatchedDetections:
+def match_at_50(
+    preds: Sequence[Prediction], gts: Sequence[GroundTruth], num_classes: int, max_detections: int = 100
+) -> MatchedDetections:
     validate_detections(preds, gts, num_classes)  # the checks and messages of evaluate_detections
     tps, scores, images = ([[] for _ in range(num_classes)] for _ in range(3))
     gt_per_image = np.zeros((len(gts), num_classes), int)
@@ -86,8 +88,9 @@ def weighted_map50(m: MatchedDetections, counts: np.ndarray) -> float:
     return float(np.mean(aps)) if aps else math.nan
 
 
-def paired_map_bootstrap(group_a: Sequence[MatchedDetections], group_b: Sequence[MatchedDetections],
-                         resamples: int = 2000, seed: int = 0) -> dict:
+def paired_map_bootstrap(
+    group_a: Sequence[MatchedDetections], group_b: Sequence[MatchedDetections], resamples: int = 2000, seed: int = 0
+) -> dict:
     """Bootstrap of mean mAP@0.5 of ``group_a`` minus that of ``group_b`` (e.g. two seeds each).
 
     Returns ``{"observed", "ci95": [lo, hi], "p_a_better", "resamples", "images"}``:
@@ -105,7 +108,7 @@ def paired_map_bootstrap(group_a: Sequence[MatchedDetections], group_b: Sequence
 
     def gap(counts):
         maps = [weighted_map50(m, counts) for m in models]
-        return float(np.mean(maps[:len(group_a)]) - np.mean(maps[len(group_a):]))
+        return float(np.mean(maps[: len(group_a)]) - np.mean(maps[len(group_a) :]))
 
     rng = np.random.default_rng(seed)
     gaps = np.array([gap(np.bincount(rng.integers(0, n, n), minlength=n)) for _ in range(resamples)])

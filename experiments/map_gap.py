@@ -12,6 +12,7 @@ camera twice), and prints one JSON object: each model's mAP@0.5, the gap of the 
 interval and the fraction of resamples where A is ahead. Seeds of one recipe go in one group,
 so the interval holds both the image noise and, through the mean, some of the seed noise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", nargs="+", required=True, type=Path, help="weights of group A (.safetensors)")
     ap.add_argument("--b", nargs="+", required=True, type=Path, help="weights of group B (.safetensors)")
-    ap.add_argument("--data", type=Path, default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
-                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
-    ap.add_argument("--split", type=Path, default=Path("splits/msrs_dev_eval.txt"),
-                    help="names file, relative to --data-root unless absolute")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=os.environ.get("IVIF_DATA"),
+        required="IVIF_DATA" not in os.environ,
+        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
+    )
+    ap.add_argument(
+        "--split",
+        type=Path,
+        default=Path("splits/msrs_dev_eval.txt"),
+        help="names file, relative to --data-root unless absolute",
+    )
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0, help="of the resampling")
     ap.add_argument("--threads", type=int, default=2)
@@ -55,10 +65,20 @@ def main() -> int:
             maps[str(path)] = round(det["map50"], 4)
             groups[group].append(match_at_50(keep["preds"], keep["gts"], len(meta["detection_classes"])))
     gap = paired_map_bootstrap(groups["a"], groups["b"], resamples=args.resamples, seed=args.seed)
-    print(json.dumps({"split": str(args.split), "map50": maps,
-                      "gap_a_minus_b": round(gap["observed"], 4), "ci95": [round(v, 4) for v in gap["ci95"]],
-                      "p_a_better": round(gap["p_a_better"], 3), "resamples": gap["resamples"],
-                      "images": gap["images"]}, indent=1))
+    print(
+        json.dumps(
+            {
+                "split": str(args.split),
+                "map50": maps,
+                "gap_a_minus_b": round(gap["observed"], 4),
+                "ci95": [round(v, 4) for v in gap["ci95"]],
+                "p_a_better": round(gap["p_a_better"], 3),
+                "resamples": gap["resamples"],
+                "images": gap["images"],
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ and logs here. Writes ``results.json``, ``results.md`` and the PNG figures into
 card's claims rest on (``GAPS``) with a paired bootstrap over the images, so a gap can be told
 from the noise of 119 images. The earlier recipes are in ``experiments/RECIPES.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,38 +40,70 @@ _STUDENT = "ivif train student --config experiments/configs/student_shipped.yaml
 _DISTIL_ALONE = _STUDENT.replace("--threads 1", "--threads 2") + "--teacher {runs}/teacher/teacher.safetensors "
 _ABL = "experiments/weights/"
 MODELS = {
-    "teacher": ("ivif_ros/weights/teacher", "fused",
-                "ivif train teacher --config config/train_teacher.yaml --out {runs}/teacher --threads 2"),
-    "student (shipped; distilled)": ("ivif_ros/weights/student", "fused",
-                                     _STUDENT + "--teacher {runs}/teacher/teacher.safetensors --out {runs}/student"),
-    "student, no distillation": (_ABL + "student_nodistill", "fused",
-                                 _STUDENT + "--no-distill --out {runs}/student_nodistill"),
-    "student, IR-only input": (_ABL + "student_ir", "ir",
-                               _STUDENT + "--no-distill --input-mode ir --out {runs}/student_ir"),
-    "student, visible-only input": (_ABL + "student_vis", "vis",
-                                    _STUDENT + "--no-distill --input-mode vis --out {runs}/student_vis"),
+    "teacher": (
+        "ivif_ros/weights/teacher",
+        "fused",
+        "ivif train teacher --config config/train_teacher.yaml --out {runs}/teacher --threads 2",
+    ),
+    "student (shipped; distilled)": (
+        "ivif_ros/weights/student",
+        "fused",
+        _STUDENT + "--teacher {runs}/teacher/teacher.safetensors --out {runs}/student",
+    ),
+    "student, no distillation": (
+        _ABL + "student_nodistill",
+        "fused",
+        _STUDENT + "--no-distill --out {runs}/student_nodistill",
+    ),
+    "student, IR-only input": (
+        _ABL + "student_ir",
+        "ir",
+        _STUDENT + "--no-distill --input-mode ir --out {runs}/student_ir",
+    ),
+    "student, visible-only input": (
+        _ABL + "student_vis",
+        "vis",
+        _STUDENT + "--no-distill --input-mode vis --out {runs}/student_vis",
+    ),
     # The IR-only student distilled from the same teacher, which then also sees IR twice: the
     # fused-vs-IR comparison at the shipped recipe itself.
     "student, IR-only input, distilled": (
-        _ABL + "student_ir_distilled", "ir", _DISTIL_ALONE + "--input-mode ir --out {runs}/student_ir_distilled"),
+        _ABL + "student_ir_distilled",
+        "ir",
+        _DISTIL_ALONE + "--input-mode ir --out {runs}/student_ir_distilled",
+    ),
     # Seed repeats: one seed cannot resolve a 0.01 mAP gap.
-    "student, no distillation, seed 1": (_ABL + "seeds/student_nodistill_s1", "fused",
-                                         _STUDENT + "--no-distill --seed 1 --out {runs}/student_nodistill_s1"),
-    "student, IR-only input, seed 1": (_ABL + "seeds/student_ir_s1", "ir",
-                                       _STUDENT + "--no-distill --input-mode ir --seed 1 --out {runs}/student_ir_s1"),
+    "student, no distillation, seed 1": (
+        _ABL + "seeds/student_nodistill_s1",
+        "fused",
+        _STUDENT + "--no-distill --seed 1 --out {runs}/student_nodistill_s1",
+    ),
+    "student, IR-only input, seed 1": (
+        _ABL + "seeds/student_ir_s1",
+        "ir",
+        _STUDENT + "--no-distill --input-mode ir --seed 1 --out {runs}/student_ir_s1",
+    ),
     "student (shipped; distilled), seed 1": (
-        _ABL + "seeds/student_s1", "fused", _DISTIL_ALONE + "--seed 1 --out {runs}/student_s1"),
+        _ABL + "seeds/student_s1",
+        "fused",
+        _DISTIL_ALONE + "--seed 1 --out {runs}/student_s1",
+    ),
     "student, IR-only input, distilled, seed 1": (
-        _ABL + "seeds/student_ir_distilled_s1", "ir",
-        _DISTIL_ALONE + "--input-mode ir --seed 1 --out {runs}/student_ir_distilled_s1"),
+        _ABL + "seeds/student_ir_distilled_s1",
+        "ir",
+        _DISTIL_ALONE + "--input-mode ir --seed 1 --out {runs}/student_ir_distilled_s1",
+    ),
 }
 # The mAP@0.5 gaps the card's claims rest on: (label, group A, group B), seeds in one group. Each
 # gets a paired bootstrap over the images (experiments/map_bootstrap.py) whenever all its members
 # are evaluated in one run; a run of some models keeps the other gaps.
 _E_FUSED = ["student (shipped; distilled)", "student (shipped; distilled), seed 1"]
 GAPS = [
-    ("fused minus IR-only input (both distilled)", _E_FUSED,
-     ["student, IR-only input, distilled", "student, IR-only input, distilled, seed 1"]),
+    (
+        "fused minus IR-only input (both distilled)",
+        _E_FUSED,
+        ["student, IR-only input, distilled", "student, IR-only input, distilled, seed 1"],
+    ),
     ("fused minus visible-only input", _E_FUSED, ["student, visible-only input"]),
     ("distilled minus no teacher (fused)", _E_FUSED, ["student, no distillation", "student, no distillation, seed 1"]),
 ]
@@ -88,8 +121,11 @@ def bootstrap_gaps(matched: dict) -> dict:
     gaps = {}
     for label, a, b in GAPS:
         if all(n in matched for n in a + b):
-            gaps[label] = {"a": a, "b": b, **paired_map_bootstrap([matched[n] for n in a], [matched[n] for n in b],
-                                                                   resamples=GAP_RESAMPLES)}
+            gaps[label] = {
+                "a": a,
+                "b": b,
+                **paired_map_bootstrap([matched[n] for n in a], [matched[n] for n in b], resamples=GAP_RESAMPLES),
+            }
     return gaps
 
 
@@ -97,9 +133,16 @@ def bootstrap_fusion_gaps(per_image: dict) -> dict:
     """FUSION_GAPS whose two methods are in ``per_image`` (name -> per-image fusion metric rows)."""
     from mean_bootstrap import paired_mean_bootstrap
 
-    return {f"{a} minus {b}": {k: paired_mean_bootstrap([r[k] for r in per_image[a]], [r[k] for r in per_image[b]],
-                                                        resamples=GAP_RESAMPLES) for k in FUSION_GAP_KEYS}
-            for a, b in FUSION_GAPS if a in per_image and b in per_image}
+    return {
+        f"{a} minus {b}": {
+            k: paired_mean_bootstrap(
+                [r[k] for r in per_image[a]], [r[k] for r in per_image[b]], resamples=GAP_RESAMPLES
+            )
+            for k in FUSION_GAP_KEYS
+        }
+        for a, b in FUSION_GAPS
+        if a in per_image and b in per_image
+    }
 
 
 # mAP is computed from the top 100 centres per image with no score floor worth the name, as
@@ -140,8 +183,10 @@ def run_model(model, ir: np.ndarray, vis: np.ndarray):
 
     h, w = ir.shape
     ph, pw = -h % 32, -w % 32
-    x = [torch.from_numpy(np.pad(a, ((0, ph), (0, pw)), mode="edge").astype(np.float32) / 255)[None, None]
-         for a in (ir, vis)]
+    x = [
+        torch.from_numpy(np.pad(a, ((0, ph), (0, pw)), mode="edge").astype(np.float32) / 255)[None, None]
+        for a in (ir, vis)
+    ]
     with torch.no_grad():
         fused, _, heat, box = model(*x)
     fused = np.clip(fused[0, 0, :h, :w].numpy() * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -201,16 +246,22 @@ def evaluate(pairs, limit_models=None, baselines: bool = True) -> dict:
         if limit_models and name not in limit_models:
             continue
         model, meta = load_model(REPO / weights)
-        results["complexity"][name] = {"params": count_params(model), "gmacs_640x480": count_macs(model) / 1e9,
-                                       "train_steps": meta["training"]["steps"]}
+        results["complexity"][name] = {
+            "params": count_params(model),
+            "gmacs_640x480": count_macs(model) / 1e9,
+            "train_steps": meta["training"]["steps"],
+        }
         keep: dict = {}
         fusion, det = evaluate_model(model, meta, mode, pairs, desc=name, keep=keep)
         matched[name] = match_at_50(keep["preds"], keep["gts"], len(meta["detection_classes"]))
         per_image[name] = keep["fusion_rows"]
         if fusion:
             results["fusion"][name] = fusion
-        results["detection"][name] = {"map50": det["map50"], "map50_95": det["map50_95"],
-                                      "ap50": {c: v["ap50"] for c, v in det["per_class"].items()}}
+        results["detection"][name] = {
+            "map50": det["map50"],
+            "map50_95": det["map50_95"],
+            "ap50": {c: v["ap50"] for c, v in det["per_class"].items()},
+        }
     results["gaps"] = bootstrap_gaps(matched)
     results["fusion_gaps"] = bootstrap_fusion_gaps(per_image)
     return results
@@ -228,31 +279,56 @@ def write_markdown(results: dict, path: Path) -> None:
     lines = ["| method | " + " | ".join(FUSION_KEYS) + " |", "|---" * (len(FUSION_KEYS) + 1) + "|"]
     for name, m in results["fusion"].items():
         lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in FUSION_KEYS) + " |")
-    lines += ["", "| model (input) | mAP@0.5 | mAP@0.5:0.95 | AP50 person | AP50 bicycle | AP50 car |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| model (input) | mAP@0.5 | mAP@0.5:0.95 | AP50 person | AP50 bicycle | AP50 car |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, d in results["detection"].items():
         ap = d["ap50"]
-        lines.append(f"| {name} | {d['map50']:.3f} | {d['map50_95']:.3f} | "
-                     + " | ".join(f"{ap.get(c, float('nan')):.3f}" for c in ("person", "bicycle", "car")) + " |")
-    lines += ["", "| recipe (input) | seeds | mAP@0.5 mean | min | max | VIF mean | Qabf mean | SSIM mean |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {d['map50']:.3f} | {d['map50_95']:.3f} | "
+            + " | ".join(f"{ap.get(c, float('nan')):.3f}" for c in ("person", "bicycle", "car"))
+            + " |"
+        )
+    lines += [
+        "",
+        "| recipe (input) | seeds | mAP@0.5 mean | min | max | VIF mean | Qabf mean | SSIM mean |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for recipe, names in seed_groups(results["detection"]).items():
         maps = [results["detection"][n]["map50"] for n in names]
         fus = [results["fusion"][n] for n in names if n in results["fusion"]]
         mean = (lambda k: f"{np.mean([f[k] for f in fus]):.3f}") if fus else (lambda k: "–")
-        lines.append(f"| {recipe} | {len(names)} | {np.mean(maps):.3f} | {min(maps):.3f} | {max(maps):.3f} | "
-                     f"{mean('VIF')} | {mean('Qabf')} | {mean('SSIM')} |")
-    lines += ["", f"| mAP@0.5 gap, A minus B (paired bootstrap over images, {GAP_RESAMPLES} resamples) | gap | 95 % interval "
-              "| resamples with A ahead |", "|---|---|---|---|"]
+        lines.append(
+            f"| {recipe} | {len(names)} | {np.mean(maps):.3f} | {min(maps):.3f} | {max(maps):.3f} | "
+            f"{mean('VIF')} | {mean('Qabf')} | {mean('SSIM')} |"
+        )
+    lines += [
+        "",
+        f"| mAP@0.5 gap, A minus B (paired bootstrap over images, {GAP_RESAMPLES} resamples) | gap | 95 % interval "
+        "| resamples with A ahead |",
+        "|---|---|---|---|",
+    ]
     for label, g in results.get("gaps", {}).items():
-        lines.append(f"| {label} | {g['observed']:+.4f} | {g['ci95'][0]:+.4f} .. {g['ci95'][1]:+.4f} | "
-                     f"{g['p_a_better']:.1%} |")
-    lines += ["", "| fusion gap, A minus B (paired bootstrap over images: gap, 95 % interval, resamples with A "
-              "ahead) | " + " | ".join(FUSION_GAP_KEYS) + " |", "|---" * (len(FUSION_GAP_KEYS) + 1) + "|"]
+        lines.append(
+            f"| {label} | {g['observed']:+.4f} | {g['ci95'][0]:+.4f} .. {g['ci95'][1]:+.4f} | {g['p_a_better']:.1%} |"
+        )
+    lines += [
+        "",
+        "| fusion gap, A minus B (paired bootstrap over images: gap, 95 % interval, resamples with A "
+        "ahead) | " + " | ".join(FUSION_GAP_KEYS) + " |",
+        "|---" * (len(FUSION_GAP_KEYS) + 1) + "|",
+    ]
     for label, g in results.get("fusion_gaps", {}).items():
-        lines.append(f"| {label} | " + " | ".join(
-            f"{g[k]['observed']:+.4f} ({g[k]['ci95'][0]:+.4f} .. {g[k]['ci95'][1]:+.4f}, {g[k]['p_a_better']:.0%})"
-            for k in FUSION_GAP_KEYS) + " |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(
+                f"{g[k]['observed']:+.4f} ({g[k]['ci95'][0]:+.4f} .. {g[k]['ci95'][1]:+.4f}, {g[k]['p_a_better']:.0%})"
+                for k in FUSION_GAP_KEYS
+            )
+            + " |"
+        )
     lines += ["", "| model | params | GMAC @640x480 | training steps |", "|---|---|---|---|"]
     for name, c in results["complexity"].items():
         lines.append(f"| {name} | {c['params']:,} | {c['gmacs_640x480']:.2f} | {c['train_steps']} |")
@@ -281,8 +357,9 @@ def splice_into_card(tables: str, card: Path) -> None:
     """Replace the card's results table by ``tables``, so the card cannot lag behind results.json."""
     text = card.read_text()
     if CARD_BEGIN not in text or CARD_END not in text:
-        raise SystemExit(f"{card}: the markers {CARD_BEGIN!r} and {CARD_END!r} are missing; restore them "
-                         "around the result tables")
+        raise SystemExit(
+            f"{card}: the markers {CARD_BEGIN!r} and {CARD_END!r} are missing; restore them around the result tables"
+        )
     head, rest = text.split(CARD_BEGIN, 1)
     tail = rest.split(CARD_END, 1)[1]
     card.write_text(f"{head}{CARD_BEGIN}\n{tables.rstrip()}\n{CARD_END}{tail}")
@@ -326,6 +403,7 @@ def plot(results: dict, pairs, out: Path) -> None:
     # The shipped recipe's runs only: with the earlier recipes' eleven the plot is unreadable.
     logs = sorted((out / "logs").glob("*.jsonl"))
     if logs:
+
         def smooth(v, k=5):  # centred running mean: the logs hold single-batch values
             return np.convolve(np.pad(v, k // 2, mode="edge"), np.ones(k) / k, mode="valid")
 
@@ -351,8 +429,9 @@ def plot(results: dict, pairs, out: Path) -> None:
     fig, axes = plt.subplots(len(picks), 4, figsize=(14, 3.1 * len(picks)))
     for row, (name, ir, vis, _) in zip(axes, picks):
         fused = run_model(student, ir, vis)[0]
-        for ax, img, title in zip(row, (ir, vis, np.maximum(ir, vis), fused),
-                                  ("infrared", "visible (Y)", "pixel max", "student fused")):
+        for ax, img, title in zip(
+            row, (ir, vis, np.maximum(ir, vis), fused), ("infrared", "visible (Y)", "pixel max", "student fused")
+        ):
             ax.imshow(img, cmap="gray", vmin=0, vmax=255)
             ax.set_title(f"{name}: {title}", fontsize=9)
             ax.axis("off")
@@ -363,16 +442,20 @@ def plot(results: dict, pairs, out: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.environ.get("IVIF_DATA"),
-                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
+    ap.add_argument(
+        "--data", default=os.environ.get("IVIF_DATA"), help="folder holding msrs/ and splits/ (default: $IVIF_DATA)"
+    )
     ap.add_argument("--split", default="splits/msrs_dev_eval.txt", help="relative to --data")
     ap.add_argument("--retrain", action="store_true", help="re-run the training commands first (hours)")
     ap.add_argument("--runs", default="runs/card", help="run folders for --retrain")
     ap.add_argument("--out", default=str(CARD))
     ap.add_argument("--models", nargs="*", help="evaluate only these card names (default all)")
     ap.add_argument("--replot", action="store_true", help="only redraw the figures from <out>/results.json")
-    ap.add_argument("--tables", action="store_true",
-                    help="only rewrite results.md and the card's table from <out>/results.json (no data needed)")
+    ap.add_argument(
+        "--tables",
+        action="store_true",
+        help="only rewrite results.md and the card's table from <out>/results.json (no data needed)",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     if args.tables:
@@ -400,13 +483,20 @@ def main() -> int:
         results = json.loads(previous.read_text())
         for part, rows in evaluate(pairs, args.models, baselines=False).items():
             results.setdefault(part, {}).update(rows)
-        for part, labels in (("gaps", [g[0] for g in GAPS]), ("fusion_gaps", [f"{a} minus {b}" for a, b in FUSION_GAPS])):
+        for part, labels in (
+            ("gaps", [g[0] for g in GAPS]),
+            ("fusion_gaps", [f"{a} minus {b}" for a, b in FUSION_GAPS]),
+        ):
             kept = [k for k in results[part] if k in labels]  # a gap dropped from GAPS leaves the card
             results[part] = {k: results[part][k] for k in sorted(kept, key=labels.index)}
         order = [*results["fusion"].keys() & set(BASELINE_NAMES)]
         for part in ("fusion", "detection", "complexity"):  # card order: baselines, then MODELS
-            results[part] = {k: results[part][k] for k in sorted(
-                results[part], key=lambda k: (k not in order, list(MODELS).index(k) if k in MODELS else 0))}
+            results[part] = {
+                k: results[part][k]
+                for k in sorted(
+                    results[part], key=lambda k: (k not in order, list(MODELS).index(k) if k in MODELS else 0)
+                )
+            }
     else:
         results = evaluate(pairs, args.models)
     results["data"] = {"root": "$IVIF_DATA/msrs/test", "split": args.split, "pairs": len(pairs)}

@@ -15,6 +15,7 @@ graph's outputs reaching rviz2). One JSON line per setting.
 
     python experiments/transport_probe.py --rate 30 --seconds 8 [--reverse]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,12 +30,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "config" / "fastdds_profile.xml"
 VARIANTS = REPO / "experiments" / "fastdds_profiles"
-SETTINGS = {"default": {}, "profile": {"FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE)},
-            "shm_announced": {"FASTDDS_DEFAULT_PROFILES_FILE": str(VARIANTS / "shm_announced.xml")},
-            "udp_only": {"FASTDDS_DEFAULT_PROFILES_FILE": str(VARIANTS / "udp_only.xml")},
-            "large": {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}}
+SETTINGS = {
+    "default": {},
+    "profile": {"FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE)},
+    "shm_announced": {"FASTDDS_DEFAULT_PROFILES_FILE": str(VARIANTS / "shm_announced.xml")},
+    "udp_only": {"FASTDDS_DEFAULT_PROFILES_FILE": str(VARIANTS / "udp_only.xml")},
+    "large": {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"},
+}
 
-SUBSCRIBER = r'''
+SUBSCRIBER = r"""
 import json, sys, time, rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -54,7 +58,7 @@ end = time.monotonic() + seconds
 while time.monotonic() < end:
     rclpy.spin_once(node, timeout_sec=0.1)
     print(json.dumps({"received": got, "truncated": bad}), flush=True)
-'''
+"""
 
 
 def clean_env() -> dict:
@@ -70,19 +74,43 @@ def run(setting: str, args) -> dict:
     pub_env = {**clean_env(), "ROS_DOMAIN_ID": domain}
     if args.reverse:  # the setting on the publisher (the graph's outputs to a default subscriber)
         sub_env, pub_env = pub_env, sub_env
-    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, ns, str(args.seconds + 25)], env=sub_env,
-                           stdout=subprocess.PIPE, text=True)
-    pub = subprocess.run([sys.executable, str(REPO / "bench" / "camera_publisher.py"), "--ns", ns, "--rate",
-                          str(args.rate), "--seconds", str(args.seconds), "--ir-encoding", args.ir_encoding,
-                          "--wait-s", "20"], env=pub_env, capture_output=True, text=True)
+    sub = subprocess.Popen(
+        [sys.executable, "-c", SUBSCRIBER, ns, str(args.seconds + 25)], env=sub_env, stdout=subprocess.PIPE, text=True
+    )
+    pub = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "camera_publisher.py"),
+            "--ns",
+            ns,
+            "--rate",
+            str(args.rate),
+            "--seconds",
+            str(args.seconds),
+            "--ir-encoding",
+            args.ir_encoding,
+            "--wait-s",
+            "20",
+        ],
+        env=pub_env,
+        capture_output=True,
+        text=True,
+    )
     sent = json.loads(pub.stdout.strip().splitlines()[-1]) if pub.stdout.strip() else {"error": pub.stderr[-500:]}
     time.sleep(1.0)
     sub.terminate()
     out, _ = sub.communicate(timeout=30)
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     received = json.loads(lines[-1]) if lines else {}
-    return {"setting": setting, "side": "publisher" if args.reverse else "subscriber", "rate_hz": args.rate,
-            "ir_encoding": args.ir_encoding, "sent": sent.get("sent", sent.get("error")), **received, "load": os.getloadavg()[0]}
+    return {
+        "setting": setting,
+        "side": "publisher" if args.reverse else "subscriber",
+        "rate_hz": args.rate,
+        "ir_encoding": args.ir_encoding,
+        "sent": sent.get("sent", sent.get("error")),
+        **received,
+        "load": os.getloadavg()[0],
+    }
 
 
 def main() -> None:

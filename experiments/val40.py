@@ -17,6 +17,7 @@ gets that camera twice, as in training, and reports mAP@0.5 only.
 (mAP only); with ``--split`` set to ``splits/msrs_dev_eval.txt`` it gives the card's
 "visible camera blinded" figures, which chose nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ from model_card import evaluate_model, load_pairs  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights", nargs="+", help="student or teacher .safetensors files (with .json sidecars)")
-    ap.add_argument("--data", default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
-                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
+    ap.add_argument(
+        "--data",
+        default=os.environ.get("IVIF_DATA"),
+        required="IVIF_DATA" not in os.environ,
+        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
+    )
     ap.add_argument("--split", type=Path, help="names file of MSRS test-folder pairs (default: val40)")
     ap.add_argument("--day-night", action="store_true", help="also mAP@0.5 on the day and the night pairs apart")
     ap.add_argument("--per-class", action="store_true", help="also AP@0.5 of each detection class")

@@ -24,6 +24,7 @@ above all of them. The oracle's gain over the student bounds what a fused studen
 its IR-only twin by seeing what IR does not show; anything beyond it would have to come from
 finding IR-visible objects better. Prints one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,13 @@ def with_oracle(preds, gts, origins, add: tuple[str, ...]):
     out = []
     for (p_xyxy, p_scores, p_cls), (g_xyxy, g_cls), origin in zip(preds, gts, origins):
         pick = np.isin(origin, [ORIGINS.index(a) for a in add])
-        out.append((np.concatenate([np.asarray(p_xyxy, np.float64).reshape(-1, 4), g_xyxy[pick]]),
-                    np.concatenate([p_scores, np.full(int(pick.sum()), top)]),
-                    np.concatenate([np.asarray(p_cls, int), g_cls[pick]])))
+        out.append(
+            (
+                np.concatenate([np.asarray(p_xyxy, np.float64).reshape(-1, 4), g_xyxy[pick]]),
+                np.concatenate([p_scores, np.full(int(pick.sum()), top)]),
+                np.concatenate([np.asarray(p_cls, int), g_cls[pick]]),
+            )
+        )
     return out
 
 
@@ -70,12 +75,16 @@ def found_by_origin(preds, gts, origins, score: float, iou_thr: float = 0.5) -> 
 
     found = {o: [0, 0] for o in ORIGINS}
     for (p_xyxy, p_scores, p_cls), (g_xyxy, g_cls), origin in zip(preds, gts, origins):
-        p_xyxy, p_scores, p_cls = np.asarray(p_xyxy, np.float64).reshape(-1, 4), np.asarray(p_scores), np.asarray(p_cls, int)
+        p_xyxy, p_scores, p_cls = (
+            np.asarray(p_xyxy, np.float64).reshape(-1, 4),
+            np.asarray(p_scores),
+            np.asarray(p_cls, int),
+        )
         hit = np.zeros(len(g_cls), bool)
         for d in np.argsort(-p_scores, kind="mergesort"):
             if p_scores[d] < score or hit.all():
                 break
-            iou = np.where((g_cls == p_cls[d]) & ~hit, box_iou(p_xyxy[d:d + 1], g_xyxy)[0], -1.0)
+            iou = np.where((g_cls == p_cls[d]) & ~hit, box_iou(p_xyxy[d : d + 1], g_xyxy)[0], -1.0)
             if iou.max() >= iou_thr:
                 hit[iou.argmax()] = True
         for o, h in zip(origin, hit):
@@ -86,12 +95,25 @@ def found_by_origin(preds, gts, origins, score: float, iou_thr: float = 0.5) -> 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("weights", nargs="*", type=Path,
-                    help="students (.safetensors), each run on the input it was trained on; IR-only ones also get the oracle")
-    ap.add_argument("--data", type=Path, default=os.environ.get("IVIF_DATA"), required="IVIF_DATA" not in os.environ,
-                    help="folder holding msrs/ and splits/ (default: $IVIF_DATA)")
-    ap.add_argument("--split", type=Path, default=Path("splits/msrs_dev_eval.txt"),
-                    help="names file, relative to --data-root unless absolute")
+    ap.add_argument(
+        "weights",
+        nargs="*",
+        type=Path,
+        help="students (.safetensors), each run on the input it was trained on; IR-only ones also get the oracle",
+    )
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=os.environ.get("IVIF_DATA"),
+        required="IVIF_DATA" not in os.environ,
+        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
+    )
+    ap.add_argument(
+        "--split",
+        type=Path,
+        default=Path("splits/msrs_dev_eval.txt"),
+        help="names file, relative to --data-root unless absolute",
+    )
     ap.add_argument("--score", type=float, default=0.3, help="detection score threshold of the found counts")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -117,8 +139,12 @@ def main() -> int:
         for c, o in zip(cls, origin):
             key = f"{period}/{int(c)}/{ORIGINS[o]}"
             counts[key] = counts.get(key, 0) + 1
-    result = {"split": str(args.split), "images": len(pairs), "gt_by_period_class_origin": dict(sorted(counts.items())),
-              "students": {}}
+    result = {
+        "split": str(args.split),
+        "images": len(pairs),
+        "gt_by_period_class_origin": dict(sorted(counts.items())),
+        "students": {},
+    }
     for path in args.weights:
         model, meta = load_model(path)
         mode = trained_input_mode(meta, str(path))
@@ -126,11 +152,15 @@ def main() -> int:
         evaluate_model(model, meta, mode, pairs, desc=path.name, keep=keep)
         names = meta["detection_classes"]
         row = {"input": mode, "found_by_origin": found_by_origin(keep["preds"], gts, origins, args.score)}
-        oracles = (("+vis_only", ("vis_only",)), ("+vis_only+vis_near", ("vis_only", "vis_near"))) if mode == "ir" else ()
+        oracles = (
+            (("+vis_only", ("vis_only",)), ("+vis_only+vis_near", ("vis_only", "vis_near"))) if mode == "ir" else ()
+        )
         for label, add in (("student", ()), *oracles):
             det = evaluate_detections(with_oracle(keep["preds"], gts, origins, add), gts, len(names), names)
-            row[label] = {"map50": round(det["map50"], 4),
-                          **{n: round(v["ap50"], 4) for n, v in det["per_class"].items()}}
+            row[label] = {
+                "map50": round(det["map50"], 4),
+                **{n: round(v["ap50"], 4) for n, v in det["per_class"].items()},
+            }
         result["students"][str(path)] = row
     print(json.dumps(result, indent=1))
     return 0

@@ -15,6 +15,7 @@ with plain YAML, and imports only the launcher's Fast DDS profile helper; the pr
 config schema (whose pipeline and engine sections pull in torch) is loaded only when the
 file lacks those settings, and the nodes validate everything else when they start.
 """
+
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,8 +33,13 @@ ARGUMENTS = {
     "backend": ("", "engine.backend override (auto, onnxruntime, openvino, torch, tensorrt); empty: from config"),
     "model": ("", "pipeline.model override (student, teacher or a .safetensors path); empty: from config"),
 }
-REMAPPED = {"ir_topic": "ir/image_raw", "visible_topic": "visible/image_raw", "ir_info_topic": "ir/camera_info",
-            "visible_info_topic": "visible/camera_info", "fused_topic": "fused/image"}
+REMAPPED = {
+    "ir_topic": "ir/image_raw",
+    "visible_topic": "visible/image_raw",
+    "ir_info_topic": "ir/camera_info",
+    "visible_info_topic": "visible/camera_info",
+    "fused_topic": "fused/image",
+}
 
 
 def _config_path(value: str) -> str:
@@ -50,9 +56,11 @@ def _config_path(value: str) -> str:
 GRAPH_SETTINGS = {"mode": str, "overlay": bool, "fastdds_profile": str}
 GRAPH_MODES = ("multi_process", "single_process")
 # executable in lib/ivif_ros -> (module run with ``python -m`` where it is missing, node name)
-EXECUTABLES = {"fusion_node": ("ivif_ros.nodes.fusion_node", "ivif_fusion"),
-               "overlay_node": ("ivif_ros.nodes.overlay_node", "ivif_overlay"),
-               "fusion_graph": ("ivif_ros.nodes.graph", "ivif_graph")}
+EXECUTABLES = {
+    "fusion_node": ("ivif_ros.nodes.fusion_node", "ivif_fusion"),
+    "overlay_node": ("ivif_ros.nodes.overlay_node", "ivif_overlay"),
+    "fusion_graph": ("ivif_ros.nodes.graph", "ivif_graph"),
+}
 
 
 def _graph_settings(config_file: str, overrides: dict):
@@ -112,8 +120,14 @@ def _graph(context):
 
     def node(executable, extra=()):
         module, name = EXECUTABLES[executable]
-        common = dict(name=None if executable == "fusion_graph" else name, namespace=arg["namespace"],
-                      parameters=parameters, remappings=remappings, output="screen", exec_name=name)
+        common = dict(
+            name=None if executable == "fusion_graph" else name,
+            namespace=arg["namespace"],
+            parameters=parameters,
+            remappings=remappings,
+            output="screen",
+            exec_name=name,
+        )
         if executable in installed:
             return Node(package="ivif_ros", executable=executable, arguments=list(extra), **common)
         return Node(executable=sys.executable, arguments=["-m", module, *extra], **common)
@@ -132,7 +146,9 @@ def generate_launch_description():
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
     return LaunchDescription(
-        [DeclareLaunchArgument(name, default_value=default, description=doc)
-         for name, (default, doc) in ARGUMENTS.items()]
+        [
+            DeclareLaunchArgument(name, default_value=default, description=doc)
+            for name, (default, doc) in ARGUMENTS.items()
+        ]
         + [OpaqueFunction(function=_graph)]
     )

@@ -5,6 +5,7 @@ Run with the project's venv after changing requirements*.txt and testing:
 Unlike ``pip freeze`` this skips the egg-info directories that ament/colcon write for
 CMake packages (they are not installable distributions) and this project itself.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -22,8 +23,10 @@ def main() -> None:
         name = dist.metadata["Name"]
         if name not in SKIP:
             pins.add(f"{name}=={dist.version}")
-    header = ("# Every package of the tested environment (.venv from ./scripts/setup.sh), pinned.\n"
-              "# Regenerate after changing requirements*.txt: .venv/bin/python scripts/freeze_constraints.py\n")
+    header = (
+        "# Every package of the tested environment (.venv from ./scripts/setup.sh), pinned.\n"
+        "# Regenerate after changing requirements*.txt: .venv/bin/python scripts/freeze_constraints.py\n"
+    )
     OUT.write_text(header + "\n".join(sorted(pins, key=str.lower)) + "\n")
     print(f"wrote {len(pins)} pins to {OUT}")
 

@@ -6,6 +6,7 @@
 ``rclpy_context`` per test: an initialised ``rclpy.Context`` in that environment,
                   shut down afterwards.
 """
+
 from __future__ import annotations
 
 import os

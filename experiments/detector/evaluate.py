@@ -11,6 +11,7 @@ another seed is ``label=mode:w1+w2`` and counts as a group in the bootstrap.
         --run fused=fused:runs/A_fused/detector --run ir=ir:runs/A_ir/detector \\
         --compare fused,ir --out experiments/detector/results/eval.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,10 @@ def union_boxes(root: Path, names, shapes):
 
     gts = []
     for name, (h, w) in zip(names, shapes):
-        b = merge_boxes(read_yolo_boxes(root / "labels_det" / "ir" / f"{name}.txt", w, h),
-                        read_yolo_boxes(root / "labels_det" / "vi" / f"{name}.txt", w, h))
+        b = merge_boxes(
+            read_yolo_boxes(root / "labels_det" / "ir" / f"{name}.txt", w, h),
+            read_yolo_boxes(root / "labels_det" / "vi" / f"{name}.txt", w, h),
+        )
         gts.append((b.xyxy, b.cls))
     return gts
 
@@ -95,7 +98,7 @@ def plot(results: dict, comparisons: dict, loss_logs: list[str], path: Path) -> 
             steps = np.array([int(r["step"]) for r in rows])
             total = np.array([float(r["total"]) for r in rows])
             k = min(9, len(total))
-            ax.plot(steps[k - 1:], np.convolve(total, np.ones(k) / k, "valid"), label=label)
+            ax.plot(steps[k - 1 :], np.convolve(total, np.ones(k) / k, "valid"), label=label)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss (running mean)")
         ax.legend(fontsize=7)
@@ -118,8 +121,14 @@ def main(argv=None) -> int:
     ap.add_argument("--compare", action="append", default=[], help="labelA,labelB: bootstrap of A minus B")
     ap.add_argument("--data", default=None, help="data folder (default $IVIF_DATA)")
     ap.add_argument("--split", default="splits/msrs_dev_eval.txt")
-    ap.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("W", "H"),
-                    help="detector input (default: the size in the weights' sidecar)")
+    ap.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("W", "H"),
+        help="detector input (default: the size in the weights' sidecar)",
+    )
     ap.add_argument("--score", type=float, default=0.05, help="score threshold of the decoder")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--out", default=None, help="JSON of the results")
@@ -151,22 +160,30 @@ def main(argv=None) -> int:
         matched[label] = [match_at_50(p, gt_fusion, len(CLASSES)) for p in preds]
         results[label] = row
         f = row["fusion"]
-        print(f"{label:>14} ({mode:7}) mAP@0.5 fusion {f['map50']:.3f} [" +
-              " ".join(f"{c} {f['ap50'][c]:.3f}" for c in CLASSES) +
-              f"]  union {row['union']['map50']:.3f}  seeds {['%.3f' % v for v in f['map50_per_seed']]}")
+        print(
+            f"{label:>14} ({mode:7}) mAP@0.5 fusion {f['map50']:.3f} ["
+            + " ".join(f"{c} {f['ap50'][c]:.3f}" for c in CLASSES)
+            + f"]  union {row['union']['map50']:.3f}  seeds {['%.3f' % v for v in f['map50_per_seed']]}"
+        )
     comparisons = {}
     for pair in args.compare:
         a, b = pair.split(",")
         boot = paired_map_bootstrap(matched[a], matched[b], resamples=args.resamples, seed=0)
         comparisons[f"{a}-{b}"] = boot
-        print(f"{a} - {b}: {boot['observed']:+.3f}  95% CI [{boot['ci95'][0]:+.3f}, {boot['ci95'][1]:+.3f}]  "
-              f"P(A better) {boot['p_a_better']:.3f}")
+        print(
+            f"{a} - {b}: {boot['observed']:+.3f}  95% CI [{boot['ci95'][0]:+.3f}, {boot['ci95'][1]:+.3f}]  "
+            f"P(A better) {boot['p_a_better']:.3f}"
+        )
     if args.plot:
         plot(results, comparisons, args.loss_logs, Path(args.plot))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"split": args.split, "images": len(names), "runs": results,
-                                              "comparisons": comparisons}, indent=1) + "\n")
+        Path(args.out).write_text(
+            json.dumps(
+                {"split": args.split, "images": len(names), "runs": results, "comparisons": comparisons}, indent=1
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -5,6 +5,7 @@ cached fused images are the pipeline's.
 
     IVIF_DATA=/path/to/data python experiments/detector/pipeline_check.py --detector detector
 """
+
 import argparse
 import json
 import sys
@@ -29,15 +30,28 @@ def main(argv=None) -> int:
     root = data_root(args.data)
     meta = json.loads(resolve(args.detector)[1].read_text())
     h, w = meta["input"]["native_hw"]
-    engine = EngineConfig(backend="torch", height=480, width=640, dynamic=True, min_size=(32, 32), max_size=(2048, 2048))
-    cfg = PipelineConfig(model="student", engine=engine, detector=args.detector, detector_size=[w, h],
-                         score_threshold=MAP_SCORE_FLOOR, class_map=list(DETECTION_CLASSES))
+    engine = EngineConfig(
+        backend="torch", height=480, width=640, dynamic=True, min_size=(32, 32), max_size=(2048, 2048)
+    )
+    cfg = PipelineConfig(
+        model="student",
+        engine=engine,
+        detector=args.detector,
+        detector_size=[w, h],
+        score_threshold=MAP_SCORE_FLOOR,
+        class_map=list(DETECTION_CLASSES),
+    )
     ds = PairedDataset(root / "msrs" / "test", root / "splits" / "msrs_dev_eval.txt")
     result = evaluate(ds, {"student+detector": LearnedMethod(FusionPipeline(cfg))}, sample_count=0)
     det, union = result.detection["student+detector"], result.detection_union["student+detector"]
-    out = {"detector": args.detector, "detector_size_wh": [w, h], "ground_truth": result.ground_truth,
-           "map50": det["map50"], "ap50": {c: v["ap50"] for c, v in det["per_class"].items()},
-           "map50_union": union["map50"]}
+    out = {
+        "detector": args.detector,
+        "detector_size_wh": [w, h],
+        "ground_truth": result.ground_truth,
+        "map50": det["map50"],
+        "ap50": {c: v["ap50"] for c, v in det["per_class"].items()},
+        "map50_union": union["map50"],
+    }
     print(json.dumps(out, indent=1))
     if args.out:
         with open(args.out, "w") as f:

@@ -1,4 +1,5 @@
 """experiments/heldout_split.py's block-wise hold-out recovers whole blocks, as msrs_dev_eval's are cut."""
+
 import pytest
 
 import heldout_split
@@ -12,7 +13,7 @@ def _dev_split(day: int = 179, night: int = 182, block: int = 20):
         names = [f"{4 * i + (1 if kind == 'N' else 0):05d}{kind}" for i in range(count)]
         for b, start in enumerate(range(0, count, block)):
             if b % 3 != 2:
-                chunk = names[start:start + block]
+                chunk = names[start : start + block]
                 train += chunk
                 blocks.append(chunk)
     return train, blocks

@@ -3,6 +3,7 @@ runnable: every training command parses with the real ``ivif`` parser and its co
 every run it starts from (--teacher, --init-from) is written by an earlier row, and every row's
 weights are in the repository. Retraining itself takes hours; this checks the plan without
 running it."""
+
 from pathlib import Path
 
 from ivif_ros.cli import build_parser
@@ -48,11 +49,25 @@ def test_every_gap_compares_two_disjoint_groups_of_card_rows():
 
 
 def test_the_gap_table_is_written_from_results(tmp_path):
-    gap = {"a": ["x"], "b": ["y"], "observed": -0.0172, "ci95": [-0.0351, 0.0003], "p_a_better": 0.032,
-           "resamples": 2000, "images": 119}
-    fusion_gap = {k: {"observed": 0.0001, "ci95": [-0.002, 0.0021], "p_a_better": 0.53} for k in ("VIF", "Qabf", "SSIM")}
-    results = {"fusion": {}, "detection": {}, "complexity": {}, "gaps": {"fused minus IR": gap},
-               "fusion_gaps": {"student minus pixel max": fusion_gap}}
+    gap = {
+        "a": ["x"],
+        "b": ["y"],
+        "observed": -0.0172,
+        "ci95": [-0.0351, 0.0003],
+        "p_a_better": 0.032,
+        "resamples": 2000,
+        "images": 119,
+    }
+    fusion_gap = {
+        k: {"observed": 0.0001, "ci95": [-0.002, 0.0021], "p_a_better": 0.53} for k in ("VIF", "Qabf", "SSIM")
+    }
+    results = {
+        "fusion": {},
+        "detection": {},
+        "complexity": {},
+        "gaps": {"fused minus IR": gap},
+        "fusion_gaps": {"student minus pixel max": fusion_gap},
+    }
     model_card.write_markdown(results, tmp_path / "r.md")
     text = (tmp_path / "r.md").read_text()
     assert "| fused minus IR | -0.0172 | -0.0351 .. +0.0003 | 3.2% |" in text

@@ -1,4 +1,5 @@
 """The paired bootstraps (mAP@0.5 gap; mean per-image gap) agree with their definitions and separate real gaps from none."""
+
 import numpy as np
 import pytest
 

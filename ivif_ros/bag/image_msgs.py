@@ -3,6 +3,7 @@
 Pixel layout rules live in :mod:`ivif_ros.core.image_codec`; this module only wraps
 them into rosbags dataclasses (no rclpy) and adds the compressed-image path.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,9 @@ def stamp_ns(hdr) -> int:
     return int(hdr.stamp.sec) * 1_000_000_000 + int(hdr.stamp.nanosec)
 
 
-def make_image(store, arr: np.ndarray, encoding: str, t_ns: int, frame_id: str, *,
-               bigendian: bool = False, step: int | None = None):
+def make_image(
+    store, arr: np.ndarray, encoding: str, t_ns: int, frame_id: str, *, bigendian: bool = False, step: int | None = None
+):
     """A rosbags ``sensor_msgs/msg/Image`` holding ``arr`` in ``encoding``."""
     fields = array_to_image_fields(arr, encoding, bigendian=bigendian, step=step)
     fields["data"] = np.frombuffer(fields["data"], np.uint8)
@@ -89,8 +91,9 @@ def decode_image(msg, msgtype: str, topic: str = "") -> tuple[np.ndarray, str]:
     raise InputError(f"topic {topic}: type {msgtype} is not an image; expected {IMAGE} or {COMPRESSED_IMAGE}")
 
 
-def make_camera_info(store, t_ns: int, frame_id: str, width: int, height: int, k: np.ndarray,
-                     distortion: np.ndarray | None = None):
+def make_camera_info(
+    store, t_ns: int, frame_id: str, width: int, height: int, k: np.ndarray, distortion: np.ndarray | None = None
+):
     """A ``sensor_msgs/msg/CameraInfo`` of an undistorted pinhole camera with intrinsics ``k``.
 
     ``P`` is ``[K | 0]`` (monocular); ``R`` is identity.
@@ -100,14 +103,29 @@ def make_camera_info(store, t_ns: int, frame_id: str, width: int, height: int, k
     p = np.hstack([k, np.zeros((3, 1))])
     roi = store.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     return store.types[CAMERA_INFO](
-        header=header(store, t_ns, frame_id), height=int(height), width=int(width),
-        distortion_model="plumb_bob", d=d, k=k.reshape(-1), r=np.eye(3).reshape(-1), p=p.reshape(-1),
-        binning_x=0, binning_y=0, roi=roi,
+        header=header(store, t_ns, frame_id),
+        height=int(height),
+        width=int(width),
+        distortion_model="plumb_bob",
+        d=d,
+        k=k.reshape(-1),
+        r=np.eye(3).reshape(-1),
+        p=p.reshape(-1),
+        binning_x=0,
+        binning_y=0,
+        roi=roi,
     )
 
 
-def make_detection_array(store, t_ns: int, frame_id: str, xyxy: np.ndarray, class_ids: np.ndarray,
-                         class_names: list[str], scores: np.ndarray | None = None):
+def make_detection_array(
+    store,
+    t_ns: int,
+    frame_id: str,
+    xyxy: np.ndarray,
+    class_ids: np.ndarray,
+    class_names: list[str],
+    scores: np.ndarray | None = None,
+):
     """An ``ivif_ros/msg/DetectionArray``; ground truth gets score 1.
 
     Detections are sorted by descending score, as the message definition requires.
@@ -122,7 +140,10 @@ def make_detection_array(store, t_ns: int, frame_id: str, xyxy: np.ndarray, clas
             class_id=int(class_ids[i]),
             class_name=class_names[class_ids[i]] if class_ids[i] < len(class_names) else str(int(class_ids[i])),
             score=float(scores[i]),
-            x_min=float(xyxy[i, 0]), y_min=float(xyxy[i, 1]), x_max=float(xyxy[i, 2]), y_max=float(xyxy[i, 3]),
+            x_min=float(xyxy[i, 0]),
+            y_min=float(xyxy[i, 1]),
+            x_max=float(xyxy[i, 2]),
+            y_max=float(xyxy[i, 3]),
         )
         for i in order
     ]

@@ -9,6 +9,7 @@ labels the union goes on a second topic, ``<detections topic>_union``), and the 
 ``std_msgs/msg/Header`` (frame_id = name) so replay can match outputs to dataset frames.
 The pairs are already registered, so no CameraInfo is written.
 """
+
 from __future__ import annotations
 
 import time
@@ -70,8 +71,14 @@ class MakeBagResult:
     messages: dict[str, int]
 
 
-def make_bag(data: str | Path, out: str | Path, opts: MakeBagOptions = MakeBagOptions(), *,
-             overwrite: bool = False, progress: bool = True) -> MakeBagResult:
+def make_bag(
+    data: str | Path,
+    out: str | Path,
+    opts: MakeBagOptions = MakeBagOptions(),
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> MakeBagResult:
     """Write the pairs of the dataset at ``data`` (optionally a ``split``) into the bag ``out``."""
     from tqdm import tqdm
 
@@ -114,11 +121,19 @@ def make_bag(data: str | Path, out: str | Path, opts: MakeBagOptions = MakeBagOp
             put(opts.name_topic, recv, im.header(ts, stamp, pair.name))
             boxes = pair.ground_truth
             if boxes is not None:
-                put(opts.detections_topic, recv,
-                    im.make_detection_array(ts, stamp, VIS_FRAME, boxes.xyxy, boxes.cls, list(opts.class_names)))
+                put(
+                    opts.detections_topic,
+                    recv,
+                    im.make_detection_array(ts, stamp, VIS_FRAME, boxes.xyxy, boxes.cls, list(opts.class_names)),
+                )
             if union_topic and pair.boxes is not None:
-                put(union_topic, recv, im.make_detection_array(ts, stamp, VIS_FRAME, pair.boxes.xyxy, pair.boxes.cls,
-                                                               list(opts.class_names)))
+                put(
+                    union_topic,
+                    recv,
+                    im.make_detection_array(
+                        ts, stamp, VIS_FRAME, pair.boxes.xyxy, pair.boxes.cls, list(opts.class_names)
+                    ),
+                )
     out = Path(out)
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     return MakeBagResult(out, n, time.perf_counter() - started, size, {t: c for t, c in written.items() if c})

@@ -8,6 +8,7 @@ fails its CRC or cannot be decompressed is skipped and reported; the scan contin
 
 Messages are returned in file order (recorders write in receive order).
 """
+
 from __future__ import annotations
 
 import mmap
@@ -77,11 +78,11 @@ class McapSalvage:
             if op in (OP_DATA_END, OP_FOOTER):
                 return
             if op == OP_SCHEMA:
-                sid, = struct.unpack_from("<H", buf, body)
+                (sid,) = struct.unpack_from("<H", buf, body)
                 name, p = _string(buf, body + 2)
                 encoding, p = _string(buf, p)
                 (n,) = struct.unpack_from("<I", buf, p)
-                schemas[sid] = (name, encoding, bytes(buf[p + 4:p + 4 + n]).decode())
+                schemas[sid] = (name, encoding, bytes(buf[p + 4 : p + 4 + n]).decode())
             elif op == OP_CHANNEL:
                 cid, sid = struct.unpack_from("<HH", buf, body)
                 topic, _ = _string(buf, body + 4)
@@ -91,7 +92,7 @@ class McapSalvage:
                 cid, _seq, log_time = struct.unpack_from("<HIQ", buf, body)
                 channel = self.channels.get(cid)
                 if channel is not None:
-                    yield channel, log_time, bytes(buf[body + 22:next_pos])
+                    yield channel, log_time, bytes(buf[body + 22 : next_pos])
             elif op == OP_CHUNK and where == "file":
                 yield from self._chunk(buf, body, next_pos, schemas)
             pos = next_pos
@@ -106,7 +107,7 @@ class McapSalvage:
         if p + 8 > end or (cut and compression):
             return
         (n,) = struct.unpack_from("<Q", buf, p)
-        records = buf[p + 8:min(p + 8 + n, end)]
+        records = buf[p + 8 : min(p + 8 + n, end)]
         if cut:
             yield from self._scan(records, 0, len(records), schemas, where="cut chunk")
             return
@@ -129,4 +130,4 @@ class McapSalvage:
 
 def _string(buf, pos: int) -> tuple[str, int]:
     (n,) = struct.unpack_from("<I", buf, pos)
-    return bytes(buf[pos + 4:pos + 4 + n]).decode(), pos + 4 + n
+    return bytes(buf[pos + 4 : pos + 4 + n]).decode(), pos + 4 + n

@@ -5,6 +5,7 @@ It shows one frame as the visible camera recorded it, the same frame with a digi
 registered with the calibration homography with the ground-truth boxes, and the stamp
 timing of both cameras (jitter about the nominal 30 Hz grid, IR-visible skew).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,8 +47,10 @@ def write_sample_preview(sample_dir: str | Path, frame: int = 0, out: str | Path
             if len(stamps[m.topic]) == frame + 1:
                 images[m.topic] = m.msg
     if len(images) < 2:
-        raise InputError(f"{sample_dir / 'bag'}: frame {frame} is not in the bag (it has "
-                         f"{len(stamps[TOPICS['vis']])} visible and {len(stamps[TOPICS['ir']])} IR frames)")
+        raise InputError(
+            f"{sample_dir / 'bag'}: frame {frame} is not in the bag (it has "
+            f"{len(stamps[TOPICS['vis']])} visible and {len(stamps[TOPICS['ir']])} IR frames)"
+        )
 
     vis_msg = images[TOPICS["vis"]]
     vis = to_rgb(*im.decode_image(vis_msg, im.IMAGE, TOPICS["vis"]))

@@ -10,6 +10,7 @@
   and afterwards raises :class:`BagDamagedError` (``strict=True``, the default) or
   stops quietly (``strict=False``); either way ``reader.errors`` says what was lost.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -27,8 +28,10 @@ from ivif_ros.errors import InputError
 try:  # rosbags reads sqlite3 bags with apsw when it is installed, and raises its errors
     from apsw import Error as _ApswError
 except ImportError:  # pragma: no cover - apsw is optional in rosbags
+
     class _ApswError(Exception):
         pass
+
 
 # What a damaged storage file raises while opening or reading (never a bug of ours).
 STORAGE_ERRORS = (ReaderError, sqlite3.DatabaseError, _ApswError, OSError)
@@ -121,9 +124,7 @@ class BagReader:
             topic: TopicInfo(topic, info.msgtype or "<mixed types>", info.msgcount)
             for topic, info in reader.topics.items()
         }
-        self.typestore = self._build_typestore(
-            [(c.msgtype, c.msgdef.format.name, c.msgdef.data) for c in conns]
-        )
+        self.typestore = self._build_typestore([(c.msgtype, c.msgdef.format.name, c.msgdef.data) for c in conns])
 
     def _storage_target(self) -> Path:
         """The bag folder, or its single .mcap file when metadata.yaml is missing
@@ -156,8 +157,10 @@ class BagReader:
                 per_channel[channel.id] = per_channel.get(channel.id, 0) + 1
             self.errors.extend(scanner.errors)
         if not any(scanner.channels for scanner in self._salvage):
-            raise InputError(f"bag {self.path} cannot be read: {exc}; nothing is salvageable: " + "; ".join(
-                self.errors[1:] or ["no topic records before the damage"]))
+            raise InputError(
+                f"bag {self.path} cannot be read: {exc}; nothing is salvageable: "
+                + "; ".join(self.errors[1:] or ["no topic records before the damage"])
+            )
         topics: dict[str, TopicInfo] = {}
         defs = []
         for i, scanner in enumerate(self._salvage):
@@ -184,8 +187,9 @@ class BagReader:
                             body = block.split("\n", 1)[1] if block.startswith("IDL: ") else block
                             bag_types.update(get_types_from_idl(body))
             except TypesysError as exc:
-                self.errors.append(f"{self.path}: definition of {msgtype} in the bag is unusable ({exc}); "
-                                   f"using the {self.distro} one")
+                self.errors.append(
+                    f"{self.path}: definition of {msgtype} in the bag is unusable ({exc}); using the {self.distro} one"
+                )
         store = get_typestore(Stores.EMPTY)
         store.register(bag_types)
         missing = {msgtype for msgtype, _, _ in definitions} - set(store.fielddefs)
@@ -230,8 +234,9 @@ class BagReader:
         return info
 
     # -- iteration -----------------------------------------------------------------
-    def messages(self, topics: list[str] | None = None, *, start: int | None = None, stop: int | None = None,
-                 strict: bool = True) -> Iterator[BagMessage]:
+    def messages(
+        self, topics: list[str] | None = None, *, start: int | None = None, stop: int | None = None, strict: bool = True
+    ) -> Iterator[BagMessage]:
         """Yield ``(topic, t_ns, msg)`` of ``topics`` (all when None), decoded, in time order.
 
         ``start``/``stop`` bound the receive time in ns (``start <= t < stop``). On a

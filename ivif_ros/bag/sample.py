@@ -12,6 +12,7 @@ The IR images in the bag are in the IR camera's own geometry (resolution, intrin
 small rotation); ``calibration.yaml`` holds the exact homography that registers them.
 The same seed and options give byte-identical files.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -98,8 +99,12 @@ def visible_boxes(boxes, margin: int, width: int, height: int) -> tuple[np.ndarr
     clipped = np.clip(xyxy, 0, [width, height, width, height])
     area = np.prod(xyxy[:, 2:] - xyxy[:, :2], 1)
     area_in = np.prod(np.clip(clipped[:, 2:] - clipped[:, :2], 0, None), 1)
-    keep = (area_in >= 0.5 * area) & ((clipped[:, 3] - clipped[:, 1]) >= MIN_BOX_PX) & \
-           ((clipped[:, 2] - clipped[:, 0]) >= MIN_BOX_PX / 3) & (unoccluded >= MIN_VISIBLE_FRACTION)
+    keep = (
+        (area_in >= 0.5 * area)
+        & ((clipped[:, 3] - clipped[:, 1]) >= MIN_BOX_PX)
+        & ((clipped[:, 2] - clipped[:, 0]) >= MIN_BOX_PX / 3)
+        & (unoccluded >= MIN_VISIBLE_FRACTION)
+    )
     return clipped[keep].astype(np.float32), cls[keep]
 
 
@@ -112,6 +117,7 @@ def yolo_lines(xyxy: np.ndarray, cls: np.ndarray, width: int, height: int) -> st
 
 def write_calibration(path: Path, rig, counts: ThermalCounts, opts: SampleOptions) -> None:
     """calibration.yaml: ``homography`` (the key ``ivif_ros.core.registration`` reads) and context."""
+
     def mat(m):
         return "[" + ", ".join("[" + ", ".join(f"{v:.12g}" for v in row) + "]" for row in np.asarray(m)) + "]"
 
@@ -140,8 +146,9 @@ def write_calibration(path: Path, rig, counts: ThermalCounts, opts: SampleOption
     )
 
 
-def generate_sample(out: str | Path, opts: SampleOptions = SampleOptions(), *, overwrite: bool = False,
-                    progress: bool = True) -> SampleResult:
+def generate_sample(
+    out: str | Path, opts: SampleOptions = SampleOptions(), *, overwrite: bool = False, progress: bool = True
+) -> SampleResult:
     """Render the sequence and write pairs, bag and calibration under ``out``."""
     from tqdm import tqdm
 
@@ -183,12 +190,16 @@ def generate_sample(out: str | Path, opts: SampleOptions = SampleOptions(), *, o
             ir_counts = thermal.capture(temperature, noise_rng)
             xyxy, cls = visible_boxes(canvas_boxes, margin, opts.width, opts.height)
             if pairs is not None:
-                pending.append(io.submit(_write_pair, pairs, name, vis,
-                                         counts.to_8bit(thermal.register(ir_counts)), xyxy, cls))
+                pending.append(
+                    io.submit(_write_pair, pairs, name, vis, counts.to_8bit(thermal.register(ir_counts)), xyxy, cls)
+                )
             if bag is not None:
                 ir_img = ir_counts if opts.ir_encoding == "mono16" else counts.to_8bit(ir_counts)
-                pending.append(io.submit(_write_frame, bag, i, name, vis, ir_img, xyxy, cls, rig, vis_times,
-                                         ir_times, opts, written))
+                pending.append(
+                    io.submit(
+                        _write_frame, bag, i, name, vis, ir_img, xyxy, cls, rig, vis_times, ir_times, opts, written
+                    )
+                )
             while len(pending) > 4:
                 pending.pop(0).result()  # re-raises a failed write here
         for job in pending:
@@ -203,8 +214,9 @@ def generate_sample(out: str | Path, opts: SampleOptions = SampleOptions(), *, o
         raise
     finally:
         io.shutdown(wait=True)
-    return SampleResult(out, opts.frames, time.perf_counter() - started, out / "bag" if bag else None,
-                        pairs, calibration, written)
+    return SampleResult(
+        out, opts.frames, time.perf_counter() - started, out / "bag" if bag else None, pairs, calibration, written
+    )
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -212,24 +224,37 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         if not overwrite:
             raise InputError(f"output folder {out} is not empty; choose a new folder or pass --overwrite")
         if not (out / "calibration.yaml").is_file():
-            raise InputError(f"refusing to overwrite {out}: it does not look like an `ivif sample` output "
-                             "(no calibration.yaml)")
+            raise InputError(
+                f"refusing to overwrite {out}: it does not look like an `ivif sample` output (no calibration.yaml)"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
 
 def _open_bag(bag: BagWriter) -> None:
     bag.open()
-    for key, msgtype in (("ir", im.IMAGE), ("ir_info", im.CAMERA_INFO), ("vis", im.IMAGE),
-                         ("vis_info", im.CAMERA_INFO), ("detections", im.DETECTION_ARRAY), ("name", im.HEADER)):
+    for key, msgtype in (
+        ("ir", im.IMAGE),
+        ("ir_info", im.CAMERA_INFO),
+        ("vis", im.IMAGE),
+        ("vis_info", im.CAMERA_INFO),
+        ("detections", im.DETECTION_ARRAY),
+        ("name", im.HEADER),
+    ):
         bag.add_topic(TOPICS[key], msgtype)
 
 
 def _write_pair(pairs: Path, name: str, vis: np.ndarray, ir8: np.ndarray, xyxy, cls) -> None:
     # Huffman-only coding after the 'up' filter: 3-4x faster than zlib's default for about the same
     # size on these noisy frames (sensor noise does not deflate well anyway)
-    png = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
-           cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    png = [
+        cv2.IMWRITE_PNG_COMPRESSION,
+        1,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+        cv2.IMWRITE_PNG_FILTER,
+        cv2.IMWRITE_PNG_FILTER_UP,
+    ]
     for path, img in ((pairs / "vi" / f"{name}.png", vis[:, :, ::-1]), (pairs / "ir" / f"{name}.png", ir8)):
         if not cv2.imwrite(str(path), img, png):
             raise InputError(f"cannot write {path}: check that the disk has space and the folder is writable")
@@ -238,8 +263,20 @@ def _write_pair(pairs: Path, name: str, vis: np.ndarray, ir8: np.ndarray, xyxy, 
         (pairs / "labels_det" / sub / f"{name}.txt").write_text(labels)
 
 
-def _write_frame(bag: BagWriter, i: int, name: str, vis, ir_img, xyxy, cls, rig, vis_times, ir_times,
-                 opts: SampleOptions, written: dict) -> None:
+def _write_frame(
+    bag: BagWriter,
+    i: int,
+    name: str,
+    vis,
+    ir_img,
+    xyxy,
+    cls,
+    rig,
+    vis_times,
+    ir_times,
+    opts: SampleOptions,
+    written: dict,
+) -> None:
     ts = bag.typestore
 
     def put(topic, t_ns, msg):
@@ -254,7 +291,10 @@ def _write_frame(bag: BagWriter, i: int, name: str, vis, ir_img, xyxy, cls, rig,
         stamp, recv = int(vis_times.stamp_ns[i]), int(vis_times.receive_ns[i])
         img = vis if opts.vis_encoding == "rgb8" else np.ascontiguousarray(vis[:, :, ::-1])
         put(TOPICS["vis"], recv, im.make_image(ts, img, opts.vis_encoding, stamp, VIS_FRAME))
-        put(TOPICS["vis_info"], recv, im.make_camera_info(ts, stamp, VIS_FRAME, rig.visible.width,
-                                                          rig.visible.height, rig.visible.k))
+        put(
+            TOPICS["vis_info"],
+            recv,
+            im.make_camera_info(ts, stamp, VIS_FRAME, rig.visible.width, rig.visible.height, rig.visible.k),
+        )
         put(TOPICS["detections"], recv, im.make_detection_array(ts, stamp, VIS_FRAME, xyxy, cls, list(CLASS_NAMES)))
         put(TOPICS["name"], recv, im.header(ts, stamp, name))

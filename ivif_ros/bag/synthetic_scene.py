@@ -21,6 +21,7 @@ fixed distance, sky) with the ego car driving along it, so textures, windows and
 dashes move with correct perspective. Everything random comes from one
 ``numpy.random.Generator``; the same seed gives the same frames.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -134,8 +135,9 @@ def cyclist_sprite(rng: np.random.Generator) -> list[Prim]:
     ]
 
 
-def car_sprite(rng: np.random.Generator, facing_camera: bool, engine_on: bool,
-               paint: tuple[float, float, float] | None = None) -> list[Prim]:
+def car_sprite(
+    rng: np.random.Generator, facing_camera: bool, engine_on: bool, paint: tuple[float, float, float] | None = None
+) -> list[Prim]:
     paint = paint or tuple(float(c) for c in rng.uniform(0.05, 0.45) * rng.uniform(0.4, 1.0, 3))
     body_t = AIR_TEMP_C + (rng.uniform(6, 12) if engine_on else 1.0)
     tyre_t = 30.0 if engine_on else AIR_TEMP_C + 1.0
@@ -152,12 +154,22 @@ def car_sprite(rng: np.random.Generator, facing_camera: bool, engine_on: bool,
         prims.append(Prim("poly", _box(-0.45, 0.5, 0.45, 0.75), 45.0 if engine_on else body_t, (0.04, 0.04, 0.04)))
         if engine_on:
             for sx in (-1, 1):
-                prims.append(Prim("ellipse", _ellipse(sx * 0.68, 0.72, 0.13, 0.08), 25.0, (0.8, 0.8, 0.8),
-                                  emit=(40.0, 40.0, 36.0)))
+                prims.append(
+                    Prim(
+                        "ellipse", _ellipse(sx * 0.68, 0.72, 0.13, 0.08), 25.0, (0.8, 0.8, 0.8), emit=(40.0, 40.0, 36.0)
+                    )
+                )
     else:  # seen from behind: tail lights and a hot exhaust
         for sx in (-1, 1):
-            prims.append(Prim("poly", _box(sx * 0.88 - 0.12, 0.72, sx * 0.88 + 0.12, 0.86), body_t,
-                              (0.25, 0.02, 0.02), emit=(2.5, 0.12, 0.08) if engine_on else None))
+            prims.append(
+                Prim(
+                    "poly",
+                    _box(sx * 0.88 - 0.12, 0.72, sx * 0.88 + 0.12, 0.86),
+                    body_t,
+                    (0.25, 0.02, 0.02),
+                    emit=(2.5, 0.12, 0.08) if engine_on else None,
+                )
+            )
         if engine_on:
             prims.append(Prim("ellipse", _ellipse(0.55, 0.25, 0.06, 0.05), 60.0, (0.02, 0.02, 0.02)))
     return prims
@@ -167,8 +179,12 @@ def lamp_sprite(side: int) -> list[Prim]:
     arm = -side * 1.2  # the arm reaches over the road
     return [
         Prim("poly", _box(-0.08, 0.0, 0.08, LAMP_HEIGHT_M), AIR_TEMP_C + 2.0, (0.18, 0.18, 0.18)),
-        Prim("poly", _box(min(0, arm), LAMP_HEIGHT_M - 0.08, max(0, arm), LAMP_HEIGHT_M), AIR_TEMP_C + 2.0,
-             (0.18, 0.18, 0.18)),
+        Prim(
+            "poly",
+            _box(min(0, arm), LAMP_HEIGHT_M - 0.08, max(0, arm), LAMP_HEIGHT_M),
+            AIR_TEMP_C + 2.0,
+            (0.18, 0.18, 0.18),
+        ),
         Prim("ellipse", _ellipse(arm, LAMP_HEIGHT_M - 0.12, 0.3, 0.1), 30.0, (1, 1, 1), emit=(30.0, 22.0, 12.0)),
     ]
 
@@ -217,7 +233,7 @@ class StreetScene:
         so shading touches only the pixels of each surface; the sky is static and precomputed.
         """
         c = self.cam
-        v, u = np.mgrid[0:c.height, 0:c.width].astype(np.float32)
+        v, u = np.mgrid[0 : c.height, 0 : c.width].astype(np.float32)
         # ray direction (x right, y down, z = 1); OpenCV/CameraInfo convention: pixel centres at integers
         du, dv = (u - c.cx) / c.f, (v - c.cy) / c.f
         facade_dist = np.where(du < 0, FACADE_X_M + EGO_X_M, FACADE_X_M - EGO_X_M)
@@ -232,8 +248,13 @@ class StreetScene:
 
         def surface(mask):
             idx = np.flatnonzero(mask)
-            return dict(idx=idx, x=world_x.reshape(-1)[idx], y=height.reshape(-1)[idx], z=z.reshape(-1)[idx],
-                        fog=fog.reshape(-1)[idx, None])
+            return dict(
+                idx=idx,
+                x=world_x.reshape(-1)[idx],
+                y=height.reshape(-1)[idx],
+                z=z.reshape(-1)[idx],
+                fog=fog.reshape(-1)[idx, None],
+            )
 
         self.ground = surface(~hits_facade & (z_ground < FAR_M))
         self.facades = {side: surface(hits_facade & (z_facade < FAR_M) & (np.sign(du) == side)) for side in (-1, 1)}
@@ -266,13 +287,25 @@ class StreetScene:
         agents = []
         for side in (-1, 1):
             for k in range(int(BLOCK_TABLE_M // LAMP_SPACING_M)):
-                agents.append(Agent("lamp", None, side * LAMP_X_M, k * LAMP_SPACING_M + LAMP_PHASE_M[side],
-                                    vz=0.0, z_range=(0.0, BLOCK_TABLE_M), sprite=lamp_sprite(side)))
+                agents.append(
+                    Agent(
+                        "lamp",
+                        None,
+                        side * LAMP_X_M,
+                        k * LAMP_SPACING_M + LAMP_PHASE_M[side],
+                        vz=0.0,
+                        z_range=(0.0, BLOCK_TABLE_M),
+                        sprite=lamp_sprite(side),
+                    )
+                )
             for k in range(int(BLOCK_TABLE_M // TREE_SPACING_M)):
                 if self.rng.random() < 0.6:
                     z = k * TREE_SPACING_M + self.rng.uniform(0, 4)
-                    agents.append(Agent("tree", None, side * TREE_X_M, z, z_range=(0.0, BLOCK_TABLE_M),
-                                        sprite=tree_sprite(self.rng)))
+                    agents.append(
+                        Agent(
+                            "tree", None, side * TREE_X_M, z, z_range=(0.0, BLOCK_TABLE_M), sprite=tree_sprite(self.rng)
+                        )
+                    )
         return agents
 
     def _traffic(self) -> list[Agent]:
@@ -280,26 +313,91 @@ class StreetScene:
         rng, agents = self.rng, []
         for _ in range(4):  # pedestrians on the sidewalks, walking along the street
             side = rng.choice([-1, 1])
-            agents.append(Agent("person", PERSON, side * rng.uniform(5.6, 6.8), rng.uniform(8, 45), vz=rng.choice([-1, 1]) * 1.4,
-                                z_range=(6.0, 50.0), sprite=person_sprite(rng, False), walk_phase=rng.uniform(0, 6.3)))
+            agents.append(
+                Agent(
+                    "person",
+                    PERSON,
+                    side * rng.uniform(5.6, 6.8),
+                    rng.uniform(8, 45),
+                    vz=rng.choice([-1, 1]) * 1.4,
+                    z_range=(6.0, 50.0),
+                    sprite=person_sprite(rng, False),
+                    walk_phase=rng.uniform(0, 6.3),
+                )
+            )
         for _ in range(2):  # pedestrians crossing the road ahead
-            agents.append(Agent("person", PERSON, rng.uniform(-6, 6), rng.uniform(12, 35), vx=rng.choice([-1, 1]) * 1.3,
-                                z_range=(10.0, 40.0), x_range=(-7.0, 7.0),
-                                sprite=person_sprite(rng, True), walk_phase=rng.uniform(0, 6.3)))
+            agents.append(
+                Agent(
+                    "person",
+                    PERSON,
+                    rng.uniform(-6, 6),
+                    rng.uniform(12, 35),
+                    vx=rng.choice([-1, 1]) * 1.3,
+                    z_range=(10.0, 40.0),
+                    x_range=(-7.0, 7.0),
+                    sprite=person_sprite(rng, True),
+                    walk_phase=rng.uniform(0, 6.3),
+                )
+            )
         for _ in range(2):  # cyclists at the kerb, riding with the traffic of their side
             side = rng.choice([-1, 1])
-            agents.append(Agent("cyclist", BICYCLE, side * rng.uniform(2.6, 3.1), rng.uniform(10, 40),
-                                vz=side * rng.uniform(3.5, 6.5), z_range=(7.0, 50.0), sprite=cyclist_sprite(rng)))
-        agents.append(Agent("car", CAR, 1.75, rng.uniform(15, 40), vz=rng.uniform(4, 7), z_range=(10.0, 60.0),
-                            sprite=car_sprite(rng, False, True)))  # lead car in the ego lane
-        agents.append(Agent("car", CAR, -1.75, rng.uniform(25, 70), vz=-rng.uniform(6, 9), z_range=(8.0, 90.0),
-                            sprite=car_sprite(rng, True, True)))  # oncoming car: headlight glare
+            agents.append(
+                Agent(
+                    "cyclist",
+                    BICYCLE,
+                    side * rng.uniform(2.6, 3.1),
+                    rng.uniform(10, 40),
+                    vz=side * rng.uniform(3.5, 6.5),
+                    z_range=(7.0, 50.0),
+                    sprite=cyclist_sprite(rng),
+                )
+            )
+        agents.append(
+            Agent(
+                "car",
+                CAR,
+                1.75,
+                rng.uniform(15, 40),
+                vz=rng.uniform(4, 7),
+                z_range=(10.0, 60.0),
+                sprite=car_sprite(rng, False, True),
+            )
+        )  # lead car in the ego lane
+        agents.append(
+            Agent(
+                "car",
+                CAR,
+                -1.75,
+                rng.uniform(25, 70),
+                vz=-rng.uniform(6, 9),
+                z_range=(8.0, 90.0),
+                sprite=car_sprite(rng, True, True),
+            )
+        )  # oncoming car: headlight glare
         # parked under the right-side lamp 30 m ahead, engine off (cold) and light-coloured:
         # bright in the visible image, faint in IR
-        agents.append(Agent("car", CAR, PARKING_X_M, LAMP_PHASE_M[1], vz=0.0, z_range=(0.0, BLOCK_TABLE_M),
-                            sprite=car_sprite(rng, False, False, paint=(0.6, 0.6, 0.58))))
-        agents.append(Agent("car", CAR, -PARKING_X_M, rng.uniform(20, 60), vz=0.0, z_range=(0.0, BLOCK_TABLE_M),
-                            sprite=car_sprite(rng, True, False)))
+        agents.append(
+            Agent(
+                "car",
+                CAR,
+                PARKING_X_M,
+                LAMP_PHASE_M[1],
+                vz=0.0,
+                z_range=(0.0, BLOCK_TABLE_M),
+                sprite=car_sprite(rng, False, False, paint=(0.6, 0.6, 0.58)),
+            )
+        )
+        agents.append(
+            Agent(
+                "car",
+                CAR,
+                -PARKING_X_M,
+                rng.uniform(20, 60),
+                vz=0.0,
+                z_range=(0.0, BLOCK_TABLE_M),
+                sprite=car_sprite(rng, True, False),
+            )
+        )
         return agents
 
     # -- rendering -------------------------------------------------------------------------
@@ -395,8 +493,10 @@ class StreetScene:
         x, zw = g["x"], g["z"] + np.float32(ego_z)
         fine, coarse = self._textures(zw, x)
         road = np.abs(x) < ROAD_HALF_WIDTH_M
-        paint = road & (((np.abs(x) < 0.08) & ((zw % 9.0) < 3.0))  # centre dashes
-                        | (np.abs(np.abs(x) - (ROAD_HALF_WIDTH_M - 0.3)) < 0.08))  # edge lines
+        paint = road & (
+            ((np.abs(x) < 0.08) & ((zw % 9.0) < 3.0))  # centre dashes
+            | (np.abs(np.abs(x) - (ROAD_HALF_WIDTH_M - 0.3)) < 0.08)
+        )  # edge lines
         refl = np.where(road, 0.07 * (1 + 0.25 * fine + 0.15 * coarse), 0.16 * (1 + 0.15 * fine + 0.1 * coarse))
         refl = np.where(paint, 0.55 * (1 + 0.05 * fine), refl)
         # asphalt keeps the day's heat; paint emits a little less than asphalt: faint in IR
@@ -459,8 +559,10 @@ class StreetScene:
                 centre = (int(round((u0 + cx_ * scale) * 16)), int(round((v0 - cy_ * scale) * 16)))
                 axes = (max(int(round(rx * scale * 16)), 8), max(int(round(ry * scale * 16)), 8))
                 shape = ("ellipse", centre, axes)
-                corners += [(u0 + (cx_ - rx) * scale, v0 - (cy_ + ry) * scale),
-                            (u0 + (cx_ + rx) * scale, v0 - (cy_ - ry) * scale)]
+                corners += [
+                    (u0 + (cx_ - rx) * scale, v0 - (cy_ + ry) * scale),
+                    (u0 + (cx_ + rx) * scale, v0 - (cy_ - ry) * scale),
+                ]
             _fill(radiance, shape, p.emit or tuple(float(r * l * fog) for r, l in zip(p.refl, light)))
             _fill(temperature, shape, float(p.temp))
             if p.emit:

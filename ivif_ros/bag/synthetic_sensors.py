@@ -9,6 +9,7 @@
   temperature) with fixed-pattern column noise and temporal noise, like an uncooled
   microbolometer's raw output.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,8 +85,13 @@ def make_rig(rng: np.random.Generator, width: int, height: int, ir_width: int, i
     # visible pixel has IR data after registration
     cover = rng.uniform(1.08, 1.12)
     f_ir = visible.f * min(ir_width / width, ir_height / height) / cover
-    ir = Pinhole(f_ir, (ir_width - 1) / 2.0 + rng.uniform(-4, 4) * ir_width / 640,
-                 (ir_height - 1) / 2.0 + rng.uniform(-4, 4) * ir_width / 640, ir_width, ir_height)
+    ir = Pinhole(
+        f_ir,
+        (ir_width - 1) / 2.0 + rng.uniform(-4, 4) * ir_width / 640,
+        (ir_height - 1) / 2.0 + rng.uniform(-4, 4) * ir_width / 640,
+        ir_width,
+        ir_height,
+    )
     r = rotation(rng.uniform(-0.8, 0.8), rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5))
     return CameraRig(visible, ir, r)
 
@@ -93,8 +99,16 @@ def make_rig(rng: np.random.Generator, width: int, height: int, ir_width: int, i
 _GAMMA_LUT = (np.power(np.arange(4096) / 4095.0, 1 / 2.2) * 255 + 0.5).astype(np.uint8)
 
 
-def visible_sensor(radiance: np.ndarray, emission: np.ndarray, margin: int, rng: np.random.Generator,
-                   *, exposure: float = 0.9, full_well_e: float = 300.0, read_noise_e: float = 3.0) -> np.ndarray:
+def visible_sensor(
+    radiance: np.ndarray,
+    emission: np.ndarray,
+    margin: int,
+    rng: np.random.Generator,
+    *,
+    exposure: float = 0.9,
+    full_well_e: float = 300.0,
+    read_noise_e: float = 3.0,
+) -> np.ndarray:
     """Canvas radiance -> 8-bit RGB visible frame (the canvas margin is cropped away)."""
     h, w = radiance.shape[0] - 2 * margin, radiance.shape[1] - 2 * margin
     # lens glare: a tight and a wide halo around bright emitters, on a quarter-size image (smooth anyway)
@@ -103,11 +117,11 @@ def visible_sensor(radiance: np.ndarray, emission: np.ndarray, margin: int, rng:
     halo = cv2.resize(halo, (radiance.shape[1], radiance.shape[0]), interpolation=cv2.INTER_LINEAR)
     b = min(margin, 3)  # the optics blur needs only a few pixels beyond the visible frame
     crop = (slice(margin - b, margin + h + b), slice(margin - b, margin + w + b))
-    signal = cv2.GaussianBlur(radiance[crop], (0, 0), 0.7)[b:b + h, b:b + w] + halo[crop][b:b + h, b:b + w]
+    signal = cv2.GaussianBlur(radiance[crop], (0, 0), 0.7)[b : b + h, b : b + w] + halo[crop][b : b + h, b : b + w]
     signal *= exposure
     electrons = np.clip(signal, 0, 1.0) * full_well_e
     noise = rng.standard_normal(electrons.shape, dtype=np.float32)
-    electrons = electrons + noise * np.sqrt(electrons + read_noise_e ** 2)
+    electrons = electrons + noise * np.sqrt(electrons + read_noise_e**2)
     # 12-bit ADC, then the ISP's gamma curve as a lookup table
     adc = np.clip(electrons * (4095.0 / full_well_e) + 0.5, 0, 4095).astype(np.uint16)
     return _GAMMA_LUT[adc]
@@ -137,8 +151,13 @@ class ThermalSensor:
         shift = np.array([[1, 0, self.margin], [0, 1, self.margin], [0, 0, 1]], np.float64)
         ir_to_canvas = shift @ self.rig.ir_to_visible
         blurred = cv2.GaussianBlur(temperature, (0, 0), 1.2)  # LWIR optics are softer
-        temp_ir = cv2.warpPerspective(blurred, ir_to_canvas, (ir.width, ir.height),
-                                      flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        temp_ir = cv2.warpPerspective(
+            blurred,
+            ir_to_canvas,
+            (ir.width, ir.height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         counts = self.counts.to_counts(temp_ir) + self.fixed_pattern
         counts += rng.standard_normal(counts.shape, dtype=np.float32) * self.noise_counts
         return np.clip(counts + 0.5, 0, 65535).astype(np.uint16)
@@ -146,5 +165,10 @@ class ThermalSensor:
     def register(self, counts: np.ndarray) -> np.ndarray:
         """IR counts warped onto the visible pixel grid (what a registration node produces)."""
         v = self.rig.visible
-        return cv2.warpPerspective(counts.astype(np.float32), self.rig.ir_to_visible, (v.width, v.height),
-                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpPerspective(
+            counts.astype(np.float32),
+            self.rig.ir_to_visible,
+            (v.width, v.height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )

@@ -5,6 +5,7 @@ with its own jitter, one of them lags by a fixed offset, frames are occasionally
 and the recorder logs each message a little after its stamp (transport latency). The
 pairing code (``ivif_ros.core.sync``) must cope with all of this, so generated bags have it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

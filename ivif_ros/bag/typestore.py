@@ -5,6 +5,7 @@ same files the ROS build generates its classes from), so bags written here carry
 exact definitions the nodes publish, and any new ``.msg`` file is picked up without
 code changes.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,6 +64,7 @@ def require_type(store: Typestore, msgtype: str) -> None:
     if msgtype not in store.types:
         hint = (
             f"the {PACKAGE} msg/ folder was not found (looked in the source tree and AMENT_PREFIX_PATH)"
-            if msgtype.startswith(f"{PACKAGE}/") else "check the spelling (package/msg/Name)"
+            if msgtype.startswith(f"{PACKAGE}/")
+            else "check the spelling (package/msg/Name)"
         )
         raise InputError(f"message type {msgtype} is unknown to the typestore: {hint}")

@@ -3,6 +3,7 @@
 Messages can be rosbags objects (serialised here with the bag's typestore) or raw CDR
 bytes, e.g. from rclpy's ``serialize_message``, which the live recorder writes as-is.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -27,8 +28,15 @@ class BagWriter:
     raises, so an interrupted conversion still leaves a readable bag of what was written.
     """
 
-    def __init__(self, path: str | Path, *, storage: str = "mcap", distro: str = DEFAULT_DISTRO,
-                 overwrite: bool = False, compress: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        storage: str = "mcap",
+        distro: str = DEFAULT_DISTRO,
+        overwrite: bool = False,
+        compress: bool = False,
+    ):
         """``compress`` zstd-compresses MCAP chunks (rosbag2's own mcap plugin reads them);
         camera images shrink by about 35-40 %, at about 20 ms per MB written."""
         if storage not in STORAGES:

@@ -5,6 +5,7 @@ Each subcommand lives in its own module under ``ivif_ros.cli`` and exposes
 Heavy imports (torch, rclpy, matplotlib) happen inside ``run`` so that
 ``ivif --help`` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001  a bug: still one line, the traceback on request
         if os.environ.get("IVIF_TRACEBACK"):
             raise
-        print(error_line(args.command, exc) + " (an internal error: please report it with the traceback "
-              "that IVIF_TRACEBACK=1 prints)", file=sys.stderr)
+        print(
+            error_line(args.command, exc) + " (an internal error: please report it with the traceback "
+            "that IVIF_TRACEBACK=1 prints)",
+            file=sys.stderr,
+        )
         return 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,6 +4,7 @@ names the file or flag, what is wrong and the fix, and exit code 2; never a trac
 ``check_out`` refuses an unusable ``--out`` before any work starts; ``error_line`` turns the
 exceptions that bad input raises (``UserFacingError``, ``OSError``) into that line.
 """
+
 from __future__ import annotations
 
 import errno
@@ -45,8 +46,10 @@ def check_out(command: str, out, force: bool = False) -> None:
     path = Path(out).expanduser()
     resolved = path.resolve()
     if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
-        raise InputError(f"--out {out}: refusing to write {'into' if command not in FILE_OUTPUTS else 'over'} "
-                         f"{resolved} itself; give a new folder, e.g. --out runs/{command}1")
+        raise InputError(
+            f"--out {out}: refusing to write {'into' if command not in FILE_OUTPUTS else 'over'} "
+            f"{resolved} itself; give a new folder, e.g. --out runs/{command}1"
+        )
     if command in FILE_OUTPUTS:
         if path.is_dir():
             raise InputError(f"--out {out} is a folder; give the file to write, e.g. {path / 'student.onnx'}")
@@ -64,14 +67,16 @@ def check_out(command: str, out, force: bool = False) -> None:
 def _os_error_text(exc: OSError) -> str:
     where = exc.filename if exc.filename is not None else "a file"
     reason = exc.strerror or str(exc)
-    fix = {errno.EROFS: "choose a location on a writable file system",
-           errno.EACCES: "check the permissions or choose another location",
-           errno.EPERM: "check the permissions or choose another location",
-           errno.ENOSPC: "free some space or choose another location",
-           errno.ENOENT: "check the path",
-           errno.EISDIR: "give a file, not a folder",
-           errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
-           errno.EEXIST: "remove it or choose another name"}.get(exc.errno, "check the path")
+    fix = {
+        errno.EROFS: "choose a location on a writable file system",
+        errno.EACCES: "check the permissions or choose another location",
+        errno.EPERM: "check the permissions or choose another location",
+        errno.ENOSPC: "free some space or choose another location",
+        errno.ENOENT: "check the path",
+        errno.EISDIR: "give a file, not a folder",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+        errno.EEXIST: "remove it or choose another name",
+    }.get(exc.errno, "check the path")
     return f"{where}: {reason}; {fix}"
 
 

@@ -12,25 +12,35 @@ VIF, Qabf, SSIM), ``summary.csv``, ``detection.json`` (learned methods, when the
 YOLO labels: scored against ``labels_det/fusion`` when present, with the IR/visible union as a
 second column) and ``report.md`` with plots and sample panels.
 """
+
 from __future__ import annotations
 
 import argparse
 
 
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("eval", help=help_text, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "eval", help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", required=True, help="paired dataset folder with ir/ and vi/ (labels_det/ optional)")
     p.add_argument("--split", default=None, help="text file with one pair name per line (default: every pair)")
-    p.add_argument("--method", required=True,
-                   help="comma-separated: max, mean, laplacian, gff, model:<name or weights path>")
+    p.add_argument(
+        "--method", required=True, help="comma-separated: max, mean, laplacian, gff, model:<name or weights path>"
+    )
     p.add_argument("--out", required=True, help="output folder for tables, plots and report.md")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs")
-    p.add_argument("--variant", choices=["cddfuse", "matlab"], default="cddfuse",
-                   help="metric conventions (default cddfuse; see ivif_ros.metrics.fusion)")
+    p.add_argument(
+        "--variant",
+        choices=["cddfuse", "matlab"],
+        default="cddfuse",
+        help="metric conventions (default cddfuse; see ivif_ros.metrics.fusion)",
+    )
     p.add_argument("--samples", type=int, default=3, help="sample panels in the report (default 3)")
-    p.add_argument("--backend", default="torch",
-                   help="inference backend for model:<...> methods (default torch; auto, onnxruntime, openvino)")
+    p.add_argument(
+        "--backend",
+        default="torch",
+        help="inference backend for model:<...> methods (default torch; auto, onnxruntime, openvino)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -62,8 +72,9 @@ def run(args) -> int:
         print(f"{m:<{width}} " + " ".join(f"{means[m][k]:7.4f}" for k in METRIC_NAMES))
     default = GROUND_TRUTH_LABELS[result.ground_truth]
     for m, det in result.detection.items():
-        union = (f", mAP@0.5 (IR∪VIS union) {result.detection_union[m]['map50']:.4f}"
-                 if m in result.detection_union else "")
+        union = (
+            f", mAP@0.5 (IR∪VIS union) {result.detection_union[m]['map50']:.4f}" if m in result.detection_union else ""
+        )
         print(f"{m}: detection mAP@0.5 ({default}) {det['map50']:.4f}, mAP@0.5:0.95 {det['map50_95']:.4f}{union}")
     print(f"report: {report}")
     return 0

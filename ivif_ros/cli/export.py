@@ -12,6 +12,7 @@
 Each export except TensorRT is checked against PyTorch eager on a random frame and the
 largest difference of each output is printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,13 @@ PRECISIONS = {"onnx": ("fp32",), "openvino": ("fp32", "fp16", "bf16"), "tensorrt
 
 
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("export", help=help_text, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "export", help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--backend", choices=FORMATS, required=True, help="target runtime")
-    p.add_argument("--model", default="student",
-                   help="'student', 'teacher', 'detector_coco' or a path to <name>.safetensors")
+    p.add_argument(
+        "--model", default="student", help="'student', 'teacher', 'detector_coco' or a path to <name>.safetensors"
+    )
     p.add_argument("--width", type=int, default=640, help="frame width (padded to a multiple of 32)")
     p.add_argument("--height", type=int, default=480, help="frame height (padded to a multiple of 32)")
     p.add_argument("--dynamic", action="store_true", help="accept any frame size (TensorRT: 256x320 .. 1024x1280)")
@@ -41,15 +44,21 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     if args.precision not in PRECISIONS[args.backend]:
-        raise ConfigError(f"--precision {args.precision} is not available for --backend {args.backend}; "
-                          f"choose one of {', '.join(PRECISIONS[args.backend])}")
+        raise ConfigError(
+            f"--precision {args.precision} is not available for --backend {args.backend}; "
+            f"choose one of {', '.join(PRECISIONS[args.backend])}"
+        )
     from ivif_ros.engines.config import EngineConfig
     from ivif_ros.engines.model_source import resolve_model
 
     model, _meta = resolve_model(args.model)
-    cfg = EngineConfig(backend="tensorrt" if args.backend == "tensorrt" else "torch",
-                       precision=args.precision if args.backend == "tensorrt" else "fp32",
-                       width=args.width, height=args.height, dynamic=args.dynamic)
+    cfg = EngineConfig(
+        backend="tensorrt" if args.backend == "tensorrt" else "torch",
+        precision=args.precision if args.backend == "tensorrt" else "fp32",
+        width=args.width,
+        height=args.height,
+        dynamic=args.dynamic,
+    )
     h, w = cfg.input_hw
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.backend == "onnx":
@@ -65,8 +74,7 @@ def run(args) -> int:
 
         require_backend("tensorrt")
         build_tensorrt(model, cfg, args.out)
-    print(f"wrote {args.out} ({args.backend}, {args.precision}, "
-          f"{'dynamic' if args.dynamic else f'{h}x{w}'} input)")
+    print(f"wrote {args.out} ({args.backend}, {args.precision}, {'dynamic' if args.dynamic else f'{h}x{w}'} input)")
     return 0
 
 

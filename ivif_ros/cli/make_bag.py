@@ -1,4 +1,5 @@
 """``ivif make-bag``: turn a paired IR/visible image dataset into a rosbag2 bag."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,18 +7,27 @@ import argparse
 
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "make-bag", help=help_text, description=(
+        "make-bag",
+        help=help_text,
+        description=(
             "Write the pairs of a paired-folder dataset (ir/, vi/, optional labels_det/) into a rosbag2 bag: "
             "IR and visible images stamped like two free-running cameras, ground-truth boxes as "
-            "ivif_ros/msg/DetectionArray and each pair's name as std_msgs/Header (frame_id = name)."))
-    p.add_argument("--data", required=True, help="dataset folder with ir/ and vi/ (e.g. msrs/test or a sample's pairs/)")
+            "ivif_ros/msg/DetectionArray and each pair's name as std_msgs/Header (frame_id = name)."
+        ),
+    )
+    p.add_argument(
+        "--data", required=True, help="dataset folder with ir/ and vi/ (e.g. msrs/test or a sample's pairs/)"
+    )
     p.add_argument("--split", help="text file with one pair name per line (default: all pairs)")
     p.add_argument("--out", required=True, help="output bag folder (must not exist unless --overwrite)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default mcap)")
-    p.add_argument("--compress", action="store_true",
-                   help="zstd-compress the MCAP chunks (about 40 %% smaller; mcap only)")
+    p.add_argument(
+        "--compress", action="store_true", help="zstd-compress the MCAP chunks (about 40 %% smaller; mcap only)"
+    )
     p.add_argument("--rate", type=float, default=30.0, help="camera frame rate in Hz (default 30)")
-    p.add_argument("--jitter-ms", type=float, default=3.0, help="each camera's stamp jitter, uniform +-N ms (default 3)")
+    p.add_argument(
+        "--jitter-ms", type=float, default=3.0, help="each camera's stamp jitter, uniform +-N ms (default 3)"
+    )
     p.add_argument("--ir-offset-ms", type=float, default=4.0, help="IR stamp lag behind visible (default 4 ms)")
     p.add_argument("--drop-prob", type=float, default=0.0, help="probability that a camera frame is left out")
     p.add_argument("--limit", type=int, help="write at most N pairs")
@@ -33,12 +43,20 @@ def run(args) -> int:
     from ivif_ros.bag.timing import TimingConfig
 
     opts = MakeBagOptions(
-        split=args.split, storage=args.storage, compress=args.compress, limit=args.limit,
-        ir_topic=args.ir_topic, vis_topic=args.vis_topic, seed=args.seed,
-        timing=TimingConfig(rate_hz=args.rate, jitter_ms=args.jitter_ms, ir_offset_ms=args.ir_offset_ms,
-                            drop_prob=args.drop_prob),
+        split=args.split,
+        storage=args.storage,
+        compress=args.compress,
+        limit=args.limit,
+        ir_topic=args.ir_topic,
+        vis_topic=args.vis_topic,
+        seed=args.seed,
+        timing=TimingConfig(
+            rate_hz=args.rate, jitter_ms=args.jitter_ms, ir_offset_ms=args.ir_offset_ms, drop_prob=args.drop_prob
+        ),
     )
     result = make_bag(args.data, args.out, opts, overwrite=args.overwrite)
     counts = ", ".join(f"{t} {n}" for t, n in result.messages.items())
-    print(f"wrote {result.pairs} pairs to {result.bag} ({result.bytes / 1e6:.1f} MB) in {result.seconds:.1f} s: {counts}")
+    print(
+        f"wrote {result.pairs} pairs to {result.bag} ({result.bytes / 1e6:.1f} MB) in {result.seconds:.1f} s: {counts}"
+    )
     return 0

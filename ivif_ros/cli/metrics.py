@@ -5,19 +5,25 @@ Y of a colour fused result). Example::
 
     ivif metrics --ir ir/00001D.png --vis vi/00001D.png --fused fused/00001D.png --json
 """
+
 from __future__ import annotations
 
 import argparse
 
 
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("metrics", help=help_text, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "metrics", help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--ir", required=True, help="infrared source image")
     p.add_argument("--vis", required=True, help="visible source image (colour or grey)")
     p.add_argument("--fused", required=True, help="fused image (colour or grey)")
-    p.add_argument("--variant", choices=["cddfuse", "matlab"], default="cddfuse",
-                   help="metric conventions (default cddfuse; see ivif_ros.metrics.fusion)")
+    p.add_argument(
+        "--variant",
+        choices=["cddfuse", "matlab"],
+        default="cddfuse",
+        help="metric conventions (default cddfuse; see ivif_ros.metrics.fusion)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
 

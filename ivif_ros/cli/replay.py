@@ -1,4 +1,5 @@
 """``ivif replay BAG --out DIR``: one command from a bag to a report."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,11 +8,15 @@ from pathlib import Path
 
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "replay", help=help_text, description=(
+        "replay",
+        help=help_text,
+        description=(
             "Replay a rosbag2 bag (mcap or sqlite3) through the fusion pipeline and write OUT/output_bag "
             "(fused image, mask, detections, status), OUT/summary.json, OUT/frames.csv and OUT/report.md. "
             "Offline (default) pairs and fuses as fast as it can; --live plays the bag into the node graph "
-            "over DDS at bag timing and records what the graph publishes."))
+            "over DDS at bag timing and records what the graph publishes."
+        ),
+    )
     p.add_argument("bag", type=Path, help="rosbag2 folder (with metadata.yaml) or a single .mcap/.db3 file")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--live", action="store_true", help="play into the running node graph over DDS")
@@ -19,17 +24,32 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--ir-topic", help="infrared Image/CompressedImage topic (default: auto-detect)")
     p.add_argument("--vis-topic", help="visible Image/CompressedImage topic (default: auto-detect)")
     p.add_argument("--gt-topic", help="ground-truth DetectionArray topic (default: auto-detect)")
-    p.add_argument("--config", type=Path, help="fusion config YAML, a ROS 2 parameters file or plain sections "
-                                          "(default: the built-in defaults, as in config/fusion.yaml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="fusion config YAML, a ROS 2 parameters file or plain sections "
+        "(default: the built-in defaults, as in config/fusion.yaml)",
+    )
     p.add_argument("--backend", help="inference backend, overrides the config (e.g. onnxruntime, openvino, torch)")
-    p.add_argument("--metrics-every", type=int, default=0,
-                   help="score fusion metrics on every N-th fused frame (default: every frame up to 200 "
-                        "frames, then subsampled to about 200)")
-    p.add_argument("--storage-format", choices=("mcap", "sqlite3"), default="mcap",
-                   help="storage of the output bag (input storage is detected from the bag)")
-    p.add_argument("--keep-input-qos", action="store_true",
-                   help="live: keep the config's input QoS (sensor-data best effort) instead of reliable inputs, "
-                        "to measure what the graph loses on the way in")
+    p.add_argument(
+        "--metrics-every",
+        type=int,
+        default=0,
+        help="score fusion metrics on every N-th fused frame (default: every frame up to 200 "
+        "frames, then subsampled to about 200)",
+    )
+    p.add_argument(
+        "--storage-format",
+        choices=("mcap", "sqlite3"),
+        default="mcap",
+        help="storage of the output bag (input storage is detected from the bag)",
+    )
+    p.add_argument(
+        "--keep-input-qos",
+        action="store_true",
+        help="live: keep the config's input QoS (sensor-data best effort) instead of reliable inputs, "
+        "to measure what the graph loses on the way in",
+    )
     p.add_argument("--samples", type=int, default=4, help="number of sample frames in the report (default 4)")
     return p
 
@@ -43,10 +63,20 @@ def run(args) -> int:
     if args.metrics_every < 0:
         raise ConfigError(f"--metrics-every must be >= 0 (0 = automatic), got {args.metrics_every}")
     opts = ReplayOptions(
-        bag=args.bag, out=args.out, live=args.live, rate=args.rate, ir_topic=args.ir_topic,
-        vis_topic=args.vis_topic, gt_topic=args.gt_topic, config=args.config, backend=args.backend,
-        metrics_every=args.metrics_every, storage_format=args.storage_format, samples=args.samples,
-        keep_input_qos=args.keep_input_qos)
+        bag=args.bag,
+        out=args.out,
+        live=args.live,
+        rate=args.rate,
+        ir_topic=args.ir_topic,
+        vis_topic=args.vis_topic,
+        gt_topic=args.gt_topic,
+        config=args.config,
+        backend=args.backend,
+        metrics_every=args.metrics_every,
+        storage_format=args.storage_format,
+        samples=args.samples,
+        keep_input_qos=args.keep_input_qos,
+    )
     result = run_replay(opts)
     print_summary(result)
     return 1 if result.summary["partial"] else 0

@@ -1,4 +1,5 @@
 """``ivif sample``: generate the synthetic night-drive sample (image pairs + rosbag2 bag)."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,11 +7,15 @@ import argparse
 
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "sample", help=help_text, description=(
+        "sample",
+        help=help_text,
+        description=(
             "Render a synthetic night drive seen by a visible and an IR camera: registered image pairs "
             "with YOLO boxes (DIR/pairs, readable as a paired dataset), a rosbag2 bag with both cameras, "
             "CameraInfo and ground-truth detections (DIR/bag), and the exact IR->visible homography "
-            "(DIR/calibration.yaml). Same seed and options give identical bytes."))
+            "(DIR/calibration.yaml). Same seed and options give identical bytes."
+        ),
+    )
     p.add_argument("--out", required=True, help="output folder (created; must be empty unless --overwrite)")
     p.add_argument("--seed", type=int, default=0, help="scene, noise and timing seed (default 0)")
     p.add_argument("--frames", type=int, default=90, help="number of frames (default 90 = 3 s at 30 Hz)")
@@ -19,21 +24,34 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--ir-width", type=int, default=640, help="IR image width (default 640)")
     p.add_argument("--ir-height", type=int, default=512, help="IR image height (default 512)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default mcap)")
-    p.add_argument("--compress", action="store_true",
-                   help="zstd-compress the MCAP chunks (about 35 %% smaller; mcap only)")
-    p.add_argument("--ir-encoding", choices=("mono16", "mono8"), default="mono16",
-                   help="IR image encoding in the bag: raw thermal counts (mono16, default) or 8-bit")
+    p.add_argument(
+        "--compress", action="store_true", help="zstd-compress the MCAP chunks (about 35 %% smaller; mcap only)"
+    )
+    p.add_argument(
+        "--ir-encoding",
+        choices=("mono16", "mono8"),
+        default="mono16",
+        help="IR image encoding in the bag: raw thermal counts (mono16, default) or 8-bit",
+    )
     p.add_argument("--vis-encoding", choices=("rgb8", "bgr8"), default="rgb8", help="visible encoding (default rgb8)")
     p.add_argument("--rate", type=float, default=30.0, help="camera frame rate in Hz (default 30)")
-    p.add_argument("--jitter-ms", type=float, default=3.0,
-                   help="each camera's stamp jitter, uniform +-N ms (default 3)")
+    p.add_argument(
+        "--jitter-ms", type=float, default=3.0, help="each camera's stamp jitter, uniform +-N ms (default 3)"
+    )
     p.add_argument("--ir-offset-ms", type=float, default=4.0, help="IR stamp lag behind visible (default 4 ms)")
-    p.add_argument("--drop-prob", type=float, default=0.0,
-                   help="probability that a camera frame is missing from the bag (default 0)")
+    p.add_argument(
+        "--drop-prob",
+        type=float,
+        default=0.0,
+        help="probability that a camera frame is missing from the bag (default 0)",
+    )
     p.add_argument("--no-pairs", action="store_true", help="write only the bag and calibration")
     p.add_argument("--no-bag", action="store_true", help="write only the image pairs and calibration")
-    p.add_argument("--no-preview", action="store_true",
-                   help="skip DIR/preview.png (a plot of the middle frame and the stamp timing, read from the bag)")
+    p.add_argument(
+        "--no-preview",
+        action="store_true",
+        help="skip DIR/preview.png (a plot of the middle frame and the stamp timing, read from the bag)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing `ivif sample` output folder")
     return p
 
@@ -43,12 +61,21 @@ def run(args) -> int:
     from ivif_ros.bag.timing import TimingConfig
 
     opts = SampleOptions(
-        seed=args.seed, frames=args.frames, width=args.width, height=args.height,
-        ir_width=args.ir_width, ir_height=args.ir_height, storage=args.storage, compress=args.compress,
-        ir_encoding=args.ir_encoding, vis_encoding=args.vis_encoding,
-        timing=TimingConfig(rate_hz=args.rate, jitter_ms=args.jitter_ms, ir_offset_ms=args.ir_offset_ms,
-                            drop_prob=args.drop_prob),
-        write_pairs=not args.no_pairs, write_bag=not args.no_bag,
+        seed=args.seed,
+        frames=args.frames,
+        width=args.width,
+        height=args.height,
+        ir_width=args.ir_width,
+        ir_height=args.ir_height,
+        storage=args.storage,
+        compress=args.compress,
+        ir_encoding=args.ir_encoding,
+        vis_encoding=args.vis_encoding,
+        timing=TimingConfig(
+            rate_hz=args.rate, jitter_ms=args.jitter_ms, ir_offset_ms=args.ir_offset_ms, drop_prob=args.drop_prob
+        ),
+        write_pairs=not args.no_pairs,
+        write_bag=not args.no_bag,
     )
     result = generate_sample(args.out, opts, overwrite=args.overwrite)
     print(f"wrote {result.frames} frames in {result.seconds:.1f} s to {result.out}")

@@ -9,6 +9,7 @@ Examples::
     ivif train student --config config/train_student.yaml --print-config       # the resolved config, then exit
     torchrun --nproc_per_node 2 -m ivif_ros.cli train teacher --config ...   # DDP
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,37 +20,69 @@ from pathlib import Path
 
 
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("train", help=help_text, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "train", help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("kind", choices=["teacher", "student", "detector"], help="which network to train")
     p.add_argument("--config", required=True, help="training YAML (see config/train_*.yaml)")
     p.add_argument("--out", default=None, help="run folder (default runs/<kind>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
-    p.add_argument("--teacher", default=None,
-                   help="student only: teacher weights (.safetensors with .json sidecar, or a shipped name)")
+    p.add_argument(
+        "--teacher",
+        default=None,
+        help="student only: teacher weights (.safetensors with .json sidecar, or a shipped name)",
+    )
     p.add_argument("--no-distill", action="store_true", help="student only: train without a teacher")
-    p.add_argument("--data", default=None,
-                   help="folder holding the datasets the config names (default: $IVIF_DATA, else the config's data_root)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="folder holding the datasets the config names (default: $IVIF_DATA, else the config's data_root)",
+    )
     p.add_argument("--steps", type=int, default=None, help="override the number of optimisation steps")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed (repeat runs of one config)")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="end this session after N steps with a checkpoint (continue with --resume)")
-    p.add_argument("--input-mode", choices=["fused", "ir", "vis", "visible"], default=None,
-                   help="ablation: feed (ir, vis), (ir, ir) or (vis, vis); detector: fused, ir or visible image")
-    p.add_argument("--visible-dropout", type=float, default=None,
-                   help="override the config's visible_dropout (share of crops whose visible image is replaced by IR)")
-    p.add_argument("--visible-jitter", type=float, default=None,
-                   help="override the config's visible_jitter (strength of the visible exposure augmentation)")
-    p.add_argument("--detection-teacher", default=None,
-                   help="student only: override the config's detection_teacher (a student whose detection "
-                        "heads are the distill_detection target)")
-    p.add_argument("--init-from", default=None,
-                   help="override the config's init_from: start from this trained model's weights (a warm "
-                        "start; a single-camera student is folded for a fused training)")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="end this session after N steps with a checkpoint (continue with --resume)",
+    )
+    p.add_argument(
+        "--input-mode",
+        choices=["fused", "ir", "vis", "visible"],
+        default=None,
+        help="ablation: feed (ir, vis), (ir, ir) or (vis, vis); detector: fused, ir or visible image",
+    )
+    p.add_argument(
+        "--visible-dropout",
+        type=float,
+        default=None,
+        help="override the config's visible_dropout (share of crops whose visible image is replaced by IR)",
+    )
+    p.add_argument(
+        "--visible-jitter",
+        type=float,
+        default=None,
+        help="override the config's visible_jitter (strength of the visible exposure augmentation)",
+    )
+    p.add_argument(
+        "--detection-teacher",
+        default=None,
+        help="student only: override the config's detection_teacher (a student whose detection "
+        "heads are the distill_detection target)",
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="override the config's init_from: start from this trained model's weights (a warm "
+        "start; a single-camera student is folded for a fused training)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--epochs", type=int, default=None, help="detector only: override the config's epochs")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved config (base merged, overrides applied, paths absolute) as YAML and exit")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (base merged, overrides applied, paths absolute) as YAML and exit",
+    )
     return p
 
 
@@ -82,8 +115,10 @@ def run_detector(args) -> int:
     from ivif_ros.training.detector_config import data_root, load_detector_config
 
     if args.teacher or args.no_distill or args.steps or args.init_from or args.detection_teacher:
-        raise ConfigError("--teacher, --no-distill, --steps, --init-from and --detection-teacher do not apply "
-                          "to 'ivif train detector'; use --epochs")
+        raise ConfigError(
+            "--teacher, --no-distill, --steps, --init-from and --detection-teacher do not apply "
+            "to 'ivif train detector'; use --epochs"
+        )
     mode = {"vis": "visible"}.get(args.input_mode, args.input_mode)
     cfg = load_detector_config(args.config, {"seed": args.seed, "input_mode": mode, "epochs": args.epochs})
     if args.print_config:
@@ -113,9 +148,19 @@ def run(args) -> int:
     from ivif_ros.training.config import DATA_ENV, load_config
     from ivif_ros.training.loop import train
 
-    cfg = load_config(args.config, {"data_root": args.data, "steps": args.steps, "seed": args.seed, "input_mode": args.input_mode,
-                                    "visible_dropout": args.visible_dropout, "visible_jitter": args.visible_jitter,
-                                    "detection_teacher": args.detection_teacher, "init_from": args.init_from})
+    cfg = load_config(
+        args.config,
+        {
+            "data_root": args.data,
+            "steps": args.steps,
+            "seed": args.seed,
+            "input_mode": args.input_mode,
+            "visible_dropout": args.visible_dropout,
+            "visible_jitter": args.visible_jitter,
+            "detection_teacher": args.detection_teacher,
+            "init_from": args.init_from,
+        },
+    )
     if args.print_config:
         import yaml
 
@@ -138,12 +183,22 @@ def run(args) -> int:
         if meta["architecture"] != "teacher":
             raise ConfigError(f"--teacher {args.teacher} holds a {meta['architecture']}, not a teacher")
         if meta["semantic_classes"] != cfg.semantic_classes:
-            raise ConfigError(f"--teacher {args.teacher} predicts {meta['semantic_classes']} but {args.config} "
-                              f"trains {cfg.semantic_classes}; distil from a teacher with the same semantic_classes")
+            raise ConfigError(
+                f"--teacher {args.teacher} predicts {meta['semantic_classes']} but {args.config} "
+                f"trains {cfg.semantic_classes}; distil from a teacher with the same semantic_classes"
+            )
     out = Path(args.out or f"runs/{args.kind}")
     command = "ivif " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = train(cfg, args.kind, out, teacher=teacher, teacher_source=args.teacher, resume=args.resume,
-                 stop_after=args.stop_after, command=command)
+    path = train(
+        cfg,
+        args.kind,
+        out,
+        teacher=teacher,
+        teacher_source=args.teacher,
+        resume=args.resume,
+        stop_after=args.stop_after,
+        command=command,
+    )
     if path is not None:
         print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0

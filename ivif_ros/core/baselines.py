@@ -14,6 +14,7 @@ Signature of every entry of ``BASELINES``::
 - ``gff``: guided-filtering fusion (S. Li, X. Kang, J. Hu, "Image fusion with guided filtering",
   IEEE TIP 2013) with the paper's parameters.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -55,6 +56,7 @@ def fuse_mean(ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- Laplacian pyramid
 
+
 def _pyramid_levels(shape: tuple[int, int], coarsest: int = 8, max_levels: int = 6) -> int:
     """Number of detail levels so the coarsest image keeps at least ``coarsest`` pixels a side."""
     levels = int(np.floor(np.log2(min(shape) / coarsest)))
@@ -92,6 +94,7 @@ def fuse_laplacian(ir: np.ndarray, vis_y: np.ndarray, levels: int | None = None)
 
 
 # --------------------------------------------------------------------------- guided-filter fusion
+
 
 def _box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     k = 2 * radius + 1

@@ -18,6 +18,7 @@ Scale convention: integer input is on the 0..255 scale, floating-point input on 
 dtype for float input) and are *not* rounded; use ``rgb_to_y_u8`` / ``restore_color`` for the
 common uint8 paths.
 """
+
 from __future__ import annotations
 
 import numpy as np

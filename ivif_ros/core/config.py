@@ -18,6 +18,7 @@ The ``pipeline`` and ``engine`` sections are ``PipelineConfig`` (``core/pipeline
 imports them on first use (they pull in torch) and adds the descriptions and limits
 their fields do not carry.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,9 +34,15 @@ from ivif_ros.errors import ConfigError
 # Field declaration helpers
 
 
-def param(default: Any, doc: str, *, range: tuple[float, float] | None = None,  # noqa: A002
-          choices: tuple[str, ...] | None = None, lengths: tuple[int, ...] | None = None,
-          read_only: bool = False) -> Any:
+def param(
+    default: Any,
+    doc: str,
+    *,
+    range: tuple[float, float] | None = None,  # noqa: A002
+    choices: tuple[str, ...] | None = None,
+    lengths: tuple[int, ...] | None = None,
+    read_only: bool = False,
+) -> Any:
     """A config field: ``default`` plus what a user needs to set it (``doc``), and its limits.
 
     ``range`` is inclusive ``(low, high)`` for numbers (and for every element of a list);
@@ -52,8 +59,8 @@ def param(default: Any, doc: str, *, range: tuple[float, float] | None = None,  
 class ParamSpec:
     """One leaf setting, flattened: what a ROS parameter declaration needs."""
 
-    name: str              # dotted, e.g. "sync.slop_s"
-    kind: type             # bool, int, float, str, or list (see ``item_kind``)
+    name: str  # dotted, e.g. "sync.slop_s"
+    kind: type  # bool, int, float, str, or list (see ``item_kind``)
     item_kind: type | None  # element type of a list field
     default: Any
     doc: str
@@ -68,8 +75,10 @@ class ParamSpec:
         value = _coerce(self, value, at)
         values = value if self.kind is list else [value]
         if self.kind is list and self.lengths is not None and len(value) not in self.lengths:
-            raise ConfigError(f"{self.name}{at}: expected a list of {' or '.join(map(str, self.lengths))} "
-                              f"values, got {len(value)} ({self.doc})")
+            raise ConfigError(
+                f"{self.name}{at}: expected a list of {' or '.join(map(str, self.lengths))} "
+                f"values, got {len(value)} ({self.doc})"
+            )
         if self.range is not None:
             lo, hi = self.range
             bad = [v for v in values if not lo <= v <= hi]
@@ -107,8 +116,9 @@ def _coerce(spec: ParamSpec, value: Any, at: str) -> Any:
         elif kind is str:
             if isinstance(v, str):
                 return v
-        raise ConfigError(f"{spec.name}{at}: expected {kind.__name__}, got {_short(v)} ({type(v).__name__}); "
-                          f"{spec.doc}")
+        raise ConfigError(
+            f"{spec.name}{at}: expected {kind.__name__}, got {_short(v)} ({type(v).__name__}); {spec.doc}"
+        )
 
     if spec.kind is list:
         if not isinstance(value, (list, tuple)):
@@ -126,30 +136,51 @@ class SyncConfig:
     """How IR and visible messages are paired (``ivif_ros.core.sync``)."""
 
     implementation: str = param(
-        "auto", "pairing implementation: 'message_filters' (ROS package, if installed), 'builtin' "
+        "auto",
+        "pairing implementation: 'message_filters' (ROS package, if installed), 'builtin' "
         "(ivif_ros.core.sync, accounts every drop by reason) or 'auto' (message_filters if importable)",
-        choices=("auto", "message_filters", "builtin"), read_only=True)
-    policy: str = param("approximate", "'approximate' (pairs as soon as a partner within slop has arrived, as "
-                        "Python message_filters' ApproximateTimeSynchronizer; lowest latency), 'optimal' (C++ "
-                        "message_filters ApproximateTime: the tightest pair provable, usually one frame later) or "
-                        "'exact' (identical header stamps only)", choices=("approximate", "optimal", "exact"),
-                        read_only=True)
-    slop_s: float = param(0.02, "largest header-stamp difference (s) between the IR and visible image of a pair",
-                          range=(0.0, 10.0))
+        choices=("auto", "message_filters", "builtin"),
+        read_only=True,
+    )
+    policy: str = param(
+        "approximate",
+        "'approximate' (pairs as soon as a partner within slop has arrived, as "
+        "Python message_filters' ApproximateTimeSynchronizer; lowest latency), 'optimal' (C++ "
+        "message_filters ApproximateTime: the tightest pair provable, usually one frame later) or "
+        "'exact' (identical header stamps only)",
+        choices=("approximate", "optimal", "exact"),
+        read_only=True,
+    )
+    slop_s: float = param(
+        0.02, "largest header-stamp difference (s) between the IR and visible image of a pair", range=(0.0, 10.0)
+    )
     queue_size: int = param(10, "messages kept per camera while waiting for a partner", range=(1, 1000))
-    age_penalty: float = param(0.1, "policy 'optimal': age penalty, how much a newer candidate pair must be "
-                               "tighter than an older one to win", range=(0.0, 100.0))
-    time_jump_reset_s: float = param(1.0, "a stamp this far (s) behind its camera's newest one resets the "
-                                     "pairing (e.g. a looping bag) instead of being dropped as out-of-order",
-                                     range=(0.0, 3600.0))
-    min_period_s: float = param(0.0, "policy 'optimal': least stamp step of either camera (message_filters' "
-                                "inter-message lower bound). 0 waits one frame for proof that no better pair can come; about 2/3 of "
-                                "the frame period (0.02 for 30 Hz) emits a tight pair on its second message",
-                                range=(0.0, 10.0))
-    pipeline_depth: int = param(1, "complete pairs that may wait for the fusion worker; when full the oldest is "
-                                "dropped as pipeline_busy. 1 always fuses the newest pair (latency never grows); 2 "
-                                "rides out one slow frame for at most one frame of extra latency", range=(1, 100),
-                                read_only=True)
+    age_penalty: float = param(
+        0.1,
+        "policy 'optimal': age penalty, how much a newer candidate pair must be tighter than an older one to win",
+        range=(0.0, 100.0),
+    )
+    time_jump_reset_s: float = param(
+        1.0,
+        "a stamp this far (s) behind its camera's newest one resets the "
+        "pairing (e.g. a looping bag) instead of being dropped as out-of-order",
+        range=(0.0, 3600.0),
+    )
+    min_period_s: float = param(
+        0.0,
+        "policy 'optimal': least stamp step of either camera (message_filters' "
+        "inter-message lower bound). 0 waits one frame for proof that no better pair can come; about 2/3 of "
+        "the frame period (0.02 for 30 Hz) emits a tight pair on its second message",
+        range=(0.0, 10.0),
+    )
+    pipeline_depth: int = param(
+        1,
+        "complete pairs that may wait for the fusion worker; when full the oldest is "
+        "dropped as pipeline_busy. 1 always fuses the newest pair (latency never grows); 2 "
+        "rides out one slow frame for at most one frame of extra latency",
+        range=(1, 100),
+        read_only=True,
+    )
 
 
 @dataclass
@@ -157,25 +188,38 @@ class RegistrationConfig:
     """How the IR image is mapped onto the visible image grid (``ivif_ros.core.registration``)."""
 
     mode: str = param(
-        "resize", "'none' (sizes must match), 'resize' (scale IR to the visible size), 'crop' (cut "
+        "resize",
+        "'none' (sizes must match), 'resize' (scale IR to the visible size), 'crop' (cut "
         "crop_xywh from IR, then scale), 'homography' (3x3 from 'homography' or 'calibration_file'), "
         "'camera_info' (H = K_vis * K_ir^-1 from the CameraInfo intrinsics: boresighted cameras, far scene)",
-        choices=("none", "resize", "crop", "homography", "camera_info"))
+        choices=("none", "resize", "crop", "homography", "camera_info"),
+    )
     homography: list[float] = param(
         [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
         "row-major 3x3 homography mapping IR pixel coordinates to visible pixel coordinates "
         "(cv2.warpPerspective convention); used when mode is 'homography' and no calibration_file is set",
-        lengths=(9,), range=(-1e6, 1e6))
-    calibration_file: str = param("", "file with the 3x3 IR->visible homography (.npy, .txt/.csv, or "
-                                  ".yaml/.json with key 'homography'); overrides 'homography' when set")
-    crop_xywh: list[int] = param([0, 0, 0, 0], "IR region [x, y, width, height] (pixels) that the visible "
-                                 "camera sees; used when mode is 'crop'", lengths=(4,), range=(0, 100000))
+        lengths=(9,),
+        range=(-1e6, 1e6),
+    )
+    calibration_file: str = param(
+        "",
+        "file with the 3x3 IR->visible homography (.npy, .txt/.csv, or "
+        ".yaml/.json with key 'homography'); overrides 'homography' when set",
+    )
+    crop_xywh: list[int] = param(
+        [0, 0, 0, 0],
+        "IR region [x, y, width, height] (pixels) that the visible camera sees; used when mode is 'crop'",
+        lengths=(4,),
+        range=(0, 100000),
+    )
     interpolation: str = param("linear", "resampling of the IR image", choices=("nearest", "linear", "cubic"))
 
     def validate(self) -> None:
         if self.mode == "crop" and (self.crop_xywh[2] <= 0 or self.crop_xywh[3] <= 0):
-            raise ConfigError("registration.crop_xywh: mode 'crop' needs a positive width and height, "
-                              f"got {self.crop_xywh}; set it to the IR region [x, y, w, h] the visible camera sees")
+            raise ConfigError(
+                "registration.crop_xywh: mode 'crop' needs a positive width and height, "
+                f"got {self.crop_xywh}; set it to the IR region [x, y, w, h] the visible camera sees"
+            )
         if self.mode == "homography":
             # Checked here, not first in Registration(): a running node must refuse a singular matrix or a
             # missing calibration file when it is set, not fail while applying it.
@@ -191,21 +235,29 @@ class RegistrationConfig:
 class IrNormalizeConfig:
     """How 16-bit and float IR images become 8-bit (``ivif_ros.core.ir_normalize``)."""
 
-    mode: str = param("percentile", "'percentile' (robust stretch between two percentiles of each frame) or "
-                      "'fixed' (between fixed_min and fixed_max, e.g. raw counts or Kelvin)",
-                      choices=("percentile", "fixed"))
+    mode: str = param(
+        "percentile",
+        "'percentile' (robust stretch between two percentiles of each frame) or "
+        "'fixed' (between fixed_min and fixed_max, e.g. raw counts or Kelvin)",
+        choices=("percentile", "fixed"),
+    )
     low_percentile: float = param(1.0, "lower percentile mapped to 0", range=(0.0, 100.0))
     high_percentile: float = param(99.0, "upper percentile mapped to 255", range=(0.0, 100.0))
-    smoothing: float = param(0.9, "exponential smoothing of the percentile bounds across frames (0 = none, "
-                             "0.9 = slow), which stops the brightness flickering with scene content",
-                             range=(0.0, 0.999))
+    smoothing: float = param(
+        0.9,
+        "exponential smoothing of the percentile bounds across frames (0 = none, "
+        "0.9 = slow), which stops the brightness flickering with scene content",
+        range=(0.0, 0.999),
+    )
     fixed_min: float = param(0.0, "value mapped to 0 in 'fixed' mode", range=(-1e9, 1e9))
     fixed_max: float = param(65535.0, "value mapped to 255 in 'fixed' mode", range=(-1e9, 1e9))
 
     def validate(self) -> None:
         if self.low_percentile >= self.high_percentile:
-            raise ConfigError(f"ir_normalize: low_percentile ({self.low_percentile}) must be below "
-                              f"high_percentile ({self.high_percentile})")
+            raise ConfigError(
+                f"ir_normalize: low_percentile ({self.low_percentile}) must be below "
+                f"high_percentile ({self.high_percentile})"
+            )
         if self.fixed_min >= self.fixed_max:
             raise ConfigError(f"ir_normalize: fixed_min ({self.fixed_min}) must be below fixed_max ({self.fixed_max})")
 
@@ -214,24 +266,34 @@ class IrNormalizeConfig:
 class DropoutConfig:
     """What happens when one camera goes silent."""
 
-    timeout_s: float = param(0.5, "a camera silent this long (s) is declared lost; the graph then keeps "
-                             "publishing from the other camera (FusionStatus mode ir_only / visible_only)",
-                             range=(0.01, 60.0))
-    check_period_s: float = param(0.1, "how often (s) the dropout timer checks the cameras", range=(0.01, 10.0),
-                                  read_only=True)
+    timeout_s: float = param(
+        0.5,
+        "a camera silent this long (s) is declared lost; the graph then keeps "
+        "publishing from the other camera (FusionStatus mode ir_only / visible_only)",
+        range=(0.01, 60.0),
+    )
+    check_period_s: float = param(
+        0.1, "how often (s) the dropout timer checks the cameras", range=(0.01, 10.0), read_only=True
+    )
 
 
 @dataclass
 class QosConfig:
     """QoS of the image topics. Inputs default to sensor-data QoS (best effort, shallow)."""
 
-    input_reliability: str = param("best_effort", "reliability of the input subscriptions (best_effort "
-                                   "also accepts reliable publishers)", choices=("best_effort", "reliable"),
-                                   read_only=True)
+    input_reliability: str = param(
+        "best_effort",
+        "reliability of the input subscriptions (best_effort also accepts reliable publishers)",
+        choices=("best_effort", "reliable"),
+        read_only=True,
+    )
     input_depth: int = param(5, "history depth of the input subscriptions", range=(1, 1000), read_only=True)
-    output_reliability: str = param("reliable", "reliability of the output publishers (reliable also serves "
-                                    "best-effort subscribers)", choices=("best_effort", "reliable"),
-                                    read_only=True)
+    output_reliability: str = param(
+        "reliable",
+        "reliability of the output publishers (reliable also serves best-effort subscribers)",
+        choices=("best_effort", "reliable"),
+        read_only=True,
+    )
     output_depth: int = param(5, "history depth of the output publishers", range=(1, 1000), read_only=True)
 
 
@@ -242,10 +304,12 @@ class DiagnosticsConfig:
     period_s: float = param(1.0, "publication period (s) of /diagnostics", range=(0.05, 60.0), read_only=True)
     hardware_id: str = param("ivif", "hardware_id field of the diagnostic status")
     min_rate_hz: float = param(5.0, "fused output rate below which the status is WARN", range=(0.0, 1000.0))
-    max_latency_ms: float = param(500.0, "median end-to-end latency above which the status is WARN",
-                                  range=(0.0, 60000.0))
-    log_throttle_s: float = param(5.0, "minimum time (s) between repeated log lines about rejected messages",
-                                  range=(0.0, 3600.0))
+    max_latency_ms: float = param(
+        500.0, "median end-to-end latency above which the status is WARN", range=(0.0, 60000.0)
+    )
+    log_throttle_s: float = param(
+        5.0, "minimum time (s) between repeated log lines about rejected messages", range=(0.0, 3600.0)
+    )
 
 
 @dataclass
@@ -262,14 +326,20 @@ class OverlayConfig:
 class GraphConfig:
     """How ``ivif launch`` and the launch file start the nodes."""
 
-    mode: str = param("multi_process", "'multi_process' (one process per node) or 'single_process' "
-                      "(both nodes in one executor)", choices=("single_process", "multi_process"))
+    mode: str = param(
+        "multi_process",
+        "'multi_process' (one process per node) or 'single_process' (both nodes in one executor)",
+        choices=("single_process", "multi_process"),
+    )
     overlay: bool = param(True, "start the overlay node (semantic/color, detections/image)")
-    fastdds_profile: str = param("fastdds_profile.xml", "Fast DDS XML profile the launchers give the nodes "
-                                 "(FASTDDS_DEFAULT_PROFILES_FILE): a relative name is looked up in the package's "
-                                 "config directory. The shipped one keeps default discovery and receives large "
-                                 "images from default-configured publishers intact. Empty = leave the environment "
-                                 "as is; an exported FASTDDS_* variable also wins")
+    fastdds_profile: str = param(
+        "fastdds_profile.xml",
+        "Fast DDS XML profile the launchers give the nodes "
+        "(FASTDDS_DEFAULT_PROFILES_FILE): a relative name is looked up in the package's "
+        "config directory. The shipped one keeps default discovery and receives large "
+        "images from default-configured publishers intact. Empty = leave the environment "
+        "as is; an exported FASTDDS_* variable also wins",
+    )
 
 
 def _foreign_sections() -> dict[str, type]:
@@ -287,51 +357,79 @@ def _foreign_metadata() -> dict[str, dict]:
 
     precisions = tuple(sorted({p for ps in PRECISIONS.values() for p in ps}))
     return {
-        "pipeline.model": {"doc": "fusion model to run: 'student', 'teacher' or a path to <name>.safetensors "
-                                  "(with its .json sidecar); fixed at start (the engine is built for it), "
-                                  "restart the node to change it", "read_only": True},
-        "pipeline.detector": {"doc": "detector run on the fused image, whose boxes are published: 'detector' "
-                                     "(FastestDet fine-tuned on MSRS fused images: person, bicycle, car; trained "
-                                     "at 480x352), 'detector_coco' (its authors' COCO weights: 80 classes, trained "
-                                     "at 352x352), or a path to <name>.safetensors (with its .json sidecar); '' "
-                                     "publishes no detections",
-                              "read_only": True},
-        "pipeline.detector_size": {"doc": "detector input [width, height], multiples of 32; [0, 0] is the frame size "
-                                          "padded to 32. Use the size the detector was trained at (box sizes are "
-                                          "fractions of the input)",
-                                   "lengths": (2,), "range": (0, 4096), "read_only": True},
-        "pipeline.class_map": {"doc": "published detection classes in id order: 'name' (a class of the detector) "
-                                      "or 'name=class,class' to merge detector classes, e.g. 'car=car,truck,bus'; "
-                                      "checked against the class names in the detector's sidecar"},
-        "pipeline.score_threshold": {"doc": "detections below this score (objectness^0.6 x class^0.4) are dropped",
-                                     "range": (0.0, 1.0)},
+        "pipeline.model": {
+            "doc": "fusion model to run: 'student', 'teacher' or a path to <name>.safetensors "
+            "(with its .json sidecar); fixed at start (the engine is built for it), "
+            "restart the node to change it",
+            "read_only": True,
+        },
+        "pipeline.detector": {
+            "doc": "detector run on the fused image, whose boxes are published: 'detector' "
+            "(FastestDet fine-tuned on MSRS fused images: person, bicycle, car; trained "
+            "at 480x352), 'detector_coco' (its authors' COCO weights: 80 classes, trained "
+            "at 352x352), or a path to <name>.safetensors (with its .json sidecar); '' "
+            "publishes no detections",
+            "read_only": True,
+        },
+        "pipeline.detector_size": {
+            "doc": "detector input [width, height], multiples of 32; [0, 0] is the frame size "
+            "padded to 32. Use the size the detector was trained at (box sizes are "
+            "fractions of the input)",
+            "lengths": (2,),
+            "range": (0, 4096),
+            "read_only": True,
+        },
+        "pipeline.class_map": {
+            "doc": "published detection classes in id order: 'name' (a class of the detector) "
+            "or 'name=class,class' to merge detector classes, e.g. 'car=car,truck,bus'; "
+            "checked against the class names in the detector's sidecar"
+        },
+        "pipeline.score_threshold": {
+            "doc": "detections below this score (objectness^0.6 x class^0.4) are dropped",
+            "range": (0.0, 1.0),
+        },
         "pipeline.nms_iou": {"doc": "IoU above which same-class boxes are suppressed", "range": (0.0, 1.0)},
         "pipeline.top_k": {"doc": "most detections per frame", "range": (1, 10000)},
         "pipeline.seg_upsample": {"doc": "semantic mask upsampling", "choices": ("nearest", "bilinear")},
         "pipeline.palette": {"doc": "class colour table of semantic/color", "choices": ("default", "msrs")},
         "pipeline.overlay_alpha": {"doc": "opacity of the class colours over the fused image", "range": (0.0, 1.0)},
-        "engine.backend": {"doc": "inference backend; 'auto' times the installed CPU backends and caches "
-                                  "the choice (timed again when a week old or timed under load)", "choices": BACKENDS,
-                           "read_only": True},
-        "engine.precision": {"doc": "numeric precision. bf16: OpenVINO (native on AVX512-BF16/AMX CPUs), the "
-                                    "other CPU backends run fp32; keeps the student's fusion metrics. fp16: "
-                                    "TensorRT", "choices": precisions,
-                             "read_only": True},
-        "engine.width": {"doc": "expected frame width (engines are built for it, padded to 32)",
-                         "range": (32, 16384), "read_only": True},
+        "engine.backend": {
+            "doc": "inference backend; 'auto' times the installed CPU backends and caches "
+            "the choice (timed again when a week old or timed under load)",
+            "choices": BACKENDS,
+            "read_only": True,
+        },
+        "engine.precision": {
+            "doc": "numeric precision. bf16: OpenVINO (native on AVX512-BF16/AMX CPUs), the "
+            "other CPU backends run fp32; keeps the student's fusion metrics. fp16: "
+            "TensorRT",
+            "choices": precisions,
+            "read_only": True,
+        },
+        "engine.width": {
+            "doc": "expected frame width (engines are built for it, padded to 32)",
+            "range": (32, 16384),
+            "read_only": True,
+        },
         "engine.height": {"doc": "expected frame height", "range": (32, 16384), "read_only": True},
-        "engine.dynamic": {"doc": "build engines that accept any size between min_size and max_size",
-                           "read_only": True},
-        "engine.min_size": {"doc": "smallest (height, width) of a dynamic engine", "lengths": (2,),
-                            "read_only": True},
+        "engine.dynamic": {
+            "doc": "build engines that accept any size between min_size and max_size",
+            "read_only": True,
+        },
+        "engine.min_size": {"doc": "smallest (height, width) of a dynamic engine", "lengths": (2,), "read_only": True},
         "engine.max_size": {"doc": "largest (height, width) of a dynamic engine", "lengths": (2,), "read_only": True},
-        "engine.threads": {"doc": "CPU threads of ONNX Runtime / OpenVINO (0 = all cores)", "range": (0, 1024),
-                           "read_only": True},
-        "engine.cache_dir": {"doc": "where exported models, engines and the auto choice are cached",
-                             "read_only": True},
+        "engine.threads": {
+            "doc": "CPU threads of ONNX Runtime / OpenVINO (0 = all cores)",
+            "range": (0, 1024),
+            "read_only": True,
+        },
+        "engine.cache_dir": {"doc": "where exported models, engines and the auto choice are cached", "read_only": True},
         "engine.auto_candidates": {"doc": "CPU backends that 'auto' times", "read_only": True},
-        "engine.auto_runs": {"doc": "timed runs per candidate during auto-selection", "range": (1, 1000),
-                             "read_only": True},
+        "engine.auto_runs": {
+            "doc": "timed runs per candidate during auto-selection",
+            "range": (1, 1000),
+            "read_only": True,
+        },
     }
 
 
@@ -468,10 +566,16 @@ def _section_specs(section: str, cls: type) -> Iterator[ParamSpec]:
         meta = f.metadata or foreign.get(f"{section}.{f.name}", {})
         default = getattr(defaults, f.name)
         yield ParamSpec(
-            name=f"{section}.{f.name}", kind=kind, item_kind=item_kind,
+            name=f"{section}.{f.name}",
+            kind=kind,
+            item_kind=item_kind,
             default=list(default) if kind is list else (str(default) if hint is Path else default),
-            doc=meta.get("doc", "") or (f.name.replace("_", " ")), range=meta.get("range"),
-            choices=meta.get("choices"), lengths=meta.get("lengths"), read_only=bool(meta.get("read_only")))
+            doc=meta.get("doc", "") or (f.name.replace("_", " ")),
+            range=meta.get("range"),
+            choices=meta.get("choices"),
+            lengths=meta.get("lengths"),
+            read_only=bool(meta.get("read_only")),
+        )
 
 
 def param_specs(sections: tuple[str, ...] | None = None) -> list[ParamSpec]:
@@ -535,8 +639,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     return name.strip(), load_yaml_text(raw, f"parameter override {one_line(name.strip(), 80)}")
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                node_name: str | None = None) -> FusionConfig:
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None, node_name: str | None = None
+) -> FusionConfig:
     """Read, validate and return the configuration (defaults when ``path`` is None)."""
     cfg = FusionConfig.from_dict(read_param_file(path, node_name), str(path)) if path else FusionConfig()
     return cfg.with_overrides(overrides) if overrides else cfg

@@ -12,6 +12,7 @@ of a published class is the sum of its members' (softmax) probabilities, so fold
 and bus into car asks "car, truck or bus?". Each cell may yield one box per published
 class (a cyclist is both a person and a bicycle); NMS then works within each class.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -63,11 +64,15 @@ class ClassMap:
                 if source not in index:
                     close = difflib.get_close_matches(source, detector_classes, n=3)
                     hint = f"; did you mean {', '.join(close)}?" if close else ""
-                    raise ConfigError(f"{where}: '{source}' (for '{published}') is not a class of the detector{hint} "
-                                      f"Its classes: {', '.join(detector_classes)}")
+                    raise ConfigError(
+                        f"{where}: '{source}' (for '{published}') is not a class of the detector{hint} "
+                        f"Its classes: {', '.join(detector_classes)}"
+                    )
                 if source in owner:
-                    raise ConfigError(f"{where}: detector class '{source}' is mapped to both '{owner[source]}' and "
-                                      f"'{published}'; a detector class may feed one published class only")
+                    raise ConfigError(
+                        f"{where}: detector class '{source}' is mapped to both '{owner[source]}' and "
+                        f"'{published}'; a detector class may feed one published class only"
+                    )
                 owner[source] = published
                 ids.append(index[source])
             names.append(published)
@@ -94,8 +99,10 @@ def _entries(spec, where: str) -> list[tuple[str, list[str]]]:
     for published, sources in items:
         published, sources = published.strip(), [s.strip() for s in sources if s.strip()]
         if not published or not sources:
-            raise ConfigError(f"{where}: entry '{published}={','.join(sources)}' needs a name and at least one "
-                              "detector class, e.g. 'car=car,truck,bus'")
+            raise ConfigError(
+                f"{where}: entry '{published}={','.join(sources)}' needs a name and at least one "
+                "detector class, e.g. 'car=car,truck,bus'"
+            )
         cleaned.append((published, sources))
     return cleaned
 
@@ -106,15 +113,23 @@ def detector_blob(rgb: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return cv2.dnn.blobFromImage(rgb, 1.0 / 255.0, (w, h), swapRB=True)
 
 
-def decode(pred: np.ndarray, class_map: ClassMap, frame_hw: tuple[int, int], score_threshold: float = 0.3,
-           nms_iou: float = NMS_IOU, top_k: int = 100) -> post.Detections:
+def decode(
+    pred: np.ndarray,
+    class_map: ClassMap,
+    frame_hw: tuple[int, int],
+    score_threshold: float = 0.3,
+    nms_iou: float = NMS_IOU,
+    top_k: int = 100,
+) -> post.Detections:
     """Detector output ``(1, 5 + C, h, w)`` -> boxes in frame pixels, class ids of ``class_map``.
 
     At most ``4 * top_k`` candidates (best scores) enter NMS and at most ``top_k`` boxes leave it.
     """
     if pred.ndim != 4 or pred.shape[1] != 5 + class_map.matrix.shape[1]:
-        raise ConfigError(f"detector output {pred.shape} does not fit the class map's {class_map.matrix.shape[1]} "
-                          "detector classes; the class map was built for another detector")
+        raise ConfigError(
+            f"detector output {pred.shape} does not fit the class map's {class_map.matrix.shape[1]} "
+            "detector classes; the class map was built for another detector"
+        )
     p = pred[0]
     _, gh, gw = p.shape
     probs = class_map.matrix @ p[5:].reshape(p.shape[0] - 5, -1)  # (K, h*w)

@@ -1,4 +1,5 @@
 """File digests shared by the weights loader and the engine cache (integrity checks)."""
+
 from __future__ import annotations
 
 import hashlib

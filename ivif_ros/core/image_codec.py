@@ -13,6 +13,7 @@ are read-only; call ``.copy()`` before writing into them.
 Arrays are ``HxW`` for one channel and ``HxWxC`` otherwise, in the channel order of the
 encoding (``bgr8`` stays BGR; use :func:`to_rgb` for RGB).
 """
+
 from __future__ import annotations
 
 import re
@@ -72,8 +73,9 @@ def encoding_layout(encoding: str, topic: str = "") -> tuple[np.dtype, int]:
         return np.dtype(_CV_DEPTHS[m.group(1)]), int(m.group(2))
     where = f"topic {topic}: " if topic else ""
     supported = ", ".join(NAMED_ENCODINGS) + ", and <8U|8S|16U|16S|32S|32F|64F>C<1-4> (e.g. 8UC1, 16UC1, 32FC1, 8UC3)"
-    raise ImageFieldError(f"{where}field 'encoding' is {encoding!r}, which is not supported; use one of {supported}",
-                          "encoding")
+    raise ImageFieldError(
+        f"{where}field 'encoding' is {encoding!r}, which is not supported; use one of {supported}", "encoding"
+    )
 
 
 def image_to_array(msg, topic: str = "") -> np.ndarray:
@@ -86,30 +88,34 @@ def image_to_array(msg, topic: str = "") -> np.ndarray:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     dtype, channels = encoding_layout(msg.encoding, topic)
     if height <= 0 or width <= 0:
-        raise ImageFieldError(f"{where}image is {width}x{height}; fields 'width' and 'height' must be positive",
-                              "size")
+        raise ImageFieldError(f"{where}image is {width}x{height}; fields 'width' and 'height' must be positive", "size")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ImageFieldError(
             f"{where}field 'step' is {step} but width*channels*bytes = {width}*{channels}*{dtype.itemsize} = "
             f"{row_bytes} for encoding {msg.encoding!r}; fix the publisher's step (bytes per row incl. padding)",
-            "step")
+            "step",
+        )
     if step % dtype.itemsize:
         raise ImageFieldError(
             f"{where}field 'step' is {step}, not a multiple of the {dtype.itemsize}-byte sample size of "
             f"{msg.encoding!r}; fix the publisher's step",
-            "step")
+            "step",
+        )
     buf = _as_bytes_array(msg.data)
     if buf.size != step * height:
         raise ImageFieldError(
             f"{where}field 'data' has {buf.size} bytes but step*height = {step}*{height} = {step * height}; "
             "the message is truncated or its 'step'/'height' are wrong",
-            "data")
+            "data",
+        )
     if width * height > MAX_IMAGE_PIXELS or buf.size > MAX_IMAGE_BYTES:
         raise ImageFieldError(
             f"{where}image is {width}x{height} ({buf.size} bytes); at most {MAX_IMAGE_PIXELS} pixels and "
             f"{MAX_IMAGE_BYTES} bytes are decoded (ivif_ros.core.image_codec.MAX_IMAGE_PIXELS); check the "
-            "publisher's 'width' and 'height', or downscale at the camera", "size")
+            "publisher's 'width' and 'height', or downscale at the camera",
+            "size",
+        )
     wire = dtype.newbyteorder(">" if msg.is_bigendian else "<") if dtype.itemsize > 1 else dtype
     shape = (height, width) if channels == 1 else (height, width, channels)
     strides = (step, dtype.itemsize) if channels == 1 else (step, channels * dtype.itemsize, dtype.itemsize)

@@ -14,6 +14,7 @@ mappings, both ``ir_normalize.*`` settings:
 ``uint8`` input passes through untouched (it is already display-mapped); colour input
 becomes BT.601 luma first. In float images NaN and -inf (dead pixels) become 0, +inf 255.
 """
+
 from __future__ import annotations
 
 import numpy as np

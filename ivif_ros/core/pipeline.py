@@ -12,6 +12,7 @@ same backend as the fusion model. The fusion models still carry their own from-s
 detection heads (trained with them, part of their outputs), but those boxes are no longer
 decoded or published: the detector finds more on the fused image (docs/contracts.md).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,8 +69,10 @@ class PipelineConfig:
             raise ConfigError(f"pipeline.overlay_alpha must lie in [0, 1], got {self.overlay_alpha}")
         size = list(self.detector_size)
         if len(size) != 2 or any(v < 0 or v % SIZE_MULTIPLE for v in size) or (0 in size and size != [0, 0]):
-            raise ConfigError(f"pipeline.detector_size: {size} must be [width, height], both positive multiples of "
-                              f"{SIZE_MULTIPLE} (e.g. [352, 352], [640, 480]) or [0, 0] for the frame's own size")
+            raise ConfigError(
+                f"pipeline.detector_size: {size} must be [width, height], both positive multiples of "
+                f"{SIZE_MULTIPLE} (e.g. [352, 352], [640, 480]) or [0, 0] for the frame's own size"
+            )
         if self.detector:
             self.detector_classes()  # the class map must fit the detector: fail at load time, not at the first frame
 
@@ -93,8 +96,10 @@ def detector_class_names(name_or_path: str) -> list[str]:
     except (UserFacingError, OSError, ValueError) as exc:
         raise ConfigError(f"pipeline.detector: cannot read the class names of '{name_or_path}': {exc}") from exc
     if not names:
-        raise ConfigError(f"pipeline.detector: {sidecar} lists no 'detection_classes'; a detector's sidecar must name "
-                          "its classes (see ivif_ros/weights/detector_coco.json)")
+        raise ConfigError(
+            f"pipeline.detector: {sidecar} lists no 'detection_classes'; a detector's sidecar must name "
+            "its classes (see ivif_ros/weights/detector_coco.json)"
+        )
     return list(names)
 
 
@@ -124,8 +129,14 @@ class FusionResult:
 class FusionPipeline:
     """Pre-process, fuse, post-process, detect. One call at a time (a lock guards the engines)."""
 
-    def __init__(self, config: PipelineConfig | None = None, *, model=None, engine: Engine | None = None,
-                 detector_engine: Engine | None = None):
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        *,
+        model=None,
+        engine: Engine | None = None,
+        detector_engine: Engine | None = None,
+    ):
         """Build the engines from ``config`` unless ``engine`` (or an ``nn.Module`` ``model``) and
         ``detector_engine`` are given. The detector engine uses the fusion engine's backend, precision,
         threads and cache, at the detector's input size."""
@@ -143,8 +154,9 @@ class FusionPipeline:
         cfg = self.config
         h, w = cfg.detector_hw((cfg.engine.height, cfg.engine.width))
         backend = self.engine.name if cfg.engine.backend == "auto" else cfg.engine.backend
-        return dataclasses.replace(cfg.engine, backend=backend, width=w, height=h,
-                                   dynamic=cfg.engine.dynamic and not cfg.detector_size[0])
+        return dataclasses.replace(
+            cfg.engine, backend=backend, width=w, height=h, dynamic=cfg.engine.dynamic and not cfg.detector_size[0]
+        )
 
     @property
     def class_map(self) -> det.ClassMap | None:

@@ -11,6 +11,7 @@ greedy NMS over at most ``top_k`` boxes with a precomputed IoU matrix.
 Boxes are in input pixels of the fused frame, which is the visible frame
 (the IR was registered onto it before the model).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,8 +27,15 @@ HEAD_STRIDE = 4
 PALETTES = {
     "default": [(0, 0, 0), (220, 20, 60), (119, 11, 32), (0, 0, 142)],  # background, person, bicycle, car
     "msrs": [
-        (0, 0, 0), (0, 0, 142), (220, 20, 60), (119, 11, 32), (244, 35, 232),
-        (250, 170, 30), (190, 153, 153), (255, 128, 0), (128, 64, 128),
+        (0, 0, 0),
+        (0, 0, 142),
+        (220, 20, 60),
+        (119, 11, 32),
+        (244, 35, 232),
+        (250, 170, 30),
+        (190, 153, 153),
+        (255, 128, 0),
+        (128, 64, 128),
     ],  # unlabelled, car, person, bike, curve, car_stop, guardrail, color_cone, bump
 }
 

@@ -10,6 +10,7 @@ SIMD passes, several times faster than the equivalent numpy expressions at 640x4
 Its ``COLOR_RGB2YCrCb`` on float input is the same full-range BT.601 matrix as
 ``core.color`` (chroma offset 0.5), checked in test_pre_post.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,7 +67,9 @@ def _as_plane(image: np.ndarray, name: str) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         return image[:, :, 0]
     if image.ndim != 2:
-        raise InputError(f"{name}: expected a single-channel HxW image, got shape {image.shape}; convert it to mono first")
+        raise InputError(
+            f"{name}: expected a single-channel HxW image, got shape {image.shape}; convert it to mono first"
+        )
     return image
 
 
@@ -76,7 +79,9 @@ def preprocess(ir: np.ndarray, vis: np.ndarray, multiple: int = PAD_MULTIPLE) ->
     vis = np.asarray(vis)
     colour = vis.ndim == 3 and vis.shape[2] == 3
     if not colour and not (vis.ndim == 2 or (vis.ndim == 3 and vis.shape[2] == 1)):
-        raise InputError(f"visible image: expected HxWx3 RGB or HxW grey, got shape {vis.shape}; drop the alpha channel")
+        raise InputError(
+            f"visible image: expected HxWx3 RGB or HxW grey, got shape {vis.shape}; drop the alpha channel"
+        )
     vis_plane = None if colour else _as_plane(vis, "visible image")
     if vis.shape[:2] != ir_plane.shape:
         raise InputError(

@@ -18,6 +18,7 @@ field of view are 0 (no IR evidence there). ``resize``/``crop`` cover the output
 so only the half-pixel rim samples outside the source; it replicates the edge, as
 ``cv2.resize`` does, instead of darkening a one-pixel frame around every image.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,10 @@ def load_homography(path: str | Path) -> np.ndarray:
     """Read a 3x3 homography from ``.npy``, ``.txt``/``.csv`` (3 rows) or ``.yaml``/``.json`` (key ``homography``)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"registration.calibration_file: {path} does not exist; point it at the IR->visible "
-                          "homography file, or clear it to use registration.homography")
+        raise ConfigError(
+            f"registration.calibration_file: {path} does not exist; point it at the IR->visible "
+            "homography file, or clear it to use registration.homography"
+        )
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
@@ -50,15 +53,20 @@ def load_homography(path: str | Path) -> np.ndarray:
             where = "registration.calibration_file"
             data = json.loads(path.read_text()) if suffix == ".json" else load_yaml_file(path, where)
             if not isinstance(data, dict) or "homography" not in data:
-                raise ConfigError(f"registration.calibration_file: {path} has no top-level key 'homography' "
-                                  "(a 3x3 nested list or 9 numbers, row-major)")
+                raise ConfigError(
+                    f"registration.calibration_file: {path} has no top-level key 'homography' "
+                    "(a 3x3 nested list or 9 numbers, row-major)"
+                )
             h = np.asarray(data["homography"], np.float64)
         else:
-            raise ConfigError(f"registration.calibration_file: {path}: unsupported extension {suffix!r}; "
-                              "use .npy, .txt, .csv, .yaml, .yml or .json")
+            raise ConfigError(
+                f"registration.calibration_file: {path}: unsupported extension {suffix!r}; "
+                "use .npy, .txt, .csv, .yaml, .yml or .json"
+            )
     except (ValueError, OSError, TypeError) as exc:
-        raise ConfigError(f"registration.calibration_file: cannot read a homography from {path}: "
-                          f"{one_line(exc)}") from None
+        raise ConfigError(
+            f"registration.calibration_file: cannot read a homography from {path}: {one_line(exc)}"
+        ) from None
     return check_homography(h, str(path))
 
 
@@ -72,8 +80,9 @@ def check_homography(h, where: str) -> np.ndarray:
     return h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h
 
 
-def scale_homography(src_wh: tuple[int, int], dst_wh: tuple[int, int],
-                     origin_xy: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+def scale_homography(
+    src_wh: tuple[int, int], dst_wh: tuple[int, int], origin_xy: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
     """Pixel-centre aligned scaling of the source rectangle at ``origin_xy`` with size ``src_wh`` onto ``dst_wh``."""
     sx, sy = dst_wh[0] / src_wh[0], dst_wh[1] / src_wh[1]
     x0, y0 = origin_xy
@@ -85,15 +94,19 @@ def intrinsics_homography(k_ir, k_vis) -> np.ndarray:
     """``K_vis @ inv(K_ir)``: the IR->visible map of two boresighted cameras viewing a far scene."""
     k_ir, k_vis = np.asarray(k_ir, np.float64).reshape(3, 3), np.asarray(k_vis, np.float64).reshape(3, 3)
     if k_ir[0, 0] <= 0 or k_vis[0, 0] <= 0:
-        raise InputError("registration mode 'camera_info' needs calibrated CameraInfo on ir/camera_info and "
-                         "visible/camera_info (field 'k' has fx = 0: the camera is uncalibrated)")
+        raise InputError(
+            "registration mode 'camera_info' needs calibrated CameraInfo on ir/camera_info and "
+            "visible/camera_info (field 'k' has fx = 0: the camera is uncalibrated)"
+        )
     for name, k in (("ir", k_ir), ("visible", k_vis)):
         # A broken driver's K must be refused here: np.linalg.inv raises LinAlgError on a singular
         # one (not an input error the node reports), and a NaN one maps the whole IR image to nothing.
         if not np.isfinite(k).all() or not np.linalg.cond(k) < 1e12:
-            raise InputError(f"registration mode 'camera_info': field 'k' of {name}/camera_info is not a usable "
-                             f"intrinsic matrix (it must be finite and invertible): {k.tolist()}; fix the camera's "
-                             "calibration or choose another registration.mode")
+            raise InputError(
+                f"registration mode 'camera_info': field 'k' of {name}/camera_info is not a usable "
+                f"intrinsic matrix (it must be finite and invertible): {k.tolist()}; fix the camera's "
+                "calibration or choose another registration.mode"
+            )
     return k_vis @ np.linalg.inv(k_ir)
 
 
@@ -119,8 +132,11 @@ class Registration:
         self.cfg = cfg
         self._fixed_h = None
         if cfg.mode == "homography":
-            self._fixed_h = (load_homography(cfg.calibration_file) if cfg.calibration_file
-                             else check_homography(cfg.homography, "registration.homography"))
+            self._fixed_h = (
+                load_homography(cfg.calibration_file)
+                if cfg.calibration_file
+                else check_homography(cfg.homography, "registration.homography")
+            )
         self._cache_key = None
         self._tables = None
 
@@ -129,25 +145,31 @@ class Registration:
         mode = self.cfg.mode
         if mode == "none":
             if tuple(ir_wh) != tuple(out_wh):
-                raise InputError(f"IR image is {ir_wh[0]}x{ir_wh[1]} but the visible image is {out_wh[0]}x{out_wh[1]} "
-                                 "and registration.mode is 'none'; set registration.mode to resize, crop, "
-                                 "homography or camera_info")
+                raise InputError(
+                    f"IR image is {ir_wh[0]}x{ir_wh[1]} but the visible image is {out_wh[0]}x{out_wh[1]} "
+                    "and registration.mode is 'none'; set registration.mode to resize, crop, "
+                    "homography or camera_info"
+                )
             return np.eye(3)
         if mode == "resize":
             return scale_homography(ir_wh, out_wh)
         if mode == "crop":
             x, y, w, h = self.cfg.crop_xywh
             if x + w > ir_wh[0] or y + h > ir_wh[1]:
-                raise InputError(f"registration.crop_xywh {self.cfg.crop_xywh} reaches outside the "
-                                 f"{ir_wh[0]}x{ir_wh[1]} IR image; fix the crop for this camera")
+                raise InputError(
+                    f"registration.crop_xywh {self.cfg.crop_xywh} reaches outside the "
+                    f"{ir_wh[0]}x{ir_wh[1]} IR image; fix the crop for this camera"
+                )
             return scale_homography((w, h), out_wh, (x, y))
         if mode == "homography":
             return self._fixed_h
         if mode == "camera_info":
             if k_ir is None or k_vis is None:
-                raise InputError("registration.mode is 'camera_info' but no CameraInfo was received on "
-                                 f"{'ir/camera_info' if k_ir is None else 'visible/camera_info'}; publish it "
-                                 "or choose another registration.mode")
+                raise InputError(
+                    "registration.mode is 'camera_info' but no CameraInfo was received on "
+                    f"{'ir/camera_info' if k_ir is None else 'visible/camera_info'}; publish it "
+                    "or choose another registration.mode"
+                )
             return intrinsics_homography(k_ir, k_vis)
         raise ConfigError(f"registration.mode: unknown mode {mode!r}")
 
@@ -164,5 +186,6 @@ class Registration:
             self._tables = remap_tables(h, ir.shape[:2], (out_wh[1], out_wh[0]))
             self._cache_key = key
         border = cv2.BORDER_REPLICATE if self.cfg.mode in ("resize", "crop") else cv2.BORDER_CONSTANT
-        return cv2.remap(ir, self._tables[0], self._tables[1], _INTERP[self.cfg.interpolation],
-                         borderMode=border, borderValue=0)
+        return cv2.remap(
+            ir, self._tables[0], self._tables[1], _INTERP[self.cfg.interpolation], borderMode=border, borderValue=0
+        )

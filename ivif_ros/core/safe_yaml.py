@@ -13,6 +13,7 @@ training configs) goes through :func:`load_yaml_file` or :func:`load_yaml_text`:
 * every failure is a ``ConfigError`` whose text is one line of bounded length, naming the
   file and, when PyYAML knows it, the line and column.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,9 +21,9 @@ from typing import Any
 
 from ivif_ros.errors import ConfigError
 
-MAX_YAML_BYTES = 4 * 1024 * 1024   # configs and calibrations are a few kB
-MAX_YAML_NODES = 200_000          # scalars + collections after alias expansion
-MAX_ERROR_CHARS = 300             # of PyYAML's own explanation, inside our message
+MAX_YAML_BYTES = 4 * 1024 * 1024  # configs and calibrations are a few kB
+MAX_YAML_NODES = 200_000  # scalars + collections after alias expansion
+MAX_ERROR_CHARS = 300  # of PyYAML's own explanation, inside our message
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -65,12 +66,15 @@ def load_yaml_text(text: str, where: str) -> Any:
         if node is None:
             return None
         if _expanded_size(node) > MAX_YAML_NODES:
-            raise ConfigError(f"{where}: its aliases (*name) expand to more than {MAX_YAML_NODES:,} values, "
-                              "which no ivif_ros file needs; write the values out or remove the aliases")
+            raise ConfigError(
+                f"{where}: its aliases (*name) expand to more than {MAX_YAML_NODES:,} values, "
+                "which no ivif_ros file needs; write the values out or remove the aliases"
+            )
         return loader.construct_document(node)
     except yaml.constructor.ConstructorError as exc:
-        raise ConfigError(f"{where}: {one_line(exc)}; only plain YAML data is read (no !!python or other "
-                          "custom tags)") from None
+        raise ConfigError(
+            f"{where}: {one_line(exc)}; only plain YAML data is read (no !!python or other custom tags)"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where} is not valid YAML: {one_line(exc)}") from None
     except RecursionError:
@@ -89,11 +93,15 @@ def load_yaml_file(path: str | Path, what: str = "file") -> Any:
     except OSError as exc:
         raise ConfigError(f"{where}: cannot be read ({exc.strerror}); check the path and its permissions") from None
     if len(raw) > MAX_YAML_BYTES:
-        raise ConfigError(f"{where}: larger than {MAX_YAML_BYTES // 1024 ** 2} MB, far beyond any configuration; "
-                          "check that it is the right file")
+        raise ConfigError(
+            f"{where}: larger than {MAX_YAML_BYTES // 1024**2} MB, far beyond any configuration; "
+            "check that it is the right file"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x}); "
-                          "save it as UTF-8 or check that it is the right file") from None
+        raise ConfigError(
+            f"{where}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x}); "
+            "save it as UTF-8 or check that it is the right file"
+        ) from None
     return load_yaml_text(text, where)

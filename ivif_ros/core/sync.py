@@ -19,6 +19,7 @@ returns.
 
 Everything here is ROS-free: stamps are integer nanoseconds and items are opaque.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,13 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Drop reasons (the keys of the drop counters on /diagnostics).
-QUEUE_OVERFLOW = "queue_overflow"        # more than queue_size messages waited on this camera
-NO_PARTNER = "no_partner_within_slop"    # no message of the other camera is, or can still come, within slop
-SUPERSEDED = "superseded"                # a better-matching set was found for its partner
-PARTNER_DROPPED = "partner_dropped"      # its best partner may have been lost to a queue overflow
-OUT_OF_ORDER = "out_of_order"            # stamp not newer than the newest already seen on this camera
-RESET = "reset"                          # pending when the pairing was reset (time jump, camera lost)
-PIPELINE_BUSY = "pipeline_busy"          # a complete set replaced by a newer one before the pipeline was free
+QUEUE_OVERFLOW = "queue_overflow"  # more than queue_size messages waited on this camera
+NO_PARTNER = "no_partner_within_slop"  # no message of the other camera is, or can still come, within slop
+SUPERSEDED = "superseded"  # a better-matching set was found for its partner
+PARTNER_DROPPED = "partner_dropped"  # its best partner may have been lost to a queue overflow
+OUT_OF_ORDER = "out_of_order"  # stamp not newer than the newest already seen on this camera
+RESET = "reset"  # pending when the pairing was reset (time jump, camera lost)
+PIPELINE_BUSY = "pipeline_busy"  # a complete set replaced by a newer one before the pipeline was free
 DROP_REASONS = (QUEUE_OVERFLOW, NO_PARTNER, SUPERSEDED, PARTNER_DROPPED, OUT_OF_ORDER, RESET, PIPELINE_BUSY)
 
 
@@ -83,8 +84,13 @@ class ImmediateApproximatePolicy:
     partner. It never pairs wider than the slop.
     """
 
-    def __init__(self, num_topics: int = 2, queue_size: int = 10, slop_ns: int = 20_000_000,
-                 time_jump_reset_ns: int = 1_000_000_000):
+    def __init__(
+        self,
+        num_topics: int = 2,
+        queue_size: int = 10,
+        slop_ns: int = 20_000_000,
+        time_jump_reset_ns: int = 1_000_000_000,
+    ):
         if num_topics < 2:
             raise ValueError("a synchronizer needs at least two topics")
         if queue_size < 1:
@@ -141,9 +147,13 @@ class ImmediateApproximatePolicy:
         for t, queue in enumerate(self._queues):
             keep = []
             for e in queue:
-                dead = any(newest is not None and newest - e.stamp_ns > self.slop_ns
-                           and not any(self._within(e, o) for o in self._queues[u])
-                           for u, newest in enumerate(self._newest) if u != t)
+                dead = any(
+                    newest is not None
+                    and newest - e.stamp_ns > self.slop_ns
+                    and not any(self._within(e, o) for o in self._queues[u])
+                    for u, newest in enumerate(self._newest)
+                    if u != t
+                )
                 if dead:
                     ev.drops.append(Drop(e, NO_PARTNER))
                 else:
@@ -175,7 +185,7 @@ class ImmediateApproximatePolicy:
             for older in queue[:index]:
                 lost_partner = any(self._within(older, m) for m in match if m.topic != t)
                 ev.drops.append(Drop(older, SUPERSEDED if lost_partner else NO_PARTNER))
-            del queue[:index + 1]
+            del queue[: index + 1]
 
 
 class ApproximateTimePolicy:
@@ -194,9 +204,15 @@ class ApproximateTimePolicy:
     cameras) a tight pair is emitted as soon as its second message arrives.
     """
 
-    def __init__(self, num_topics: int = 2, queue_size: int = 10, slop_ns: int = 20_000_000,
-                 age_penalty: float = 0.1, time_jump_reset_ns: int = 1_000_000_000,
-                 inter_message_lower_bound_ns: int = 0):
+    def __init__(
+        self,
+        num_topics: int = 2,
+        queue_size: int = 10,
+        slop_ns: int = 20_000_000,
+        age_penalty: float = 0.1,
+        time_jump_reset_ns: int = 1_000_000_000,
+        inter_message_lower_bound_ns: int = 0,
+    ):
         if num_topics < 2:
             raise ValueError("a synchronizer needs at least two topics")
         if queue_size < 1:
@@ -294,8 +310,10 @@ class ApproximateTimePolicy:
         # An empty topic's next message comes no earlier than its last one plus the lower bound,
         # nor (being still to come) before the pivot.
         bound = self.inter_message_lower_bound_ns
-        return [q[0].stamp_ns if q else max(self._past[i][-1].stamp_ns + bound, self._pivot_time)
-                for i, q in enumerate(self._deques)]
+        return [
+            q[0].stamp_ns if q else max(self._past[i][-1].stamp_ns + bound, self._pivot_time)
+            for i, q in enumerate(self._deques)
+        ]
 
     def _penalised(self, end_time: int) -> float:
         return (end_time - self._cand_end) * (1.0 + self.age_penalty)
@@ -435,8 +453,15 @@ class ExactTimePolicy:
 POLICIES = ("approximate", "optimal", "exact")
 
 
-def make_policy(policy: str, queue_size: int, slop_s: float, age_penalty: float = 0.1,
-                time_jump_reset_s: float = 1.0, min_period_s: float = 0.0, num_topics: int = 2):
+def make_policy(
+    policy: str,
+    queue_size: int,
+    slop_s: float,
+    age_penalty: float = 0.1,
+    time_jump_reset_s: float = 1.0,
+    min_period_s: float = 0.0,
+    num_topics: int = 2,
+):
     """The policy named by ``sync.policy`` (one of :data:`POLICIES`)."""
     jump_ns = int(round(time_jump_reset_s * 1e9))
     slop_ns = int(round(slop_s * 1e9))
@@ -445,15 +470,17 @@ def make_policy(policy: str, queue_size: int, slop_s: float, age_penalty: float 
     if policy == "approximate":
         return ImmediateApproximatePolicy(num_topics, queue_size, slop_ns, jump_ns)
     if policy == "optimal":
-        return ApproximateTimePolicy(num_topics, queue_size, slop_ns, age_penalty, jump_ns,
-                                     int(round(min_period_s * 1e9)))
+        return ApproximateTimePolicy(
+            num_topics, queue_size, slop_ns, age_penalty, jump_ns, int(round(min_period_s * 1e9))
+        )
     raise ValueError(f"unknown sync policy {policy!r}; use one of {', '.join(POLICIES)}")
 
 
 def policy_from_config(cfg, num_topics: int = 2):
     """The policy of a ``SyncConfig`` (``sync.*``): the node and replay pair identically through this."""
-    return make_policy(cfg.policy, cfg.queue_size, cfg.slop_s, cfg.age_penalty, cfg.time_jump_reset_s,
-                       cfg.min_period_s, num_topics)
+    return make_policy(
+        cfg.policy, cfg.queue_size, cfg.slop_s, cfg.age_penalty, cfg.time_jump_reset_s, cfg.min_period_s, num_topics
+    )
 
 
 def apply_config(policy, cfg) -> None:

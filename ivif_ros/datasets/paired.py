@@ -11,6 +11,7 @@ A pair is the two files with the same stem. ``split`` is an optional text file
 with one stem per line. Images are returned as uint8 numpy arrays: IR ``HxW``,
 visible ``HxWx3`` RGB (grey visible images are kept ``HxW``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -131,7 +132,7 @@ def merge_boxes(first: Boxes, second: Boxes, iou_thr: float = 0.5) -> Boxes:
     return Boxes(np.concatenate([first.xyxy, second.xyxy[keep]]), np.concatenate([first.cls, second.cls[keep]]))
 
 
-VISIBLE_ONLY_IOU = 0.1   # below it a visible box touches no same-class IR box
+VISIBLE_ONLY_IOU = 0.1  # below it a visible box touches no same-class IR box
 
 
 def visible_only_boxes(first: Boxes, second: Boxes, iou_thr: float = 0.5) -> np.ndarray:
@@ -183,7 +184,8 @@ class PairedDataset:
             if missing:
                 raise InputError(
                     f"{len(missing)} names in split {split} have no IR/visible pair under {self.root}: "
-                    + ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+                    + ", ".join(missing[:10])
+                    + (" ..." if len(missing) > 10 else "")
                 )
         else:
             unpaired = sorted(set(ir) ^ set(vi))

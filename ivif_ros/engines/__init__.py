@@ -6,6 +6,7 @@ Typical use::
     engine = create_engine("student", EngineConfig(backend="auto", width=640, height=480))
     fused, seg_logits, det_heatmap, det_box = engine.infer(ir, vis)
 """
+
 from ivif_ros.engines.base import (
     FUSION_IO,
     INPUT_NAMES,

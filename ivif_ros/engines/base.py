@@ -8,6 +8,7 @@ detector takes one BGR image ``(N, 3, H, W)`` and returns one map. A model decla
 I/O with the class attributes ``input_names``, ``input_channels`` and ``output_names``;
 a model without them is a fusion model.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -130,14 +131,17 @@ class Engine(ABC):
         """
         io = self.io
         if len(inputs) != len(io.inputs):
-            raise InputError(f"{self.name} engine: the model takes {len(io.inputs)} inputs {io.inputs}, "
-                             f"got {len(inputs)}")
+            raise InputError(
+                f"{self.name} engine: the model takes {len(io.inputs)} inputs {io.inputs}, got {len(inputs)}"
+            )
         arrays = [as_input_array(x, name, c) for x, name, c in zip(inputs, io.inputs, io.channels)]
         first = arrays[0]
         for name, arr in zip(io.inputs[1:], arrays[1:]):
             if arr.shape[0] != first.shape[0] or arr.shape[2:] != first.shape[2:]:
-                raise InputError(f"model inputs '{io.inputs[0]}' {first.shape} and '{name}' {arr.shape} must have the "
-                                 "same batch and size")
+                raise InputError(
+                    f"model inputs '{io.inputs[0]}' {first.shape} and '{name}' {arr.shape} must have the "
+                    "same batch and size"
+                )
         if first.shape[2] % 32 or first.shape[3] % 32:
             raise InputError(f"model input size {first.shape[2:]} must be multiples of 32; pad it (core.preprocess)")
         outputs = self._run(*arrays)

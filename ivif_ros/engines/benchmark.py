@@ -14,6 +14,7 @@ function ``engine.backend: auto`` times its candidates with, so the two agree.
 
 Used by ``ivif bench`` and ``bench/bench_backends.py``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,8 +80,11 @@ def sample_frames(width: int, height: int, data: str | None = None) -> tuple[np.
         size = (width, height)
         return cv2.resize(ir, size), cv2.resize(vis, size), f"MSRS {ir_path.stem} resized"
     rng = np.random.default_rng(0)
-    return (rng.integers(0, 256, (height, width), dtype=np.uint8),
-            rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "synthetic noise")
+    return (
+        rng.integers(0, 256, (height, width), dtype=np.uint8),
+        rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+        "synthetic noise",
+    )
 
 
 def load_bench_model(name: str):
@@ -105,9 +109,19 @@ def load_bench_model(name: str):
         return BUILDERS[name]({}).eval(), "random weights (shipped weights absent)", name
 
 
-def bench_one(model, model_name: str, backend: str, precision: str, width: int, height: int,
-              runs: int, warmup: int, cache_dir: Path, threads: int = 0,
-              detector: str | None = None) -> list[BenchRow]:
+def bench_one(
+    model,
+    model_name: str,
+    backend: str,
+    precision: str,
+    width: int,
+    height: int,
+    runs: int,
+    warmup: int,
+    cache_dir: Path,
+    threads: int = 0,
+    detector: str | None = None,
+) -> list[BenchRow]:
     """Rows for the parts of ``PARTS`` (only ``fusion`` when ``detector`` is ``""``); ``detector``
     None means the configured default (``PipelineConfig.detector``)."""
     from ivif_ros.core.pipeline import FusionPipeline, PipelineConfig
@@ -115,8 +129,9 @@ def bench_one(model, model_name: str, backend: str, precision: str, width: int, 
     from ivif_ros.engines.fingerprint import model_hash
     from ivif_ros.engines.selection import time_engines
 
-    cfg = EngineConfig(backend=backend, precision=precision, width=width, height=height,
-                       threads=threads, cache_dir=cache_dir)
+    cfg = EngineConfig(
+        backend=backend, precision=precision, width=width, height=height, threads=threads, cache_dir=cache_dir
+    )
     engine = build_backend(backend, model, cfg, model_hash(model))
     full_cfg = PipelineConfig(engine=cfg) if detector is None else PipelineConfig(engine=cfg, detector=detector)
     fusion_only = FusionPipeline(PipelineConfig(engine=cfg, detector=""), engine=engine)
@@ -128,8 +143,12 @@ def bench_one(model, model_name: str, backend: str, precision: str, width: int, 
         if full is not None:
             result = full.process(ir, vis)
             _, (blob_s, infer_s, decode_s) = full.detect(result.fused_rgb)
-            times["detector"] = {"pre_ms": blob_s * 1e3, "infer_ms": infer_s * 1e3, "post_ms": decode_s * 1e3,
-                                 "total_ms": (blob_s + infer_s + decode_s) * 1e3}
+            times["detector"] = {
+                "pre_ms": blob_s * 1e3,
+                "infer_ms": infer_s * 1e3,
+                "post_ms": decode_s * 1e3,
+                "total_ms": (blob_s + infer_s + decode_s) * 1e3,
+            }
             times["fusion+detector"] = result.timings
         return times
 
@@ -144,14 +163,35 @@ def bench_one(model, model_name: str, backend: str, precision: str, width: int, 
             # Inference timed as engine.backend auto times its candidates, so the two agree.
             med["infer_ms"] = time_engines({backend: engine}, cfg.input_hw, runs, warmup)[backend]
             med["total_ms"] = med["pre_ms"] + med["infer_ms"] + med["post_ms"]
-        rows.append(BenchRow(name, part, backend, precision, width, height,
-                             med["pre_ms"], med["infer_ms"], med["post_ms"], med["total_ms"], runs))
+        rows.append(
+            BenchRow(
+                name,
+                part,
+                backend,
+                precision,
+                width,
+                height,
+                med["pre_ms"],
+                med["infer_ms"],
+                med["post_ms"],
+                med["total_ms"],
+                runs,
+            )
+        )
     return rows
 
 
-def run_benchmark(models: list[str], sizes: list[tuple[int, int]], runs: int = 20, warmup: int = 3,
-                  include_compile: bool = False, threads: int = 0, cache_dir: Path | None = None,
-                  progress: bool = True, detector: str | None = None) -> tuple[list[BenchRow], dict]:
+def run_benchmark(
+    models: list[str],
+    sizes: list[tuple[int, int]],
+    runs: int = 20,
+    warmup: int = 3,
+    include_compile: bool = False,
+    threads: int = 0,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    detector: str | None = None,
+) -> tuple[list[BenchRow], dict]:
     """Time every configuration; returns the rows and the conditions (host, load, weights) they ran under.
 
     ``detector``: the detector's weights (None: the configured default; ``""``: fusion rows only)."""
@@ -180,12 +220,16 @@ def run_benchmark(models: list[str], sizes: list[tuple[int, int]], runs: int = 2
     with tempfile.TemporaryDirectory() if cache_dir is None else nullcontext(cache_dir) as cache:
         for name, backend, precision, w, h in tqdm(plan, desc="bench", unit="config", disable=not progress):
             try:
-                new = bench_one(loaded[name][0], name, backend, precision, w, h, runs, warmup, Path(cache), threads,
-                                detector)
+                new = bench_one(
+                    loaded[name][0], name, backend, precision, w, h, runs, warmup, Path(cache), threads, detector
+                )
                 timed = {(r.part, r.backend, r.precision, r.width, r.height) for r in rows}
                 # the detector alone does not depend on the fusion model: one row per configuration
-                rows += [r for r in new if r.part != "detector"
-                         or (r.part, r.backend, r.precision, r.width, r.height) not in timed]
+                rows += [
+                    r
+                    for r in new
+                    if r.part != "detector" or (r.part, r.backend, r.precision, r.width, r.height) not in timed
+                ]
             except BackendUnavailable as exc:
                 log.warning("bench: skipping %s: %s", backend, exc)
     conditions["load_after"] = os.getloadavg()
@@ -193,11 +237,15 @@ def run_benchmark(models: list[str], sizes: list[tuple[int, int]], runs: int = 2
 
 
 def markdown_table(rows: list[BenchRow]) -> str:
-    lines = ["| model | part | backend | precision | size | pre ms | infer ms | post ms | total ms | FPS |",
-             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | part | backend | precision | size | pre ms | infer ms | post ms | total ms | FPS |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r.model} | {r.part} | {r.backend} | {r.precision} | {r.width}x{r.height} | {r.pre_ms:.1f} | "
-                     f"{r.infer_ms:.1f} | {r.post_ms:.1f} | {r.total_ms:.1f} | {r.fps:.1f} |")
+        lines.append(
+            f"| {r.model} | {r.part} | {r.backend} | {r.precision} | {r.width}x{r.height} | {r.pre_ms:.1f} | "
+            f"{r.infer_ms:.1f} | {r.post_ms:.1f} | {r.total_ms:.1f} | {r.fps:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -214,8 +262,9 @@ def plot(rows: list[BenchRow], path: Path) -> None:
 
     models = list(dict.fromkeys(r.model for r in rows))
     sizes = sorted({(r.width, r.height) for r in rows})
-    fig, axes = plt.subplots(len(models), len(sizes), figsize=(5.5 * len(sizes), 0.6 + 0.5 * 5 * len(models)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(models), len(sizes), figsize=(5.5 * len(sizes), 0.6 + 0.5 * 5 * len(models)), squeeze=False
+    )
     for ax_row, model in zip(axes, models):
         for ax, (w, h) in zip(ax_row, sizes):
             sel = [r for r in rows if r.model == model and (r.width, r.height) == (w, h)]

@@ -17,6 +17,7 @@ created 0700 and the files 0600, whatever the umask.
 Building and loading are passed in as functions, so the cache logic is tested
 without TensorRT (a fake builder) and reused for every backend.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,16 +77,21 @@ def cache_secret() -> bytes:
         with os.fdopen(fd) as f:
             st = os.fstat(f.fileno())
             if st.st_uid != os.getuid() or st.st_mode & 0o077:
-                raise PermissionError(f"{path} is not private to this user (mode {st.st_mode & 0o777:o}, "
-                                      f"owner uid {st.st_uid})")
+                raise PermissionError(
+                    f"{path} is not private to this user (mode {st.st_mode & 0o777:o}, owner uid {st.st_uid})"
+                )
             secret = bytes.fromhex(f.read(200).strip())
         if len(secret) < 16:
             raise ValueError(f"{path} holds no key")
         return secret
     except (OSError, ValueError, ConfigError) as exc:
         if _process_secret is None:
-            log.warning("engine cache: cannot use the key file (%s); cached entries are rebuilt in every "
-                        "process. Delete it (it is recreated) or set %s to a private path", exc, SECRET_ENV)
+            log.warning(
+                "engine cache: cannot use the key file (%s); cached entries are rebuilt in every "
+                "process. Delete it (it is recreated) or set %s to a private path",
+                exc,
+                SECRET_ENV,
+            )
             _process_secret = os.urandom(32)
         return _process_secret
 
@@ -112,8 +118,10 @@ def private_dir(path: Path) -> Path:
         os.chmod(p, 0o700)
     st = path.stat()
     if st.st_uid != os.getuid():
-        raise ConfigError(f"engine.cache_dir: {path} belongs to uid {st.st_uid}, not to this user; "
-                          "set engine.cache_dir (or IVIF_ROS_CACHE_DIR) to a folder of your own")
+        raise ConfigError(
+            f"engine.cache_dir: {path} belongs to uid {st.st_uid}, not to this user; "
+            "set engine.cache_dir (or IVIF_ROS_CACHE_DIR) to a folder of your own"
+        )
     if st.st_mode & 0o022:
         log.warning("engine cache: %s was writable by others (mode %o); made it private", path, st.st_mode & 0o777)
         os.chmod(path, 0o700)
@@ -186,8 +194,11 @@ class ArtifactCache:
         finally:
             tmp.unlink(missing_ok=True)
         digest = key_digest(key)
-        meta = json.dumps({"key_digest": digest, "sha256": sha, "mac": entry_mac(digest, sha), "key": dict(key)},
-                          indent=1, default=str)
+        meta = json.dumps(
+            {"key_digest": digest, "sha256": sha, "mac": entry_mac(digest, sha), "key": dict(key)},
+            indent=1,
+            default=str,
+        )
         tmp_meta = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
         fd = os.open(tmp_meta, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

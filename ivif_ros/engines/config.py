@@ -4,6 +4,7 @@ One dataclass shared by the node parameters, the CLI and the benchmark, so that
 every caller builds engines the same way. ``validate()`` turns a bad value into
 a ``ConfigError`` that names the field and lists what is allowed.
 """
+
 from __future__ import annotations
 
 import os
@@ -103,7 +104,11 @@ class EngineConfig:
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"engine.backend: unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
-        allowed = sorted({p for ps in PRECISIONS.values() for p in ps}) if self.backend == "auto" else PRECISIONS[self.backend]
+        allowed = (
+            sorted({p for ps in PRECISIONS.values() for p in ps})
+            if self.backend == "auto"
+            else PRECISIONS[self.backend]
+        )
         if self.precision not in allowed and self.precision != "bf16":
             raise ConfigError(
                 f"engine.precision: '{self.precision}' is not supported by backend '{self.backend}'; "
@@ -123,6 +128,8 @@ class EngineConfig:
                 )
         unknown = [c for c in self.auto_candidates if c not in PRECISIONS]
         if unknown:
-            raise ConfigError(f"engine.auto_candidates: unknown backend(s) {unknown}; choose from {', '.join(PRECISIONS)}")
+            raise ConfigError(
+                f"engine.auto_candidates: unknown backend(s) {unknown}; choose from {', '.join(PRECISIONS)}"
+            )
         if self.threads < 0 or self.auto_runs < 1:
             raise ConfigError("engine.threads must be >= 0 and engine.auto_runs >= 1")

@@ -1,4 +1,5 @@
 """``create_engine``: build the configured backend (or pick one with ``auto``) for a model."""
+
 from __future__ import annotations
 
 import logging
@@ -49,8 +50,9 @@ def build_backend(backend: str, model: torch.nn.Module, config: EngineConfig, we
     except NotExportable as exc:
         log.info("openvino: no ONNX export (%s)", exc.__cause__)
         source = model
-    return OpenVinoEngine(source, config.input_hw, config.precision, config.num_threads, config.dynamic,
-                          model_io(model))
+    return OpenVinoEngine(
+        source, config.input_hw, config.precision, config.num_threads, config.dynamic, model_io(model)
+    )
 
 
 def create_engine(model_or_path, config: EngineConfig, *, tensorrt_available: bool | None = None) -> Engine:

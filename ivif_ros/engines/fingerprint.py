@@ -4,6 +4,7 @@ A cached artefact (exported ONNX, TensorRT engine, auto-selected backend) is onl
 valid for the exact weights, shapes and software that produced it; these
 helpers make those identities explicit and cheap to compute.
 """
+
 from __future__ import annotations
 
 import hashlib

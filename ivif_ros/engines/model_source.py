@@ -1,4 +1,5 @@
 """Turn ``model_or_path`` (an ``nn.Module``, a shipped name like ``student``, or a path) into a module."""
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Uses the TorchScript-based exporter (``dynamo=False``): it needs no extra
 package (the dynamo exporter needs ``onnxscript``) and gives plain named
 dynamic H/W axes that both runtimes accept.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -1,4 +1,5 @@
 """ONNX Runtime engine on the CPU execution provider."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """OpenVINO CPU engine, f32 or bf16 (``INFERENCE_PRECISION_HINT``), latency-tuned."""
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,15 @@ class OpenVinoEngine(Engine):
 
     name = "openvino"
 
-    def __init__(self, source: Path | torch.nn.Module, input_hw: tuple[int, int], precision: str, threads: int,
-                 dynamic: bool = False, io: ModelIO = FUSION_IO):
+    def __init__(
+        self,
+        source: Path | torch.nn.Module,
+        input_hw: tuple[int, int],
+        precision: str,
+        threads: int,
+        dynamic: bool = False,
+        io: ModelIO = FUSION_IO,
+    ):
         import openvino as ov
 
         self.io = io
@@ -81,8 +89,10 @@ class OpenVinoEngine(Engine):
         hw = first.shape[2:]
         if not self.dynamic and (first.shape[0] != 1 or hw != self._compiled_hw):
             if first.shape[0] != 1:
-                raise InputError(f"openvino engine: batch size {first.shape[0]} needs engine.dynamic: true "
-                                 "(the static model is batch 1)")
+                raise InputError(
+                    f"openvino engine: batch size {first.shape[0]} needs engine.dynamic: true "
+                    "(the static model is batch 1)"
+                )
             log.warning("openvino: frame size changed %s -> %s; reshaping and recompiling", self._compiled_hw, hw)
             self._compile(tuple(hw))
         self._request.infer(list(inputs))

@@ -12,6 +12,7 @@ Candidates are timed as ``ivif bench`` times them (:func:`time_engines`): the sa
 sample pair, warm-up and median, in interleaved rounds so that a change of load
 during the measurement weighs on every candidate alike.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,7 +87,7 @@ def reuse_verdict(entry: dict, key_digest_now: str, now: float) -> str | None:
         return f"cached choice {age / 86400:.0f} days old"
     load = entry.get("load_per_core")
     if load is None or load > LOADED_PER_CORE:
-        return ("cached choice made under load" + (f" ({load:.2f}/core)" if load is not None else ""))
+        return "cached choice made under load" + (f" ({load:.2f}/core)" if load is not None else "")
     return None
 
 
@@ -125,13 +126,13 @@ def choose_backend(
     now = time.time() if now is None else now
     why = reuse_verdict(cached, key_digest(key), now) if cached else None
     if cached and why is None:
-        return BackendChoice(cached["backend"], "cached measurement", cached.get("timings_ms", {}),
-                             cached.get("load_per_core"))
+        return BackendChoice(
+            cached["backend"], "cached measurement", cached.get("timings_ms", {}), cached.get("load_per_core")
+        )
     if why:
         log.info("engine auto-selection: %s for %s; measuring again", why, slot)
 
-    candidates = [b for b in config.auto_candidates
-                  if config.precision in PRECISIONS[b] or "fp32" in PRECISIONS[b]]
+    candidates = [b for b in config.auto_candidates if config.precision in PRECISIONS[b] or "fp32" in PRECISIONS[b]]
     load_before = load()
     if measure_all is not None:
         timings = dict(measure_all(candidates))
@@ -149,8 +150,14 @@ def choose_backend(
             "install onnxruntime or openvino, or set engine.backend explicitly"
         )
     best = min(timings, key=timings.get)
-    entries[slot] = {"key_digest": key_digest(key), "key": key, "backend": best, "timings_ms": timings,
-                     "measured_at": now, "load_per_core": load_during}
+    entries[slot] = {
+        "key_digest": key_digest(key),
+        "key": key,
+        "backend": best,
+        "timings_ms": timings,
+        "measured_at": now,
+        "load_per_core": load_during,
+    }
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")  # two nodes starting at once must not share it
     tmp.write_text(json.dumps(entries, indent=1))
@@ -196,8 +203,9 @@ def sample_inputs(engine: Engine, input_hw: tuple[int, int]) -> tuple[np.ndarray
 PRUNE_AFTER, PRUNE_FACTOR = 3, 3.0
 
 
-def time_engines(engines: dict[str, Engine], input_hw: tuple[int, int], runs: int,
-                 warmup: int = 2, prune: bool = False) -> dict[str, float]:
+def time_engines(
+    engines: dict[str, Engine], input_hw: tuple[int, int], runs: int, warmup: int = 2, prune: bool = False
+) -> dict[str, float]:
     """Median milliseconds of ``engine.infer`` per engine on the sample pair.
 
     ``warmup`` untimed calls each, then ``runs`` rounds that call every engine once, so a

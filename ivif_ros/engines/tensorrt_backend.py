@@ -9,6 +9,7 @@ still matches; see ``engines.cache`` for the stale/corrupt rules.
 ``import torch_tensorrt`` happens only inside this module's functions, because
 it fails on machines without libnvinfer.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,9 @@ def input_profile(config: EngineConfig, channels: int = 1) -> dict[str, tuple[in
     return {"min": (1, channels, *config.min_size), "opt": opt, "max": (1, channels, *config.max_size)}
 
 
-def engine_cache_key(weights_hash: str, config: EngineConfig, versions: dict[str, str], gpu: str,
-                     io: ModelIO = FUSION_IO) -> dict:
+def engine_cache_key(
+    weights_hash: str, config: EngineConfig, versions: dict[str, str], gpu: str, io: ModelIO = FUSION_IO
+) -> dict:
     """Everything a serialized TensorRT engine depends on; any change forces a rebuild."""
     shapes = {name: input_profile(config, c) for name, c in zip(io.inputs, io.channels)}
     return {"model": weights_hash, "shapes": shapes, "precision": config.precision, "gpu": gpu, **versions}
@@ -60,8 +62,9 @@ def build_tensorrt(model: torch.nn.Module, config: EngineConfig, path: Path) -> 
         torch_tensorrt.Input(min_shape=p["min"], opt_shape=p["opt"], max_shape=p["max"], dtype=torch.float32)
         for p in profiles
     ]
-    log.info("tensorrt: building %s engine for %s (minutes on embedded GPUs; cached afterwards)", config.precision,
-             profiles)
+    log.info(
+        "tensorrt: building %s engine for %s (minutes on embedded GPUs; cached afterwards)", config.precision, profiles
+    )
     # A copy goes to the GPU: the caller's module stays on the CPU for the other backends.
     gpu_model = copy.deepcopy(model).eval().cuda()
     trt_gm = torch_tensorrt.compile(

@@ -1,4 +1,5 @@
 """PyTorch eager and ``torch.compile`` engines (the reference every other backend is compared to)."""
+
 from __future__ import annotations
 
 import logging

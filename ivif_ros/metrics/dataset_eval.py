@@ -11,6 +11,7 @@ Method names: a key of ``core.baselines.BASELINES``, or ``model:<name or path>``
 weights run through ``core.pipeline.FusionPipeline`` (resolved lazily by
 ``load_learned_method``, so evaluating baselines never imports torch).
 """
+
 from __future__ import annotations
 
 import csv
@@ -81,10 +82,18 @@ def load_learned_method(model: str, backend: str = "torch", frame_hw: tuple[int,
         ) from exc
     try:
         # fp32: scores are the model's own, comparable across backends (the node defaults to bf16)
-        engine = EngineConfig(backend=backend, precision="fp32", height=frame_hw[0], width=frame_hw[1],
-                              dynamic=True, min_size=(32, 32), max_size=(2048, 2048))
-        config = PipelineConfig(model=model, engine=engine, score_threshold=MAP_SCORE_FLOOR,
-                                class_map=list(DETECTION_CLASSES))
+        engine = EngineConfig(
+            backend=backend,
+            precision="fp32",
+            height=frame_hw[0],
+            width=frame_hw[1],
+            dynamic=True,
+            min_size=(32, 32),
+            max_size=(2048, 2048),
+        )
+        config = PipelineConfig(
+            model=model, engine=engine, score_threshold=MAP_SCORE_FLOOR, class_map=list(DETECTION_CLASSES)
+        )
         return LearnedMethod(FusionPipeline(config))
     except UserFacingError as exc:
         raise ConfigError(f"method 'model:{model}': {exc}") from exc
@@ -101,7 +110,7 @@ def resolve_methods(
         if spec in methods:
             raise ConfigError(f"method '{spec}' is listed twice")
         if spec.startswith(MODEL_PREFIX) and len(spec) > len(MODEL_PREFIX):
-            methods[spec] = load_learned_method(spec[len(MODEL_PREFIX):], backend, frame_hw)
+            methods[spec] = load_learned_method(spec[len(MODEL_PREFIX) :], backend, frame_hw)
         elif spec in BASELINES:
             methods[spec] = baseline_method(spec)
         else:
@@ -149,7 +158,9 @@ class EvalResult:
         for m in self.methods:
             table = np.array([[row[k] for k in METRIC_NAMES] for row in self.per_image[m]], float)
             with np.errstate(invalid="ignore"):
-                col_means = np.nanmean(table, axis=0) if np.isfinite(table).any() else np.full(len(METRIC_NAMES), np.nan)
+                col_means = (
+                    np.nanmean(table, axis=0) if np.isfinite(table).any() else np.full(len(METRIC_NAMES), np.nan)
+                )
             out[m] = {k: float(v) for k, v in zip(METRIC_NAMES, col_means)}
         return out
 
@@ -218,11 +229,23 @@ def evaluate(
             samples.append(sample)
 
     def score(column: int) -> dict[str, dict]:
-        return {m: evaluate_detections(lists[0], lists[column], len(DETECTION_CLASSES), DETECTION_CLASSES)
-                for m, lists in detections.items() if with_boxes}
+        return {
+            m: evaluate_detections(lists[0], lists[column], len(DETECTION_CLASSES), DETECTION_CLASSES)
+            for m, lists in detections.items()
+            if with_boxes
+        }
 
-    return EvalResult(variant, names, images, per_image, fuse_ms, samples, score(1),
-                      "fusion" if with_fusion else "union", score(2) if with_fusion else {})
+    return EvalResult(
+        variant,
+        names,
+        images,
+        per_image,
+        fuse_ms,
+        samples,
+        score(1),
+        "fusion" if with_fusion else "union",
+        score(2) if with_fusion else {},
+    )
 
 
 def _json_safe(value):
@@ -254,8 +277,15 @@ def write_tables(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     ``detection.json`` when a method was scored for detection."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {k: out_dir / f for k, f in [("per_image_csv", "per_image.csv"), ("per_image_json", "per_image.json"),
-                                         ("summary_json", "summary.json"), ("summary_csv", "summary.csv")]}
+    paths = {
+        k: out_dir / f
+        for k, f in [
+            ("per_image_csv", "per_image.csv"),
+            ("per_image_json", "per_image.json"),
+            ("summary_json", "summary.json"),
+            ("summary_csv", "summary.csv"),
+        ]
+    }
     rows = [
         {"method": m, "image": name, **result.per_image[m][i], "fuse_ms": result.fuse_ms[m][i]}
         for m in result.methods
@@ -274,8 +304,15 @@ def write_tables(result: EvalResult, out_dir: Path) -> dict[str, Path]:
         writer = csv.writer(f)
         writer.writerow(["method", *METRIC_NAMES, "fuse_ms", "images", "variant"])
         for m in result.methods:
-            writer.writerow([m, *(means[m][k] for k in METRIC_NAMES), float(np.mean(result.fuse_ms[m])),
-                             len(result.images), result.variant])
+            writer.writerow(
+                [
+                    m,
+                    *(means[m][k] for k in METRIC_NAMES),
+                    float(np.mean(result.fuse_ms[m])),
+                    len(result.images),
+                    result.variant,
+                ]
+            )
     if result.detection:
         paths["detection_json"] = out_dir / "detection.json"
         paths["detection_json"].write_text(json.dumps(_json_safe(detection_tables(result)), indent=2) + "\n")

@@ -15,6 +15,7 @@ Definitions (those of ``pycocotools.COCOeval`` for bounding boxes, without crowd
 
 Boxes are ``xyxy`` in pixels. ``ivif_ros.datasets.paired.Boxes`` gives them from YOLO labels.
 """
+
 from __future__ import annotations
 
 import math
@@ -113,7 +114,11 @@ def evaluate_detections(
     scores = [[] for _ in range(num_classes)]
     num_gt = np.zeros(num_classes, int)
     for i, ((p_xyxy, p_scores, p_cls), (g_xyxy, g_cls)) in enumerate(zip(preds, gts)):
-        p_xyxy, p_scores, p_cls = np.asarray(p_xyxy, np.float64).reshape(-1, 4), np.asarray(p_scores, np.float64), np.asarray(p_cls).astype(int)
+        p_xyxy, p_scores, p_cls = (
+            np.asarray(p_xyxy, np.float64).reshape(-1, 4),
+            np.asarray(p_scores, np.float64),
+            np.asarray(p_cls).astype(int),
+        )
         g_xyxy, g_cls = np.asarray(g_xyxy, np.float64).reshape(-1, 4), np.asarray(g_cls).astype(int)
         num_gt += np.bincount(g_cls, minlength=num_classes)
         for c in np.unique(p_cls):

@@ -38,6 +38,7 @@ SSIM    skimage: 7x7 uniform window, sample    MATLAB ``ssim``: 11x11 Gaussian s
 Both are vectorised (OpenCV separable/box filters, ``np.bincount`` histograms); all nine on a
 640x480 triple take about 0.1-0.2 s on one core.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,13 +55,16 @@ VARIANTS = ("cddfuse", "matlab")
 
 # --------------------------------------------------------------------------- helpers
 
+
 def as_grey(image: np.ndarray) -> np.ndarray:
     """float64 grey 0..255 from a uint8 (or already 0..255 float) grey or RGB image."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 3:
         if image.dtype != np.uint8:
-            raise InputError(f"colour images must be uint8 RGB to be reduced to luma, got {image.dtype}; "
-                             "pass the grey (Y) image instead")
+            raise InputError(
+                f"colour images must be uint8 RGB to be reduced to luma, got {image.dtype}; "
+                "pass the grey (Y) image instead"
+            )
         image = rgb_to_y_u8(image)
     if image.ndim != 2:
         raise InputError(f"expected a grey HxW or colour HxWx3 image, got shape {image.shape}")
@@ -96,6 +100,7 @@ def _correlate(image: np.ndarray, kernel: np.ndarray, border: int = cv2.BORDER_R
 
 
 # --------------------------------------------------------------------------- single-image metrics
+
 
 def entropy(f: np.ndarray) -> float:
     """EN: Shannon entropy (bits) of the 256-bin grey histogram of round(F). Same in both variants
@@ -138,6 +143,7 @@ def average_gradient(f: np.ndarray, variant: str = "cddfuse") -> float:
 
 
 # --------------------------------------------------------------------------- metrics against the sources
+
 
 def _mutual_information_nats(x: np.ndarray, y: np.ndarray) -> float:
     """MI of two integer 0..255 images from their 256x256 joint histogram, natural log.
@@ -199,7 +205,7 @@ def _filter_valid(image: np.ndarray, g: np.ndarray) -> np.ndarray:
     """MATLAB ``filter2(win, image, 'valid')`` for the separable window outer(g, g)."""
     r = (len(g) - 1) // 2
     full = cv2.sepFilter2D(image, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)
-    return full[r:image.shape[0] - r, r:image.shape[1] - r]
+    return full[r : image.shape[0] - r, r : image.shape[1] - r]
 
 
 def _vif_terms(ref: np.ndarray, mu2: np.ndarray, sigma2_sq: np.ndarray, dist: np.ndarray, g: np.ndarray):
@@ -371,6 +377,7 @@ def ssim(f: np.ndarray, a: np.ndarray, b: np.ndarray, variant: str = "cddfuse") 
 
 
 # --------------------------------------------------------------------------- all at once
+
 
 def fusion_metrics(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, variant: str = "cddfuse") -> dict[str, float]:
     """All nine metrics of one triple, keyed by ``METRIC_NAMES``.

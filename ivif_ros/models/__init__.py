@@ -1,4 +1,5 @@
 """Fusion networks and the detector (``nn.Module``s and builders only; no I/O, CLI or training loop)."""
+
 from ivif_ros.models.fastestdet import FastestDet, FastestDetConfig, build_fastestdet
 from ivif_ros.models.student import Student, StudentConfig, build_student
 from ivif_ros.models.teacher import Teacher, TeacherConfig, build_teacher

@@ -3,6 +3,7 @@
 Everything here is an ``nn.Module`` built from export-friendly operations unless its
 docstring says otherwise (the teacher-only frequency and attention blocks).
 """
+
 from __future__ import annotations
 
 import torch
@@ -107,9 +108,7 @@ class TaskHeads(nn.Module):
 
     def __init__(self, ch: int, num_seg: int, num_det: int, hidden: int = 32, light: bool = False):
         super().__init__()
-        self.trunk = (
-            nn.Sequential(ConvBNAct(ch, ch, groups=ch), ConvBNAct(ch, hidden, k=1)) if light else nn.Identity()
-        )
+        self.trunk = nn.Sequential(ConvBNAct(ch, ch, groups=ch), ConvBNAct(ch, hidden, k=1)) if light else nn.Identity()
 
         def head(cout: int) -> nn.Module:
             if light:

@@ -4,6 +4,7 @@ Counted: ``Conv2d`` (incl. grouped/depthwise), ``Linear``, and the two attention
 (QK^T and AV) of ``teacher.Attention``. Element-wise ops, norms, resizes and FFTs are not
 counted; they are a few percent of these nets' compute.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,6 +40,7 @@ def count_macs(model: nn.Module, height: int = 480, width: int = 640) -> int:
         def fn(m, inp, out):
             nonlocal total
             total += counter(m, inp, out)
+
         return fn
 
     handles = [

@@ -22,6 +22,7 @@ For training, ``forward_logits(x)`` returns the same map before the objectness s
 and the class softmax (numerically safer losses: BCE-with-logits, cross-entropy);
 ``FastestDet(cfg, raw=True)`` makes ``forward`` itself return those logits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,9 @@ STRIDE = 16
 SIZE_MULTIPLE = 32
 
 
-def conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, *, depthwise: bool = False,
-            relu: bool = True) -> list[nn.Module]:
+def conv_bn(
+    cin: int, cout: int, kernel: int = 1, stride: int = 1, *, depthwise: bool = False, relu: bool = True
+) -> list[nn.Module]:
     """Conv (no bias) + BatchNorm (+ ReLU) as a flat list, so ``nn.Sequential`` indices follow the checkpoint."""
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=cin if depthwise else 1, bias=False),
@@ -75,7 +77,8 @@ class ShuffleUnit(nn.Module):
         )
         self.branch_proj = (
             nn.Sequential(*conv_bn(cin, cin, 3, stride, depthwise=True, relu=False), *conv_bn(cin, cin, 1))
-            if stride == 2 else None
+            if stride == 2
+            else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,9 +178,7 @@ class FastestDet(nn.Module):
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 5 + C, H/16, W/16)``: objectness logit, 4 raw box values, class logits."""
         c3, c4, c5 = self.backbone(x)
-        merged = torch.cat(
-            (F.avg_pool2d(c3, 3, 2, 1), c4, F.interpolate(c5, scale_factor=2.0, mode="nearest")), 1
-        )
+        merged = torch.cat((F.avg_pool2d(c3, 3, 2, 1), c4, F.interpolate(c5, scale_factor=2.0, mode="nearest")), 1)
         return self.detect_head(self.SPP(merged))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,8 +193,9 @@ def activate(logits: torch.Tensor) -> torch.Tensor:
     return torch.cat((logits[:, :1].sigmoid(), logits[:, 1:5], logits[:, 5:].softmax(1)), 1)
 
 
-def build_fastestdet(cfg: dict | FastestDetConfig | int | None = None, *, num_classes: int | None = None,
-                     raw: bool = False) -> FastestDet:
+def build_fastestdet(
+    cfg: dict | FastestDetConfig | int | None = None, *, num_classes: int | None = None, raw: bool = False
+) -> FastestDet:
     """Build FastestDet: ``build_fastestdet(num_classes=80)``, or from a sidecar config dict."""
     if isinstance(cfg, int):
         cfg = FastestDetConfig(num_classes=cfg)

@@ -5,6 +5,7 @@ Only export-friendly operations (conv, BN, ReLU, sigmoid, add/mul, concat, bilin
 resize, global average pooling, clamp) so ONNX Runtime, OpenVINO and TensorRT run it.
 I/O follows docs/contracts.md: ``forward(ir, vis) -> (fused, seg_logits, det_heatmap, det_box)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -13,20 +14,27 @@ import torch
 from torch import nn
 
 from ivif_ros.models.blocks import (
-    ChannelGate, ConvBNAct, DepthwiseSeparable, DetailHead, FusionPrior, SeparableConv, TaskHeads,
-    scale_gradient, upsample,
+    ChannelGate,
+    ConvBNAct,
+    DepthwiseSeparable,
+    DetailHead,
+    FusionPrior,
+    SeparableConv,
+    TaskHeads,
+    scale_gradient,
+    upsample,
 )
 
 
 @dataclass
 class StudentConfig:
-    num_seg: int = 4          # semantic classes incl. background
-    num_det: int = 3          # detection classes
-    width: int = 32           # channels at 1/4
-    deep_width: int = 64      # channels at 1/8
-    blocks4: int = 1          # residual blocks at 1/4
-    blocks8: int = 3          # residual blocks at 1/8
-    prior_sharpness: float = 20.0   # initial s of the soft pixel-max gate sigmoid(s * (ir - vis))
+    num_seg: int = 4  # semantic classes incl. background
+    num_det: int = 3  # detection classes
+    width: int = 32  # channels at 1/4
+    deep_width: int = 64  # channels at 1/8
+    blocks4: int = 1  # residual blocks at 1/4
+    blocks8: int = 3  # residual blocks at 1/8
+    prior_sharpness: float = 20.0  # initial s of the soft pixel-max gate sigmoid(s * (ir - vis))
     # Share of the fusion losses' gradient that reaches the shared trunk through the 1/4
     # fusion maps. Below 1 the trunk is shaped mostly by the semantic, detection and
     # distillation losses and the fusion path reads it as semantic context (PSFusion's
@@ -70,8 +78,9 @@ class Student(nn.Module):
         # 1/4-resolution fusion maps: gate-logit correction, low-frequency residual, 2 context maps.
         c = cfg.fusion_context
         if c:
-            self.fusion_encoder = nn.Sequential(ConvBNAct(2, 8, stride=2), ConvBNAct(8, c, stride=2),
-                                                DepthwiseSeparable(c))
+            self.fusion_encoder = nn.Sequential(
+                ConvBNAct(2, 8, stride=2), ConvBNAct(8, c, stride=2), DepthwiseSeparable(c)
+            )
         self.fusion_maps = nn.Conv2d(w + c, 4, 3, padding=1)
         nn.init.zeros_(self.fusion_maps.weight)
         nn.init.zeros_(self.fusion_maps.bias)

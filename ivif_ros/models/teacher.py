@@ -6,6 +6,7 @@ sources from the fused features, and fused / semantic / boundary / binary / dete
 The teacher is for training and distillation only (it uses FFT and attention); the student
 is what ships to the robot. ``forward(ir, vis)`` follows the same 4-tuple contract.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,10 +23,10 @@ from ivif_ros.models.student import _make_config
 class TeacherConfig:
     num_seg: int = 4
     num_det: int = 3
-    widths: tuple = (16, 32, 64, 96)   # channels at 1, 1/2, 1/4, 1/8
+    widths: tuple = (16, 32, 64, 96)  # channels at 1, 1/2, 1/4, 1/8
     attn_dim: int = 64
     attn_heads: int = 4
-    prior_sharpness: float = 20.0      # initial s of the soft pixel-max gate sigmoid(s * (ir - vis))
+    prior_sharpness: float = 20.0  # initial s of the soft pixel-max gate sigmoid(s * (ir - vis))
 
 
 class FrequencyBlock(nn.Module):
@@ -43,7 +44,7 @@ class FrequencyBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spec = torch.fft.rfft2(x.float(), norm="ortho")
-        amp = torch.sqrt(spec.real ** 2 + spec.imag ** 2 + 1e-8)
+        amp = torch.sqrt(spec.real**2 + spec.imag**2 + 1e-8)
         pha = torch.atan2(spec.imag, spec.real + 1e-6)  # eps keeps atan2's gradient finite at 0
         amp = amp + self.amp(amp)
         pha = pha + self.pha(pha)
@@ -170,13 +171,19 @@ class Teacher(nn.Module):
         fused = self.prior(ir, vis, maps[:, 0:1], maps[:, 1:2] + self.detail(ir, vis, d1))
         recon = self.fidelity(torch.cat([d1, fused], 1))
         return {
-            "fused": fused, "seg_logits": seg, "det_heatmap": heat, "det_box": box,
-            "boundary_logits": self.boundary(s4), "binary_logits": self.binary(s4),
+            "fused": fused,
+            "seg_logits": seg,
+            "det_heatmap": heat,
+            "det_box": box,
+            "boundary_logits": self.boundary(s4),
+            "binary_logits": self.binary(s4),
             # "feat" is what the student's shared features are distilled towards: the
             # semantic features that feed the heads and the injections, the counterpart of the
             # student's trunk (which also feeds heads and fusion maps), rather than d4, a
             # fusion-decoder feature that pulls the student's fused image towards the teacher's.
-            "recon_ir": recon[:, 0:1], "recon_vis": recon[:, 1:2], "feat": s4,
+            "recon_ir": recon[:, 0:1],
+            "recon_vis": recon[:, 1:2],
+            "feat": s4,
         }
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor):

@@ -1,5 +1,6 @@
 """Diagnostics helpers: output rate and per-stage latency over a window, drop counters,
 and their ``diagnostic_msgs/DiagnosticStatus``."""
+
 from __future__ import annotations
 
 import threading
@@ -57,7 +58,10 @@ class FrameStats:
 
 def status(name: str, hardware_id: str, level: bytes, message: str, values: dict) -> DiagnosticStatus:
     return DiagnosticStatus(
-        level=level, name=name, message=message, hardware_id=hardware_id,
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
         values=[KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v)) for k, v in values.items()],
     )
 

@@ -7,6 +7,7 @@ same parameter services, and nothing in ROS refuses it.
 one error naming the node, the domain and the fix whenever the count of nodes with its name
 goes above one.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,7 +21,7 @@ CHECK_PERIOD_S = 5.0
 class DuplicateNameWatch:
     def __init__(self, node: Node, period_s: float = CHECK_PERIOD_S):
         self._node = node
-        self.count = 1            # nodes seen with this full name at the last check
+        self.count = 1  # nodes seen with this full name at the last check
         self._reported = False
         self._timer = node.create_timer(period_s, self.check, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
@@ -33,6 +34,7 @@ class DuplicateNameWatch:
                 f"{self.count} nodes named {node.get_fully_qualified_name()} run on ROS_DOMAIN_ID "
                 f"{os.environ.get('ROS_DOMAIN_ID', '0')}: they publish on the same topics. Stop the other graph "
                 "(an orphan of a killed run? `ros2 node list`, `ps -ef | grep ivif_ros.nodes`) or start this one "
-                "with another namespace (--ns)")
+                "with another namespace (--ns)"
+            )
         self._reported = self.count > 1
         return self.count

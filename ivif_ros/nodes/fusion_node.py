@@ -15,6 +15,7 @@ one worker thread runs the pipeline on the waiting complete pairs (``core.sync.B
 so a slow model costs dropped pairs (counted as ``pipeline_busy``), never a growing
 backlog. The logic lives in ``ivif_ros.core``; this file translates and wires.
 """
+
 from __future__ import annotations
 
 import math
@@ -105,8 +106,11 @@ class FusionNode(Node):
         self.pub_fused = self.create_publisher(Image, "fused/image", out_qos)
         self.pub_mask = self.create_publisher(Image, "semantic/mask", out_qos)
         self.pub_dets = self.create_publisher(DetectionArray, "detections", out_qos)
-        self.pub_vision = (self.create_publisher(messages.Detection2DArray, "detections_2d", out_qos)
-                           if messages.Detection2DArray is not None else None)
+        self.pub_vision = (
+            self.create_publisher(messages.Detection2DArray, "detections_2d", out_qos)
+            if messages.Detection2DArray is not None
+            else None
+        )
         self.pub_status = self.create_publisher(FusionStatus, "fusion/status", out_qos)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
@@ -133,7 +137,8 @@ class FusionNode(Node):
             f"fusion node ready: {self.backend_choice}, precision {pipeline.engine.precision}, "
             f"pairing {self.implementation}/{cfg.sync.policy} "
             f"(slop {cfg.sync.slop_s * 1e3:.0f} ms, queue {cfg.sync.queue_size}), inputs "
-            f"{self.topics[sync.IR]} + {self.topics[sync.VISIBLE]}")
+            f"{self.topics[sync.IR]} + {self.topics[sync.VISIBLE]}"
+        )
 
     # -- input --------------------------------------------------------------------------------
     def _now_ns(self) -> int:
@@ -146,21 +151,30 @@ class FusionNode(Node):
         self.stats.count(f"received {CAMERA[cam]}")
         try:
             if cam == sync.VISIBLE and msg.encoding not in VISIBLE_ENCODINGS:
-                raise ImageFieldError(f"topic {topic}: field 'encoding' is {msg.encoding!r}; the visible camera "
-                                      f"must publish 8-bit images ({', '.join(VISIBLE_ENCODINGS)})", "encoding")
+                raise ImageFieldError(
+                    f"topic {topic}: field 'encoding' is {msg.encoding!r}; the visible camera "
+                    f"must publish 8-bit images ({', '.join(VISIBLE_ENCODINGS)})",
+                    "encoding",
+                )
             array = image_to_array(msg, topic)
             if cam == sync.IR and array.ndim == 3 and (array.dtype != np.uint8 or array.shape[2] < 3):
                 # IrNormalizer takes the luma of 8-bit colour; a 2-channel image has none (it crashed the worker)
-                raise ImageFieldError(f"topic {topic}: field 'encoding' is {msg.encoding!r}; a multi-channel IR "
-                                      "image must be 8-bit colour with 3 or 4 channels (publish mono8, mono16 or "
-                                      "32FC1 for thermal data)", "encoding")
+                raise ImageFieldError(
+                    f"topic {topic}: field 'encoding' is {msg.encoding!r}; a multi-channel IR "
+                    "image must be 8-bit colour with 3 or 4 channels (publish mono8, mono16 or "
+                    "32FC1 for thermal data)",
+                    "encoding",
+                )
             # Registration and the output frame belong to one camera: a topic that starts carrying
             # another frame_id (a second driver, a wrong remap) must not be fused as if it were the first.
             expected = self._frame_ids.setdefault(cam, msg.header.frame_id)
             if msg.header.frame_id != expected:
-                raise ImageFieldError(f"topic {topic}: field 'header.frame_id' is {msg.header.frame_id!r} but this "
-                                      f"topic carried {expected!r} so far; publish one camera per topic (or restart "
-                                      "the node after renaming the camera frame)", "frame_id")
+                raise ImageFieldError(
+                    f"topic {topic}: field 'header.frame_id' is {msg.header.frame_id!r} but this "
+                    f"topic carried {expected!r} so far; publish one camera per topic (or restart "
+                    "the node after renaming the camera frame)",
+                    "frame_id",
+                )
         except ImageFieldError as exc:  # every way image_to_array and the checks above refuse a message
             self._reject(cam, exc.field, str(exc))
             return None
@@ -179,8 +193,9 @@ class FusionNode(Node):
         now = time.monotonic()
         if now - self._last_reject_log.get((cam, field), -math.inf) >= self.params.config.diagnostics.log_throttle_s:
             self._last_reject_log[(cam, field)] = now
-            self.get_logger().warning(f"{text} (message rejected; counted on /diagnostics as 'invalid {name}: "
-                                      f"{field}')")
+            self.get_logger().warning(
+                f"{text} (message rejected; counted on /diagnostics as 'invalid {name}: {field}')"
+            )
 
     def _on_image(self, cam: int, msg: Image) -> None:
         frame = self._decode(cam, msg)
@@ -195,8 +210,14 @@ class FusionNode(Node):
                 for ir, vis in events.matches:
                     self._submit(Job(sync.FUSED, ir.item, vis.item, time.monotonic_ns()))
             elif (self.mode, cam) in ((sync.IR_ONLY, sync.IR), (sync.VISIBLE_ONLY, sync.VISIBLE)):
-                self._submit(Job(self.mode, frame if cam == sync.IR else None,
-                                 frame if cam == sync.VISIBLE else None, frame.arrival_ns))
+                self._submit(
+                    Job(
+                        self.mode,
+                        frame if cam == sync.IR else None,
+                        frame if cam == sync.VISIBLE else None,
+                        frame.arrival_ns,
+                    )
+                )
 
     def _pairing(self, cfg: FusionConfig):
         """The pairing policy: ``core.sync``'s, or message_filters' wrapped with the same accounting."""
@@ -205,13 +226,18 @@ class FusionNode(Node):
         from ivif_ros.nodes.message_filters_pairing import FIXED_SETTINGS, pairing_from_config
 
         if cfg.sync.policy not in MESSAGE_FILTERS_POLICIES:
-            raise ConfigError(f"sync.policy {cfg.sync.policy!r} needs sync.implementation builtin (or auto): "
-                              f"message_filters pairs only {' and '.join(MESSAGE_FILTERS_POLICIES)}")
-        ignored = [f"sync.{name}" for name in FIXED_SETTINGS
-                   if getattr(cfg.sync, name) != getattr(FusionConfig().sync, name)]
+            raise ConfigError(
+                f"sync.policy {cfg.sync.policy!r} needs sync.implementation builtin (or auto): "
+                f"message_filters pairs only {' and '.join(MESSAGE_FILTERS_POLICIES)}"
+            )
+        ignored = [
+            f"sync.{name}" for name in FIXED_SETTINGS if getattr(cfg.sync, name) != getattr(FusionConfig().sync, name)
+        ]
         if ignored:
-            self.get_logger().warning(f"{', '.join(ignored)} not used: pairing is message_filters "
-                                      "(set sync.implementation: builtin to use them)")
+            self.get_logger().warning(
+                f"{', '.join(ignored)} not used: pairing is message_filters "
+                "(set sync.implementation: builtin to use them)"
+            )
         return pairing_from_config(cfg.sync)
 
     def _on_info(self, cam: int, msg: CameraInfo) -> None:
@@ -243,8 +269,10 @@ class FusionNode(Node):
         if mode == sync.FUSED:
             self.get_logger().info(f"output mode {self.mode} -> {mode}: both cameras publish")
         else:  # rclpy ties a severity to a call site, hence two calls
-            self.get_logger().warning(f"output mode {self.mode} -> {mode}: silent for more than "
-                                      f"{self.watchdog.timeout_ns / 1e9:.2f} s: {', '.join(lost)}")
+            self.get_logger().warning(
+                f"output mode {self.mode} -> {mode}: silent for more than "
+                f"{self.watchdog.timeout_ns / 1e9:.2f} s: {', '.join(lost)}"
+            )
         if self.policy is not None:
             self._account(self.policy.reset())
         self.mode = mode
@@ -259,14 +287,16 @@ class FusionNode(Node):
                 self._process(job)
             except UserFacingError as exc:
                 self.stats.count(f"failed {job.mode}: invalid input")
-                self.get_logger().error(f"frame not fused: {exc}",
-                                        throttle_duration_sec=self.params.config.diagnostics.log_throttle_s)
+                self.get_logger().error(
+                    f"frame not fused: {exc}", throttle_duration_sec=self.params.config.diagnostics.log_throttle_s
+                )
             except Exception as exc:  # noqa: BLE001 - a bug or an exhausted resource must cost this frame, not
                 # the worker: a dead worker leaves a node that subscribes, reports, and never publishes again.
                 self.stats.count(f"failed {job.mode}: internal error")
-                self.get_logger().error(f"frame not fused: internal error {type(exc).__name__}: {exc}\n"
-                                        f"{traceback.format_exc()}",
-                                        throttle_duration_sec=self.params.config.diagnostics.log_throttle_s)
+                self.get_logger().error(
+                    f"frame not fused: internal error {type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+                    throttle_duration_sec=self.params.config.diagnostics.log_throttle_s,
+                )
 
     def _output_geometry(self, job: Job) -> tuple[tuple[int, int], str]:
         """Output size and frame: the visible image's; without one, the last known visible camera's."""
@@ -285,8 +315,9 @@ class FusionNode(Node):
         if job.ir is not None:
             ir_u8 = self.ir_normalizer(job.ir.array)
             t1 = time.monotonic_ns()
-            ir = self.registration(ir_u8, (out_w, out_h), self._intrinsics.get(sync.IR),
-                                   self._intrinsics.get(sync.VISIBLE))
+            ir = self.registration(
+                ir_u8, (out_w, out_h), self._intrinsics.get(sync.IR), self._intrinsics.get(sync.VISIBLE)
+            )
             t2 = time.monotonic_ns()
         else:
             t1 = t2 = time.monotonic_ns()
@@ -330,13 +361,23 @@ class FusionNode(Node):
         def age_ms(frame: Frame | None) -> float:
             return (now - messages.stamp_ns(frame.msg.header.stamp)) / 1e6 if frame is not None else math.nan
 
-        skew = (abs(messages.stamp_ns(job.ir.msg.header.stamp) - messages.stamp_ns(job.vis.msg.header.stamp)) / 1e6
-                if job.mode == sync.FUSED else math.nan)
+        skew = (
+            abs(messages.stamp_ns(job.ir.msg.header.stamp) - messages.stamp_ns(job.vis.msg.header.stamp)) / 1e6
+            if job.mode == sync.FUSED
+            else math.nan
+        )
         return FusionStatus(
-            header=header, frame_index=self._frame_index, mode=job.mode,
-            ir_present=job.ir is not None, visible_present=job.vis is not None,
-            ir_age_ms=age_ms(job.ir), visible_age_ms=age_ms(job.vis), pair_skew_ms=skew,
-            backend=self.backend, **timings)
+            header=header,
+            frame_index=self._frame_index,
+            mode=job.mode,
+            ir_present=job.ir is not None,
+            visible_present=job.vis is not None,
+            ir_age_ms=age_ms(job.ir),
+            visible_age_ms=age_ms(job.vis),
+            pair_skew_ms=skew,
+            backend=self.backend,
+            **timings,
+        )
 
     # -- diagnostics and parameters -----------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -355,17 +396,30 @@ class FusionNode(Node):
                 problems.append(f"median latency {medians['total_ms']:.0f} ms > {cfg.max_latency_ms:g} ms")
             if problems:
                 level = diag.WARN
-        values = {"mode": self.mode, "backend": self.backend, "backend choice": self.backend_choice,
-                  "pairing": self.implementation, "rate_hz": rate,
-                  **{f"median {k}": v for k, v in medians.items()}, **counts}
+        values = {
+            "mode": self.mode,
+            "backend": self.backend,
+            "backend choice": self.backend_choice,
+            "pairing": self.implementation,
+            "rate_hz": rate,
+            **{f"median {k}": v for k, v in medians.items()},
+            **counts,
+        }
         if self.policy is not None:
             with self._lock:
                 pending = [e.topic for e in self.policy.pending()]
             values.update({f"pending {name}": pending.count(cam) for cam, name in CAMERA.items()})
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [diag.status(f"{self.get_fully_qualified_name()}: fusion", cfg.hardware_id, level,
-                                    "; ".join(problems) or "fusing", values)]
+        array.status = [
+            diag.status(
+                f"{self.get_fully_qualified_name()}: fusion",
+                cfg.hardware_id,
+                level,
+                "; ".join(problems) or "fusing",
+                values,
+            )
+        ]
         self.pub_diag.publish(array)
 
     def _can_apply(self, current: FusionConfig, updated: FusionConfig) -> None:
@@ -376,8 +430,10 @@ class FusionNode(Node):
 
         for name, why in FIXED_SETTINGS.items():
             if getattr(updated.sync, name) != getattr(current.sync, name):
-                raise ConfigError(f"sync.{name} cannot be changed: this node pairs with message_filters ({why}). "
-                                  "Start the node with sync.implementation: builtin to use it")
+                raise ConfigError(
+                    f"sync.{name} cannot be changed: this node pairs with message_filters ({why}). "
+                    "Start the node with sync.implementation: builtin to use it"
+                )
 
     def _reconfigure(self, cfg: FusionConfig) -> None:
         """Apply a parameter change (the read-only ones cannot change while running)."""

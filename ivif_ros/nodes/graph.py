@@ -9,6 +9,7 @@ has no zero-copy intra-process mode like rclcpp's. ``--ros-args`` (params file,
 SIGINT and SIGTERM stop the executor and destroy the nodes in order, so the fusion
 node's worker thread finishes its frame before the process exits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,11 @@ def spin_nodes(factories, args=None) -> int:
     try:
         rclpy.init(args=args)  # rclpy's handlers turn SIGINT and SIGTERM (kill, systemd, docker stop) into shutdown
     except RCLError as exc:  # rcl parses --ros-args here: a missing or malformed --params-file
-        print(f"ivif_ros: error: ROS could not start: {exc}. Check the --ros-args (does every --params-file "
-              "exist and parse as YAML?)", file=sys.stderr)
+        print(
+            f"ivif_ros: error: ROS could not start: {exc}. Check the --ros-args (does every --params-file "
+            "exist and parse as YAML?)",
+            file=sys.stderr,
+        )
         return 2
     nodes = []
     code = 0
@@ -68,8 +72,10 @@ def main(argv=None) -> None:
     from ivif_ros.nodes.overlay_node import OverlayNode
 
     argv = sys.argv if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m ivif_ros.nodes.graph",
-                                     description="The fusion graph in one process (ROS arguments after --ros-args).")
+    parser = argparse.ArgumentParser(
+        prog="python -m ivif_ros.nodes.graph",
+        description="The fusion graph in one process (ROS arguments after --ros-args).",
+    )
     parser.add_argument("--no-overlay", action="store_true", help="do not start the overlay node")
     own = rclpy.utilities.remove_ros_args(argv)[1:]
     options = parser.parse_args(own)

@@ -5,6 +5,7 @@ The plan is the same graph ``launch/fusion.launch.py`` builds: the parameters fi
 passed to every node as it is (``--params-file``), command-line settings follow as
 ``-p`` overrides, and namespace and remaps as ``-r`` rules. Nothing here imports rclpy.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,8 +62,10 @@ def transport_env(profile: str, environ) -> dict[str, str]:
     if profile and not any(v in env for v in FASTDDS_VARIABLES):
         path = profile_path(profile)
         if not path.is_file():
-            raise ConfigError(f"graph.fastdds_profile: {path} does not exist; give an existing Fast DDS XML "
-                              "profile, or '' to leave the transport settings to the environment")
+            raise ConfigError(
+                f"graph.fastdds_profile: {path} does not exist; give an existing Fast DDS XML "
+                "profile, or '' to leave the transport settings to the environment"
+            )
         env[PROFILE_VARIABLE] = str(path)
     return env
 
@@ -82,27 +85,29 @@ def socket_buffer_warning() -> str | None:
         return None
     if limit >= PROFILE_SOCKET_BUFFER:
         return None
-    return (f"net.core.rmem_max is {limit} bytes: UDP receive buffers are capped below the "
-            f"{PROFILE_SOCKET_BUFFER >> 20} MB the transport profile asks for, so large images from other "
-            f"processes may be lost at 30 Hz. Raise it: sudo sysctl -w net.core.rmem_max={PROFILE_SOCKET_BUFFER}")
+    return (
+        f"net.core.rmem_max is {limit} bytes: UDP receive buffers are capped below the "
+        f"{PROFILE_SOCKET_BUFFER >> 20} MB the transport profile asks for, so large images from other "
+        f"processes may be lost at 30 Hz. Raise it: sudo sysctl -w net.core.rmem_max={PROFILE_SOCKET_BUFFER}"
+    )
 
 
 @dataclass
 class LaunchRequest:
     config: Path
     namespace: str = ""
-    remaps: list[str] = field(default_factory=list)    # "from:=to"
-    params: list[str] = field(default_factory=list)    # "name=value" or "name:=value"
+    remaps: list[str] = field(default_factory=list)  # "from:=to"
+    params: list[str] = field(default_factory=list)  # "name=value" or "name:=value"
     use_sim_time: bool = False
     backend: str | None = None
     model: str | None = None
-    mode: str | None = None                            # overrides graph.mode
+    mode: str | None = None  # overrides graph.mode
 
 
 @dataclass
 class Plan:
     config: FusionConfig
-    commands: list[tuple[str, list[str]]]              # (label, argv)
+    commands: list[tuple[str, list[str]]]  # (label, argv)
     env: dict[str, str]
 
 
@@ -147,11 +152,14 @@ def check_node_parameters(overrides: dict) -> None:
             continue  # schema settings: validated by load_config in plan()
         kind = ROS_NODE_PARAMETERS.get(name)
         if kind is None:
-            raise ConfigError(f"--param {name}: no such parameter; the nodes take the settings of config/fusion.yaml "
-                              f"(section.name, e.g. sync.slop_s=0.03) and {', '.join(ROS_NODE_PARAMETERS)}")
+            raise ConfigError(
+                f"--param {name}: no such parameter; the nodes take the settings of config/fusion.yaml "
+                f"(section.name, e.g. sync.slop_s=0.03) and {', '.join(ROS_NODE_PARAMETERS)}"
+            )
         if not isinstance(value, kind):
-            raise ConfigError(f"--param {name}={value!r}: expected {kind.__name__} (true or false), "
-                              f"e.g. --param {name}=true")
+            raise ConfigError(
+                f"--param {name}={value!r}: expected {kind.__name__} (true or false), e.g. --param {name}=true"
+            )
 
 
 def _ros_value(value) -> str:
@@ -225,8 +233,9 @@ def supervise(p: Plan, log=_log) -> int:
         for label, argv in p.commands:
             log(f"ivif launch: starting {label}: {' '.join(argv)}")
             # Own process group: a terminal Ctrl-C reaches only us, and we stop the nodes in order.
-            procs.append((label, subprocess.Popen(argv, env=p.env, start_new_session=True,
-                                                  preexec_fn=die_with_parent())))
+            procs.append(
+                (label, subprocess.Popen(argv, env=p.env, start_new_session=True, preexec_fn=die_with_parent()))
+            )
         failed = None
         while not stop.wait(0.2):
             failed = next(((label, proc) for label, proc in procs if proc.poll() is not None), None)

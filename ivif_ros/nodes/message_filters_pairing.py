@@ -21,6 +21,7 @@ changed (``core.sync.apply_config``). message_filters has no age penalty and no
 inter-message lower bound: :data:`FIXED_SETTINGS` names them, and the node refuses to
 change them at run time rather than ignore them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -71,11 +72,17 @@ class _Synchronizer:
 class MessageFiltersApproximate(sync.ImmediateApproximatePolicy):
     """The builtin ``approximate`` accounting; the partner chosen by ApproximateTimeSynchronizer."""
 
-    def __init__(self, num_topics: int = 2, queue_size: int = 10, slop_ns: int = 20_000_000,
-                 time_jump_reset_ns: int = 1_000_000_000):
+    def __init__(
+        self,
+        num_topics: int = 2,
+        queue_size: int = 10,
+        slop_ns: int = 20_000_000,
+        time_jump_reset_ns: int = 1_000_000_000,
+    ):
         super().__init__(num_topics, queue_size, slop_ns, time_jump_reset_ns)
-        self._mf = _Synchronizer(lambda mf, inputs: mf.ApproximateTimeSynchronizer(inputs, queue_size, slop_ns / 1e9),
-                                 num_topics)
+        self._mf = _Synchronizer(
+            lambda mf, inputs: mf.ApproximateTimeSynchronizer(inputs, queue_size, slop_ns / 1e9), num_topics
+        )
 
     def _closest_set(self, entry: sync.Entry) -> tuple[sync.Entry, ...] | None:
         if not any(e is entry for e in self._queues[entry.topic]):
@@ -161,5 +168,6 @@ def pairing_from_config(cfg, num_topics: int = 2):
         return MessageFiltersApproximate(num_topics, cfg.queue_size, int(round(cfg.slop_s * 1e9)), jump_ns)
     if cfg.policy == "exact":
         return MessageFiltersExact(num_topics, cfg.queue_size, jump_ns)
-    raise ValueError(f"message_filters has no {cfg.policy!r} policy ({', '.join(POLICIES)}); "
-                     "use sync.implementation: builtin for it")
+    raise ValueError(
+        f"message_filters has no {cfg.policy!r} policy ({', '.join(POLICIES)}); use sync.implementation: builtin for it"
+    )

@@ -1,4 +1,5 @@
 """Translation between ROS messages and the arrays/records of ``ivif_ros.core``; QoS profiles."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,10 +16,12 @@ try:  # optional: the vision_msgs package is not on PyPI
 except ImportError:  # pragma: no cover - depends on the installation
     Detection2DArray = None
 
+
 def qos(reliability: str, depth: int) -> QoSProfile:
     """Keep-last QoS; ``best_effort`` with a shallow depth is ROS' sensor-data profile."""
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=depth,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
         reliability=ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE,
     )
 
@@ -51,8 +54,15 @@ def detection_array(dets, class_names, header: Header) -> DetectionArray:
     """``core.postprocess.Detections`` -> ``ivif_ros/DetectionArray`` (sorted by score, as the pipeline returns)."""
     out = DetectionArray(header=header)
     out.detections = [
-        Detection(class_id=int(c), class_name=class_names[c] if c < len(class_names) else str(int(c)),
-                  score=float(s), x_min=float(b[0]), y_min=float(b[1]), x_max=float(b[2]), y_max=float(b[3]))
+        Detection(
+            class_id=int(c),
+            class_name=class_names[c] if c < len(class_names) else str(int(c)),
+            score=float(s),
+            x_min=float(b[0]),
+            y_min=float(b[1]),
+            x_max=float(b[2]),
+            y_max=float(b[3]),
+        )
         for b, s, c in _by_score(dets)
     ]
     return out

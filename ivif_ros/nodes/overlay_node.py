@@ -11,6 +11,7 @@ Topics (relative):
 The three inputs of a frame carry the same header stamp (the fusion node copies the
 visible image's), so they are paired with the exact-time policy of ``core.sync``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -32,8 +33,15 @@ from ivif_ros.nodes import messages
 from ivif_ros.nodes.params import ConfigParameters
 
 NODE_NAME = "ivif_overlay"
-SELECTED = ("overlay", "qos", "diagnostics.log_throttle_s", "diagnostics.period_s", "diagnostics.hardware_id",
-            "pipeline.palette", "pipeline.overlay_alpha")
+SELECTED = (
+    "overlay",
+    "qos",
+    "diagnostics.log_throttle_s",
+    "diagnostics.period_s",
+    "diagnostics.hardware_id",
+    "pipeline.palette",
+    "pipeline.overlay_alpha",
+)
 FUSED, MASK, DETECTIONS = 0, 1, 2
 INPUT_NAMES = {FUSED: "fused/image", MASK: "semantic/mask", DETECTIONS: "detections"}
 
@@ -57,8 +65,16 @@ def draw_detections(rgb: np.ndarray, detections: DetectionArray, palette: np.nda
         # semantic class id = detection class id + 1 (docs/contracts.md), so boxes match the mask colours
         colour = tuple(int(c) for c in palette[min(det.class_id + 1, len(palette) - 1)])
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
-        cv2.putText(out, f"{det.class_name[:40]} {det.score:.2f}", (x0, max(y0 - 4, 10)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            f"{det.class_name[:40]} {det.score:.2f}",
+            (x0, max(y0 - 4, 10)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            colour,
+            1,
+            cv2.LINE_AA,
+        )
     return out, skipped
 
 
@@ -72,7 +88,9 @@ class OverlayNode(Node):
         # The fusion node publishes reliably; subscribing reliably here loses no overlay frame.
         in_qos = messages.qos("reliable", cfg.qos.output_depth)
         self.pub_color = self.create_publisher(Image, "semantic/color", out_qos)
-        self.pub_boxes = self.create_publisher(Image, "detections/image", out_qos) if cfg.overlay.draw_detections else None
+        self.pub_boxes = (
+            self.create_publisher(Image, "detections/image", out_qos) if cfg.overlay.draw_detections else None
+        )
         inputs = 3 if cfg.overlay.draw_detections else 2
         self.policy = sync.ExactTimePolicy(inputs, cfg.overlay.queue_size, time_jump_reset_ns=1_000_000_000)
         self.stats = diag.FrameStats()
@@ -109,8 +127,10 @@ class OverlayNode(Node):
         fused = image_to_array(fused_msg, self.resolve_topic_name("fused/image"))
         mask = image_to_array(mask_msg, self.resolve_topic_name("semantic/mask"))
         if fused_msg.encoding != "rgb8" or mask_msg.encoding != "mono8" or fused.shape[:2] != mask.shape:
-            raise UserFacingError(f"expected fused/image rgb8 and semantic/mask mono8 of one size, got "
-                                  f"{fused_msg.encoding} {fused.shape} and {mask_msg.encoding} {mask.shape}")
+            raise UserFacingError(
+                f"expected fused/image rgb8 and semantic/mask mono8 of one size, got "
+                f"{fused_msg.encoding} {fused.shape} and {mask_msg.encoding} {mask.shape}"
+            )
         color = post.colorize(mask, self._palette)
         blended = post.overlay(np.ascontiguousarray(fused), mask, color, self.params.config.pipeline.overlay_alpha)
         self.pub_color.publish(messages.image_msg(blended, "rgb8", messages.copy_header(fused_msg.header)))
@@ -121,7 +141,8 @@ class OverlayNode(Node):
                 self.get_logger().warning(
                     f"topic {self.resolve_topic_name('detections')}: {skipped} of {len(dets_msg.detections)} boxes "
                     "have a non-finite field 'x_min'/'y_min'/'x_max'/'y_max' and were not drawn",
-                    throttle_duration_sec=self._throttle_s)
+                    throttle_duration_sec=self._throttle_s,
+                )
             self.pub_boxes.publish(messages.image_msg(boxes, "rgb8", messages.copy_header(fused_msg.header)))
 
     def _publish_diagnostics(self) -> None:
@@ -138,8 +159,15 @@ class OverlayNode(Node):
             level, message = diag.OK, "drawing"
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [diag.status(f"{self.get_fully_qualified_name()}: overlay", cfg.hardware_id, level, message,
-                                    {"rate_hz": self.stats.rate_hz(), **counts})]
+        array.status = [
+            diag.status(
+                f"{self.get_fully_qualified_name()}: overlay",
+                cfg.hardware_id,
+                level,
+                message,
+                {"rate_hz": self.stats.rate_hz(), **counts},
+            )
+        ]
         self.pub_diag.publish(array)
 
     def _reconfigure(self, cfg: FusionConfig) -> None:

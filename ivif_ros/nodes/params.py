@@ -6,6 +6,7 @@ request is checked against the whole schema (cross-field rules included) before 
 accepts it, and rejected with the schema's reason; once accepted, the node gets the new
 ``FusionConfig`` to apply.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -19,10 +20,18 @@ from ivif_ros.core.config import FusionConfig, ParamSpec, param_specs
 from ivif_ros.core.safe_yaml import one_line
 from ivif_ros.errors import ConfigError, UserFacingError
 
-_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
-_ARRAY_TYPES = {bool: ParameterType.PARAMETER_BOOL_ARRAY, int: ParameterType.PARAMETER_INTEGER_ARRAY,
-                float: ParameterType.PARAMETER_DOUBLE_ARRAY, str: ParameterType.PARAMETER_STRING_ARRAY}
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+_ARRAY_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL_ARRAY,
+    int: ParameterType.PARAMETER_INTEGER_ARRAY,
+    float: ParameterType.PARAMETER_DOUBLE_ARRAY,
+    str: ParameterType.PARAMETER_STRING_ARRAY,
+}
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -59,9 +68,13 @@ class ConfigParameters:
     cannot apply (its reason is the set request's).
     """
 
-    def __init__(self, node: Node, select: Iterable[str],
-                 on_change: Callable[[FusionConfig], None] | None = None,
-                 can_apply: Callable[[FusionConfig, FusionConfig], None] | None = None):
+    def __init__(
+        self,
+        node: Node,
+        select: Iterable[str],
+        on_change: Callable[[FusionConfig], None] | None = None,
+        can_apply: Callable[[FusionConfig, FusionConfig], None] | None = None,
+    ):
         self._node = node
         select = tuple(select)
         self.specs = [s for s in param_specs() if any(s.name == k or s.name.startswith(k + ".") for k in select)]
@@ -73,12 +86,14 @@ class ConfigParameters:
                 node.declare_parameter(spec.name, spec.default, descriptor(spec))
             except InvalidParameterTypeException as exc:
                 kind = f"list of {spec.item_kind.__name__}" if spec.kind is list else spec.kind.__name__
-                raise ConfigError(f"parameter {spec.name} of {where}: {exc}; give a {kind} "
-                                  "(e.g. 2.0, not 2, for a float)") from exc
+                raise ConfigError(
+                    f"parameter {spec.name} of {where}: {exc}; give a {kind} (e.g. 2.0, not 2, for a float)"
+                ) from exc
             except InvalidParameterValueException as exc:
                 raise ConfigError(f"parameter {spec.name} of {where}: {exc}; {spec.doc}") from exc
         self.config = FusionConfig().with_overrides(
-            {s.name: _plain(node.get_parameter(s.name).value) for s in self.specs}, where)
+            {s.name: _plain(node.get_parameter(s.name).value) for s in self.specs}, where
+        )
         self._on_change = on_change
         self._can_apply = can_apply
         node.add_on_set_parameters_callback(self._check)
@@ -98,8 +113,11 @@ class ConfigParameters:
             return SetParametersResult(successful=False, reason=str(exc))
         except Exception as exc:  # noqa: BLE001  an exception escaping here would kill the node
             self._node.get_logger().error(f"parameter check failed unexpectedly: {exc!r}")
-            return SetParametersResult(successful=False, reason=f"refused: the check failed ({type(exc).__name__}: "
-                                       f"{one_line(exc)}); the configuration is unchanged")
+            return SetParametersResult(
+                successful=False,
+                reason=f"refused: the check failed ({type(exc).__name__}: "
+                f"{one_line(exc)}); the configuration is unchanged",
+            )
         return SetParametersResult(successful=True)
 
     def _apply(self, params) -> None:

@@ -14,6 +14,7 @@ and :meth:`MessageLedger.counts` reports the two invariants the report relies on
     inputs = paired messages + messages dropped before pairing
     pairs  = fused frames    + pairs dropped after pairing
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -114,8 +115,10 @@ class MessageLedger:
         unresolved_msgs, unresolved_pairs = self.unresolved()
         return {
             "inputs": len(self.messages),
-            "inputs_by_topic": {t: dict(received=c["received"], paired=c["paired"], fused=c["fused"],
-                                        dropped=c["dropped"]) for t, c in per_topic.items()},
+            "inputs_by_topic": {
+                t: dict(received=c["received"], paired=c["paired"], fused=c["fused"], dropped=c["dropped"])
+                for t, c in per_topic.items()
+            },
             "paired_messages": sum(m.pair_id is not None for m in self.messages),
             "dropped_messages": sum(msg_drops.values()),
             "message_drops_by_reason": dict(sorted(msg_drops.items())),

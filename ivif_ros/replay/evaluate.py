@@ -9,6 +9,7 @@ Outputs are matched to input pairs by header stamp (the fused frame carries the 
 image's stamp, see ``FusionStatus.msg``). A pair with no fused frame is dropped with the
 reason the caller gives (``no_output`` live, ``pipeline_error`` offline).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -110,10 +111,20 @@ def sample_indices(n: int, k: int) -> set[int]:
     return set(np.linspace(0, n - 1, min(k, n)).round().astype(int).tolist()) if n and k else set()
 
 
-def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics: OutputTopics, cfg,
-             *, metrics_every: int, n_samples: int, missing_reason: str,
-             receive_ns: dict[int, int] | None = None, publish_ns: dict[int, int] | None = None,
-             progress=None) -> tuple[list[FrameRecord], dict | None, list[SampleFrame]]:
+def evaluate(
+    inputs: BagInputs,
+    ledger: MessageLedger,
+    outputs: Outputs,
+    topics: OutputTopics,
+    cfg,
+    *,
+    metrics_every: int,
+    n_samples: int,
+    missing_reason: str,
+    receive_ns: dict[int, int] | None = None,
+    publish_ns: dict[int, int] | None = None,
+    progress=None,
+) -> tuple[list[FrameRecord], dict | None, list[SampleFrame]]:
     """Mark every pair fused or dropped in ``ledger`` and score the fused ones.
 
     ``receive_ns`` (fused stamp -> recorder receive time) and ``publish_ns`` (input message
@@ -144,8 +155,12 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
         vis = inputs.decode(vis_item)
         # Registered IR exactly as the pipeline saw it: normalised in frame order (the
         # normaliser smooths its window across frames), then warped onto the visible grid.
-        ir = registration(normalizer(inputs.decode(ir_item)), (vis.shape[1], vis.shape[0]),
-                          inputs.camera_k.get("ir"), inputs.camera_k.get("vis"))
+        ir = registration(
+            normalizer(inputs.decode(ir_item)),
+            (vis.shape[1], vis.shape[0]),
+            inputs.camera_k.get("ir"),
+            inputs.camera_k.get("vis"),
+        )
         if index % metrics_every == 0:
             rec.metrics = fusion_metrics(rgb_to_y_u8(fused_rgb), ir, rgb_to_y_u8(vis))
         status = outputs.get(topics.status, p.stamp_ns)
@@ -155,8 +170,11 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
             sent = max(publish_ns.get(p.ir, 0), publish_ns.get(p.vis, 0))
             rec.end_to_end_ms = (receive_ns[p.stamp_ns] - sent) / 1e6
         det = outputs.get(topics.detections, p.stamp_ns)
-        xyxy, cls, scores = im.detections_to_arrays(det) if det is not None else (
-            np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+        xyxy, cls, scores = (
+            im.detections_to_arrays(det)
+            if det is not None
+            else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+        )
         rec.detections = len(cls)
         gt = inputs.ground_truth.get(vis_item.stamp_ns) if inputs.gt_topic else None
         if gt is not None:
@@ -172,8 +190,11 @@ def evaluate(inputs: BagInputs, ledger: MessageLedger, outputs: Outputs, topics:
             mask = im.image_to_array(mask_msg, topics.mask) if mask_msg is not None else None
             names = inputs.class_names
             labels = [f"{names[c] if c < len(names) else c} {s:.2f}" for c, s in zip(cls, scores)]
-            samples.append(SampleFrame(p.stamp_ns, ir, vis, fused_rgb, mask, xyxy, labels,
-                                       gt.xyxy if gt is not None else None, rec.name))
+            samples.append(
+                SampleFrame(
+                    p.stamp_ns, ir, vis, fused_rgb, mask, xyxy, labels, gt.xyxy if gt is not None else None, rec.name
+                )
+            )
         frames.append(rec)
         if progress is not None:
             progress.update(1)
@@ -191,8 +212,11 @@ def detection_summary(preds, gts, class_names: list[str]) -> dict | None:
         return None
     from ivif_ros.metrics.detection import evaluate_detections
 
-    top = max([len(class_names) - 1] + [int(c.max()) for _, _, c in preds if len(c)]
-              + [int(c.max()) for _, c in gts if len(c)])
+    top = max(
+        [len(class_names) - 1]
+        + [int(c.max()) for _, _, c in preds if len(c)]
+        + [int(c.max()) for _, c in gts if len(c)]
+    )
     names = list(class_names) + [str(i) for i in range(len(class_names), top + 1)]
     res = evaluate_detections(preds, gts, len(names), names)
 
@@ -200,9 +224,13 @@ def detection_summary(preds, gts, class_names: list[str]) -> dict | None:
         return None if x is None or not np.isfinite(x) else float(x)
 
     return {
-        "mAP50": num(res["map50"]), "mAP50_95": num(res["map50_95"]), "frames": len(gts),
+        "mAP50": num(res["map50"]),
+        "mAP50_95": num(res["map50_95"]),
+        "frames": len(gts),
         "ground_truth_boxes": int(sum(len(c) for _, c in gts)),
         "detections": int(sum(len(c) for _, _, c in preds)),
-        "per_class": {k: {"AP50": num(v["ap50"]), "AP50_95": num(v["ap50_95"]), "ground_truth": v["num_gt"]}
-                      for k, v in res["per_class"].items()},
+        "per_class": {
+            k: {"AP50": num(v["ap50"]), "AP50_95": num(v["ap50_95"]), "ground_truth": v["num_gt"]}
+            for k, v in res["per_class"].items()
+        },
     }

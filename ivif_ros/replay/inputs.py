@@ -10,6 +10,7 @@ on demand. Topic choice, in order:
    is unambiguous;
 3. otherwise by name (``ir``/``thermal``/``lwir`` vs ``vis``/``rgb``/``color``).
 """
+
 from __future__ import annotations
 
 import re
@@ -113,7 +114,8 @@ def choose_image_topics(reader: BagReader, ir_topic: str | None, vis_topic: str 
         which = " and ".join(n for n, t in (("--ir-topic", ir), ("--vis-topic", vis)) if not t)
         raise InputError(
             f"cannot tell which image topics are infrared and visible (looking for exactly one mono and one "
-            f"colour Image/CompressedImage topic); pass {which}. {reader.describe()}")
+            f"colour Image/CompressedImage topic); pass {which}. {reader.describe()}"
+        )
     return ir, vis
 
 
@@ -121,8 +123,14 @@ def choose_gt_topic(reader: BagReader, gt_topic: str | None) -> str | None:
     if gt_topic:
         reader.require(gt_topic, im.DETECTION_ARRAY)
         return gt_topic
-    cands = [t for t, i in reader.topics.items() if i.msgtype == im.DETECTION_ARRAY and i.count > 0
-             and re.search(r"ground_?truth|(^|/)gt(/|$)", t) and not t.endswith(UNION_SUFFIX)]
+    cands = [
+        t
+        for t, i in reader.topics.items()
+        if i.msgtype == im.DETECTION_ARRAY
+        and i.count > 0
+        and re.search(r"ground_?truth|(^|/)gt(/|$)", t)
+        and not t.endswith(UNION_SUFFIX)
+    ]
     return cands[0] if len(cands) == 1 else None
 
 
@@ -152,8 +160,9 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
         ir, vis = choose_image_topics(reader, ir_topic, vis_topic)
         gt = choose_gt_topic(reader, gt_topic)
         info_topics = {k: camera_info_topic(t) for k, t in (("ir", ir), ("vis", vis))}
-        info_topics = {k: t for k, t in info_topics.items() if t in reader.topics
-                       and reader.topics[t].msgtype == im.CAMERA_INFO}
+        info_topics = {
+            k: t for k, t in info_topics.items() if t in reader.topics and reader.topics[t].msgtype == im.CAMERA_INFO
+        }
         total = sum(reader.topics[t].count for t in (ir, vis))
         items: list[InputItem] = []
         stored = {ir: 0, vis: 0}
@@ -169,9 +178,11 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
                 bar.update(1)
         for topic, n in stored.items():
             if n != reader.topics[topic].count:
-                note = (f"{path}: the bag's index (metadata.yaml) lists {reader.topics[topic].count} messages on "
-                        f"{topic} but {n} were read; the bag is incomplete or its metadata.yaml belongs to "
-                        "another recording (`ros2 bag reindex` rewrites it)")
+                note = (
+                    f"{path}: the bag's index (metadata.yaml) lists {reader.topics[topic].count} messages on "
+                    f"{topic} but {n} were read; the bag is incomplete or its metadata.yaml belongs to "
+                    "another recording (`ros2 bag reindex` rewrites it)"
+                )
                 print(f"ivif replay: warning: {note}", file=sys.stderr)
                 reader.errors.append(note)
         names = dict(enumerate(DEFAULT_CLASSES))
@@ -191,6 +202,19 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
             if camera_info[key]:
                 msg = reader.typestore.deserialize_cdr(camera_info[key][0][1], im.CAMERA_INFO)
                 camera_k[key] = np.asarray(msg.k, np.float64).reshape(3, 3)
-        return BagInputs(Path(path), ir, vis, gt, items, ground_truth,
-                         [names.get(i, str(i)) for i in range(max(names) + 1)], camera_k, camera_info, frame_names,
-                         list(dict.fromkeys(reader.errors)), reader.typestore, union, union_truth)
+        return BagInputs(
+            Path(path),
+            ir,
+            vis,
+            gt,
+            items,
+            ground_truth,
+            [names.get(i, str(i)) for i in range(max(names) + 1)],
+            camera_k,
+            camera_info,
+            frame_names,
+            list(dict.fromkeys(reader.errors)),
+            reader.typestore,
+            union,
+            union_truth,
+        )

@@ -23,6 +23,7 @@ counters, recorded from /diagnostics, show whether anything was lost on the way 
 End-to-end latency is measured in one clock: ``time.monotonic_ns()`` of this process at
 publish (player) and at receive (recorder).
 """
+
 from __future__ import annotations
 
 import os
@@ -89,14 +90,21 @@ class GraphProcess:
         self.cmd, self.log_path = cmd, log_path
         self._log = open(log_path, "wb")
         # A new session so that Ctrl-C in the terminal reaches us, and we stop the graph in order.
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=die_with_parent())
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
             raise UserFacingError(
                 f"the node graph exited with code {self.proc.returncode} before the replay finished; "
-                f"command: {' '.join(self.cmd)}\nlast lines of {self.log_path}:\n{self.tail()}")
+                f"command: {' '.join(self.cmd)}\nlast lines of {self.log_path}:\n{self.tail()}"
+            )
 
     def tail(self, n: int = 15) -> str:
         self._log.flush()
@@ -130,8 +138,9 @@ class LiveSession:
         rclpy.init(context=self.ctx, domain_id=domain_id)
         self.player = rclpy.create_node("ivif_replay_player", context=self.ctx)
         self.recorder = rclpy.create_node("ivif_replay_recorder", context=self.ctx)
-        reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=IMAGE_QUEUE_DEPTH,
-                              reliability=ReliabilityPolicy.RELIABLE)
+        reliable = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=IMAGE_QUEUE_DEPTH, reliability=ReliabilityPolicy.RELIABLE
+        )
         self._clock_msg = Clock()
         self.clock_pub = self.player.create_publisher(Clock, "/clock", 10)
         self.pubs = {t: self.player.create_publisher(_msg_class(ty), t, reliable) for t, ty in input_types.items()}
@@ -162,8 +171,9 @@ class LiveSession:
             if graph is not None:
                 graph.check_alive()
             missing = [f"subscriber of {t}" for t, p in self.pubs.items() if p.get_subscription_count() == 0]
-            missing += [f"publisher of {t}" for t in self.output_topics
-                        if not self.recorder.get_publishers_info_by_topic(t)]
+            missing += [
+                f"publisher of {t}" for t in self.output_topics if not self.recorder.get_publishers_info_by_topic(t)
+            ]
             if not missing:
                 break
             time.sleep(0.1)
@@ -171,7 +181,8 @@ class LiveSession:
             tail = f"\nlast lines of the graph log {graph.log_path}:\n{graph.tail()}" if graph else ""
             raise UserFacingError(
                 f"the node graph did not come up within {timeout_s:.0f} s: no {', no '.join(missing)}. "
-                f"Check the topic names (--ir-topic/--vis-topic, config outputs) and the graph log.{tail}")
+                f"Check the topic names (--ir-topic/--vis-topic, config outputs) and the graph log.{tail}"
+            )
 
     def subscribe_outputs(self) -> None:
         """Subscribe the recorder to every output topic, matched to the publishers' QoS."""
@@ -195,9 +206,12 @@ class LiveSession:
         infos = self.recorder.get_publishers_info_by_topic(topic)
         msgtype = infos[0].topic_type
         all_reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=RECORD_QUEUE_DEPTH,
-                         reliability=ReliabilityPolicy.RELIABLE if all_reliable else ReliabilityPolicy.BEST_EFFORT,
-                         durability=DurabilityPolicy.VOLATILE)
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=RECORD_QUEUE_DEPTH,
+            reliability=ReliabilityPolicy.RELIABLE if all_reliable else ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.VOLATILE,
+        )
         self.recording.types[topic] = msgtype
         rec = self.recording
 
@@ -220,8 +234,11 @@ class LiveSession:
 
         answers = []
         probe = self.recorder.create_subscription(  # best effort matches any publisher
-            _msg_class(STATUS_TYPE), self.status_topic, lambda _msg: answers.append(time.monotonic()),
-            QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
+            _msg_class(STATUS_TYPE),
+            self.status_topic,
+            lambda _msg: answers.append(time.monotonic()),
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT),
+        )
         try:
             deadline = time.monotonic() + 10.0
             while probe.get_publisher_count() == 0 and time.monotonic() < deadline:
@@ -236,8 +253,10 @@ class LiveSession:
             deadline = time.monotonic() + timeout_s
             while not answers or time.monotonic() - answers[-1] < WARMUP_QUIET_S:
                 if time.monotonic() > deadline:
-                    raise UserFacingError(f"the node graph did not answer the warm-up frames within {timeout_s:.0f} s"
-                                          + (f"; last lines of {graph.log_path}:\n{graph.tail()}" if graph else ""))
+                    raise UserFacingError(
+                        f"the node graph did not answer the warm-up frames within {timeout_s:.0f} s"
+                        + (f"; last lines of {graph.log_path}:\n{graph.tail()}" if graph else "")
+                    )
                 if graph is not None:
                     graph.check_alive()
                 time.sleep(0.05)
@@ -273,8 +292,9 @@ class LiveSession:
             self.pubs[item.topic].publish(item.data)
             progress.update(1)
 
-    def drain(self, expected: int, count_topic: str, idle_s: float, timeout_s: float,
-              graph: GraphProcess | None) -> None:
+    def drain(
+        self, expected: int, count_topic: str, idle_s: float, timeout_s: float, graph: GraphProcess | None
+    ) -> None:
         """Wait for ``expected`` messages on ``count_topic``, or until the graph has been quiet
         for ``idle_s`` (it dropped some), keeping /clock running meanwhile."""
         start = last_change = time.monotonic()
@@ -331,14 +351,19 @@ def _msg_class(msgtype: str):
     try:
         return getattr(importlib.import_module(f"{pkg}.msg"), name)
     except (ImportError, AttributeError) as exc:
-        raise InputError(f"message type {msgtype} is not available to rclpy ({exc}); "
-                         f"install the package that defines it") from exc
+        raise InputError(
+            f"message type {msgtype} is not available to rclpy ({exc}); install the package that defines it"
+        ) from exc
 
 
 # Input topics of the fusion node (relative names in the root namespace). The player
 # publishes the bag's IR/visible topics under these names, so any bag topic naming works.
-GRAPH_INPUTS = {"ir": "/ir/image_raw", "vis": "/visible/image_raw",
-                "ir_info": "/ir/camera_info", "vis_info": "/visible/camera_info"}
+GRAPH_INPUTS = {
+    "ir": "/ir/image_raw",
+    "vis": "/visible/image_raw",
+    "ir_info": "/ir/camera_info",
+    "vis_info": "/visible/camera_info",
+}
 # The fusion node's /diagnostics counter of images received per input topic ("received <name>").
 GRAPH_COUNTER_NAMES = {GRAPH_INPUTS["ir"]: "ir", GRAPH_INPUTS["vis"]: "visible"}
 GRAPH_READY_TIMEOUT_S = 180.0  # first start exports/loads the model and may build an engine
@@ -380,8 +405,11 @@ def play_items(inputs) -> list[PlayItem]:
         if item.msgtype == im.COMPRESSED_IMAGE:
             msg = store.deserialize_cdr(item.data, item.msgtype)
             arr, encoding = im.compressed_to_array(msg, item.topic)
-            data = bytes(store.serialize_cdr(
-                im.make_image(store, arr, encoding, im.stamp_ns(msg.header), msg.header.frame_id), im.IMAGE))
+            data = bytes(
+                store.serialize_cdr(
+                    im.make_image(store, arr, encoding, im.stamp_ns(msg.header), msg.header.frame_id), im.IMAGE
+                )
+            )
         items.append(PlayItem(item.msg_id, GRAPH_INPUTS[key], im.IMAGE, item.log_ns, data))
     for key, infos in inputs.camera_info.items():
         items += [PlayItem(-1, GRAPH_INPUTS[f"{key}_info"], im.CAMERA_INFO, t, data) for t, data in infos]
@@ -422,10 +450,13 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     os.environ.update(env)  # this process's DDS participant reads them at rclpy.init
     items = play_items(inputs)
     input_types = {t: ty for t, ty in {(i.topic, i.msgtype) for i in items}}
-    transport = ", ".join(f"{k}={env[k]}" for k in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
-                          if k in env)
-    print(f"ivif replay: starting the node graph (ROS_DOMAIN_ID={domain_id}{', ' + transport if transport else ''}); "
-          f"log: {log_dir / 'graph.log'}")
+    transport = ", ".join(
+        f"{k}={env[k]}" for k in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS") if k in env
+    )
+    print(
+        f"ivif replay: starting the node graph (ROS_DOMAIN_ID={domain_id}{', ' + transport if transport else ''}); "
+        f"log: {log_dir / 'graph.log'}"
+    )
     # No overlay node: it only draws visualisations, and on 2 cores its CPU time would be
     # taken from the fusion node under test.
     params = write_graph_params(cfg.with_overrides({"graph.overlay": False}), Path(opts.out) / "graph_params.yaml")
@@ -491,8 +522,9 @@ def warmup_items(inputs, items: list[PlayItem], sync_cfg, dropout_timeout_s: flo
 
     def copy(key: str, shift: int) -> PlayItem:
         msg = dataclasses.replace(msgs[key], header=im.header(store, stamps[key] - shift, msgs[key].header.frame_id))
-        return PlayItem(-1, firsts[key].topic, im.IMAGE, firsts[key].log_ns - shift,
-                        bytes(store.serialize_cdr(msg, im.IMAGE)))
+        return PlayItem(
+            -1, firsts[key].topic, im.IMAGE, firsts[key].log_ns - shift, bytes(store.serialize_cdr(msg, im.IMAGE))
+        )
 
     out = []
     for k in range(WARMUP_FRAMES, 0, -1):

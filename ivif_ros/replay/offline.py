@@ -7,6 +7,7 @@ are the detector's boxes, named by ``pipeline.class_map`` as the node names them
 bag is written with rosbags (no ROS runtime needed), each message at its visible input's
 receive time so the output lines up with the input bag.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,10 @@ from ivif_ros.replay.accounting import MessageLedger
 from ivif_ros.replay.evaluate import FUSION_STATUS, OutputTopics
 from ivif_ros.replay.inputs import BagInputs
 
-def run_offline(inputs: BagInputs, ledger: MessageLedger, cfg, topics: OutputTopics, out_bag: Path,
-                storage: str) -> tuple[list[str], float]:
+
+def run_offline(
+    inputs: BagInputs, ledger: MessageLedger, cfg, topics: OutputTopics, out_bag: Path, storage: str
+) -> tuple[list[str], float]:
     """Fuse every pair of ``ledger`` and write the output bag. Returns the per-frame errors
     (a pair that fails is left without output; evaluation drops it as ``pipeline_error``) and
     the seconds the frame loop took (throughput excludes building the engine)."""
@@ -64,15 +67,34 @@ def run_offline(inputs: BagInputs, ledger: MessageLedger, cfg, topics: OutputTop
             bag.write(topics.fused, log_ns, im.make_image(store, result.fused_rgb, "rgb8", hdr_ns, frame_id))
             bag.write(topics.mask, log_ns, im.make_image(store, result.mask, "mono8", hdr_ns, frame_id))
             d = result.detections
-            bag.write(topics.detections, log_ns, im.make_detection_array(
-                store, hdr_ns, frame_id, d.xyxy, d.class_ids, list(pipeline.class_names), d.scores))
+            bag.write(
+                topics.detections,
+                log_ns,
+                im.make_detection_array(
+                    store, hdr_ns, frame_id, d.xyxy, d.class_ids, list(pipeline.class_names), d.scores
+                ),
+            )
             t4 = time.monotonic_ns()
-            bag.write(topics.status, log_ns, Status(
-                header=im.header(store, hdr_ns, frame_id), frame_index=frame_index, mode=FUSED,
-                ir_present=True, visible_present=True, ir_age_ms=math.nan, visible_age_ms=math.nan,
-                pair_skew_ms=abs(ir_item.stamp_ns - vis_item.stamp_ns) / 1e6, backend=pipeline.engine.name,
-                sync_wait_ms=0.0,  # offline: both images are in memory, nothing waits
-                register_ms=(t2 - t1) / 1e6, preprocess_ms=(t1 - t0) / 1e6 + result.timings["pre_ms"],
-                infer_ms=result.timings["infer_ms"], postprocess_ms=result.timings["post_ms"],
-                publish_ms=(t4 - t3) / 1e6, total_ms=(t4 - t0) / 1e6))
+            bag.write(
+                topics.status,
+                log_ns,
+                Status(
+                    header=im.header(store, hdr_ns, frame_id),
+                    frame_index=frame_index,
+                    mode=FUSED,
+                    ir_present=True,
+                    visible_present=True,
+                    ir_age_ms=math.nan,
+                    visible_age_ms=math.nan,
+                    pair_skew_ms=abs(ir_item.stamp_ns - vis_item.stamp_ns) / 1e6,
+                    backend=pipeline.engine.name,
+                    sync_wait_ms=0.0,  # offline: both images are in memory, nothing waits
+                    register_ms=(t2 - t1) / 1e6,
+                    preprocess_ms=(t1 - t0) / 1e6 + result.timings["pre_ms"],
+                    infer_ms=result.timings["infer_ms"],
+                    postprocess_ms=result.timings["post_ms"],
+                    publish_ms=(t4 - t3) / 1e6,
+                    total_ms=(t4 - t0) / 1e6,
+                ),
+            )
     return errors, time.monotonic() - started

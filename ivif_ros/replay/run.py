@@ -12,6 +12,7 @@ Steps, each in its own module:
 A damaged bag does not stop the run: whatever was readable is replayed, the damage is
 listed in ``summary.json["errors"]`` and the report is marked partial.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,8 +81,11 @@ def pair_messages(inputs: BagInputs, ledger: MessageLedger, sync_cfg) -> None:
 def graph_rejections(counters: dict[str, int], out_bag: Path) -> list[str]:
     """The live graph's refusals (``rejected <camera>: ...``, ``failed <mode>: ...``) as report errors,
     so a bad message makes a live replay partial exactly as it makes an offline one."""
-    return [f"the graph {key.split(' ', 1)[0]} {n} message(s) as '{key}' (its /diagnostics in {out_bag})"
-            for key, n in sorted(counters.items()) if n and key.startswith(("rejected ", "failed "))]
+    return [
+        f"the graph {key.split(' ', 1)[0]} {n} message(s) as '{key}' (its /diagnostics in {out_bag})"
+        for key, n in sorted(counters.items())
+        if n and key.startswith(("rejected ", "failed "))
+    ]
 
 
 def find_calibration(bag: Path) -> Path | None:
@@ -112,15 +116,26 @@ def load_replay_config(opts: ReplayOptions, vis_size: tuple[int, int]):
     if not user.get("registration") and "registration.mode" not in overrides:
         calib = find_calibration(opts.bag)
         if calib is not None:
-            print(f"ivif replay: registering IR with the homography in {calib} (found beside the bag; "
-                  "set registration.* in --config to override)")
+            print(
+                f"ivif replay: registering IR with the homography in {calib} (found beside the bag; "
+                "set registration.* in --config to override)"
+            )
             overrides.update({"registration.mode": "homography", "registration.calibration_file": str(calib)})
     return load_config(opts.config, overrides)
 
 
 # What a replay writes into --out (live adds graph_params.yaml and ros_log).
-REPLAY_OUTPUTS = ("summary.json", "frames.csv", "report.md", OUTPUT_BAG, "samples", "latency.png",
-                  "metric_trends.png", "graph_params.yaml", "ros_log")
+REPLAY_OUTPUTS = (
+    "summary.json",
+    "frames.csv",
+    "report.md",
+    OUTPUT_BAG,
+    "samples",
+    "latency.png",
+    "metric_trends.png",
+    "graph_params.yaml",
+    "ros_log",
+)
 
 
 def set_aside_previous_run(out: Path) -> Path | None:
@@ -153,8 +168,10 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
     inputs = read_inputs(opts.bag, opts.ir_topic, opts.vis_topic, opts.gt_topic)
     for topic in (inputs.ir_topic, inputs.vis_topic):
         if not any(i.topic == topic for i in inputs.items):
-            raise InputError(f"bag {opts.bag}: no readable message on {topic}, nothing to fuse"
-                             + (f" ({'; '.join(inputs.errors)})" if inputs.errors else ""))
+            raise InputError(
+                f"bag {opts.bag}: no readable message on {topic}, nothing to fuse"
+                + (f" ({'; '.join(inputs.errors)})" if inputs.errors else "")
+            )
     first_vis = inputs.decode(next(i for i in inputs.items if i.topic == inputs.vis_topic))
     cfg = load_replay_config(opts, (first_vis.shape[1], first_vis.shape[0]))
     ledger = MessageLedger()
@@ -182,8 +199,18 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
     every = opts.metrics_every or auto_metrics_every(len(ledger.pairs))
     with tqdm(desc="evaluate", unit="frame") as bar:
         frames, detection, samples = evaluate(
-            inputs, ledger, outputs, topics, cfg, metrics_every=every, n_samples=opts.samples,
-            missing_reason=missing, receive_ns=receive_ns, publish_ns=publish_ns, progress=bar)
+            inputs,
+            ledger,
+            outputs,
+            topics,
+            cfg,
+            metrics_every=every,
+            n_samples=opts.samples,
+            missing_reason=missing,
+            receive_ns=receive_ns,
+            publish_ns=publish_ns,
+            progress=bar,
+        )
     counts = ledger.counts()
     counts["single_camera_frames"] = outputs.single_camera_frames(topics)  # not pairs: outside the invariants
     if opts.live:
@@ -191,12 +218,23 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
         counts["graph_inputs"] = live.graph_inputs(counts["graph_counters"])
         errors += graph_rejections(counts["graph_counters"], out_bag)
     summary = build_summary(
-        bag=str(opts.bag), mode="live" if opts.live else "offline", rate=opts.rate if opts.live else None,
+        bag=str(opts.bag),
+        mode="live" if opts.live else "offline",
+        rate=opts.rate if opts.live else None,
         graph_input_qos=f"{cfg.qos.input_reliability}, depth {cfg.qos.input_depth}" if opts.live else None,
-        topics={"ir": inputs.ir_topic, "vis": inputs.vis_topic, "ground_truth": inputs.gt_topic,
-                "outputs": topics.all()},
-        counts=counts, frames=frames, metrics_every=every, detection=detection,
-        wall_time_s=replay_s, errors=errors)
+        topics={
+            "ir": inputs.ir_topic,
+            "vis": inputs.vis_topic,
+            "ground_truth": inputs.gt_topic,
+            "outputs": topics.all(),
+        },
+        counts=counts,
+        frames=frames,
+        metrics_every=every,
+        detection=detection,
+        wall_time_s=replay_s,
+        errors=errors,
+    )
     summary_path = out / "summary.json"
     write_json(summary_path, summary)
     write_frames_csv(out / "frames.csv", frames)
@@ -209,25 +247,35 @@ def print_summary(result: ReplayResult) -> None:
     s, c = result.summary, result.summary["counts"]
     lat = s["latency_ms"]
     per_topic = ", ".join(f"{t}: {v['received']}" for t, v in c["inputs_by_topic"].items())
-    rows = [("inputs", f"{c['inputs']} messages ({per_topic})"),
-            ("pairs / fused", f"{c['pairs']} / {c['fused']}"),
-            ("dropped", ", ".join(f"{r}: {n}" for r, n in {**c['message_drops_by_reason'],
-                                                           **c['pair_drops_by_reason']}.items()) or "none")]
+    rows = [
+        ("inputs", f"{c['inputs']} messages ({per_topic})"),
+        ("pairs / fused", f"{c['pairs']} / {c['fused']}"),
+        (
+            "dropped",
+            ", ".join(f"{r}: {n}" for r, n in {**c["message_drops_by_reason"], **c["pair_drops_by_reason"]}.items())
+            or "none",
+        ),
+    ]
     m = s["metrics"]["mean"]
     rows.append(("metrics", "  ".join(f"{k} {v:.3f}" for k, v in m.items() if v is not None) or "-"))
     if s["detection"]:
         d = s["detection"]
-        rows.append((f"mAP50 / mAP50:95 ({d['ground_truth']})",
-                     f"{d['mAP50'] if d['mAP50'] is None else round(d['mAP50'], 3)} / "
-                     f"{d['mAP50_95'] if d['mAP50_95'] is None else round(d['mAP50_95'], 3)}"))
+        rows.append(
+            (
+                f"mAP50 / mAP50:95 ({d['ground_truth']})",
+                f"{d['mAP50'] if d['mAP50'] is None else round(d['mAP50'], 3)} / "
+                f"{d['mAP50_95'] if d['mAP50_95'] is None else round(d['mAP50_95'], 3)}",
+            )
+        )
         if d.get("union"):
             u = d["union"]
             rows.append(("mAP50 (IR∪VIS union)", f"{u['mAP50'] if u['mAP50'] is None else round(u['mAP50'], 3)}"))
     for key in ("total", "end_to_end"):
         if key in lat and lat[key]["n"]:
             v = lat[key]
-            rows.append((f"latency {key} ms", f"p50 {v['p50']:.1f}  p90 {v['p90']:.1f}  p99 {v['p99']:.1f}  "
-                                              f"max {v['max']:.1f}"))
+            rows.append(
+                (f"latency {key} ms", f"p50 {v['p50']:.1f}  p90 {v['p90']:.1f}  p99 {v['p99']:.1f}  max {v['max']:.1f}")
+            )
     if s["throughput_fps"]:
         rows.append(("throughput", f"{s['throughput_fps']:.1f} fused frames/s"))
     width = max(len(k) for k, _ in rows)

@@ -18,6 +18,7 @@
     throughput_fps  fused frames / wall time of the replay
     wall_time_s
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,12 @@ def latency_stats(values) -> dict:
     if v.size == 0:
         return {**{f"p{p}": None for p in PERCENTILES}, "max": None, "mean": None, "n": 0}
     pct = np.percentile(v, PERCENTILES)
-    return {**{f"p{p}": float(x) for p, x in zip(PERCENTILES, pct)},
-            "max": float(v.max()), "mean": float(v.mean()), "n": int(v.size)}
+    return {
+        **{f"p{p}": float(x) for p, x in zip(PERCENTILES, pct)},
+        "max": float(v.max()),
+        "mean": float(v.mean()),
+        "n": int(v.size),
+    }
 
 
 def latency_table(frames: list[FrameRecord]) -> dict[str, dict]:
@@ -74,9 +79,20 @@ def mean_metrics(frames: list[FrameRecord]) -> dict[str, float | None]:
     return out
 
 
-def build_summary(*, bag: str, mode: str, rate: float | None, graph_input_qos: str | None, topics: dict, counts: dict,
-                  frames: list[FrameRecord], metrics_every: int, detection: dict | None,
-                  wall_time_s: float, errors: list[str]) -> dict:
+def build_summary(
+    *,
+    bag: str,
+    mode: str,
+    rate: float | None,
+    graph_input_qos: str | None,
+    topics: dict,
+    counts: dict,
+    frames: list[FrameRecord],
+    metrics_every: int,
+    detection: dict | None,
+    wall_time_s: float,
+    errors: list[str],
+) -> dict:
     scored = sum(bool(f.metrics) for f in frames)
     return {
         "schema": SCHEMA,

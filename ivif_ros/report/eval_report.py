@@ -6,6 +6,7 @@
 - ``sample_<i>_<name>.png``: IR | visible | fused (one per method) for a few pairs spread over
   the dataset, so the numbers can be related to what the images look like.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,10 +24,9 @@ from ivif_ros.report.plots import image_grid, metric_bars, metric_boxes
 SAMPLE_COLUMNS = 3
 
 _CONVENTIONS = {
-    "cddfuse": "CDDFuse `Evaluator` conventions: MI in nats, SSIM = ssim(F,IR) + ssim(F,VIS) (max 2), "
-               "SF/AG on 0..255.",
+    "cddfuse": "CDDFuse `Evaluator` conventions: MI in nats, SSIM = ssim(F,IR) + ssim(F,VIS) (max 2), SF/AG on 0..255.",
     "matlab": "Tang's MATLAB conventions: MI in bits, SSIM = mean of ssim(F,IR) and ssim(F,VIS) (max 1), "
-              "SF on 0..1, AG divided by (H-1)(W-1), Qabf on 0..1.",
+    "SF on 0..1, AG divided by (H-1)(W-1), Qabf on 0..1.",
 }
 
 
@@ -40,10 +40,11 @@ def _fmt(value: float) -> str:
 
 def _metric_table(result: EvalResult) -> list[str]:
     means = result.means()
-    best = {k: max((means[m][k] for m in result.methods if math.isfinite(means[m][k])), default=math.nan)
-            for k in METRIC_NAMES}
-    lines = ["| method | " + " | ".join(METRIC_NAMES) + " | fuse ms |",
-             "|---|" + "---:|" * (len(METRIC_NAMES) + 1)]
+    best = {
+        k: max((means[m][k] for m in result.methods if math.isfinite(means[m][k])), default=math.nan)
+        for k in METRIC_NAMES
+    }
+    lines = ["| method | " + " | ".join(METRIC_NAMES) + " | fuse ms |", "|---|" + "---:|" * (len(METRIC_NAMES) + 1)]
     for m in result.methods:
         cells = []
         for k in METRIC_NAMES:
@@ -60,13 +61,21 @@ def _detection_table(result: EvalResult) -> list[str]:
 
     classes = list(next(iter(result.detection.values()))["per_class"])
     default = GROUND_TRUTH_LABELS[result.ground_truth]
-    source = ("boxes drawn on fused images, labels_det/fusion" if result.ground_truth == "fusion"
-              else "IR and visible boxes merged")
+    source = (
+        "boxes drawn on fused images, labels_det/fusion"
+        if result.ground_truth == "fusion"
+        else "IR and visible boxes merged"
+    )
     union = result.detection_union
-    lines = ["", f"## Detection (COCO mAP against the YOLO labels: {source})", "",
-             f"| method | mAP@0.5 ({default}) | mAP@0.5:0.95 | " + " | ".join(f"AP50 {c}" for c in classes)
-             + (" | mAP@0.5 (IR∪VIS union) |" if union else " |"),
-             "|---|---:|---:|" + "---:|" * len(classes) + ("---:|" if union else "")]
+    lines = [
+        "",
+        f"## Detection (COCO mAP against the YOLO labels: {source})",
+        "",
+        f"| method | mAP@0.5 ({default}) | mAP@0.5:0.95 | "
+        + " | ".join(f"AP50 {c}" for c in classes)
+        + (" | mAP@0.5 (IR∪VIS union) |" if union else " |"),
+        "|---|---:|---:|" + "---:|" * len(classes) + ("---:|" if union else ""),
+    ]
     for m, r in result.detection.items():
         per = " | ".join(_fmt(r["per_class"][c]["ap50"]) for c in classes)
         extra = f" {_fmt(union[m]['map50'])} |" if union else ""
@@ -91,11 +100,13 @@ def write_eval_report(result: EvalResult, out_dir: Path, dataset: str = "", spli
     for i, s in enumerate(result.samples):
         tiles = [("infrared", s.ir), ("visible", s.vis)] + [(f"fused: {m}", s.fused_rgb[m]) for m in result.methods]
         path = out_dir / f"sample_{i}_{_safe(s.name)}.png"
-        image_grid([tiles[j:j + SAMPLE_COLUMNS] for j in range(0, len(tiles), SAMPLE_COLUMNS)], path, tile_width=3.6)
+        image_grid([tiles[j : j + SAMPLE_COLUMNS] for j in range(0, len(tiles), SAMPLE_COLUMNS)], path, tile_width=3.6)
         sample_files.append((s.name, path.name))
 
-    nan_counts = {m: {k: sum(1 for r in result.per_image[m] if not math.isfinite(r[k])) for k in METRIC_NAMES}
-                  for m in result.methods}
+    nan_counts = {
+        m: {k: sum(1 for r in result.per_image[m] if not math.isfinite(r[k])) for k in METRIC_NAMES}
+        for m in result.methods
+    }
     undefined = [f"{m}: {k} undefined on {c} image(s)" for m, d in nan_counts.items() for k, c in d.items() if c]
 
     lines = [

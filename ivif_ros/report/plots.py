@@ -5,6 +5,7 @@ figures alive. Inputs are plain dicts/arrays, not report-specific types, so any 
 them: ``{group: {metric: value}}`` for bars, ``{group: {metric: [values]}}`` for box plots and a
 grid of ``(title, image)`` for sample panels.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,7 +60,9 @@ def _save_grid(plt, fig, axes, used: int, path: Path, title: str) -> Path:
     return Path(path)
 
 
-def metric_boxes(values: Mapping[str, Mapping[str, Sequence[float]]], metrics: Sequence[str], path: Path, title: str = "") -> Path:
+def metric_boxes(
+    values: Mapping[str, Mapping[str, Sequence[float]]], metrics: Sequence[str], path: Path, title: str = ""
+) -> Path:
     """Per-metric box plots of per-image values, one box per group; NaNs are left out."""
     plt = pyplot()
     groups = list(values)

@@ -7,6 +7,7 @@
 * ``samples/frame_<i>.png`` - IR | visible | fused | mask overlay with boxes, for a few
   frames spread over the bag, to see what the numbers describe.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,10 +18,20 @@ import numpy as np
 from ivif_ros.replay.summary import END_TO_END, METRIC_NAMES, FrameRecord
 
 # Colours of semantic classes in overlays (class id -> RGB); background (0) is not drawn.
-PALETTE = np.array([
-    [0, 0, 0], [220, 20, 60], [255, 200, 0], [0, 140, 255], [60, 220, 60],
-    [255, 0, 255], [0, 255, 255], [255, 128, 0], [128, 0, 255],
-], np.uint8)
+PALETTE = np.array(
+    [
+        [0, 0, 0],
+        [220, 20, 60],
+        [255, 200, 0],
+        [0, 140, 255],
+        [60, 220, 60],
+        [255, 0, 255],
+        [0, 255, 255],
+        [255, 128, 0],
+        [128, 0, 255],
+    ],
+    np.uint8,
+)
 
 
 @dataclass
@@ -110,8 +121,12 @@ def plot_sample(sample: SampleFrame, path: Path, title: str) -> None:
     from matplotlib.patches import Rectangle
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    panels = [("IR (registered)", sample.ir), ("visible", sample.vis), ("fused", sample.fused_rgb),
-              ("mask + boxes", mask_overlay(sample.fused_rgb, sample.mask))]
+    panels = [
+        ("IR (registered)", sample.ir),
+        ("visible", sample.vis),
+        ("fused", sample.fused_rgb),
+        ("mask + boxes", mask_overlay(sample.fused_rgb, sample.mask)),
+    ]
     for ax, (name, img) in zip(axes, panels):
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
         ax.set_title(name)
@@ -122,8 +137,9 @@ def plot_sample(sample: SampleFrame, path: Path, title: str) -> None:
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="white", ls="--", lw=1))
     for (x0, y0, x1, y1), label in zip(sample.boxes, sample.labels):
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1.2))
-        ax.text(x0, y0, label, color="black", fontsize=6, va="bottom",
-                bbox=dict(facecolor="lime", alpha=0.7, pad=0.5, lw=0))
+        ax.text(
+            x0, y0, label, color="black", fontsize=6, va="bottom", bbox=dict(facecolor="lime", alpha=0.7, pad=0.5, lw=0)
+        )
     fig.suptitle(title + ("   (white dashed: ground truth, green: detections)" if sample.gt_boxes is not None else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -153,8 +169,11 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
     mode = summary["mode"] + (f" at {summary['rate']:g}x bag rate" if summary["mode"] == "live" else "")
     if summary.get("graph_input_qos"):
         mode += f"**, graph input QoS **{summary['graph_input_qos']}"
-    lines += [f"Mode: **{mode}**. IR topic `{summary['topics']['ir']}`, visible topic `{summary['topics']['vis']}`. "
-              f"Wall time {summary['wall_time_s']:.1f} s, throughput {_fmt(summary['throughput_fps'], 1)} fused frames/s.", ""]
+    lines += [
+        f"Mode: **{mode}**. IR topic `{summary['topics']['ir']}`, visible topic `{summary['topics']['vis']}`. "
+        f"Wall time {summary['wall_time_s']:.1f} s, throughput {_fmt(summary['throughput_fps'], 1)} fused frames/s.",
+        "",
+    ]
     if summary["errors"]:
         lines += ["**Partial report.** The replay stopped early:", ""] + [f"- {e}" for e in summary["errors"]] + [""]
 
@@ -162,29 +181,44 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
     rows = [[t, v["received"], v["paired"], v["fused"], v["dropped"]] for t, v in c["inputs_by_topic"].items()]
     rows.append(["**all**", c["inputs"], c["paired_messages"], 2 * c["fused"], c["inputs"] - 2 * c["fused"]])
     lines += _table(["topic", "received", "paired", "fused", "dropped"], rows) + [""]
-    lines += [f"{c['pairs']} pairs, {c['fused']} fused frames, {c['dropped_pairs']} pairs dropped after pairing. "
-              f"Every input message is either paired ({c['paired_messages']}) or dropped before pairing "
-              f"({c['dropped_messages']}).", ""]
+    lines += [
+        f"{c['pairs']} pairs, {c['fused']} fused frames, {c['dropped_pairs']} pairs dropped after pairing. "
+        f"Every input message is either paired ({c['paired_messages']}) or dropped before pairing "
+        f"({c['dropped_messages']}).",
+        "",
+    ]
     drops = [["message", r, n] for r, n in c["message_drops_by_reason"].items()]
     drops += [["pair", r, n] for r, n in c["pair_drops_by_reason"].items()]
     lines += (_table(["dropped", "reason", "count"], drops) if drops else ["No message was dropped."]) + [""]
     if c.get("single_camera_frames"):
-        lines += ["Single-camera output frames (a camera counted as lost): "
-                  + ", ".join(f"{m}: {n}" for m, n in c["single_camera_frames"].items()), ""]
+        lines += [
+            "Single-camera output frames (a camera counted as lost): "
+            + ", ".join(f"{m}: {n}" for m, n in c["single_camera_frames"].items()),
+            "",
+        ]
     if c.get("graph_inputs"):
         lines += ["Images the replay published to the node graph (warm-up frames included) and the graph received:", ""]
-        lines += _table(["graph input", "published", "received", "lost on the way"],
-                        [[t, v["published"], v["received"], v["lost"]] for t, v in c["graph_inputs"].items()]) + [""]
+        lines += _table(
+            ["graph input", "published", "received", "lost on the way"],
+            [[t, v["published"], v["received"], v["lost"]] for t, v in c["graph_inputs"].items()],
+        ) + [""]
     if c.get("graph_counters"):
-        lines += ["The node graph's own counters (from /diagnostics, cumulative since it started, warm-up "
-                  "included); `pipeline_busy` counts pairs displaced by a newer one while inference was busy:", ""]
+        lines += [
+            "The node graph's own counters (from /diagnostics, cumulative since it started, warm-up "
+            "included); `pipeline_busy` counts pairs displaced by a newer one while inference was busy:",
+            "",
+        ]
         lines += _table(["graph counter", "count"], [[k, v] for k, v in c["graph_counters"].items()]) + [""]
 
     m = summary["metrics"]
     every = "every frame" if m["every"] == 1 else f"every {m['every']}th frame"
-    lines += ["## Fusion metrics", "",
-              f"Fused Y against registered IR and visible Y, mean over {m['frames_scored']} frames ({every}); "
-              "CDDFuse conventions (`ivif_ros/metrics/fusion.py`), higher is better for all nine.", ""]
+    lines += [
+        "## Fusion metrics",
+        "",
+        f"Fused Y against registered IR and visible Y, mean over {m['frames_scored']} frames ({every}); "
+        "CDDFuse conventions (`ivif_ros/metrics/fusion.py`), higher is better for all nine.",
+        "",
+    ]
     lines += _table(list(METRIC_NAMES), [[m["mean"][k] for k in METRIC_NAMES]]) + [""]
     if plot_metric_trends(frames, out_dir / "metric_trends.png"):
         lines += ["![metric trends](metric_trends.png)", ""]
@@ -202,12 +236,23 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
             row.append(union["mAP50"])
         lines += _table(heads, [row]) + [""]
         if d.get("per_class"):
-            lines += _table(["class", "AP@0.5", "AP@0.5:0.95"],
-                            [[k, v.get("AP50"), v.get("AP50_95")] for k, v in d["per_class"].items()]) + [""]
+            lines += _table(
+                ["class", "AP@0.5", "AP@0.5:0.95"],
+                [[k, v.get("AP50"), v.get("AP50_95")] for k, v in d["per_class"].items()],
+            ) + [""]
 
-    lines += ["## Latency", "", "Milliseconds per frame; pipeline stages are wall-clock (steady) times from "
-              "FusionStatus" + ("; end-to-end is recorder receive time minus replay publish time of the pair's "
-                                "later input (wall clock)." if END_TO_END in summary["latency_ms"] else "."), ""]
+    lines += [
+        "## Latency",
+        "",
+        "Milliseconds per frame; pipeline stages are wall-clock (steady) times from "
+        "FusionStatus"
+        + (
+            "; end-to-end is recorder receive time minus replay publish time of the pair's later input (wall clock)."
+            if END_TO_END in summary["latency_ms"]
+            else "."
+        ),
+        "",
+    ]
     rows = [[s, v["p50"], v["p90"], v["p99"], v["max"], v["n"]] for s, v in summary["latency_ms"].items()]
     lines += _table(["stage", "p50", "p90", "p99", "max", "frames"], rows) + [""]
     if plot_latency(frames, out_dir / "latency.png"):
@@ -235,10 +280,27 @@ def write_frames_csv(path: Path, frames: list[FrameRecord]) -> None:
     stages = list(dict.fromkeys(s for f in frames for s in f.stage_ms))
     with open(path, "w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow(["index", "stamp_ns", "name", *METRIC_NAMES, *(f"{s}_ms" for s in stages), "end_to_end_ms",
-                      "detections", "ground_truth"])
+        out.writerow(
+            [
+                "index",
+                "stamp_ns",
+                "name",
+                *METRIC_NAMES,
+                *(f"{s}_ms" for s in stages),
+                "end_to_end_ms",
+                "detections",
+                "ground_truth",
+            ]
+        )
         for f in frames:
-            vals = [f.index, f.stamp_ns, f.name, *(f.metrics.get(k, "") for k in METRIC_NAMES),
-                    *(f.stage_ms.get(s, "") for s in stages), "" if f.end_to_end_ms is None else f.end_to_end_ms,
-                    f.detections, "" if f.ground_truth is None else f.ground_truth]
+            vals = [
+                f.index,
+                f.stamp_ns,
+                f.name,
+                *(f.metrics.get(k, "") for k in METRIC_NAMES),
+                *(f.stage_ms.get(s, "") for s in stages),
+                "" if f.end_to_end_ms is None else f.end_to_end_ms,
+                f.detections,
+                "" if f.ground_truth is None else f.ground_truth,
+            ]
             out.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in vals])

@@ -1,4 +1,5 @@
 """Synthetic fusion tasks with known ground truth, for the STFuse-style guidance loss."""
+
 from __future__ import annotations
 
 import torch

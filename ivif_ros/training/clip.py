@@ -7,6 +7,7 @@ file's metadata under ``"clip_config"`` (``save_clip`` writes that format). Conv
 OpenAI/open_clip weights needs a key-renaming script and their BPE tokenizer; this module
 uses a byte-level tokenizer, which is exact for checkpoints trained with it.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ def tokenize(texts: list[str], context: int) -> torch.Tensor:
 
 
 def _encoder(width: int, layers: int, heads: int) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu",
-                                       batch_first=True, norm_first=True)
+    layer = nn.TransformerEncoderLayer(
+        width, heads, 4 * width, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+    )
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
@@ -94,8 +96,11 @@ class CLIPModel(nn.Module):
 def save_clip(model: CLIPModel, path: str | Path) -> None:
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
-              metadata={"clip_config": json.dumps(asdict(model.cfg))})
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(path),
+        metadata={"clip_config": json.dumps(asdict(model.cfg))},
+    )
 
 
 def load_clip(path: str | Path) -> CLIPModel:
@@ -108,8 +113,10 @@ def load_clip(path: str | Path) -> CLIPModel:
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
     if "clip_config" not in meta:
-        raise InputError(f"{path}: no 'clip_config' JSON in the safetensors metadata; write it with "
-                         "ivif_ros.training.clip.save_clip (or add the metadata when converting)")
+        raise InputError(
+            f"{path}: no 'clip_config' JSON in the safetensors metadata; write it with "
+            "ivif_ros.training.clip.save_clip (or add the metadata when converting)"
+        )
     model = CLIPModel(CLIPConfig(**json.loads(meta["clip_config"])))
     model.load_state_dict(load_file(str(path)))
     return model.eval().requires_grad_(False)

@@ -1,4 +1,5 @@
 """Training configuration: a YAML file mapped onto ``TrainConfig`` (unknown keys are errors)."""
+
 from __future__ import annotations
 
 import os
@@ -9,14 +10,27 @@ from ivif_ros.errors import ConfigError
 
 DEFAULT_WEIGHTS = {
     # fusion (scaled so that they are not drowned by the task losses, which are ~10x larger)
-    "intensity": 4.0, "salient": 2.0, "gradient": 8.0, "ssim": 2.0, "guidance": 1.0, "qabf": 0.0,
+    "intensity": 4.0,
+    "salient": 2.0,
+    "gradient": 8.0,
+    "ssim": 2.0,
+    "guidance": 1.0,
+    "qabf": 0.0,
     "ssim_metric": 0.0,
     # teacher-only auxiliaries
-    "fidelity": 0.5, "boundary": 0.2, "binary": 0.2,
+    "fidelity": 0.5,
+    "boundary": 0.2,
+    "binary": 0.2,
     # tasks
-    "semantic": 0.5, "heatmap": 1.0, "box": 0.1,
+    "semantic": 0.5,
+    "heatmap": 1.0,
+    "box": 0.1,
     # distillation (student with a teacher)
-    "distill_output": 1.0, "distill_gradient": 0.0, "distill_feature": 0.5, "distill_semantic": 0.5, "distill_detection": 0.0,
+    "distill_output": 1.0,
+    "distill_gradient": 0.0,
+    "distill_feature": 0.5,
+    "distill_semantic": 0.5,
+    "distill_detection": 0.0,
     # language-driven (only with clip_checkpoint)
     "clip": 0.1,
 }
@@ -24,17 +38,17 @@ DEFAULT_WEIGHTS = {
 
 @dataclass
 class TrainConfig:
-    model: dict = field(default_factory=dict)          # builder keys (StudentConfig / TeacherConfig)
+    model: dict = field(default_factory=dict)  # builder keys (StudentConfig / TeacherConfig)
     detection_classes: list = field(default_factory=lambda: ["person", "bicycle", "car"])
     semantic_classes: list = field(default_factory=lambda: ["background", "person", "bicycle", "car"])
-    data_root: str | None = None                       # None: $IVIF_DATA (``ivif train --data`` overrides)
-    data: list = field(default_factory=list)           # [{root: rel/or/abs, split?, exclude?, seg_labels?}]
-    input_mode: str = "fused"                          # fused | ir | vis (single-modality ablations)
+    data_root: str | None = None  # None: $IVIF_DATA (``ivif train --data`` overrides)
+    data: list = field(default_factory=list)  # [{root: rel/or/abs, split?, exclude?, seg_labels?}]
+    input_mode: str = "fused"  # fused | ir | vis (single-modality ablations)
     crop: int = 192
-    object_crop_prob: float = 0.0                      # share of crops centred near a labelled box
-    visible_dropout: float = 0.0                       # share of crops whose visible image is replaced by IR
-    visible_jitter: float = 0.0                        # visible exposure augmentation strength (gain, gamma, noise)
-    visible_only_crop_prob: float = 0.0                # share of crops centred on a box only the visible labels hold
+    object_crop_prob: float = 0.0  # share of crops centred near a labelled box
+    visible_dropout: float = 0.0  # share of crops whose visible image is replaced by IR
+    visible_jitter: float = 0.0  # visible exposure augmentation strength (gain, gamma, noise)
+    visible_only_crop_prob: float = 0.0  # share of crops centred on a box only the visible labels hold
     batch_size: int = 4
     steps: int = 1000
     lr: float = 2e-3
@@ -48,8 +62,8 @@ class TrainConfig:
     workers: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
-    guidance_every: int = 4                            # add synthetic multi-focus pairs every N steps
-    temperature: float = 2.0                           # distilled semantic loss
+    guidance_every: int = 4  # add synthetic multi-focus pairs every N steps
+    temperature: float = 2.0  # distilled semantic loss
     # One weight per detection class on the heatmap focal loss (None: all 1), e.g. sqrt(most
     # frequent class's boxes / this class's boxes): mAP averages classes equally, the summed loss
     # is ruled by the most frequent class.
@@ -61,10 +75,12 @@ class TrainConfig:
     # A trained model (.safetensors + .json) whose weights start this training (a warm start,
     # not a resume); a single-camera student is folded for a fused one (training/warm_start.py).
     init_from: str | None = None
-    clip_prompts: dict = field(default_factory=lambda: {
-        "positive": ["a bright thermal target with clear visible texture", "a sharp, high-contrast road scene"],
-        "negative": ["a blurry, low-contrast image", "a noisy dark image with washed-out targets"],
-    })
+    clip_prompts: dict = field(
+        default_factory=lambda: {
+            "positive": ["a bright thermal target with clear visible texture", "a sharp, high-contrast road scene"],
+            "negative": ["a blurry, low-contrast image", "a noisy dark image with washed-out targets"],
+        }
+    )
     loss_weights: dict = field(default_factory=dict)
 
     def weight(self, name: str) -> float:
@@ -74,12 +90,16 @@ class TrainConfig:
         """The folder the data sources are relative to: ``data_root`` (``--data``), else $IVIF_DATA."""
         root = self.data_root or os.environ.get(DATA_ENV)
         if not root:
-            raise ConfigError(f"no data folder: pass --data DIR or set {DATA_ENV}=DIR, the folder holding the "
-                              f"training data sources ({', '.join(s['root'] for s in self.data) or 'see the config'})")
+            raise ConfigError(
+                f"no data folder: pass --data DIR or set {DATA_ENV}=DIR, the folder holding the "
+                f"training data sources ({', '.join(s['root'] for s in self.data) or 'see the config'})"
+            )
         root = Path(root).expanduser()
         if not root.is_dir():
-            raise ConfigError(f"data folder {root} (from {'data_root/--data' if self.data_root else DATA_ENV}) "
-                              f"does not exist; pass --data DIR or set {DATA_ENV} to the folder holding the data")
+            raise ConfigError(
+                f"data folder {root} (from {'data_root/--data' if self.data_root else DATA_ENV}) "
+                f"does not exist; pass --data DIR or set {DATA_ENV} to the folder holding the data"
+            )
         return root
 
     def resolved_sources(self) -> list[dict]:
@@ -152,8 +172,10 @@ def _read_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         if isinstance(src, dict) and src.get("exclude"):
             src["exclude"] = _beside(path, src["exclude"])
             if not Path(src["exclude"]).is_file():
-                raise ConfigError(f"{path}: data source {src.get('root')!r}: exclude file {src['exclude']} "
-                                  f"not found; give a names file (one pair name per line) relative to the config")
+                raise ConfigError(
+                    f"{path}: data source {src.get('root')!r}: exclude file {src['exclude']} "
+                    f"not found; give a names file (one pair name per line) relative to the config"
+                )
     for key in PATH_KEYS:
         # Model files named in a config are found relative to it, like its held-out files, so a
         # config runs from any working directory. The CLI's overrides stay relative to the shell's.
@@ -187,11 +209,18 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     if not cfg.data:
         raise ConfigError(f"{path}: 'data' is empty; list at least one {{root: ..., split: ...}} source")
     w = cfg.heatmap_class_weights
-    if w is not None and (not isinstance(w, list) or len(w) != len(cfg.detection_classes)
-                          or not all(isinstance(v, (int, float)) and v > 0 for v in w)):
-        raise ConfigError(f"{path}: heatmap_class_weights must list one positive number per detection class "
-                          f"({', '.join(cfg.detection_classes)}), got {w!r}")
+    if w is not None and (
+        not isinstance(w, list)
+        or len(w) != len(cfg.detection_classes)
+        or not all(isinstance(v, (int, float)) and v > 0 for v in w)
+    ):
+        raise ConfigError(
+            f"{path}: heatmap_class_weights must list one positive number per detection class "
+            f"({', '.join(cfg.detection_classes)}), got {w!r}"
+        )
     if cfg.semantic_classes[0] not in ("background", "unlabelled"):
-        raise ConfigError(f"{path}: semantic_classes must start with the background class (id 0), "
-                          f"'background' or 'unlabelled', not {cfg.semantic_classes[0]!r}")
+        raise ConfigError(
+            f"{path}: semantic_classes must start with the background class (id 0), "
+            f"'background' or 'unlabelled', not {cfg.semantic_classes[0]!r}"
+        )
     return cfg

@@ -1,5 +1,6 @@
 """In-memory training dataset: every pair is read once into RAM (Y of the visible image,
 IR, merged boxes), then each item is a random crop + horizontal flip with dense targets."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,16 +14,21 @@ from tqdm import tqdm
 from ivif_ros.datasets.paired import PairedDataset, read_image, read_names, rgb_to_gray
 from ivif_ros.errors import ConfigError, InputError
 from ivif_ros.training.targets import (
-    STRIDE, box_masks, boundary_of, boxes_centred_in, centernet_targets, crop_boxes,
+    STRIDE,
+    box_masks,
+    boundary_of,
+    boxes_centred_in,
+    centernet_targets,
+    crop_boxes,
 )
 
 
 @dataclass
 class Sample:
     name: str
-    ir: np.ndarray            # HxW uint8
-    vis: np.ndarray           # HxW uint8 (Y)
-    xyxy: np.ndarray | None   # None = no labels for this image (losses skip it)
+    ir: np.ndarray  # HxW uint8
+    vis: np.ndarray  # HxW uint8 (Y)
+    xyxy: np.ndarray | None  # None = no labels for this image (losses skip it)
     cls: np.ndarray | None
     seg: np.ndarray | None = None  # HxW uint8 class ids from label PNGs (e.g. MSRS 9 classes)
     visible_only: np.ndarray | None = None  # per box: only the visible annotation holds it
@@ -68,8 +74,10 @@ def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]
             held = set(read_names(src["exclude"]))
             unknown = held - set(ds.names)
             if unknown:  # a typo would otherwise train on the pairs meant to be held out
-                raise ConfigError(f"exclude file {src['exclude']}: {len(unknown)} names are not in {src['root']}"
-                                  f" (split {src.get('split')}): " + ", ".join(sorted(unknown)[:10]))
+                raise ConfigError(
+                    f"exclude file {src['exclude']}: {len(unknown)} names are not in {src['root']}"
+                    f" (split {src.get('split')}): " + ", ".join(sorted(unknown)[:10])
+                )
             ds.names = [n for n in ds.names if n not in held]
         for pair in tqdm(ds, desc=f"loading {src['root']}", leave=False):
             vis = pair.vis if pair.vis.ndim == 2 else rgb_to_gray(pair.vis)
@@ -79,10 +87,21 @@ def load_samples(sources: list[dict], input_mode: str = "fused") -> list[Sample]
             if src.get("seg_labels"):
                 seg = read_image(Path(src["root"]) / src["seg_labels"] / f"{pair.name}.png")
                 if seg.ndim != 2 or seg.shape != ir.shape:
-                    raise InputError(f"{src['root']}/{src['seg_labels']}/{pair.name}.png: expected a "
-                                     f"{ir.shape[1]}x{ir.shape[0]} single-channel class-id image, got {seg.shape}")
-            samples.append(Sample(pair.name, ir, vis, None if boxes is None else boxes.xyxy,
-                                  None if boxes is None else boxes.cls, seg, pair.visible_only))
+                    raise InputError(
+                        f"{src['root']}/{src['seg_labels']}/{pair.name}.png: expected a "
+                        f"{ir.shape[1]}x{ir.shape[0]} single-channel class-id image, got {seg.shape}"
+                    )
+            samples.append(
+                Sample(
+                    pair.name,
+                    ir,
+                    vis,
+                    None if boxes is None else boxes.xyxy,
+                    None if boxes is None else boxes.cls,
+                    seg,
+                    pair.visible_only,
+                )
+            )
     if not samples:
         raise ConfigError("the training data sources hold no image pairs")
     return samples
@@ -119,25 +138,41 @@ class CropDataset(Dataset):
     the other crops are those of a run without it.
     """
 
-    def __init__(self, samples: list[Sample], crop: int, num_det: int, length: int, seed: int = 0,
-                 object_crop_prob: float = 0.0, visible_dropout: float = 0.0, visible_jitter: float = 0.0,
-                 visible_only_crop_prob: float = 0.0):
+    def __init__(
+        self,
+        samples: list[Sample],
+        crop: int,
+        num_det: int,
+        length: int,
+        seed: int = 0,
+        object_crop_prob: float = 0.0,
+        visible_dropout: float = 0.0,
+        visible_jitter: float = 0.0,
+        visible_only_crop_prob: float = 0.0,
+    ):
         if crop % 32:
             raise ConfigError(f"crop must be a multiple of 32, got {crop}")
-        for name, p in (("object_crop_prob", object_crop_prob), ("visible_dropout", visible_dropout),
-                        ("visible_jitter", visible_jitter), ("visible_only_crop_prob", visible_only_crop_prob)):
+        for name, p in (
+            ("object_crop_prob", object_crop_prob),
+            ("visible_dropout", visible_dropout),
+            ("visible_jitter", visible_jitter),
+            ("visible_only_crop_prob", visible_only_crop_prob),
+        ):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], got {p}")
         self.samples, self.crop, self.num_det, self.length, self.seed = samples, crop, num_det, length, seed
         self.object_crop_prob, self.visible_dropout = object_crop_prob, visible_dropout
         self.visible_jitter, self.visible_only_crop_prob = visible_jitter, visible_only_crop_prob
         # (sample, box) of every visible-only box, the pool that visible_only_crop_prob draws from
-        self.visible_only = [(i, j) for i, s in enumerate(samples) if s.visible_only is not None
-                             for j in np.flatnonzero(s.visible_only)]
+        self.visible_only = [
+            (i, j) for i, s in enumerate(samples) if s.visible_only is not None for j in np.flatnonzero(s.visible_only)
+        ]
         if visible_only_crop_prob > 0 and not self.visible_only:
-            raise ConfigError("visible_only_crop_prob is set but no training image has a box that only the "
-                              "visible annotation holds (labels_det/vi boxes no labels_det/ir box overlaps); "
-                              "set it to 0 or add such labels")
+            raise ConfigError(
+                "visible_only_crop_prob is set but no training image has a box that only the "
+                "visible annotation holds (labels_det/vi boxes no labels_det/ir box overlaps); "
+                "set it to 0 or add such labels"
+            )
 
     def __len__(self) -> int:
         return self.length
@@ -165,7 +200,7 @@ class CropDataset(Dataset):
         elif self.object_crop_prob > 0 and s.xyxy is not None and len(s.cls) and rng.random() < self.object_crop_prob:
             x0, y0 = _window_around(s.xyxy[rng.integers(len(s.cls))], c, ir.shape, rng)
         flip = bool(rng.integers(2))
-        ir, vis = ir[y0:y0 + c, x0:x0 + c], vis[y0:y0 + c, x0:x0 + c]
+        ir, vis = ir[y0 : y0 + c, x0 : x0 + c], vis[y0 : y0 + c, x0 : x0 + c]
         if flip:
             ir, vis = ir[:, ::-1], vis[:, ::-1]
         if self.visible_dropout > 0 and np.random.default_rng([self.seed, 1, index]).random() < self.visible_dropout:
@@ -178,11 +213,12 @@ class CropDataset(Dataset):
         # Masks label every visible part of a box (a car filling the crop is car, however much
         # of it lies outside); detection targets are the whole objects centred in the crop.
         xyxy, cls = crop_boxes(all_xyxy, all_cls, x0, y0, c, c, flip, min_visible=0.0)
-        heat, box, centre = centernet_targets(*boxes_centred_in(all_xyxy, all_cls, x0, y0, c, c, flip),
-                                              c, c, self.num_det)  # whole objects
+        heat, box, centre = centernet_targets(
+            *boxes_centred_in(all_xyxy, all_cls, x0, y0, c, c, flip), c, c, self.num_det
+        )  # whole objects
         if s.seg is not None:  # dense labels: nearest-neighbour subsampling to the head stride
-            seg = np.pad(s.seg, ((0, pad_h), (0, pad_w)), mode="edge")[y0:y0 + c, x0:x0 + c]
-            seg = np.ascontiguousarray((seg[:, ::-1] if flip else seg)[STRIDE // 2::STRIDE, STRIDE // 2::STRIDE])
+            seg = np.pad(s.seg, ((0, pad_h), (0, pad_w)), mode="edge")[y0 : y0 + c, x0 : x0 + c]
+            seg = np.ascontiguousarray((seg[:, ::-1] if flip else seg)[STRIDE // 2 :: STRIDE, STRIDE // 2 :: STRIDE])
         else:
             seg = box_masks(xyxy, cls, c, c, STRIDE)
         return {

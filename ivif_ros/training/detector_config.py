@@ -4,6 +4,7 @@ Paths of data sources are relative to the data root, which comes from ``--data``
 ``IVIF_DATA`` environment variable (never from the committed config). Every error names
 the field and the fix.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,34 +80,72 @@ def load_detector_config(path: str | Path, overrides: dict | None = None) -> Det
     if unknown:
         raise ConfigError(f"{path}: unknown keys {unknown}; valid keys: {sorted(known)}")
     cfg = DetectorTrainConfig(**raw)
-    _check(path, isinstance(cfg.classes, list) and cfg.classes and all(isinstance(c, str) for c in cfg.classes),
-           "classes", f"must list COCO class names, got {cfg.classes!r}")
-    _check(path, isinstance(cfg.data, list) and len(cfg.data) > 0, "data",
-           "is empty; list at least one {root: msrs/test, split: splits/msrs_dev_train.txt} source")
+    _check(
+        path,
+        isinstance(cfg.classes, list) and cfg.classes and all(isinstance(c, str) for c in cfg.classes),
+        "classes",
+        f"must list COCO class names, got {cfg.classes!r}",
+    )
+    _check(
+        path,
+        isinstance(cfg.data, list) and len(cfg.data) > 0,
+        "data",
+        "is empty; list at least one {root: msrs/test, split: splits/msrs_dev_train.txt} source",
+    )
     for i, src in enumerate(cfg.data):
-        _check(path, isinstance(src, dict) and isinstance(src.get("root"), str)
-               and set(src) <= {"root", "split"}, f"data[{i}]",
-               f"must be {{root: <folder>, split: <names file>?}} relative to the data root, got {src!r}")
+        _check(
+            path,
+            isinstance(src, dict) and isinstance(src.get("root"), str) and set(src) <= {"root", "split"},
+            f"data[{i}]",
+            f"must be {{root: <folder>, split: <names file>?}} relative to the data root, got {src!r}",
+        )
         for k in ("root", "split"):
-            _check(path, not src.get(k) or not Path(src[k]).is_absolute(), f"data[{i}].{k}",
-                   "must be relative to the data root (--data / IVIF_DATA), not absolute")
-    _check(path, cfg.input_mode in INPUT_MODES, "input_mode", f"must be one of {', '.join(INPUT_MODES)}, "
-           f"got {cfg.input_mode!r}")
+            _check(
+                path,
+                not src.get(k) or not Path(src[k]).is_absolute(),
+                f"data[{i}].{k}",
+                "must be relative to the data root (--data / IVIF_DATA), not absolute",
+            )
+    _check(
+        path,
+        cfg.input_mode in INPUT_MODES,
+        "input_mode",
+        f"must be one of {', '.join(INPUT_MODES)}, got {cfg.input_mode!r}",
+    )
     for key in ("input_size",):
         v = getattr(cfg, key)
-        _check(path, isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and x >= 32 and x % 32 == 0
-                                                                 for x in v),
-               key, f"must be [width, height], multiples of 32 (>= 32), got {v!r}")
+        _check(
+            path,
+            isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and x >= 32 and x % 32 == 0 for x in v),
+            key,
+            f"must be [width, height], multiples of 32 (>= 32), got {v!r}",
+        )
     for key in ("batch_size", "epochs", "log_every", "checkpoint_every"):
-        _check(path, isinstance(getattr(cfg, key), int) and getattr(cfg, key) >= 1, key,
-               f"must be a positive integer, got {getattr(cfg, key)!r}")
+        _check(
+            path,
+            isinstance(getattr(cfg, key), int) and getattr(cfg, key) >= 1,
+            key,
+            f"must be a positive integer, got {getattr(cfg, key)!r}",
+        )
     for key in ("lr", "momentum", "weight_decay", "warmup_epochs"):
-        _check(path, isinstance(getattr(cfg, key), (int, float)) and getattr(cfg, key) >= 0, key,
-               f"must be a number >= 0, got {getattr(cfg, key)!r}")
-    _check(path, isinstance(cfg.loss_weights, list) and len(cfg.loss_weights) == 3, "loss_weights",
-           f"must be [box, objectness, class], got {cfg.loss_weights!r}")
+        _check(
+            path,
+            isinstance(getattr(cfg, key), (int, float)) and getattr(cfg, key) >= 0,
+            key,
+            f"must be a number >= 0, got {getattr(cfg, key)!r}",
+        )
+    _check(
+        path,
+        isinstance(cfg.loss_weights, list) and len(cfg.loss_weights) == 3,
+        "loss_weights",
+        f"must be [box, objectness, class], got {cfg.loss_weights!r}",
+    )
     aug_fields = {f.name for f in fields(AugmentConfig)}
-    _check(path, isinstance(cfg.augment, dict) and set(cfg.augment) <= aug_fields, "augment",
-           f"has unknown keys {sorted(set(cfg.augment) - aug_fields) if isinstance(cfg.augment, dict) else cfg.augment}; "
-           f"valid: {sorted(aug_fields)}")
+    _check(
+        path,
+        isinstance(cfg.augment, dict) and set(cfg.augment) <= aug_fields,
+        "augment",
+        f"has unknown keys {sorted(set(cfg.augment) - aug_fields) if isinstance(cfg.augment, dict) else cfg.augment}; "
+        f"valid: {sorted(aug_fields)}",
+    )
     return cfg

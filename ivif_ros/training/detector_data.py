@@ -11,6 +11,7 @@ Each sample is one image the detector sees at run time, chosen by the input mode
 Boxes come from ``labels_det/<labels>/`` (default ``fusion``: boxes drawn on fused images).
 Images are returned BGR uint8, the channel order of the detector's input.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ class FusedCache:
             from ivif_ros.engines import EngineConfig
 
             h, w = ir.shape[:2]
-            engine = EngineConfig(backend="torch", height=h, width=w, dynamic=True,
-                                  min_size=(32, 32), max_size=(2048, 2048))
+            engine = EngineConfig(
+                backend="torch", height=h, width=w, dynamic=True, min_size=(32, 32), max_size=(2048, 2048)
+            )
             self._pipeline = FusionPipeline(PipelineConfig(model=self.model, engine=engine))
         return self._pipeline.process(ir, vis).fused_rgb
 
@@ -86,8 +88,14 @@ def as_bgr(pair_image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pair_image[:, :, ::-1])
 
 
-def load_samples(root: str | Path, split: str | Path | None, input_mode: str, labels: str = "fusion",
-                 cache: FusedCache | None = None, progress: bool = True) -> list[DetSample]:
+def load_samples(
+    root: str | Path,
+    split: str | Path | None,
+    input_mode: str,
+    labels: str = "fusion",
+    cache: FusedCache | None = None,
+    progress: bool = True,
+) -> list[DetSample]:
     """Every pair of ``root`` (restricted to ``split``) as a detector sample of ``input_mode``."""
     from tqdm import tqdm
 
@@ -96,8 +104,10 @@ def load_samples(root: str | Path, split: str | Path | None, input_mode: str, la
     root = Path(root)
     label_dir = root / "labels_det" / labels
     if not label_dir.is_dir():
-        raise InputError(f"{label_dir} does not exist; the detector trains on labels_det/{labels} boxes "
-                         f"(set 'labels' to a folder under {root / 'labels_det'})")
+        raise InputError(
+            f"{label_dir} does not exist; the detector trains on labels_det/{labels} boxes "
+            f"(set 'labels' to a folder under {root / 'labels_det'})"
+        )
     ds = PairedDataset(root, split, labels=False)
     if input_mode == "fused" and cache is None:
         cache = FusedCache()
@@ -128,8 +138,9 @@ class AugmentConfig:
     min_visible: float = 0.4  # a cut box keeps at least this share of its area, or is dropped
 
 
-def augment(sample: DetSample, out_hw: tuple[int, int], rng: np.random.Generator,
-            aug: AugmentConfig | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def augment(
+    sample: DetSample, out_hw: tuple[int, int], rng: np.random.Generator, aug: AugmentConfig | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The run-time view (the whole frame resized to ``out_hw``, the detector's input size),
     zoomed, shifted, flipped and jittered, as an ``out_hw`` image.
 
@@ -154,9 +165,9 @@ def augment(sample: DetSample, out_hw: tuple[int, int], rng: np.random.Generator
     scaled = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((max(nh, oh), max(nw, ow), 3), 114, np.uint8)
     py, px = rng.integers(0, canvas.shape[0] - nh + 1), rng.integers(0, canvas.shape[1] - nw + 1)
-    canvas[py:py + nh, px:px + nw] = scaled
+    canvas[py : py + nh, px : px + nw] = scaled
     cy, cx = rng.integers(0, canvas.shape[0] - oh + 1), rng.integers(0, canvas.shape[1] - ow + 1)
-    out = canvas[cy:cy + oh, cx:cx + ow].copy()
+    out = canvas[cy : cy + oh, cx : cx + ow].copy()
     b = boxes * [sx, sy, sx, sy] + [px - cx, py - cy, px - cx, py - cy]
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     b = np.clip(b, 0, [ow, oh, ow, oh])
@@ -185,8 +196,13 @@ def photometric(img: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def make_batch(samples: list[DetSample], indices: np.ndarray, out_hw: tuple[int, int],
-               rng: np.random.Generator, aug: AugmentConfig | None):
+def make_batch(
+    samples: list[DetSample],
+    indices: np.ndarray,
+    out_hw: tuple[int, int],
+    rng: np.random.Generator,
+    aug: AugmentConfig | None,
+):
     """A training batch: images (N,3,H,W) float in [0,1] BGR, and targets (M,6) rows of
     ``batch index, class, cx, cy, w, h`` normalised to the output size."""
     import torch

@@ -5,6 +5,7 @@ class. Keeping the rows of the wanted COCO classes (in the wanted order) gives a
 softmax is COCO's class distribution renormalised over those classes: the zero-shot detector
 restricted to them, before any training step.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,16 +13,21 @@ import torch
 from ivif_ros.errors import ConfigError
 
 COCO_WEIGHTS = "detector_coco"
-CLASS_ROWS = ("detect_head.cls_layers.conv5x5.3.weight",  # 1x1 projection (C, 96, 1, 1)
-              "detect_head.cls_layers.conv5x5.4.weight", "detect_head.cls_layers.conv5x5.4.bias",
-              "detect_head.cls_layers.conv5x5.4.running_mean", "detect_head.cls_layers.conv5x5.4.running_var")
+CLASS_ROWS = (
+    "detect_head.cls_layers.conv5x5.3.weight",  # 1x1 projection (C, 96, 1, 1)
+    "detect_head.cls_layers.conv5x5.4.weight",
+    "detect_head.cls_layers.conv5x5.4.bias",
+    "detect_head.cls_layers.conv5x5.4.running_mean",
+    "detect_head.cls_layers.conv5x5.4.running_var",
+)
 
 
 def class_names(meta: dict, where: str) -> list[str]:
     names = meta.get("detection_classes")
     if not isinstance(names, list) or not names:
-        raise ConfigError(f"{where}: the sidecar lists no 'detection_classes'; a detector's sidecar must name "
-                          "its classes")
+        raise ConfigError(
+            f"{where}: the sidecar lists no 'detection_classes'; a detector's sidecar must name its classes"
+        )
     return [str(n) for n in names]
 
 
@@ -29,8 +35,9 @@ def narrow_classes(state: dict, source: list[str], wanted: list[str]) -> dict:
     """A copy of ``state`` whose class head predicts ``wanted`` (names found in ``source``)."""
     missing = [c for c in wanted if c not in source]
     if missing:
-        raise ConfigError(f"classes {missing} are not classes of the pretrained detector; choose from: "
-                          f"{', '.join(source)}")
+        raise ConfigError(
+            f"classes {missing} are not classes of the pretrained detector; choose from: {', '.join(source)}"
+        )
     rows = torch.tensor([source.index(c) for c in wanted])
     out = dict(state)
     for key in CLASS_ROWS:

@@ -5,6 +5,7 @@ generators seeded by ``(seed, epoch)`` and ``(seed, step)``, so a run stopped an
 from its checkpoint takes exactly the steps an uninterrupted run takes. The loss log
 (``losses.csv``) is cut back to the checkpoint's step on resume.
 """
+
 from __future__ import annotations
 
 import csv
@@ -54,9 +55,17 @@ def _trim_log(path: Path, step: int) -> None:
         w.writerows(rows)
 
 
-def train_detector(cfg: DetectorTrainConfig, root: Path, out: Path, *, resume: bool = False,
-                   stop_after: int | None = None, command: str = "", progress: bool = True,
-                   samples: list[DetSample] | None = None) -> Path | None:
+def train_detector(
+    cfg: DetectorTrainConfig,
+    root: Path,
+    out: Path,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    command: str = "",
+    progress: bool = True,
+    samples: list[DetSample] | None = None,
+) -> Path | None:
     """Run (or continue) a fine-tuning; return the exported weights path when it finishes."""
     import torch
     from tqdm import tqdm
@@ -66,8 +75,9 @@ def train_detector(cfg: DetectorTrainConfig, root: Path, out: Path, *, resume: b
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if not resume and (out / CHECKPOINT_NAME).exists():
-        raise ConfigError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it or "
-                          "choose another --out")
+        raise ConfigError(
+            f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it or choose another --out"
+        )
     torch.manual_seed(cfg.seed)
     samples = samples if samples is not None else load_training_samples(cfg, root, progress)
     model, source_meta = coco_detector(cfg.classes)
@@ -78,9 +88,12 @@ def train_detector(cfg: DetectorTrainConfig, root: Path, out: Path, *, resume: b
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    optimizer = torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=True,
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total, warmup))
     step = 0
     log_path = out / LOG_NAME
@@ -94,9 +107,10 @@ def train_detector(cfg: DetectorTrainConfig, root: Path, out: Path, *, resume: b
     out_hw = (cfg.input_size[1], cfg.input_size[0])
     aug = cfg.augment_config()
     end = total if stop_after is None else min(total, step + stop_after)
-    with open(log_path, "a", newline="") as logf, \
-            tqdm(total=total, initial=step, desc=f"detector ({cfg.input_mode})", unit="step",
-                 disable=not progress) as bar:
+    with (
+        open(log_path, "a", newline="") as logf,
+        tqdm(total=total, initial=step, desc=f"detector ({cfg.input_mode})", unit="step", disable=not progress) as bar,
+    ):
         writer = csv.DictWriter(logf, LOG_COLUMNS)
         if new_log:
             writer.writeheader()
@@ -105,7 +119,7 @@ def train_detector(cfg: DetectorTrainConfig, root: Path, out: Path, *, resume: b
             epoch, k = divmod(step, steps_per_epoch)
             if order is None or k == 0:
                 order = np.random.default_rng([cfg.seed, epoch]).permutation(len(samples))
-            idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
+            idx = order[k * cfg.batch_size : (k + 1) * cfg.batch_size]
             rng = np.random.default_rng([cfg.seed, 1_000_003, step])
             images, targets = make_batch(samples, idx, out_hw, rng, aug)
             parts = detector_loss(model.forward_logits(images), targets, tuple(cfg.loss_weights))
@@ -117,8 +131,12 @@ def train_detector(cfg: DetectorTrainConfig, root: Path, out: Path, *, resume: b
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == end:
-                row = {"step": step, "epoch": epoch, "lr": f"{optimizer.param_groups[0]['lr']:.6g}",
-                       **{k: f"{getattr(parts, k).item():.5f}" for k in ("box", "obj", "cls", "total")}}
+                row = {
+                    "step": step,
+                    "epoch": epoch,
+                    "lr": f"{optimizer.param_groups[0]['lr']:.6g}",
+                    **{k: f"{getattr(parts, k).item():.5f}" for k in ("box", "obj", "cls", "total")},
+                }
                 writer.writerow(row)
                 logf.flush()
                 bar.set_postfix(loss=row["total"], box=row["box"])
@@ -135,8 +153,7 @@ def run_minutes(out: Path) -> float:
     return ((out / CHECKPOINT_NAME).stat().st_mtime - (out / "config.json").stat().st_mtime) / 60.0
 
 
-def export_detector(model, stem: Path, cfg: DetectorTrainConfig, source_meta: dict, command: str,
-                    samples: int) -> Path:
+def export_detector(model, stem: Path, cfg: DetectorTrainConfig, source_meta: dict, command: str, samples: int) -> Path:
     """Write ``stem.safetensors`` + sidecar: classes, run-time input, the licence notice of the
     COCO checkpoint it was fine-tuned from, and how it was trained (paths relative)."""
     from ivif_ros.weights import save_model
@@ -144,12 +161,17 @@ def export_detector(model, stem: Path, cfg: DetectorTrainConfig, source_meta: di
     meta = {
         "detection_classes": list(cfg.classes),
         # the input it was trained at is its native size now; the image is what it was tuned on
-        "input": {**source_meta.get("input", {}), "native_hw": [cfg.input_size[1], cfg.input_size[0]],
-                  "image": cfg.input_mode},
+        "input": {
+            **source_meta.get("input", {}),
+            "native_hw": [cfg.input_size[1], cfg.input_size[0]],
+            "image": cfg.input_mode,
+        },
         "licence": source_meta.get("licence", ""),
-        "source": {"fine_tuned_from": source_meta.get("weights_file", "detector_coco.safetensors"),
-                   "fine_tuned_from_sha256": source_meta.get("sha256"),
-                   "pretrained": source_meta.get("source", {})},
+        "source": {
+            "fine_tuned_from": source_meta.get("weights_file", "detector_coco.safetensors"),
+            "fine_tuned_from_sha256": source_meta.get("sha256"),
+            "pretrained": source_meta.get("source", {}),
+        },
         "training": {
             "command": command,
             "config": {k: v for k, v in cfg.to_dict().items() if k != "cache_dir"},

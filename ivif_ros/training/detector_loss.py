@@ -13,6 +13,7 @@ their IoU (IoU-aware objectness); all other cells learn objectness 0. Positives 
 negatives share the objectness loss 1:3, positives spread evenly per image, as in the
 authors' code. Weights: 8 box + 16 objectness + 1 class.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,8 +91,9 @@ def detector_loss(preds: torch.Tensor, targets: torch.Tensor, weights=(8.0, 16.0
         idx, b, gx, gy, boxes = assign(targets, h, w)
         if len(idx):
             reg = preds[b, 1:5, gy, gx]
-            pbox = torch.stack([reg[:, 0].tanh() + gx, reg[:, 1].tanh() + gy,
-                                reg[:, 2].sigmoid() * w, reg[:, 3].sigmoid() * h], 1)
+            pbox = torch.stack(
+                [reg[:, 0].tanh() + gx, reg[:, 1].tanh() + gy, reg[:, 2].sigmoid() * w, reg[:, 3].sigmoid() * h], 1
+            )
             iou = siou(pbox, boxes[idx])
             # positives: candidates above their own box's mean IoU, and each box's best
             with torch.no_grad():

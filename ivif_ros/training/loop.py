@@ -4,6 +4,7 @@ One process on CPU (or CUDA when present); under ``torchrun`` (``RANK`` set) it 
 process group (NCCL on GPU, gloo on CPU), shards the data with ``DistributedSampler`` and
 wraps the model in DDP. Only rank 0 logs and writes files.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,12 @@ class Trainable(nn.Module):
         return self.net.forward_features(ir, vis)
 
 
-FUSION_PATH = ("net.fusion_maps.", "net.detail.", "net.prior.", "net.fusion_encoder.")  # the student's parameters that only shape the fused image
+FUSION_PATH = (
+    "net.fusion_maps.",
+    "net.detail.",
+    "net.prior.",
+    "net.fusion_encoder.",
+)  # the student's parameters that only shape the fused image
 
 
 def param_groups(trainable: nn.Module, cfg: TrainConfig, kind: str) -> list[dict]:
@@ -57,8 +63,10 @@ def param_groups(trainable: nn.Module, cfg: TrainConfig, kind: str) -> list[dict
         raise ConfigError(f"fusion_path_lr applies to the student's fusion path, not a {kind}; drop it from the config")
     named = list(trainable.named_parameters())
     fusion = [p for n, p in named if n.startswith(FUSION_PATH)]
-    return [{"params": [p for n, p in named if not n.startswith(FUSION_PATH)]},
-            {"params": fusion, "lr": cfg.fusion_path_lr}]
+    return [
+        {"params": [p for n, p in named if not n.startswith(FUSION_PATH)]},
+        {"params": fusion, "lr": cfg.fusion_path_lr},
+    ]
 
 
 def seed_everything(seed: int) -> None:
@@ -103,8 +111,9 @@ def task_losses(out, b, teacher_aux: bool, heatmap_class_weights=None) -> dict[s
     seg = b["seg"][keep]
     d = {
         "semantic": L.semantic_loss(out["seg_logits"][keep], seg),
-        "heatmap": L.heatmap_focal_loss(out["det_heatmap"][keep], b["heatmap"][keep],
-                                        class_weights=heatmap_class_weights),
+        "heatmap": L.heatmap_focal_loss(
+            out["det_heatmap"][keep], b["heatmap"][keep], class_weights=heatmap_class_weights
+        ),
         "box": L.box_regression_loss(out["det_box"][keep], b["box"][keep], b["centre"][keep]),
     }
     if teacher_aux:
@@ -124,17 +133,30 @@ def load_detection_teacher(cfg: TrainConfig, device: torch.device):
     model, meta = load_model(cfg.detection_teacher)
     where = f"detection_teacher {cfg.detection_teacher}"
     if meta.get("detection_classes") != cfg.detection_classes:
-        raise ConfigError(f"{where} detects {meta.get('detection_classes')} but the config trains "
-                          f"{cfg.detection_classes}; give a model trained on the same detection_classes")
+        raise ConfigError(
+            f"{where} detects {meta.get('detection_classes')} but the config trains "
+            f"{cfg.detection_classes}; give a model trained on the same detection_classes"
+        )
     if cfg.weight("distill_detection") <= 0:
-        raise ConfigError(f"{where} is set but loss_weights.distill_detection is 0, so it would teach nothing; "
-                          "set a positive distill_detection weight or drop detection_teacher")
+        raise ConfigError(
+            f"{where} is set but loss_weights.distill_detection is 0, so it would teach nothing; "
+            "set a positive distill_detection weight or drop detection_teacher"
+        )
     mode = trained_input_mode(meta, where)
     return model.to(device).eval().requires_grad_(False), lambda b: camera_inputs(mode, b["ir"], b["vis"])
 
 
-def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_source: str | None = None,
-          resume: bool = False, stop_after: int | None = None, command: str = "") -> Path | None:
+def train(
+    cfg: TrainConfig,
+    kind: str,
+    out_dir: Path,
+    *,
+    teacher=None,
+    teacher_source: str | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    command: str = "",
+) -> Path | None:
     """Train ``kind`` ('teacher' or 'student', optionally distilled from ``teacher``).
 
     ``stop_after`` ends this session after that many steps with a checkpoint (continue later
@@ -157,8 +179,9 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
     net = (build_teacher if kind == "teacher" else build_student)(model_cfg)
     initialised_from = None
     if cfg.init_from:
-        initialised_from = warm_start(net, kind, cfg.init_from, cfg.input_mode, cfg.detection_classes,
-                                      cfg.semantic_classes)
+        initialised_from = warm_start(
+            net, kind, cfg.init_from, cfg.input_mode, cfg.detection_classes, cfg.semantic_classes
+        )
         initialised_from["from"] = portable_path(initialised_from["from"])
     adapter = None
     if teacher is not None:
@@ -171,8 +194,10 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
         adapter = L.FeatureDistillation(s_ch, t_ch)
     trainable = Trainable(net, adapter).to(device)
     if kind != "student" and cfg.detection_teacher:
-        raise ConfigError(f"detection_teacher {cfg.detection_teacher} applies to training a student, not a {kind}; "
-                          "drop it from the config")
+        raise ConfigError(
+            f"detection_teacher {cfg.detection_teacher} applies to training a student, not a {kind}; "
+            "drop it from the config"
+        )
     det_teacher = load_detection_teacher(cfg, device)
     clip_loss = None
     if cfg.clip_checkpoint:
@@ -193,15 +218,25 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
 
     model = trainable
     if world > 1 or "RANK" in os.environ:
-        model = nn.parallel.DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(
+            trainable, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     samples = load_samples(cfg.resolved_sources(), cfg.input_mode)
     # One pass over a fixed-order stream of crops; step i uses items [i*B*W, (i+1)*B*W) for
     # batch B and world size W, so resuming skips exactly the items already trained on.
     per_step = cfg.batch_size * world
-    dataset = CropDataset(samples, cfg.crop, len(cfg.detection_classes), length=cfg.steps * per_step, seed=cfg.seed,
-                          object_crop_prob=cfg.object_crop_prob, visible_dropout=cfg.visible_dropout,
-                          visible_jitter=cfg.visible_jitter, visible_only_crop_prob=cfg.visible_only_crop_prob)
+    dataset = CropDataset(
+        samples,
+        cfg.crop,
+        len(cfg.detection_classes),
+        length=cfg.steps * per_step,
+        seed=cfg.seed,
+        object_crop_prob=cfg.object_crop_prob,
+        visible_dropout=cfg.visible_dropout,
+        visible_jitter=cfg.visible_jitter,
+        visible_only_crop_prob=cfg.visible_only_crop_prob,
+    )
     remaining = torch.utils.data.Subset(dataset, range(step * per_step, len(dataset)))
     sampler = None
     if "RANK" in os.environ:
@@ -231,7 +266,9 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
         full = model(ir, vis)
         out = {k: v[:n] for k, v in full.items()}
         parts = fusion_losses(cfg, out, b)
-        parts.update(task_losses(out, b, teacher_aux=kind == "teacher", heatmap_class_weights=cfg.heatmap_class_weights))
+        parts.update(
+            task_losses(out, b, teacher_aux=kind == "teacher", heatmap_class_weights=cfg.heatmap_class_weights)
+        )
         if guided:
             parts["guidance"] = L.guidance_loss(full["fused"][n:], target)
         if kind == "teacher":
@@ -243,7 +280,9 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
             if cfg.weight("distill_gradient") > 0:
                 parts["distill_gradient"] = L.gradient_distillation_loss(out["fused"], t_out["fused"])
             parts["distill_feature"] = trainable.feature_adapter(out["feat"], t_out["feat"])
-            parts["distill_semantic"] = L.distilled_semantic_loss(out["seg_logits"], t_out["seg_logits"], cfg.temperature)
+            parts["distill_semantic"] = L.distilled_semantic_loss(
+                out["seg_logits"], t_out["seg_logits"], cfg.temperature
+            )
         # The detection heads copy the detection teacher when one is set, else the teacher.
         d_out = None
         if det_teacher is not None:
@@ -253,14 +292,17 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
         elif teacher is not None and cfg.weight("distill_detection") > 0:
             d_out = t_out
         if d_out is not None:
-            parts["distill_detection"] = L.distilled_detection_loss(out["det_heatmap"], out["det_box"],
-                                                                    d_out["det_heatmap"], d_out["det_box"])
+            parts["distill_detection"] = L.distilled_detection_loss(
+                out["det_heatmap"], out["det_box"], d_out["det_heatmap"], d_out["det_box"]
+            )
         if clip_loss is not None:
             parts["clip"] = clip_loss(out["fused"])
         loss = sum(cfg.weight(k) * v for k, v in parts.items())
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {step}: loss is {loss.item()} ({ {k: float(v) for k, v in parts.items()} }); "
-                                     "lower lr in the config")
+            raise FloatingPointError(
+                f"step {step}: loss is {loss.item()} ({ {k: float(v) for k, v in parts.items()} }); "
+                "lower lr in the config"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable.parameters(), 1.0)
@@ -272,8 +314,12 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
             interval[k].append(v.item())
         if rank == 0 and (step % cfg.log_every == 0 or step == end):
             # Means over the interval (guidance: over the steps that had it).
-            rec = {"step": step, "time_s": round(time.time() - start, 2), "lr": scheduler.get_last_lr()[0],
-                   **{k: sum(v) / len(v) for k, v in interval.items()}}
+            rec = {
+                "step": step,
+                "time_s": round(time.time() - start, 2),
+                "lr": scheduler.get_last_lr()[0],
+                **{k: sum(v) / len(v) for k, v in interval.items()},
+            }
             interval.clear()
             log.write(json.dumps(rec) + "\n")
             log.flush()
@@ -287,25 +333,34 @@ def train(cfg: TrainConfig, kind: str, out_dir: Path, *, teacher=None, teacher_s
         print(f"stopped at step {step}/{cfg.steps}; continue with --resume --out {out_dir}")
     elif rank == 0:
         log.close()
-        result = save_model(net, out_dir / kind, {
-            "semantic_classes": cfg.semantic_classes,
-            "detection_classes": cfg.detection_classes,
-            "training": {
-                "command": command or " ".join(sys.argv),
-                "data_root": cfg.provenance()["data_root"],
-                "data": cfg.provenance()["data"],
-                "input_mode": cfg.input_mode,
-                "steps": step, "batch_size": cfg.batch_size, "crop": cfg.crop,
-                "distilled_from": teacher_source,
-                "detection_distilled_from": cfg.provenance()["detection_teacher"],
-                "initialised_from": initialised_from,
-                "clip_loss": bool(cfg.clip_checkpoint),
-                "wall_time_s_last_session": round(time.time() - start, 1),
-                "config": cfg.provenance(),
-                "world_size": world, "device": str(device),
-                "ddp_backend": torch.distributed.get_backend() if isinstance(model, nn.parallel.DistributedDataParallel) else None,
+        result = save_model(
+            net,
+            out_dir / kind,
+            {
+                "semantic_classes": cfg.semantic_classes,
+                "detection_classes": cfg.detection_classes,
+                "training": {
+                    "command": command or " ".join(sys.argv),
+                    "data_root": cfg.provenance()["data_root"],
+                    "data": cfg.provenance()["data"],
+                    "input_mode": cfg.input_mode,
+                    "steps": step,
+                    "batch_size": cfg.batch_size,
+                    "crop": cfg.crop,
+                    "distilled_from": teacher_source,
+                    "detection_distilled_from": cfg.provenance()["detection_teacher"],
+                    "initialised_from": initialised_from,
+                    "clip_loss": bool(cfg.clip_checkpoint),
+                    "wall_time_s_last_session": round(time.time() - start, 1),
+                    "config": cfg.provenance(),
+                    "world_size": world,
+                    "device": str(device),
+                    "ddp_backend": torch.distributed.get_backend()
+                    if isinstance(model, nn.parallel.DistributedDataParallel)
+                    else None,
+                },
             },
-        })
+        )
     if "RANK" in os.environ:
         import torch.distributed as dist
 

@@ -7,6 +7,7 @@ Fusion (unsupervised; the target is derived from the sources):
 ``gradient_distillation_loss``, ``FeatureDistillation``, ``distilled_semantic_loss``, ``distilled_detection_loss``. The CLIP language-driven loss lives in
 ``ivif_ros.training.clip``.
 """
+
 from __future__ import annotations
 
 import torch

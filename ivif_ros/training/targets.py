@@ -4,6 +4,7 @@ semantic masks, their boundaries and the full-resolution salient-target mask.
 Semantic classes follow the contract: class id = detection id + 1, background 0, smaller
 boxes drawn last so they stay visible inside larger ones.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,7 @@ def box_masks(xyxy: np.ndarray, cls: np.ndarray, height: int, width: int, stride
     area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
     for i in np.argsort(-area):  # large first, small last
         x0, y0, x1, y1 = np.round(xyxy[i] / stride).astype(int)
-        mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = cls[i] + 1
+        mask[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = cls[i] + 1
     return mask
 
 
@@ -62,8 +63,9 @@ def centernet_targets(xyxy: np.ndarray, cls: np.ndarray, height: int, width: int
     return heat, box, centre
 
 
-def crop_boxes(xyxy: np.ndarray, cls: np.ndarray, x0: int, y0: int, w: int, h: int, flip: bool,
-               min_visible: float = 0.5):
+def crop_boxes(
+    xyxy: np.ndarray, cls: np.ndarray, x0: int, y0: int, w: int, h: int, flip: bool, min_visible: float = 0.5
+):
     """Boxes of a crop (optionally mirrored); drop those with less than ``min_visible`` of their area inside."""
     if len(cls) == 0:
         return xyxy, cls

@@ -4,6 +4,7 @@ The sidecar holds the architecture (``"architecture": "student" | "teacher"`` an
 ``"config"``), the class lists, the sha256 of the safetensors file and how it was trained.
 Loading uses safetensors only (no pickle) and refuses a file whose hash does not match.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,10 @@ def resolve(name_or_path: str | Path) -> tuple[Path, Path]:
     for f in (weights, sidecar):
         if not f.is_file():
             shipped = sorted(q.stem for q in WEIGHTS_DIR.glob("*.safetensors"))
-            raise InputError(f"model file {f} not found; give a path to <name>.safetensors with its .json "
-                             f"sidecar, or a shipped name: {', '.join(shipped) or '(none shipped)'}")
+            raise InputError(
+                f"model file {f} not found; give a path to <name>.safetensors with its .json "
+                f"sidecar, or a shipped name: {', '.join(shipped) or '(none shipped)'}"
+            )
     return weights, sidecar
 
 
@@ -66,8 +69,10 @@ def load_model(name_or_path: str | Path, device: str = "cpu"):
         raise InputError(f"{sidecar}: not valid JSON ({exc}); restore the sidecar shipped with the weights") from exc
     digest = file_sha256(weights)
     if meta.get("sha256") != digest:
-        raise InputError(f"{weights}: sha256 {digest} does not match {meta.get('sha256')} in {sidecar}; "
-                         "the weights file is corrupt or belongs to another sidecar, re-download or re-export it")
+        raise InputError(
+            f"{weights}: sha256 {digest} does not match {meta.get('sha256')} in {sidecar}; "
+            "the weights file is corrupt or belongs to another sidecar, re-download or re-export it"
+        )
     if not isinstance(meta, dict):
         raise InputError(f"{sidecar}: expected a JSON object; restore the sidecar shipped with the weights")
     arch = meta.get("architecture")
@@ -76,9 +81,11 @@ def load_model(name_or_path: str | Path, device: str = "cpu"):
     try:
         shapes = _file_shapes(weights)
     except SafetensorError as exc:  # e.g. a pickle (torch.save) renamed to .safetensors: never unpickled
-        raise InputError(f"{weights}: not a safetensors file ({exc}); ivif_ros loads weights only from "
-                         "safetensors, never from pickles. Convert a PyTorch checkpoint you trust with "
-                         "ivif_ros.weights.save_model") from exc
+        raise InputError(
+            f"{weights}: not a safetensors file ({exc}); ivif_ros loads weights only from "
+            "safetensors, never from pickles. Convert a PyTorch checkpoint you trust with "
+            "ivif_ros.weights.save_model"
+        ) from exc
     config = meta.get("config", {})
     check_sidecar_config(arch, config, shapes, sidecar, weights)  # before anything is allocated
     model = BUILDERS[arch](config)
@@ -86,8 +93,10 @@ def load_model(name_or_path: str | Path, device: str = "cpu"):
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:  # missing/unexpected keys or shape mismatches
-        raise InputError(f"{weights}: does not fit the {arch} described by {sidecar}; the sidecar belongs to "
-                         f"other weights. {str(exc).splitlines()[0]}") from exc
+        raise InputError(
+            f"{weights}: does not fit the {arch} described by {sidecar}; the sidecar belongs to "
+            f"other weights. {str(exc).splitlines()[0]}"
+        ) from exc
     return model.to(device).eval(), meta
 
 
@@ -119,24 +128,31 @@ def check_sidecar_config(arch: str, config, shapes: dict[str, tuple[int, ...]], 
     fields = {f.name: f for f in dataclasses.fields(CONFIGS[arch])}
     for name, value in config.items():
         if name not in fields:
-            raise InputError(f"{sidecar}: config.{str(name)[:40]} is not a {arch} setting "
-                             f"(known: {', '.join(sorted(fields))}); {fix}")
+            raise InputError(
+                f"{sidecar}: config.{str(name)[:40]} is not a {arch} setting "
+                f"(known: {', '.join(sorted(fields))}); {fix}"
+            )
         default = fields[name].default
         if not _same_kind(default, value):
-            raise InputError(f"{sidecar}: config.{name} = {str(value)[:40]!r} is not valid: expected "
-                             f"{_kind_text(default)} (the default is {default!r}); {fix}")
+            raise InputError(
+                f"{sidecar}: config.{name} = {str(value)[:40]!r} is not valid: expected "
+                f"{_kind_text(default)} (the default is {default!r}); {fix}"
+            )
     try:
         with torch.device("meta"):
             probe = BUILDERS[arch](dict(config))
     except Exception as exc:  # noqa: BLE001  any failure to describe the model is the sidecar's fault
-        raise InputError(f"{sidecar}: its config does not describe a {arch} ({type(exc).__name__}: "
-                         f"{str(exc)[:200]}); {fix}") from None
+        raise InputError(
+            f"{sidecar}: its config does not describe a {arch} ({type(exc).__name__}: {str(exc)[:200]}); {fix}"
+        ) from None
     expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
     for name in sorted(set(expected) | set(shapes)):
         if expected.get(name) != shapes.get(name):
-            raise InputError(f"{weights}: does not fit the {arch} described by {sidecar}: tensor {name} is "
-                             f"{shapes.get(name, 'absent')} in the file, {expected.get(name, 'absent')} by the "
-                             f"sidecar's config; {fix}")
+            raise InputError(
+                f"{weights}: does not fit the {arch} described by {sidecar}: tensor {name} is "
+                f"{shapes.get(name, 'absent')} in the file, {expected.get(name, 'absent')} by the "
+                f"sidecar's config; {fix}"
+            )
 
 
 def _kind_text(default) -> str:
@@ -159,6 +175,9 @@ def _same_kind(default, value) -> bool:
     if isinstance(default, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, (tuple, list)):
-        return isinstance(value, (tuple, list)) and all(_same_kind(d, v) for d, v in zip(default, value)) \
+        return (
+            isinstance(value, (tuple, list))
+            and all(_same_kind(d, v) for d, v in zip(default, value))
             and len(value) == len(default)
+        )
     return isinstance(value, type(default))

@@ -1,4 +1,5 @@
 """rosbag2 I/O with rosbags: typed round trips, raw CDR from rclpy, distros, errors, damaged bags."""
+
 import re
 from pathlib import Path
 
@@ -31,8 +32,11 @@ def test_every_encoding_round_trips_through_a_bag(tmp_path, storage):
     with BagWriter(tmp_path / "b", storage=storage) as bag:
         for i, (enc, big, step) in enumerate(cases):
             bag.add_topic(f"/img{i}", im.IMAGE)
-            bag.write(f"/img{i}", T0 + i, im.make_image(bag.typestore, _image(enc, i), enc, T0, "cam",
-                                                         bigendian=big, step=step))
+            bag.write(
+                f"/img{i}",
+                T0 + i,
+                im.make_image(bag.typestore, _image(enc, i), enc, T0, "cam", bigendian=big, step=step),
+            )
     with BagReader(tmp_path / "b") as bag:
         got = {m.topic: m.msg for m in bag.messages()}
     for i, (enc, big, step) in enumerate(cases):
@@ -85,9 +89,13 @@ def test_raw_cdr_from_rclpy_is_written_as_is(tmp_path):
         bag.add_topic("/ir/image_raw", im.IMAGE)
         bag.write("/ir/image_raw", T0, serialize_message(msg))
     with BagReader(tmp_path / "b") as bag:
-        (topic, t_ns, got), = list(bag.messages(["/ir/image_raw"]))
+        ((topic, t_ns, got),) = list(bag.messages(["/ir/image_raw"]))
     assert (topic, t_ns, got.header.frame_id, im.stamp_ns(got.header)) == (
-        "/ir/image_raw", T0, "ir_camera_optical_frame", 12_000_000_345)
+        "/ir/image_raw",
+        T0,
+        "ir_camera_optical_frame",
+        12_000_000_345,
+    )
     np.testing.assert_array_equal(im.decode_image(got, im.IMAGE)[0], arr)
 
 
@@ -112,8 +120,11 @@ def test_bags_of_other_distros_decode_with_their_own_definitions(tmp_path, distr
         bag.add_topic("/info", im.CAMERA_INFO)
         bag.add_topic("/det", im.DETECTION_ARRAY)
         bag.write("/info", T0, im.make_camera_info(bag.typestore, T0, "cam", 4, 3, np.eye(3)))
-        bag.write("/det", T0, im.make_detection_array(bag.typestore, T0, "cam", [[1, 2, 3, 4]], [2],
-                                                       ["person", "bicycle", "car"]))
+        bag.write(
+            "/det",
+            T0,
+            im.make_detection_array(bag.typestore, T0, "cam", [[1, 2, 3, 4]], [2], ["person", "bicycle", "car"]),
+        )
     with BagReader(tmp_path / "b") as bag:  # default (kilted) reader
         got = {m.topic: m.msg for m in bag.messages()}
     assert (got["/info"].width, got["/info"].height) == (4, 3)
@@ -127,8 +138,15 @@ def test_every_ivif_ros_message_in_msg_folder_is_writable(tmp_path):
         FusionStatus = bag.typestore.types["ivif_ros/msg/FusionStatus"]
         assert FusionStatus.MODE_FUSED == "fused"
         fields = {name: 0.5 for name in FusionStatus.__dataclass_fields__ if name.endswith("_ms")}
-        msg = FusionStatus(header=im.header(bag.typestore, T0, "vis"), frame_index=7, mode=FusionStatus.MODE_FUSED,
-                           ir_present=True, visible_present=True, backend="onnxruntime", **fields)
+        msg = FusionStatus(
+            header=im.header(bag.typestore, T0, "vis"),
+            frame_index=7,
+            mode=FusionStatus.MODE_FUSED,
+            ir_present=True,
+            visible_present=True,
+            backend="onnxruntime",
+            **fields,
+        )
         bag.add_topic("/fusion/status", "ivif_ros/msg/FusionStatus")
         bag.write("/fusion/status", T0, msg)
     with BagReader(tmp_path / "b") as bag:
@@ -221,8 +239,9 @@ def test_truncated_mcap_yields_the_readable_part_then_raises(tmp_path):
     with BagWriter(tmp_path / "b") as bag:
         bag.add_topic("/img", im.IMAGE)
         for i in range(40):  # ~0.3 MB each: the rosbags writer closes a 1 MiB chunk every 4 images
-            bag.write("/img", T0 + i, im.make_image(bag.typestore, np.full((480, 640), i, np.uint8), "mono8",
-                                                    T0 + i, "c"))
+            bag.write(
+                "/img", T0 + i, im.make_image(bag.typestore, np.full((480, 640), i, np.uint8), "mono8", T0 + i, "c")
+            )
     mcap = tmp_path / "b" / "b.mcap"
     data = mcap.read_bytes()
     mcap.write_bytes(data[: int(len(data) * 0.55)])

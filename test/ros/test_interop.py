@@ -8,6 +8,7 @@ discovers the graph's nodes and topics, every image published reaches the fusion
 (nothing lost in transport), every pair is accounted for, and SIGINT stops the graph with
 exit code 0 and no C++ ``terminate``. No timing is asserted (figures: bench/graph_latency.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -45,16 +46,35 @@ def read_json_line(proc: subprocess.Popen, timeout_s: float, what: str) -> dict:
 def test_default_settings_nodes_discover_the_graph_and_lose_no_image(ros_env):
     env = default_env(ros_env)
     launch = ["-m", "ivif_ros.cli", "launch", "--ns", NS, "--param", "diagnostics.period_s=0.5"]
-    with ros_process(launch, env, stop_timeout_s=30.0) as graph, \
-            ros_process([str(SUPPORT_DIR / "interop_observer.py"), NS], env) as observer:
+    with (
+        ros_process(launch, env, stop_timeout_s=30.0) as graph,
+        ros_process([str(SUPPORT_DIR / "interop_observer.py"), NS], env) as observer,
+    ):
         found = read_json_line(observer, 60.0, "discovered_after_s")
         cameras = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "bench" / "camera_publisher.py"), "--ns", NS, "--rate", str(RATE_HZ),
-             "--seconds", str(SECONDS), "--ir-encoding", "mono16", "--wait-s", "120"],
-            env=env, capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                str(REPO_ROOT / "bench" / "camera_publisher.py"),
+                "--ns",
+                NS,
+                "--rate",
+                str(RATE_HZ),
+                "--seconds",
+                str(SECONDS),
+                "--ir-encoding",
+                "mono16",
+                "--wait-s",
+                "120",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         sent = json.loads(cameras.stdout.strip().splitlines()[-1]) if cameras.stdout.strip() else {}
-        assert "pairs_sent" in sent, f"camera publisher failed: {cameras.stdout}\n{cameras.stderr}\n" \
-                                     f"{process_output(graph)[-3000:]}"
+        assert "pairs_sent" in sent, (
+            f"camera publisher failed: {cameras.stdout}\n{cameras.stderr}\n{process_output(graph)[-3000:]}"
+        )
         time.sleep(3.0)  # the last frames through the pipeline, then a /diagnostics after them
         assert graph.poll() is None, process_output(graph)
         observer.send_signal(2)

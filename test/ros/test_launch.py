@@ -1,4 +1,5 @@
 """launch/fusion.launch.py and `ivif launch` (the same graph without launch_ros)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -35,12 +36,17 @@ def load_launch_module():
 def test_launch_file_imports_without_launch_ros_and_declares_the_arguments():
     module = load_launch_module()
     assert callable(module.generate_launch_description)
-    assert {"namespace", "ir_topic", "visible_topic", "use_sim_time", "backend", "model", "config"} <= set(module.ARGUMENTS)
+    assert {"namespace", "ir_topic", "visible_topic", "use_sim_time", "backend", "model", "config"} <= set(
+        module.ARGUMENTS
+    )
 
 
 def test_launch_file_builds_its_description():
-    pytest.importorskip("launch_ros", reason="launch_ros is not installed (not available from pip); "
-                                             "the description can only be built in a full ROS install")
+    pytest.importorskip(
+        "launch_ros",
+        reason="launch_ros is not installed (not available from pip); "
+        "the description can only be built in a full ROS install",
+    )
     from launch import LaunchDescription
 
     description = load_launch_module().generate_launch_description()
@@ -50,17 +56,28 @@ def test_launch_file_builds_its_description():
 
 
 def test_plan_passes_config_overrides_namespace_and_remaps():
-    req = LaunchRequest(config=CONFIG, namespace="car1", remaps=["ir/image_raw:=/thermal/raw"],
-                        params=["sync.slop_s=0.03", "registration.crop_xywh=[1, 2, 3, 4]"],
-                        use_sim_time=True, backend="torch")
+    req = LaunchRequest(
+        config=CONFIG,
+        namespace="car1",
+        remaps=["ir/image_raw:=/thermal/raw"],
+        params=["sync.slop_s=0.03", "registration.crop_xywh=[1, 2, 3, 4]"],
+        use_sim_time=True,
+        backend="torch",
+    )
     p = plan(req)
     assert [label for label, _ in p.commands] == ["fusion", "overlay"]
     argv = p.commands[0][1]
     assert argv[:3] == [sys.executable, "-m", "ivif_ros.nodes.fusion_node"]
-    ros = " ".join(argv[argv.index("--ros-args"):])
-    for expected in (f"--params-file {CONFIG}", "-p sync.slop_s:=0.03", "-p registration.crop_xywh:=[1, 2, 3, 4]",
-                     "-p engine.backend:=torch", "-p use_sim_time:=true", "-r __ns:=/car1",
-                     "-r ir/image_raw:=/thermal/raw"):
+    ros = " ".join(argv[argv.index("--ros-args") :])
+    for expected in (
+        f"--params-file {CONFIG}",
+        "-p sync.slop_s:=0.03",
+        "-p registration.crop_xywh:=[1, 2, 3, 4]",
+        "-p engine.backend:=torch",
+        "-p use_sim_time:=true",
+        "-r __ns:=/car1",
+        "-r ir/image_raw:=/thermal/raw",
+    ):
         assert expected in ros
     assert p.config.sync.slop_s == 0.03
     for name in ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE"):  # an exported choice wins
@@ -105,11 +122,14 @@ def test_plan_single_process_mode():
     assert "graph.mode" not in " ".join(argv)  # launcher settings are not node parameters
 
 
-@pytest.mark.parametrize("request_kwargs, message", [
-    ({"params": ["sync.slop_s=-1"]}, "sync.slop_s"),
-    ({"remaps": ["ir/image_raw=/x"]}, "FROM:=TO"),
-    ({"backend": "cuda"}, "engine.backend"),
-])
+@pytest.mark.parametrize(
+    "request_kwargs, message",
+    [
+        ({"params": ["sync.slop_s=-1"]}, "sync.slop_s"),
+        ({"remaps": ["ir/image_raw=/x"]}, "FROM:=TO"),
+        ({"backend": "cuda"}, "engine.backend"),
+    ],
+)
 def test_plan_rejects_bad_settings_before_starting_anything(request_kwargs, message):
     with pytest.raises(ConfigError, match=message):
         plan(LaunchRequest(config=CONFIG, **request_kwargs))
@@ -137,16 +157,37 @@ def _graph_processes(marker: str) -> list[int]:
 
 @pytest.mark.usefixtures("engine_cache")
 @pytest.mark.parametrize("mode, stop_signal", [("multi_process", signal.SIGINT), ("single_process", signal.SIGTERM)])
-def test_ivif_launch_runs_the_graph_and_stops_on_signal(mode, stop_signal, ros_env, rclpy_context, student_weights,
-                                                        tmp_path):
+def test_ivif_launch_runs_the_graph_and_stops_on_signal(
+    mode, stop_signal, ros_env, rclpy_context, student_weights, tmp_path
+):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     ns = f"/launch_{mode}_{os.getpid()}"  # unique: other test runs may be launching on this machine
-    cmd = [sys.executable, "-m", "ivif_ros.cli", "launch", "--config", str(CONFIG), "--ns", ns,
-           "--mode", mode, "--model", str(student_weights), "--backend", "torch",
-           "--param", "engine.width=320", "--param", "engine.height=240", "--param", "engine.threads=1",
-           "--remap", "visible/image_raw:=/rig/visible"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ivif_ros.cli",
+        "launch",
+        "--config",
+        str(CONFIG),
+        "--ns",
+        ns,
+        "--mode",
+        mode,
+        "--model",
+        str(student_weights),
+        "--backend",
+        "torch",
+        "--param",
+        "engine.width=320",
+        "--param",
+        "engine.height=240",
+        "--param",
+        "engine.threads=1",
+        "--remap",
+        "visible/image_raw:=/rig/visible",
+    ]
     log = tmp_path / "launch.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=ros_env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -159,8 +200,11 @@ def test_ivif_launch_runs_the_graph_and_stops_on_signal(mode, stop_signal, ros_e
         probe = Probe(node, output_topics(f"{ns}/"))
         rig = CameraRig(node, ir_topic=f"{ns}/ir/image_raw", vis_topic="/rig/visible")
         deadline = time.monotonic() + 30
-        while not (rig.pub["ir"].get_subscription_count() and rig.pub["vis"].get_subscription_count()
-                   and node.count_publishers(f"{ns}/semantic/color")):
+        while not (
+            rig.pub["ir"].get_subscription_count()
+            and rig.pub["vis"].get_subscription_count()
+            and node.count_publishers(f"{ns}/semantic/color")
+        ):
             assert proc.poll() is None, f"ivif launch exited early:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"graph did not come up:\n{log.read_text()}"
             time.sleep(0.1)
@@ -175,9 +219,13 @@ def test_ivif_launch_runs_the_graph_and_stops_on_signal(mode, stop_signal, ros_e
         proc.send_signal(stop_signal)
         assert proc.wait(timeout=25) == 0, log.read_text()
         left = _graph_processes(ns)
-        assert left == [], "nodes left running after ivif launch exited:\n" + subprocess.run(
-            ["ps", "-o", "pid,ppid,stat,etime,cmd", "-p", ",".join(map(str, left))], capture_output=True,
-            text=True).stdout + log.read_text()[-3000:]
+        assert left == [], (
+            "nodes left running after ivif launch exited:\n"
+            + subprocess.run(
+                ["ps", "-o", "pid,ppid,stat,etime,cmd", "-p", ",".join(map(str, left))], capture_output=True, text=True
+            ).stdout
+            + log.read_text()[-3000:]
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -190,13 +238,18 @@ def test_ivif_launch_runs_the_graph_and_stops_on_signal(mode, stop_signal, ros_e
 def test_supervise_stops_the_graph_when_one_process_fails():
     from ivif_ros.nodes.launcher import Plan, supervise
 
-    survivor = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, lambda *a: exit(0)); "
-                                      "time.sleep(60)"]
+    survivor = [
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGINT, lambda *a: exit(0)); time.sleep(60)",
+    ]
     failing = [sys.executable, "-c", "import time; time.sleep(0.5); exit(3)"]
     lines = []
     started = time.monotonic()
-    code = supervise(Plan(config=None, commands=[("survivor", survivor), ("failing", failing)], env=dict(os.environ)),
-                     log=lines.append)
+    code = supervise(
+        Plan(config=None, commands=[("survivor", survivor), ("failing", failing)], env=dict(os.environ)),
+        log=lines.append,
+    )
     assert code == 3
     assert time.monotonic() - started < 10  # the survivor was stopped, not waited for
     assert any("failing exited with code 3" in line for line in lines)

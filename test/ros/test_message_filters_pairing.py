@@ -6,6 +6,7 @@ is that every message message_filters was given ends paired, dropped with a reas
 pending, and that message_filters and the builtin policy account for the same jittered
 streams identically.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -18,22 +19,27 @@ from ivif_ros.core.config import SyncConfig
 
 pytestmark = pytest.mark.ros_extras
 message_filters = pytest.importorskip(
-    "message_filters", reason="message_filters is not installed (not on PyPI; a ROS 2 install has it, "
-                              "CI's second pass installs it from ../shared/ros-extras)")
+    "message_filters",
+    reason="message_filters is not installed (not on PyPI; a ROS 2 install has it, "
+    "CI's second pass installs it from ../shared/ros-extras)",
+)
 
 from ivif_ros.nodes.message_filters_pairing import MessageFiltersExact, pairing_from_config  # noqa: E402
 
 PERIOD_NS = 33_333_333
 
 
-def jittered_streams(seed: int, frames: int = 400, jitter_ns: int = 4_000_000, loss: float = 0.05,
-                     offset_ns: int = 0) -> list[tuple[int, int]]:
+def jittered_streams(
+    seed: int, frames: int = 400, jitter_ns: int = 4_000_000, loss: float = 0.05, offset_ns: int = 0
+) -> list[tuple[int, int]]:
     """(camera, stamp) in arrival order: two free-running 30 Hz cameras with stamp jitter, lost
     frames, and transport delays that let either camera arrive first (stamps stay increasing per camera)."""
     rng = np.random.default_rng(seed)
     events = []
     for cam, phase in ((sync.IR, offset_ns), (sync.VISIBLE, 0)):
-        stamps = (1_000_000_000 + np.arange(frames) * PERIOD_NS + phase + rng.integers(-jitter_ns, jitter_ns, frames)).tolist()
+        stamps = (
+            1_000_000_000 + np.arange(frames) * PERIOD_NS + phase + rng.integers(-jitter_ns, jitter_ns, frames)
+        ).tolist()
         arrival = 0
         for k, stamp in enumerate(stamps):
             if rng.random() < loss:

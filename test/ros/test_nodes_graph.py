@@ -4,6 +4,7 @@ A CameraRig publishes 320x240 IR and visible images at 30 Hz with stamp jitter; 
 subscribes to every output. The graph runs a randomly initialised student on the torch
 backend (see fusion_graph_harness), so only the graph's behaviour is checked.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,19 @@ from rclpy.parameter import Parameter
 
 from ivif_ros.nodes.fusion_node import resolve_implementation
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
-    HEIGHT, VIS_FRAME, WIDTH, CameraRig, Probe, assert_every_message_accounted, engine_cache, fusion_diagnostics,
-    fusion_diagnostics_since, graph_params, output_topics, settle, student_weights,
+    HEIGHT,
+    VIS_FRAME,
+    WIDTH,
+    CameraRig,
+    Probe,
+    assert_every_message_accounted,
+    engine_cache,
+    fusion_diagnostics,
+    fusion_diagnostics_since,
+    graph_params,
+    output_topics,
+    settle,
+    student_weights,
 )
 
 pytestmark = [pytest.mark.usefixtures("engine_cache"), pytest.mark.ros_extras]  # pairing: message_filters if installed
@@ -42,8 +54,9 @@ def graph(rclpy_context, student_weights):
 
     def start(**overrides):
         params = {**graph_params(student_weights), "diagnostics.period_s": 0.2, **overrides}
-        fusion = FusionNode(context=rclpy_context,
-                            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        fusion = FusionNode(
+            context=rclpy_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+        )
         overlay = OverlayNode(context=rclpy_context)
         probe_node = rclpy.create_node("probe", context=rclpy_context)
         probe = Probe(probe_node, output_topics())
@@ -117,14 +130,17 @@ def test_camera_dropout_falls_back_and_recovers(graph, survivor, mode):
     assert "fused" in modes[:first_single], modes
     assert "fused" in modes[first_single:], f"fusion did not resume: {modes}"
     single = [s for s in probe.get("fusion/status") if s.mode == mode]
-    assert all(s.ir_present == (survivor == "ir") and s.visible_present == (survivor == "vis")
-               and math.isnan(s.pair_skew_ms) for s in single)
+    assert all(
+        s.ir_present == (survivor == "ir") and s.visible_present == (survivor == "vis") and math.isnan(s.pair_skew_ms)
+        for s in single
+    )
     # single-camera frames keep the surviving camera's stamps and the visible frame's geometry and frame_id
     stamps = {s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in single}
     assert stamps <= set(rig.sent[survivor])
     assert all(s.header.frame_id == VIS_FRAME for s in single)
-    assert any(d["mode"] == mode and d["_level"] == b"\x01" and "camera lost" in d["_message"]
-               for d in during_loss), during_loss
+    assert any(d["mode"] == mode and d["_level"] == b"\x01" and "camera lost" in d["_message"] for d in during_loss), (
+        during_loss
+    )
     assert any(d["mode"] == "fused" and d["_level"] == b"\x00" for d in after_return), after_return
     assert_every_message_accounted(fusion_diagnostics(probe), rig.sent)
 
@@ -132,10 +148,14 @@ def test_camera_dropout_falls_back_and_recovers(graph, survivor, mode):
 def _set(probe_node, name, value, type_):
     client = probe_node.create_client(SetParameters, "/ivif_fusion/set_parameters")
     assert client.wait_for_service(timeout_sec=5.0)
-    field = {ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_STRING: "string_value",
-             ParameterType.PARAMETER_STRING_ARRAY: "string_array_value"}[type_]
-    request = SetParameters.Request(parameters=[
-        ParameterMsg(name=name, value=ParameterValue(type=type_, **{field: value}))])
+    field = {
+        ParameterType.PARAMETER_DOUBLE: "double_value",
+        ParameterType.PARAMETER_STRING: "string_value",
+        ParameterType.PARAMETER_STRING_ARRAY: "string_array_value",
+    }[type_]
+    request = SetParameters.Request(
+        parameters=[ParameterMsg(name=name, value=ParameterValue(type=type_, **{field: value}))]
+    )
     future = client.call_async(request)
     deadline = time.monotonic() + 5.0
     while not future.done() and time.monotonic() < deadline:
@@ -157,8 +177,10 @@ def test_parameters_validated_at_set_time(graph):
 
 
 def test_message_filters_pairing_refuses_what_it_cannot_apply_and_applies_the_rest(graph):
-    pytest.importorskip("message_filters", reason="message_filters is not installed (not on PyPI; CI's second "
-                                                  "pass installs it from ../shared/ros-extras)")
+    pytest.importorskip(
+        "message_filters",
+        reason="message_filters is not installed (not on PyPI; CI's second pass installs it from ../shared/ros-extras)",
+    )
     fusion, probe, rig, probe_node = graph(**{"sync.implementation": "message_filters"})
     for name in ("sync.age_penalty", "sync.min_period_s"):
         refused = _set(probe_node, name, 0.5, ParameterType.PARAMETER_DOUBLE)
@@ -229,7 +251,7 @@ def test_use_sim_time_ages_follow_the_clock_topic(graph):
 
     from ivif_ros.nodes import messages
 
-    offset_ns = -10**15  # simulated time runs ~11.6 days behind the wall clock
+    offset_ns = -(10**15)  # simulated time runs ~11.6 days behind the wall clock
     fusion, probe, rig, probe_node = graph(use_sim_time=True)
     clock_pub = probe_node.create_publisher(Clock, "/clock", 10)
     ticking = threading.Event()
@@ -270,8 +292,10 @@ def test_overlay_node_blends_classes_and_draws_boxes(rclpy_context):
     node = rclpy.create_node("probe", context=rclpy_context)
     probe = Probe(node, {"semantic/color": Image, "detections/image": Image})
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = {t: node.create_publisher(m, t, qos) for t, m in
-            (("fused/image", Image), ("semantic/mask", Image), ("detections", DetectionArray))}
+    pubs = {
+        t: node.create_publisher(m, t, qos)
+        for t, m in (("fused/image", Image), ("semantic/mask", Image), ("detections", DetectionArray))
+    }
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(overlay)
     executor.add_node(node)
@@ -312,10 +336,18 @@ def test_detections_carry_the_class_map_names_and_the_map_is_validated_at_set_ti
     from ivif_ros.nodes import messages
 
     names = ("pedestrian", "vehicle")
-    fusion, probe, rig, probe_node = graph(**{"pipeline.detector": "detector_coco", "pipeline.class_map": ["pedestrian=person", "vehicle=car,truck,bus"],
-                                              "pipeline.score_threshold": 0.01})
-    vision = (Probe(probe_node, {"detections_2d": messages.Detection2DArray})
-              if messages.Detection2DArray is not None else None)  # vision_msgs installed (ros-extras)
+    fusion, probe, rig, probe_node = graph(
+        **{
+            "pipeline.detector": "detector_coco",
+            "pipeline.class_map": ["pedestrian=person", "vehicle=car,truck,bus"],
+            "pipeline.score_threshold": 0.01,
+        }
+    )
+    vision = (
+        Probe(probe_node, {"detections_2d": messages.Detection2DArray})
+        if messages.Detection2DArray is not None
+        else None
+    )  # vision_msgs installed (ros-extras)
     rig.run(1.5)
     settle(probe)
     assert fusion.pipeline.class_names == names
@@ -323,8 +355,9 @@ def test_detections_carry_the_class_map_names_and_the_map_is_validated_at_set_ti
     assert boxes, "the detector published no box at score 0.01 on the synthetic scene"
     assert all(d.class_name == names[d.class_id] for d in boxes)
     if vision is not None:
-        hypotheses = [r.hypothesis.class_id for m in vision.get("detections_2d") for d in m.detections
-                      for r in d.results]
+        hypotheses = [
+            r.hypothesis.class_id for m in vision.get("detections_2d") for d in m.detections for r in d.results
+        ]
         # vision_msgs' convention: the class index as a string; its name is in `detections`
         assert hypotheses and set(hypotheses) <= {str(i) for i in range(len(names))}
     bad = _set(probe_node, "pipeline.class_map", ["pedestrian=persn"], ParameterType.PARAMETER_STRING_ARRAY)

@@ -1,5 +1,6 @@
 """Nodes die with the process that started them: ``kill -9`` of ``ivif launch`` leaves no
 fusion or overlay node running (they would keep publishing, and a restart would run two)."""
+
 from __future__ import annotations
 
 import os
@@ -30,9 +31,28 @@ def _wait_for(predicate, timeout_s: float) -> bool:
 @pytest.mark.parametrize("mode", ["multi_process", "single_process"])
 def test_kill_9_of_ivif_launch_leaves_no_node_after_5_s(mode, ros_env, student_weights, tmp_path):
     ns = f"/orphans_{mode}_{os.getpid()}"
-    cmd = [sys.executable, "-m", "ivif_ros.cli", "launch", "--config", str(CONFIG), "--ns", ns, "--mode", mode,
-           "--model", str(student_weights), "--backend", "torch", "--param", "engine.width=320",
-           "--param", "engine.height=240", "--param", "engine.threads=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ivif_ros.cli",
+        "launch",
+        "--config",
+        str(CONFIG),
+        "--ns",
+        ns,
+        "--mode",
+        mode,
+        "--model",
+        str(student_weights),
+        "--backend",
+        "torch",
+        "--param",
+        "engine.width=320",
+        "--param",
+        "engine.height=240",
+        "--param",
+        "engine.threads=1",
+    ]
     log = tmp_path / "launch.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=ros_env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -45,9 +65,12 @@ def test_kill_9_of_ivif_launch_leaves_no_node_after_5_s(mode, ros_env, student_w
         proc.wait()
         time.sleep(5.0)
         left = _graph_processes(ns)
-        assert left == [], f"{len(left)} node process(es) outlived ivif launch by 5 s:\n" + subprocess.run(
-            ["ps", "-o", "pid,ppid,stat,etime,cmd", "-p", ",".join(map(str, left))], capture_output=True,
-            text=True).stdout
+        assert left == [], (
+            f"{len(left)} node process(es) outlived ivif launch by 5 s:\n"
+            + subprocess.run(
+                ["ps", "-o", "pid,ppid,stat,etime,cmd", "-p", ",".join(map(str, left))], capture_output=True, text=True
+            ).stdout
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -75,8 +98,18 @@ def test_kill_9_of_live_replay_leaves_no_graph_after_5_s(ros_env, tmp_path):
 
     bag = make_sample(tmp_path / "sample", frames=150)
     out = tmp_path / "live_out"
-    cmd = [sys.executable, "-m", "ivif_ros.cli", "replay", str(bag), "--live", "--out", str(out),
-           "--config", str(make_config(tmp_path / "cfg"))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ivif_ros.cli",
+        "replay",
+        str(bag),
+        "--live",
+        "--out",
+        str(out),
+        "--config",
+        str(make_config(tmp_path / "cfg")),
+    ]
     log = tmp_path / "replay.log"
     with open(log, "wb") as f:
         proc = subprocess.Popen(cmd, env=ros_env, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT)
@@ -109,8 +142,10 @@ def test_a_second_node_on_the_same_name_is_detected(fusion_graph, rclpy_context,
 
     fusion, _probe, _probe_node, _thread = fusion_graph()
     assert fusion.duplicates.check() == 1
-    second = FusionNode(context=rclpy_context, parameter_overrides=[
-        Parameter(k, value=v) for k, v in graph_params(student_weights).items()])
+    second = FusionNode(
+        context=rclpy_context,
+        parameter_overrides=[Parameter(k, value=v) for k, v in graph_params(student_weights).items()],
+    )
     try:
         assert _wait_for(lambda: fusion.duplicates.check() == 2, 10), "the second /ivif_fusion was not noticed"
         assert fusion.duplicates._reported

@@ -7,6 +7,7 @@ every case the graph must keep going (fall back, wait, resume) and its /diagnost
 counters must account for every message it received. One camera lost and back in the same
 process is test_nodes_graph.py::test_camera_dropout_falls_back_and_recovers.
 """
+
 from __future__ import annotations
 
 import signal
@@ -16,14 +17,21 @@ from pathlib import Path
 import pytest
 
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
-    CameraRig, assert_every_message_accounted, engine_cache, fusion_diagnostics, fusion_diagnostics_since,
+    CameraRig,
+    assert_every_message_accounted,
+    engine_cache,
+    fusion_diagnostics,
+    fusion_diagnostics_since,
     student_weights,
 )
 from reliability_graph import fusion_graph, settle, stamp_of, wait_for_subscribers  # noqa: F401  (fixture)
 from ros_harness import SUPPORT_DIR, process_output, ros_process
 
-pytestmark = [pytest.mark.reliability, pytest.mark.ros_extras,  # pairing: message_filters if installed
-              pytest.mark.usefixtures("engine_cache")]
+pytestmark = [
+    pytest.mark.reliability,
+    pytest.mark.ros_extras,  # pairing: message_filters if installed
+    pytest.mark.usefixtures("engine_cache"),
+]
 
 DROPOUT_S = 0.3
 
@@ -117,6 +125,8 @@ def test_ir_driver_killed_and_restarted(fusion_graph, ros_env, tmp_path):
     fused_stamps = {stamp_of(s) for s in probe.get("fusion/status") if s.mode == "fused"}
     assert fused_stamps <= set(rig.sent["vis"])  # fused frames carry the visible stamp
     assert_every_message_accounted(d, {"ir": ir_sent, "vis": rig.sent["vis"]})
-    print(f"restart: {len(ir_sent)} IR sent by two processes, modes {modes}, "
-          f"{sum(s.mode == 'fused' for s in probe.get('fusion/status'))} fused, "
-          f"{sum(s.mode == 'visible_only' for s in probe.get('fusion/status'))} visible-only")
+    print(
+        f"restart: {len(ir_sent)} IR sent by two processes, modes {modes}, "
+        f"{sum(s.mode == 'fused' for s in probe.get('fusion/status'))} fused, "
+        f"{sum(s.mode == 'visible_only' for s in probe.get('fusion/status'))} visible-only"
+    )

@@ -19,6 +19,7 @@ at most once per throttle period per camera and field.
 Set ``IVIF_FUZZ_SEED`` to replay another stream (failure messages print the seed) and
 ``IVIF_FUZZ_MESSAGES`` for a shorter or longer one.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,14 +29,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
-    assert_every_message_accounted, engine_cache, fusion_diagnostics, student_weights,
+    assert_every_message_accounted,
+    engine_cache,
+    fusion_diagnostics,
+    student_weights,
 )
 from reliability_fuzz_stream import FRAME, H, PERIOD_NS, TOPIC, W, fuzz_stream, valid_ir, valid_vis
 from reliability_graph import fusion_graph, settle, stamp_of, wait_for_subscribers  # noqa: F401  (fixture)
@@ -55,9 +58,15 @@ def fuzz_graph(fusion_graph):
     from sensor_msgs.msg import Image
 
     def start(**overrides):
-        fusion, probe, probe_node, thread = fusion_graph(**{
-            "engine.width": W, "engine.height": H, "diagnostics.log_throttle_s": LOG_THROTTLE_S,
-            "dropout.timeout_s": 5.0, **overrides})
+        fusion, probe, probe_node, thread = fusion_graph(
+            **{
+                "engine.width": W,
+                "engine.height": H,
+                "diagnostics.log_throttle_s": LOG_THROTTLE_S,
+                "dropout.timeout_s": 5.0,
+                **overrides,
+            }
+        )
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         pubs = {cam: probe_node.create_publisher(Image, TOPIC[cam], qos) for cam in TOPIC}
         wait_for_subscribers(pubs.values())
@@ -70,9 +79,9 @@ def publish_in_bursts(stream, pubs, fusion, thread, burst: int = 200, timeout_s:
     """Publish ``burst`` messages, then wait until the node has taken all of them (bounded queues)."""
     published = 0
     for start in range(0, len(stream), burst):
-        for s in stream[start:start + burst]:
+        for s in stream[start : start + burst]:
             pubs[s.cam].publish(s.msg)
-        published += len(stream[start:start + burst])
+        published += len(stream[start : start + burst])
         deadline = time.monotonic() + timeout_s
         while True:
             c = fusion.stats.snapshot_counts()
@@ -101,8 +110,10 @@ def check_outputs(probe, stream) -> int:
         assert (mask.encoding, mask.width, mask.height, len(mask.data)) == ("mono8", w, h, w * h)
         assert stamp_of(mask) == stamp_of(status) == stamp
         assert status.mode == "fused" and 0 <= status.pair_skew_ms <= SLOP_S * 1e3
-        assert all(math.isfinite(getattr(status, f)) and getattr(status, f) >= 0 for f in (
-            "register_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms", "total_ms"))
+        assert all(
+            math.isfinite(getattr(status, f)) and getattr(status, f) >= 0
+            for f in ("register_ms", "preprocess_ms", "infer_ms", "postprocess_ms", "publish_ms", "total_ms")
+        )
     return len(fused)
 
 
@@ -127,9 +138,22 @@ def test_fuzz_from_another_process(fuzz_graph, ros_env, capfd):
     fusion, probe, _, probe_node, thread = fuzz_graph()
     t0 = probe_node.get_clock().now().nanoseconds
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, str(SUPPORT_DIR / "reliability_fuzz_publisher.py"),
-                           "--seed", str(seed), "--messages", str(n), "--t0-ns", str(t0)],
-                          env=ros_env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SUPPORT_DIR / "reliability_fuzz_publisher.py"),
+            "--seed",
+            str(seed),
+            "--messages",
+            str(n),
+            "--t0-ns",
+            str(t0),
+        ],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and f"published {n}" in proc.stdout, proc.stdout + proc.stderr
     settle(probe)
     time.sleep(0.6)
@@ -154,24 +178,31 @@ def check_run(fusion, probe, thread, stream, log: str, elapsed: float, seed: int
     assert counted == dict(expected), f"rejections by field differ from the oracle (seed {seed})"
     for cam in ("ir", "vis"):
         assert int(d[f"rejected {NAME[cam]}: invalid image"]) == sum(
-            v for k, v in expected.items() if k.startswith(f"invalid {NAME[cam]}:"))
+            v for k, v in expected.items() if k.startswith(f"invalid {NAME[cam]}:")
+        )
     drops = {k: int(v) for k, v in d.items() if k.startswith("drop ")}
     assert drops.get("drop ir: out_of_order", 0) > 0 and drops.get("drop visible: out_of_order", 0) > 0, drops
     assert int(d["non-finite pixels ir"]) > 0
 
     # One clear line per camera and field, at most once per throttle period each.
     lines = [line for line in log.splitlines() if "message rejected" in line]
-    field_words = {"encoding": "'encoding'", "size": "'width' and 'height'", "step": "'step'", "data": "'data'",
-                   "frame_id": "'header.frame_id'"}
+    field_words = {
+        "encoding": "'encoding'",
+        "size": "'width' and 'height'",
+        "step": "'step'",
+        "data": "'data'",
+        "frame_id": "'header.frame_id'",
+    }
     for key in expected:
         name, field = re.match(r"invalid (\w+): (\w+)", key).groups()
         topic = TOPIC["ir" if name == "ir" else "vis"]
-        assert any(f"topic {topic}:" in line and field_words[field] in line and f"'invalid {name}: {field}'" in line
-                   for line in lines), f"no log line for {key}"
+        assert any(
+            f"topic {topic}:" in line and field_words[field] in line and f"'invalid {name}: {field}'" in line
+            for line in lines
+        ), f"no log line for {key}"
     periods = elapsed / LOG_THROTTLE_S + 1
     assert len(lines) <= len(expected) * math.ceil(periods), f"{len(lines)} rejection log lines in {elapsed:.0f} s"
-    return (f"{frames} fused frames, {sum(expected.values())} rejections, {len(lines)} log lines, "
-            f"drops {drops}")
+    return f"{frames} fused frames, {sum(expected.values())} rejections, {len(lines)} log lines, drops {drops}"
 
 
 def test_clock_jumping_back_under_sim_time(fuzz_graph):
@@ -248,8 +279,11 @@ def test_decodable_but_unusable_ir_paired_with_a_valid_image(fuzz_graph):
     t0 = probe_node.get_clock().now().nanoseconds
     for k in range(20):
         stamp = t0 + k * PERIOD_NS
-        ir = (raw_image("ir", stamp, height=H, width=W, encoding="8UC2", step=2 * W, data=bytes(2 * W * H)) if k % 2
-              else valid_ir(rng, stamp))
+        ir = (
+            raw_image("ir", stamp, height=H, width=W, encoding="8UC2", step=2 * W, data=bytes(2 * W * H))
+            if k % 2
+            else valid_ir(rng, stamp)
+        )
         pubs["ir"].publish(ir)
         pubs["vis"].publish(valid_vis(rng, stamp))
         time.sleep(0.03)
@@ -265,8 +299,10 @@ def test_broken_camera_info_is_reported_not_fatal(fuzz_graph):
     from sensor_msgs.msg import CameraInfo
 
     fusion, probe, pubs, probe_node, thread = fuzz_graph(**{"registration.mode": "camera_info"})
-    infos = {cam: probe_node.create_publisher(CameraInfo, f"{name}/camera_info", 10)
-             for cam, name in (("ir", "ir"), ("vis", "visible"))}
+    infos = {
+        cam: probe_node.create_publisher(CameraInfo, f"{name}/camera_info", 10)
+        for cam, name in (("ir", "ir"), ("vis", "visible"))
+    }
     good = [80.0, 0.0, W / 2, 0.0, 80.0, H / 2, 0.0, 0.0, 1.0]
     rng = np.random.default_rng(SEED)
     t0 = probe_node.get_clock().now().nanoseconds
@@ -286,8 +322,9 @@ def test_broken_camera_info_is_reported_not_fatal(fuzz_graph):
     time.sleep(0.6)
     d = fusion_diagnostics(probe)
     assert fusion._worker.is_alive() and thread.is_alive()
-    assert fused_per_phase[0] > 0 and fused_per_phase[1] == fused_per_phase[2] == 0 and fused_per_phase[3] > 0, \
+    assert fused_per_phase[0] > 0 and fused_per_phase[1] == fused_per_phase[2] == 0 and fused_per_phase[3] > 0, (
         fused_per_phase
+    )
     assert int(d["failed fused: invalid input"]) > 0, d
 
 

@@ -5,6 +5,7 @@ YAML syntax error, a ``!!python`` tag or an alias bomb must be refused by the re
 ``set_parameters`` service with a reason naming the setting, never raise out of the
 parameter callback (that ends the executor, so the node and ``ivif launch``'s whole graph).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -16,8 +17,11 @@ from test_reliability_params import S, call, param_msg
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("engine_cache")]
 
-BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)) + "homography: *i\n"
+BOMB = (
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8))
+    + "homography: *i\n"
+)
 
 BAD_CALIBRATIONS = {
     "syntax error": ("homography: [[1, 0, 0], [0, 1, 0]\n  - oops: [", "not valid YAML"),
@@ -34,21 +38,36 @@ def test_broken_calibration_file_is_refused_and_the_graph_keeps_fusing(fusion_gr
         path = tmp_path / f"{case.replace(' ', '_')}.yaml"
         path.write_text(body)
         # the file alone is accepted (mode resize does not read it); switching to homography reads it
-        first = call(probe_node, SetParameters, "/ivif_fusion/set_parameters", SetParameters.Request(
-            parameters=[param_msg("registration.calibration_file", S, str(path))])).results[0]
+        first = call(
+            probe_node,
+            SetParameters,
+            "/ivif_fusion/set_parameters",
+            SetParameters.Request(parameters=[param_msg("registration.calibration_file", S, str(path))]),
+        ).results[0]
         assert first.successful, first.reason
-        result = call(probe_node, SetParameters, "/ivif_fusion/set_parameters", SetParameters.Request(
-            parameters=[param_msg("registration.mode", S, "homography")])).results[0]
+        result = call(
+            probe_node,
+            SetParameters,
+            "/ivif_fusion/set_parameters",
+            SetParameters.Request(parameters=[param_msg("registration.mode", S, "homography")]),
+        ).results[0]
         assert not result.successful, f"{case}: mode homography with {path} was accepted"
         assert "registration.calibration_file" in result.reason and str(path) in result.reason, result.reason
         assert reason in result.reason, f"{case}: {result.reason!r} lacks {reason!r}"
         assert len(result.reason) < 1000 and "\n" not in result.reason, result.reason
         assert thread.is_alive(), f"{case}: the executor died"
         # both at once, atomically: the same refusal
-        atomic = call(probe_node, SetParametersAtomically, "/ivif_fusion/set_parameters_atomically",
-                      SetParametersAtomically.Request(parameters=[
-                          param_msg("registration.mode", S, "homography"),
-                          param_msg("registration.calibration_file", S, str(path))])).result
+        atomic = call(
+            probe_node,
+            SetParametersAtomically,
+            "/ivif_fusion/set_parameters_atomically",
+            SetParametersAtomically.Request(
+                parameters=[
+                    param_msg("registration.mode", S, "homography"),
+                    param_msg("registration.calibration_file", S, str(path)),
+                ]
+            ),
+        ).result
         assert not atomic.successful and reason in atomic.reason, atomic.reason
     assert fusion.params.config.registration.mode == "resize"
     rig.run(1.5)
@@ -62,7 +81,11 @@ def test_model_cannot_change_at_run_time_without_a_word(fusion_graph):
     reported as applied while the old engine keeps running."""
     fusion, probe, probe_node, thread = fusion_graph()
     before = fusion.params.config.pipeline.model
-    result = call(probe_node, SetParameters, "/ivif_fusion/set_parameters", SetParameters.Request(
-        parameters=[param_msg("pipeline.model", S, "teacher")])).results[0]
+    result = call(
+        probe_node,
+        SetParameters,
+        "/ivif_fusion/set_parameters",
+        SetParameters.Request(parameters=[param_msg("pipeline.model", S, "teacher")]),
+    ).results[0]
     assert not result.successful and "pipeline.model" in result.reason, result.reason
     assert fusion.params.config.pipeline.model == before and thread.is_alive()

@@ -7,6 +7,7 @@ hostile detections (NaN/inf/huge/inverted boxes, unknown class ids, long names).
 must keep running, draw every frame whose images are usable (skipping only the unusable
 boxes), publish nothing for the others, and name the problem in its log.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,10 +56,17 @@ def frame(rng, k: int, t0_ns: int):
         box = [x0, y0, x0 + rng.uniform(-10, 40), y0 + rng.uniform(-10, 40)]
         if rng.random() < 0.3:
             box[int(rng.integers(4))] = special[int(rng.integers(len(special)))]
-        detections.append(Detection(
-            class_id=int(rng.choice([0, 1, 2, 3, 200, 65535])), class_name="x" * int(rng.choice([0, 5, 500])),
-            score=float(rng.choice([0.5, math.nan, math.inf, -1.0])), x_min=box[0], y_min=box[1], x_max=box[2],
-            y_max=box[3]))
+        detections.append(
+            Detection(
+                class_id=int(rng.choice([0, 1, 2, 3, 200, 65535])),
+                class_name="x" * int(rng.choice([0, 5, 500])),
+                score=float(rng.choice([0.5, math.nan, math.inf, -1.0])),
+                x_min=box[0],
+                y_min=box[1],
+                x_max=box[2],
+                y_max=box[3],
+            )
+        )
     return fused, mask, DetectionArray(header=header, detections=detections), usable
 
 
@@ -71,8 +79,7 @@ def overlay_graph(rclpy_context, ros_env):
 
     from ivif_ros.nodes.overlay_node import OverlayNode
 
-    overlay = OverlayNode(context=rclpy_context,
-                          parameter_overrides=[Parameter("diagnostics.period_s", value=0.2)])
+    overlay = OverlayNode(context=rclpy_context, parameter_overrides=[Parameter("diagnostics.period_s", value=0.2)])
     probe_node = rclpy.create_node("overlay_probe", context=rclpy_context)
     probe = Probe(probe_node, {"semantic/color": Image, "detections/image": Image, "/diagnostics": DiagnosticArray})
     executor = SingleThreadedExecutor(context=rclpy_context)
@@ -94,9 +101,11 @@ def test_malformed_overlay_inputs(overlay_graph, capfd):
 
     overlay, probe, probe_node, thread = overlay_graph
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = [probe_node.create_publisher(Image, "fused/image", qos),
-            probe_node.create_publisher(Image, "semantic/mask", qos),
-            probe_node.create_publisher(DetectionArray, "detections", qos)]
+    pubs = [
+        probe_node.create_publisher(Image, "fused/image", qos),
+        probe_node.create_publisher(Image, "semantic/mask", qos),
+        probe_node.create_publisher(DetectionArray, "detections", qos),
+    ]
     wait_for_subscribers(pubs)
     rng = np.random.default_rng(SEED)
     t0 = probe_node.get_clock().now().nanoseconds
@@ -121,8 +130,9 @@ def test_malformed_overlay_inputs(overlay_graph, capfd):
     assert thread.is_alive(), f"the overlay's executor died (seed {SEED})"
     for topic in ("semantic/color", "detections/image"):
         out = probe.get(topic)
-        assert len(out) == len(usable_stamps) and {stamp_of(m) for m in out} == usable_stamps, \
+        assert len(out) == len(usable_stamps) and {stamp_of(m) for m in out} == usable_stamps, (
             f"{topic}: output for the wrong frames (seed {SEED})"
+        )
         assert all((m.encoding, m.width, m.height, len(m.data)) == ("rgb8", W, H, 3 * W * H) for m in out)
     # /diagnostics accounts for every frame: drawn, or skipped with the reason named
     deadline = time.monotonic() + 5

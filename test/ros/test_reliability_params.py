@@ -7,6 +7,7 @@
 * A node started with an invalid params file exits with code 2 and one explained line: no
   traceback, no half-started node.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,15 +22,23 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters, SetParametersAtomically
 
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
-    CameraRig, engine_cache, fusion_diagnostics, graph_params, student_weights,
+    CameraRig,
+    engine_cache,
+    fusion_diagnostics,
+    graph_params,
+    student_weights,
 )
 from reliability_graph import fusion_graph, settle, wait_for_subscribers  # noqa: F401  (fixture)
 from ros_harness import REPO_ROOT
 
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("engine_cache")]
 
-_FIELDS = {ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_INTEGER: "integer_value",
-           ParameterType.PARAMETER_STRING: "string_value", ParameterType.PARAMETER_DOUBLE_ARRAY: "double_array_value"}
+_FIELDS = {
+    ParameterType.PARAMETER_DOUBLE: "double_value",
+    ParameterType.PARAMETER_INTEGER: "integer_value",
+    ParameterType.PARAMETER_STRING: "string_value",
+    ParameterType.PARAMETER_DOUBLE_ARRAY: "double_array_value",
+}
 
 
 def param_msg(name, type_, value) -> ParameterMsg:
@@ -47,8 +56,12 @@ def call(node, srv_type, service, request, timeout_s=10.0):
     return future.result()
 
 
-D, I, S, DA = (ParameterType.PARAMETER_DOUBLE, ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_STRING,
-               ParameterType.PARAMETER_DOUBLE_ARRAY)
+D, I, S, DA = (
+    ParameterType.PARAMETER_DOUBLE,
+    ParameterType.PARAMETER_INTEGER,
+    ParameterType.PARAMETER_STRING,
+    ParameterType.PARAMETER_DOUBLE_ARRAY,
+)
 SINGULAR = [1.0, 2.0, 0.0, 2.0, 4.0, 0.0, 0.0, 0.0, 1.0]  # rank 2: maps the image onto a line
 
 INVALID_AT_SET_TIME = [
@@ -63,8 +76,12 @@ INVALID_AT_SET_TIME = [
     ("ir_normalize.low_percentile", D, 99.5, ["low_percentile (99.5) must be below high_percentile"]),
     ("registration.mode", S, "magic", ["registration.mode", "'magic' is not one of"]),
     ("registration.homography", DA, [1.0] * 8, ["registration.homography", "expected a list of 9 values, got 8"]),
-    ("registration.homography", DA, [1.0, 0.0, math.inf, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-     ["registration.homography", "inf is outside"]),
+    (
+        "registration.homography",
+        DA,
+        [1.0, 0.0, math.inf, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        ["registration.homography", "inf is outside"],
+    ),
     ("engine.backend", S, "cuda_magic", ["read-only parameter: engine.backend"]),
     ("qos.input_depth", I, 1, ["read-only parameter: qos.input_depth"]),
 ]
@@ -78,15 +95,21 @@ def test_invalid_values_are_refused_at_set_time_and_the_node_keeps_fusing(fusion
     before = fusion.params.config.to_flat()
     service = "/ivif_fusion/set_parameters"
     for name, type_, value, reason in INVALID_AT_SET_TIME:
-        result = call(probe_node, SetParameters, service,
-                      SetParameters.Request(parameters=[param_msg(name, type_, value)])).results[0]
+        result = call(
+            probe_node, SetParameters, service, SetParameters.Request(parameters=[param_msg(name, type_, value)])
+        ).results[0]
         assert not result.successful, f"{name} = {value!r} was accepted"
         for fragment in reason:
             assert fragment in result.reason, f"{name} = {value!r}: reason {result.reason!r} lacks {fragment!r}"
 
-    atomically = call(probe_node, SetParametersAtomically, "/ivif_fusion/set_parameters_atomically",
-                      SetParametersAtomically.Request(parameters=[param_msg("sync.slop_s", D, 0.05),
-                                                                  param_msg("sync.queue_size", I, 0)])).result
+    atomically = call(
+        probe_node,
+        SetParametersAtomically,
+        "/ivif_fusion/set_parameters_atomically",
+        SetParametersAtomically.Request(
+            parameters=[param_msg("sync.slop_s", D, 0.05), param_msg("sync.queue_size", I, 0)]
+        ),
+    ).result
     assert not atomically.successful and "sync.queue_size" in atomically.reason
     assert fusion.params.config.to_flat() == before, "a refused request changed the configuration"
     assert fusion.policy.slop_ns == round(before["sync.slop_s"] * 1e9) and fusion.policy.queue_size == 10
@@ -104,16 +127,34 @@ def test_homography_that_cannot_be_used_is_refused_at_set_time(fusion_graph):
     rig = CameraRig(probe_node)
     wait_for_subscribers(rig.pub.values())
     service = "/ivif_fusion/set_parameters_atomically"
-    result = call(probe_node, SetParametersAtomically, service, SetParametersAtomically.Request(parameters=[
-        param_msg("registration.mode", S, "homography"), param_msg("registration.homography", DA, SINGULAR)])).result
+    result = call(
+        probe_node,
+        SetParametersAtomically,
+        service,
+        SetParametersAtomically.Request(
+            parameters=[
+                param_msg("registration.mode", S, "homography"),
+                param_msg("registration.homography", DA, SINGULAR),
+            ]
+        ),
+    ).result
     assert not result.successful and "registration.homography" in result.reason and "invertible" in result.reason
     assert fusion.params.config.registration.mode == "resize"
-    ok = call(probe_node, SetParametersAtomically, service, SetParametersAtomically.Request(parameters=[
-        param_msg("registration.mode", S, "homography"),
-        param_msg("registration.homography", DA, [1.0, 0.0, 2.0, 0.0, 1.0, -3.0, 0.0, 0.0, 1.0])])).result
+    ok = call(
+        probe_node,
+        SetParametersAtomically,
+        service,
+        SetParametersAtomically.Request(
+            parameters=[
+                param_msg("registration.mode", S, "homography"),
+                param_msg("registration.homography", DA, [1.0, 0.0, 2.0, 0.0, 1.0, -3.0, 0.0, 0.0, 1.0]),
+            ]
+        ),
+    ).result
     assert ok.successful, ok.reason
-    np.testing.assert_allclose(fusion.registration.homography((320, 240), (320, 240)),
-                               [[1, 0, 2], [0, 1, -3], [0, 0, 1]])
+    np.testing.assert_allclose(
+        fusion.registration.homography((320, 240), (320, 240)), [[1, 0, 2], [0, 1, -3], [0, 0, 1]]
+    )
     rig.run(1.0)
     settle(probe)
     assert thread.is_alive() and fusion._worker.is_alive() and probe.count("fused/image") > 0
@@ -127,10 +168,14 @@ PARAMS_FILES = {
     "queue size 0": ("sync: {queue_size: 0}", ["sync.queue_size", "Min: 1"]),
     "unknown backend": ("engine: {backend: cuda_magic}", ["engine.backend", "'cuda_magic' is not one of"]),
     "unknown IR normalisation": ("ir_normalize: {mode: log}", ["ir_normalize.mode", "'log' is not one of"]),
-    "homography of 8 values": ("registration: {mode: homography, homography: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]}",
-                               ["registration.homography", "expected a list of 9 values, got 8"]),
-    "singular homography": (f"registration: {{mode: homography, homography: {SINGULAR}}}",
-                            ["homography", "invertible"]),
+    "homography of 8 values": (
+        "registration: {mode: homography, homography: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]}",
+        ["registration.homography", "expected a list of 9 values, got 8"],
+    ),
+    "singular homography": (
+        f"registration: {{mode: homography, homography: {SINGULAR}}}",
+        ["homography", "invertible"],
+    ),
     "string for a float": ("sync: {slop_s: fast}", ["sync.slop_s", "expecting type 'DOUBLE'"]),
     "integer for a float": ("sync: {slop_s: 1}", ["sync.slop_s", "e.g. 2.0, not 2"]),
     "misspelt name": ("sync: {slop: 0.05}", ["sync.slop given to node", "does not exist", "did you mean sync.slop_s?"]),
@@ -150,10 +195,20 @@ def started_with_bad_params(ros_env, student_weights, tmp_path_factory):
         if body is not None:
             path.write_text("/**:\n  ros__parameters:\n    " + body.replace("\n", "\n    ") + "\n")
         # the file's values come after -p here on purpose: rcl applies the last occurrence
-        args = [sys.executable, "-m", "ivif_ros.nodes.fusion_node", "--ros-args", *overrides,
-                "--params-file", str(path), "-r", f"__ns:=/case{i}"]
-        procs[case] = subprocess.Popen(args, env=ros_env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True)
+        args = [
+            sys.executable,
+            "-m",
+            "ivif_ros.nodes.fusion_node",
+            "--ros-args",
+            *overrides,
+            "--params-file",
+            str(path),
+            "-r",
+            f"__ns:=/case{i}",
+        ]
+        procs[case] = subprocess.Popen(
+            args, env=ros_env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     results = {}
     for case, proc in procs.items():
         try:

@@ -1,6 +1,7 @@
 """The same bad bag gives the same verdict offline and live: a truncated image in the bag makes
 both replays partial (exit 1), with the reason in summary.json. Live, the graph rejects it and
 counts it on /diagnostics; offline, the pipeline refuses it."""
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,18 @@ def _huge_mono8(msg):
 def test_an_image_over_the_size_limit_is_a_counted_drop_not_an_allocation(tmp_path, capsys):
     sample = make_sample(tmp_path / "sample", frames=12)
     bag = truncate_one_image(sample, tmp_path / "big" / "bag", topic="/ir/image_raw", index=5, change=_huge_mono8)
-    code = main(["replay", str(bag), "--out", str(tmp_path / "out"), "--config", str(make_config(tmp_path / "m")),
-                 "--samples", "0"])
+    code = main(
+        [
+            "replay",
+            str(bag),
+            "--out",
+            str(tmp_path / "out"),
+            "--config",
+            str(make_config(tmp_path / "m")),
+            "--samples",
+            "0",
+        ]
+    )
     out = capsys.readouterr()
     assert "Traceback" not in out.out + out.err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

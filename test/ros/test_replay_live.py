@@ -1,5 +1,6 @@
 """``ivif replay --live``: the sample bag played at 30 Hz into the real node graph (``ivif launch``,
 a separate process) over Fast DDS shared memory, recorded back, compared with offline replay."""
+
 import numpy as np
 
 from replay_support import FRAMES, check_accounting, make_config, make_sample
@@ -44,7 +45,7 @@ def test_live_replay_at_30hz_loses_no_pair_and_matches_offline(ros_env, tmp_path
     on = read_outputs(live.output_bag, topics).by_stamp[topics.fused]
     assert len(on) == c["fused"] and set(on) <= set(off)
     stamps = sorted(off)
-    same_history = stamps[:next((i for i, s in enumerate(stamps) if s not in on), len(stamps))]
+    same_history = stamps[: next((i for i, s in enumerate(stamps) if s not in on), len(stamps))]
     assert same_history, "the first pair after the warm-up got no output"
     diffs = [np.abs(im.image_to_array(off[s]).astype(np.int16) - im.image_to_array(on[s])) for s in same_history]
     assert max(d.max() for d in diffs) <= 1

@@ -7,6 +7,7 @@ the installed executables (lib/ivif_ros/*, made by ``pip install .``), whose Pyt
 the checkout's (PYTHONPATH of ``ros_env``); the launch file is the installed copy, checked
 to be the checkout's.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,16 +25,26 @@ import pytest
 import yaml
 
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
-    HEIGHT, WIDTH, CameraRig, Probe, engine_cache, output_topics, settle, student_weights,
+    HEIGHT,
+    WIDTH,
+    CameraRig,
+    Probe,
+    engine_cache,
+    output_topics,
+    settle,
+    student_weights,
 )
 from ros_harness import REPO_ROOT
 
 pytestmark = [pytest.mark.ros_extras, pytest.mark.usefixtures("engine_cache")]
 
 ROS2 = shutil.which("ros2", path=str(Path(sys.executable).parent))
-needs_ros2 = pytest.mark.skipif(ROS2 is None, reason="the ros2 command (ros2cli, launch_ros: not on PyPI) is not "
-                                                      "installed; a ROS 2 install has it, CI's second pass installs "
-                                                      "it from ../shared/ros-extras")
+needs_ros2 = pytest.mark.skipif(
+    ROS2 is None,
+    reason="the ros2 command (ros2cli, launch_ros: not on PyPI) is not "
+    "installed; a ROS 2 install has it, CI's second pass installs "
+    "it from ../shared/ros-extras",
+)
 
 
 def _has(module: str) -> bool:
@@ -44,9 +55,10 @@ def _has(module: str) -> bool:
     return True
 
 
-needs_vision_msgs = pytest.mark.skipif(not _has("vision_msgs.msg"), reason="vision_msgs is not installed (not on "
-                                                                            "PyPI; CI's second pass installs it)")
-OFFSET_NS = -10**15  # simulated time runs ~11.6 days behind the wall clock
+needs_vision_msgs = pytest.mark.skipif(
+    not _has("vision_msgs.msg"), reason="vision_msgs is not installed (not on PyPI; CI's second pass installs it)"
+)
+OFFSET_NS = -(10**15)  # simulated time runs ~11.6 days behind the wall clock
 
 
 def _children(pid: int) -> list[int]:
@@ -100,8 +112,9 @@ class _Graph:
             topics[f"{prefix}detections_2d"] = Detection2DArray
         self.topics = topics
         self.probe = Probe(self.node, topics)
-        self.rig = CameraRig(self.node, ir_topic=f"{prefix}ir/image_raw", vis_topic=vis_topic,
-                             stamp_offset_ns=OFFSET_NS)
+        self.rig = CameraRig(
+            self.node, ir_topic=f"{prefix}ir/image_raw", vis_topic=vis_topic, stamp_offset_ns=OFFSET_NS
+        )
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -151,20 +164,37 @@ def _stop(proc: subprocess.Popen, log: Path, children: list[int]) -> None:
 
 
 @needs_ros2
-def test_ros2_launch_runs_the_installed_graph_with_launch_arguments(ros_env, rclpy_context, student_weights,
-                                                                     tmp_path):
+def test_ros2_launch_runs_the_installed_graph_with_launch_arguments(ros_env, rclpy_context, student_weights, tmp_path):
     from ament_index_python.packages import get_package_share_directory
 
     installed = Path(get_package_share_directory("ivif_ros")) / "launch" / "fusion.launch.py"
     assert installed.read_text() == (REPO_ROOT / "launch" / "fusion.launch.py").read_text(), (
-        "the installed launch file is not the checkout's: run ./scripts/setup.sh")
+        "the installed launch file is not the checkout's: run ./scripts/setup.sh"
+    )
     ns = "car1"
-    cmd = [ROS2, "launch", "ivif_ros", "fusion.launch.py", f"namespace:={ns}", f"config:={_test_config(tmp_path)}",
-           "backend:=torch", f"model:={student_weights}", "use_sim_time:=true", "visible_topic:=/rig/visible"]
+    cmd = [
+        ROS2,
+        "launch",
+        "ivif_ros",
+        "fusion.launch.py",
+        f"namespace:={ns}",
+        f"config:={_test_config(tmp_path)}",
+        "backend:=torch",
+        f"model:={student_weights}",
+        "use_sim_time:=true",
+        "visible_topic:=/rig/visible",
+    ]
     log = tmp_path / "ros2_launch.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=ros_env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=ros_env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     graph = _Graph(rclpy_context, f"/{ns}/", "/rig/visible")
     try:
         graph.tick_clock()
@@ -189,7 +219,10 @@ def test_ros2_launch_runs_the_installed_graph_with_launch_arguments(ros_env, rcl
             proc.wait()
         graph.close()
     text = log.read_text()
-    for label in ("ivif_fusion", "ivif_overlay"):  # launch's process labels, e.g. "[INFO] [ivif_fusion-1]: process started"
+    for label in (
+        "ivif_fusion",
+        "ivif_overlay",
+    ):  # launch's process labels, e.g. "[INFO] [ivif_fusion-1]: process started"
         assert re.search(rf"\[{label}-\d+\]: process started", text), text
     assert not re.search(r"\[python[\d.]*-\d+\]", text), "processes labelled python-N:\n" + text
     assert f"[{ns}.ivif_fusion]" in text  # the node's logger: namespace car1, name ivif_fusion
@@ -223,8 +256,14 @@ print(json.dumps(out))
     found = json.loads(result.stdout.strip().splitlines()[-1])
     # Only the Fast DDS profile helper (ivif_ros.nodes.launcher and the config schema it names
     # errors with); no pipeline, engine, node or torch code.
-    allowed = {"ivif_ros", "ivif_ros.errors", "ivif_ros.core", "ivif_ros.core.config", "ivif_ros.nodes",
-               "ivif_ros.nodes.launcher"}
+    allowed = {
+        "ivif_ros",
+        "ivif_ros.errors",
+        "ivif_ros.core",
+        "ivif_ros.core.config",
+        "ivif_ros.nodes",
+        "ivif_ros.nodes.launcher",
+    }
     assert set(found["project_modules"]) <= allowed, set(found["project_modules"]) - allowed
     assert [n[:2] for n in found["installed"]] == [["ivif_ros", "fusion_node"], ["ivif_ros", "overlay_node"]]
     assert [n[1] for n in found["missing"]] == [sys.executable] * 2
@@ -235,20 +274,40 @@ print(json.dumps(out))
 @needs_ros2
 def test_ros2_run_fusion_node_from_the_pip_install(ros_env, rclpy_context, student_weights, tmp_path):
     ns = f"/run_{os.getpid()}"
-    cmd = [ROS2, "run", "ivif_ros", "fusion_node", "--ros-args", "-r", f"__ns:={ns}",
-           "--params-file", str(_test_config(tmp_path)), "-p", f"pipeline.model:={student_weights}",
-           "-p", "engine.backend:=torch"]
+    cmd = [
+        ROS2,
+        "run",
+        "ivif_ros",
+        "fusion_node",
+        "--ros-args",
+        "-r",
+        f"__ns:={ns}",
+        "--params-file",
+        str(_test_config(tmp_path)),
+        "-p",
+        f"pipeline.model:={student_weights}",
+        "-p",
+        "engine.backend:=torch",
+    ]
     log = tmp_path / "ros2_run.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=ros_env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=ros_env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     graph = _Graph(rclpy_context, f"{ns}/", f"{ns}/visible/image_raw")
     try:
         graph.rig.stamp_offset_ns = 0
         graph.wait_for_subscribers(proc, log)
         children = _children(proc.pid)
-        assert any(f"{sys.prefix}/lib/ivif_ros/fusion_node" in _cmdline(p) for p in [proc.pid, *children]), (
-            [_cmdline(p) for p in [proc.pid, *children]])
+        assert any(f"{sys.prefix}/lib/ivif_ros/fusion_node" in _cmdline(p) for p in [proc.pid, *children]), [
+            _cmdline(p) for p in [proc.pid, *children]
+        ]
         graph.rig.run(1.5)
         settle(graph.probe, f"{ns}/fusion/status")
         assert graph.probe.count(f"{ns}/fused/image") > 0, log.read_text()[-3000:]
@@ -276,8 +335,14 @@ def test_detections_2d_carries_the_boxes_of_detections(rclpy_context, student_we
     params = {**graph_params(student_weights), "pipeline.score_threshold": 0.05}
     fusion = FusionNode(context=rclpy_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     node = rclpy.create_node("probe", context=rclpy_context)
-    probe = Probe(node, {"detections": DetectionArray, "detections_2d": Detection2DArray,
-                         "fusion/status": output_topics()["fusion/status"]})
+    probe = Probe(
+        node,
+        {
+            "detections": DetectionArray,
+            "detections_2d": Detection2DArray,
+            "fusion/status": output_topics()["fusion/status"],
+        },
+    )
     rig = CameraRig(node)
     executor = SingleThreadedExecutor(context=rclpy_context)
     for n in (fusion, node):

@@ -5,6 +5,7 @@ a temp dir; the nodes load it like any other weights file. The outputs are there
 meaningful images, which is fine: these tests check the graph (pairing, accounting, topics,
 QoS, parameters, dropout, process handling), not fusion quality.
 """
+
 from __future__ import annotations
 
 import threading
@@ -20,10 +21,16 @@ PERIOD_S = 1 / 30
 STAMP_JITTER_S = 0.003
 VIS_FRAME = "visible_optical"
 
+
 # Settings every test graph uses: the temp model, the quick torch backend at the test size, one thread.
 def graph_params(model_stem: Path) -> dict:
-    return {"pipeline.model": str(model_stem), "engine.backend": "torch", "engine.width": WIDTH,
-            "engine.height": HEIGHT, "engine.threads": 1}
+    return {
+        "pipeline.model": str(model_stem),
+        "engine.backend": "torch",
+        "engine.width": WIDTH,
+        "engine.height": HEIGHT,
+        "engine.threads": 1,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +42,11 @@ def student_weights(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     stem = tmp_path_factory.mktemp("weights") / "student_random"
-    save_model(build_student(), stem, {"detection_classes": ["person", "bicycle", "car"],
-                                       "training": "none: random initialisation for graph tests"})
+    save_model(
+        build_student(),
+        stem,
+        {"detection_classes": ["person", "bicycle", "car"], "training": "none: random initialisation for graph tests"},
+    )
     return stem
 
 
@@ -69,8 +79,12 @@ def synthetic_pair(k: int, ir_encoding: str = "mono16", vis_encoding: str = "rgb
         "mono8": lambda: ((kelvin - 280) * 7).clip(0, 255).astype(np.uint8),
         "rgb8": lambda: np.repeat(((kelvin - 280) * 7).clip(0, 255).astype(np.uint8)[:, :, None], 3, 2),
         "bgr8": lambda: np.repeat(((kelvin - 280) * 7).clip(0, 255).astype(np.uint8)[:, :, None], 3, 2),
-        "rgba8": lambda: np.dstack([np.repeat(((kelvin - 280) * 7).clip(0, 255).astype(np.uint8)[:, :, None], 3, 2),
-                                    np.full((HEIGHT, WIDTH), 255, np.uint8)]),
+        "rgba8": lambda: np.dstack(
+            [
+                np.repeat(((kelvin - 280) * 7).clip(0, 255).astype(np.uint8)[:, :, None], 3, 2),
+                np.full((HEIGHT, WIDTH), 255, np.uint8),
+            ]
+        ),
     }[ir_encoding]()
     vis = {
         "rgb8": lambda: rgb,
@@ -94,7 +108,10 @@ class CameraRig:
 
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.node = node
-        self.pub = {"ir": node.create_publisher(Image, ir_topic, qos), "vis": node.create_publisher(Image, vis_topic, qos)}
+        self.pub = {
+            "ir": node.create_publisher(Image, ir_topic, qos),
+            "vis": node.create_publisher(Image, vis_topic, qos),
+        }
         self.sent = defaultdict(list)  # camera -> stamps (ns) published
         self.rng = np.random.default_rng(0)
         self.stamp_offset_ns = stamp_offset_ns  # e.g. to stamp in simulated time
@@ -165,16 +182,25 @@ def output_topics(prefix: str = "") -> dict:
 
     from ivif_ros.msg import DetectionArray, FusionStatus
 
-    return {f"{prefix}fused/image": Image, f"{prefix}semantic/mask": Image, f"{prefix}semantic/color": Image,
-            f"{prefix}detections/image": Image, f"{prefix}detections": DetectionArray,
-            f"{prefix}fusion/status": FusionStatus, "/diagnostics": DiagnosticArray}
+    return {
+        f"{prefix}fused/image": Image,
+        f"{prefix}semantic/mask": Image,
+        f"{prefix}semantic/color": Image,
+        f"{prefix}detections/image": Image,
+        f"{prefix}detections": DetectionArray,
+        f"{prefix}fusion/status": FusionStatus,
+        "/diagnostics": DiagnosticArray,
+    }
 
 
 def fusion_diagnostics_since(probe: Probe, start: int = 0) -> list[dict[str, str]]:
     """Key/values (plus _level, _message) of the fusion node's /diagnostics statuses from message ``start`` on."""
-    return [{kv.key: kv.value for kv in status.values} | {"_level": status.level, "_message": status.message}
-            for array in probe.get("/diagnostics")[start:] for status in array.status
-            if status.name.endswith(": fusion")]
+    return [
+        {kv.key: kv.value for kv in status.values} | {"_level": status.level, "_message": status.message}
+        for array in probe.get("/diagnostics")[start:]
+        for status in array.status
+        if status.name.endswith(": fusion")
+    ]
 
 
 def fusion_diagnostics(probe: Probe) -> dict[str, str]:
@@ -191,10 +217,12 @@ def assert_every_message_accounted(d: dict[str, str], sent: dict[str, list]) -> 
         singles = n(f"frames {single}") + n(f"dropped {single}: pipeline_busy") + n(f"failed {single}: invalid input")
         # best-effort sensor QoS may lose a message before the node sees it; what it saw, it accounts for
         assert 0.9 * len(sent[cam]) <= n(f"received {name}") <= len(sent[cam]), f"{name}: {len(sent[cam])} sent, {d}"
-        assert n(f"received {name}") == (n("pairs matched") + drops + singles + n(f"rejected {name}: invalid image")
-                                         + _pending(d, name)), f"{name} messages unaccounted for: {d}"
-    assert n("pairs matched") == n("frames fused") + n("dropped fused: pipeline_busy") + n("failed fused: invalid input"), \
-        f"synced pairs unaccounted for: {d}"
+        assert n(f"received {name}") == (
+            n("pairs matched") + drops + singles + n(f"rejected {name}: invalid image") + _pending(d, name)
+        ), f"{name} messages unaccounted for: {d}"
+    assert n("pairs matched") == n("frames fused") + n("dropped fused: pipeline_busy") + n(
+        "failed fused: invalid input"
+    ), f"synced pairs unaccounted for: {d}"
 
 
 def _pending(d, name) -> int:

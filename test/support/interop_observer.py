@@ -7,6 +7,7 @@ started from a plain shell. It prints one JSON line when it has discovered the g
 nodes and topics (with the seconds it took), then, on SIGINT, one JSON line with the
 fusion node's last /diagnostics values and the number of fused images it received.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,12 @@ def main() -> None:
                 state["diag"] = {kv.key: kv.value for kv in status.values}
 
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-    node.create_subscription(Image, f"{ns}/fused/image", lambda _: state.__setitem__(
-        "fused_images", state["fused_images"] + 1), QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    node.create_subscription(
+        Image,
+        f"{ns}/fused/image",
+        lambda _: state.__setitem__("fused_images", state["fused_images"] + 1),
+        QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+    )
     discovered = False
     try:
         while True:
@@ -45,12 +50,21 @@ def main() -> None:
             if not discovered:
                 nodes = {f"{n_ns.rstrip('/')}/{name}" for name, n_ns in node.get_node_names_and_namespaces()}
                 topics = {name for name, _ in node.get_topic_names_and_types()}
-                missing = ([n for n in GRAPH_NODES if f"{ns}/{n}" not in nodes]
-                           + [t for t in GRAPH_TOPICS if f"{ns}/{t}" not in topics])
+                missing = [n for n in GRAPH_NODES if f"{ns}/{n}" not in nodes] + [
+                    t for t in GRAPH_TOPICS if f"{ns}/{t}" not in topics
+                ]
                 if not missing:
                     discovered = True
-                    print(json.dumps({"discovered_after_s": time.monotonic() - start,
-                                      "nodes": sorted(nodes), "topics": sorted(topics)}), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                "discovered_after_s": time.monotonic() - start,
+                                "nodes": sorted(nodes),
+                                "topics": sorted(topics),
+                            }
+                        ),
+                        flush=True,
+                    )
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     print(json.dumps({"diagnostics": state["diag"], "fused_images": state["fused_images"]}), flush=True)

@@ -3,6 +3,7 @@
 Smooth shading, a few hard-edged objects, texture and sensor noise; the IR image has hot objects
 the visible image lacks and the visible image has texture the IR image lacks, like a real pair.
 """
+
 import cv2
 import numpy as np
 
@@ -16,8 +17,8 @@ def natural_pair(h: int = 120, w: int = 160, seed: int = 0) -> tuple[np.ndarray,
     for _ in range(4):
         x0, y0 = rng.integers(0, w - 30), rng.integers(0, h - 30)
         bw, bh = rng.integers(8, 30), rng.integers(8, 30)
-        vis[y0:y0 + bh, x0:x0 + bw] -= rng.uniform(20, 60)
-        ir[y0:y0 + bh, x0:x0 + bw] += rng.uniform(80, 160)
+        vis[y0 : y0 + bh, x0 : x0 + bw] -= rng.uniform(20, 60)
+        ir[y0 : y0 + bh, x0 : x0 + bw] += rng.uniform(80, 160)
     vis += rng.normal(0, 3, (h, w))
     ir += rng.normal(0, 2, (h, w))
     to_u8 = lambda x: np.clip(np.rint(x), 0, 255).astype(np.uint8)  # noqa: E731

@@ -9,6 +9,7 @@ to put real messages on the wire::
 Nested messages are JSON objects, sequences of messages are lists of objects. The
 message is published every ``--period-s`` until the process gets SIGINT.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,7 @@ def build_message(cls, fields: dict):
     types = cls.get_fields_and_field_types()
     for name, value in fields.items():
         if name not in types:
-            raise SystemExit(f"publish_message.py: {cls.__name__} has no field {name!r}; "
-                             f"fields are {sorted(types)}")
+            raise SystemExit(f"publish_message.py: {cls.__name__} has no field {name!r}; fields are {sorted(types)}")
         field_type = types[name]
         if isinstance(value, dict):
             value = build_message(type(getattr(msg, name)), value)

@@ -8,6 +8,7 @@ a message that may itself never have left the process)::
 
     python test/support/reliability_camera_process.py --stamps-file /tmp/ir_stamps.txt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,11 @@ def main() -> None:
         if not pub.get_subscription_count():
             return  # nobody to account for it yet: the test counts what a subscriber could receive
         now = node.get_clock().now().nanoseconds
-        pub.publish(messages.image_msg(gradient, "mono16",
-                                       messages.Header(stamp=messages.time_msg(now), frame_id=args.frame_id)))
+        pub.publish(
+            messages.image_msg(
+                gradient, "mono16", messages.Header(stamp=messages.time_msg(now), frame_id=args.frame_id)
+            )
+        )
         stamps.write(f"{now}\n")
 
     node.create_timer(1.0 / args.rate_hz, publish)

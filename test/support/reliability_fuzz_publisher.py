@@ -6,6 +6,7 @@ Waits for the fusion node to subscribe, then publishes in bursts with reliable Q
 after each burst until every subscriber acknowledged it, so that the node's counters can be
 compared with the stream exactly. Prints ``published N`` at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ def main() -> None:
             sys.exit("fuzz_publisher: the fusion node did not subscribe within 30 s")
         time.sleep(0.05)
     for start in range(0, len(stream), args.burst):
-        for s in stream[start:start + args.burst]:
+        for s in stream[start : start + args.burst]:
             pubs[s.cam].publish(s.msg)
         for pub in pubs.values():
             if not pub.wait_for_all_acked(Duration(seconds=30)):

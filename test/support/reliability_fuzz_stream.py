@@ -4,6 +4,7 @@ Shared by test_reliability_fuzz.py (which also uses it as the oracle) and
 reliability_fuzz_publisher.py (which publishes a stream from another process).
 Every message has a unique stamp, so an output stamp identifies its input.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ def _image(cam, arr, encoding, stamp_ns, *, bigendian=False, step=None, frame_id
     from ivif_ros.nodes import messages
 
     msg = fill_image_msg(Image(), array_to_image_fields(arr, encoding, bigendian=bigendian, step=step))
-    msg.header = messages.Header(stamp=messages.time_msg(stamp_ns),
-                                 frame_id=FRAME[cam] if frame_id is None else frame_id)
+    msg.header = messages.Header(
+        stamp=messages.time_msg(stamp_ns), frame_id=FRAME[cam] if frame_id is None else frame_id
+    )
     return msg
 
 
@@ -41,8 +43,15 @@ def raw_image(cam, stamp_ns, *, height, width, encoding, step, data, bigendian=0
     from ivif_ros.nodes import messages
 
     # int(): numpy integers pass rclpy's field setters but fail in its C serialiser
-    return Image(header=messages.Header(stamp=messages.time_msg(stamp_ns), frame_id=FRAME[cam]), height=int(height),
-                 width=int(width), encoding=encoding, is_bigendian=int(bigendian), step=int(step), data=bytes(data))
+    return Image(
+        header=messages.Header(stamp=messages.time_msg(stamp_ns), frame_id=FRAME[cam]),
+        height=int(height),
+        width=int(width),
+        encoding=encoding,
+        is_bigendian=int(bigendian),
+        step=int(step),
+        data=bytes(data),
+    )
 
 
 def valid_ir(rng, stamp_ns, size=(W, H)):
@@ -57,7 +66,8 @@ def valid_ir(rng, stamp_ns, size=(W, H)):
     if kind == 2:  # dead pixels and saturation in a radiometric image
         bad = kelvin.copy()
         bad.flat[rng.choice(bad.size, 1 + rng.integers(bad.size), replace=False)] = rng.choice(
-            [np.nan, np.inf, -np.inf])
+            [np.nan, np.inf, -np.inf]
+        )
         return _image("ir", bad, "32FC1", stamp_ns, bigendian=bool(rng.integers(2)))
     if kind == 3:
         return _image("ir", np.full((h, w), np.nan, np.float32), "32FC1", stamp_ns)  # a blind frame
@@ -80,14 +90,17 @@ def defective(rng, cam, stamp_ns) -> tuple[object, str]:
     """A message with exactly one defect, and the field the node must name."""
     kind = rng.integers(9)
     if kind == 0:  # step shorter than a row
-        return raw_image(cam, stamp_ns, height=H, width=W, encoding="mono8", step=W - 1 - rng.integers(W - 1),
-                    data=bytes(W * H)), "step"
+        return raw_image(
+            cam, stamp_ns, height=H, width=W, encoding="mono8", step=W - 1 - rng.integers(W - 1), data=bytes(W * H)
+        ), "step"
     if kind == 1:  # odd step for 2-byte samples (IR) / visible must be 8-bit
         if cam == "vis":
-            return raw_image(cam, stamp_ns, height=H, width=W, encoding="mono16", step=2 * W,
-                        data=bytes(2 * W * H)), "encoding"
-        return raw_image(cam, stamp_ns, height=H, width=W, encoding="mono16", step=2 * W + 1,
-                    data=bytes((2 * W + 1) * H)), "step"
+            return raw_image(
+                cam, stamp_ns, height=H, width=W, encoding="mono16", step=2 * W, data=bytes(2 * W * H)
+            ), "encoding"
+        return raw_image(
+            cam, stamp_ns, height=H, width=W, encoding="mono16", step=2 * W + 1, data=bytes((2 * W + 1) * H)
+        ), "step"
     if kind == 2:  # truncated or overlong data
         n = W * 3 * H + int(rng.choice([-1, 1])) * int(1 + rng.integers(W * 3 * H - 1))
         return raw_image(cam, stamp_ns, height=H, width=W, encoding="rgb8", step=W * 3, data=bytes(n)), "data"
@@ -109,11 +122,19 @@ def defective(rng, cam, stamp_ns) -> tuple[object, str]:
             encoding, bytes_per_pixel = (("rgb16", 6), ("8UC2", 2))[rng.integers(2)]
         else:
             encoding, bytes_per_pixel = (("32FC1", 4), ("8UC2", 2))[rng.integers(2)]
-        return raw_image(cam, stamp_ns, height=H, width=W, encoding=encoding, step=bytes_per_pixel * W,
-                    data=bytes(bytes_per_pixel * W * H)), "encoding"
+        return raw_image(
+            cam,
+            stamp_ns,
+            height=H,
+            width=W,
+            encoding=encoding,
+            step=bytes_per_pixel * W,
+            data=bytes(bytes_per_pixel * W * H),
+        ), "encoding"
     # big-endian flag with a wrong step for 4-byte floats
-    return raw_image(cam, stamp_ns, height=H, width=W, encoding="32FC1", step=4 * W + 2, data=bytes((4 * W + 2) * H),
-                bigendian=1), ("step" if cam == "ir" else "encoding")
+    return raw_image(
+        cam, stamp_ns, height=H, width=W, encoding="32FC1", step=4 * W + 2, data=bytes((4 * W + 2) * H), bigendian=1
+    ), ("step" if cam == "ir" else "encoding")
 
 
 def fuzz_stream(seed: int, n_messages: int, t0_ns: int):

@@ -4,6 +4,7 @@ Inputs are subscribed with reliable QoS: these tests count exactly what the node
 account for, so DDS may not drop anything on the way (the transport itself is tested in
 test_nodes_processes and the live replay).
 """
+
 from __future__ import annotations
 
 import threading
@@ -33,10 +34,16 @@ def fusion_graph(rclpy_context, student_weights):
     made = {}
 
     def start(**overrides):
-        params = {**graph_params(student_weights), "diagnostics.period_s": 0.25,
-                  "qos.input_reliability": "reliable", "qos.input_depth": 1000, **overrides}
-        fusion = FusionNode(context=rclpy_context,
-                            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        params = {
+            **graph_params(student_weights),
+            "diagnostics.period_s": 0.25,
+            "qos.input_reliability": "reliable",
+            "qos.input_depth": 1000,
+            **overrides,
+        }
+        fusion = FusionNode(
+            context=rclpy_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+        )
         probe_node = rclpy.create_node("reliability_probe", context=rclpy_context)
         probe = Probe(probe_node, output_topics())
         executor = SingleThreadedExecutor(context=rclpy_context)

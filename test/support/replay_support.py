@@ -4,6 +4,7 @@ The model is the shipped student when ``ivif_ros/weights/student.safetensors`` e
 otherwise a seeded randomly initialised student saved to a temp dir (the replay then
 checks plumbing, accounting and agreement, not fusion quality).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,13 @@ def make_sample(folder: Path, frames: int = FRAMES, storage: str = "mcap") -> Pa
     """An `ivif sample` folder at the test size; returns its bag path."""
     from ivif_ros.bag.sample import SampleOptions, generate_sample
 
-    generate_sample(folder, SampleOptions(frames=frames, width=WIDTH, height=HEIGHT, ir_width=WIDTH,
-                                          ir_height=HEIGHT * 512 // 480, storage=storage), progress=False)
+    generate_sample(
+        folder,
+        SampleOptions(
+            frames=frames, width=WIDTH, height=HEIGHT, ir_width=WIDTH, ir_height=HEIGHT * 512 // 480, storage=storage
+        ),
+        progress=False,
+    )
     return folder / "bag"
 
 
@@ -34,11 +40,16 @@ def make_config(folder: Path) -> Path:
 
         torch.manual_seed(0)
         model = str(folder / "student_random")
-        save_model(build_student(), model, {"det_classes": ["person", "bicycle", "car"],
-                                            "training": "none: random initialisation for replay tests"})
+        save_model(
+            build_student(),
+            model,
+            {"det_classes": ["person", "bicycle", "car"], "training": "none: random initialisation for replay tests"},
+        )
     path = folder / "replay_test.yaml"
-    path.write_text(f"pipeline:\n  model: {model}\nengine:\n  backend: onnxruntime\n  threads: 1\n"
-                    f"  cache_dir: {folder / 'engine_cache'}\n")
+    path.write_text(
+        f"pipeline:\n  model: {model}\nengine:\n  backend: onnxruntime\n  threads: 1\n"
+        f"  cache_dir: {folder / 'engine_cache'}\n"
+    )
     return path
 
 

@@ -11,6 +11,7 @@ use them as::
             ...
             wait_for(lambda: received, executor, timeout_s=20, what="fused image")
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -60,8 +61,9 @@ def make_ros_env(log_dir: Path, domain_id: int | None = None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def ros_process(args: list[str], env: dict[str, str], log_path: Path | None = None,
-                stop_timeout_s: float = 10.0) -> Iterator[subprocess.Popen]:
+def ros_process(
+    args: list[str], env: dict[str, str], log_path: Path | None = None, stop_timeout_s: float = 10.0
+) -> Iterator[subprocess.Popen]:
     """Run ``python <args>`` for the duration of the ``with`` block, then stop it.
 
     Stops with SIGINT first (rclpy shuts down cleanly), then SIGKILL. Output goes to
@@ -71,8 +73,14 @@ def ros_process(args: list[str], env: dict[str, str], log_path: Path | None = No
     log_path = log_path or Path(env["ROS_LOG_DIR"]) / f"process-{time.monotonic_ns()}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, *args], env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
     proc.log_path = log_path  # type: ignore[attr-defined]
     try:
         yield proc
@@ -91,8 +99,9 @@ def process_output(proc: subprocess.Popen) -> str:
     return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
 
 
-def wait_for(condition: Callable[[], bool], executor, timeout_s: float, what: str,
-             proc: subprocess.Popen | None = None) -> None:
+def wait_for(
+    condition: Callable[[], bool], executor, timeout_s: float, what: str, proc: subprocess.Popen | None = None
+) -> None:
     """Spin ``executor`` until ``condition()`` holds; fail naming ``what`` on timeout.
 
     If ``proc`` is given and exits early, fail at once with its output.
@@ -100,8 +109,10 @@ def wait_for(condition: Callable[[], bool], executor, timeout_s: float, what: st
     deadline = time.monotonic() + timeout_s
     while not condition():
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited with code {proc.returncode} while waiting for "
-                                 f"{what}; its output:\n{process_output(proc)}")
+            raise AssertionError(
+                f"process exited with code {proc.returncode} while waiting for "
+                f"{what}; its output:\n{process_output(proc)}"
+            )
         if time.monotonic() > deadline:
             detail = f"; process output:\n{process_output(proc)}" if proc is not None else ""
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}{detail}")

@@ -1,4 +1,5 @@
 """Reading a bag as a user with plain ``rosbags`` would: a distro typestore, nothing of ivif_ros."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,9 @@ def read_every_message(bag: Path, distro: str) -> dict[str, int]:
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
-    store = get_typestore({"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY,
-                           "kilted": Stores.ROS2_KILTED}[distro])
+    store = get_typestore(
+        {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY, "kilted": Stores.ROS2_KILTED}[distro]
+    )
     counts: dict[str, int] = {}
     with AnyReader([Path(bag)], default_typestore=store) as reader:
         for connection, _, raw in reader.messages():

@@ -1,4 +1,5 @@
 """Classical fusion baselines: exact cases, invariants and what each is meant to keep."""
+
 import numpy as np
 import pytest
 

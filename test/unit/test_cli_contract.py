@@ -5,13 +5,13 @@ Each subcommand is run (through ``ivif_ros.cli.main``, in this process: an excep
 it fails the test) against each class of bad input that applies to it. The read-only-file-system
 cases run the real command in a private mount namespace (``unshare``) over a read-only tmpfs.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -43,19 +43,28 @@ def inputs(tmp_path_factory, tiny_data):  # noqa: F811
     hostile_calibration = root / "hostile_sample"
     shutil.copytree(bag, hostile_calibration / "bag")
     (hostile_calibration / "calibration.yaml").write_text(
-        "homography: !!python/object/apply:os.system ['touch " + str(root / "EXECUTED") + "']\n")
-    (root / "latin1.yaml").write_bytes("/**:\n  ros__parameters:\n    sync: {slop_s: 0.02}  # d\xe9j\xe0\n"
-                                       .encode("latin-1"))
+        "homography: !!python/object/apply:os.system ['touch " + str(root / "EXECUTED") + "']\n"
+    )
+    (root / "latin1.yaml").write_bytes(
+        "/**:\n  ros__parameters:\n    sync: {slop_s: 0.02}  # d\xe9j\xe0\n".encode("latin-1")
+    )
     (root / "bomb.yaml").write_text(alias_bomb())
-    (root / "python_tag.yaml").write_text("/**:\n  ros__parameters:\n    sync:\n      slop_s: "
-                                          "!!python/object/apply:os.system ['touch " + str(root / "EXECUTED") + "']\n")
+    (root / "python_tag.yaml").write_text(
+        "/**:\n  ros__parameters:\n    sync:\n      slop_s: "
+        "!!python/object/apply:os.system ['touch " + str(root / "EXECUTED") + "']\n"
+    )
     (root / "a_file").write_text("not a folder\n")
     (root / "existing.onnx").write_bytes(b"an earlier export")
     train_dir = root / "train"
     train_dir.mkdir()
     train_cfg = write_config(train_dir, tiny_data)
-    return {"root": root, "bag": bag, "hostile_bag": hostile_calibration / "bag", "train_cfg": train_cfg,
-            "data": tiny_data}
+    return {
+        "root": root,
+        "bag": bag,
+        "hostile_bag": hostile_calibration / "bag",
+        "train_cfg": train_cfg,
+        "data": tiny_data,
+    }
 
 
 def command(name: str, out: str, inp: dict, config: str | None = None) -> list[str]:
@@ -93,18 +102,24 @@ def check_one_line(code: int, output: str, fragments: list[str]) -> None:
 CASES = (
     [(f"{name}: --out is a file", name, "a_file", None, ["--out", "a_file", "not a folder"]) for name in FOLDER_OUT]
     + [(f"{name}: --out /", name, "/", None, ["--out /", "refusing"]) for name in FOLDER_OUT + ["export"]]
-    + [("export: --out exists", "export", "existing.onnx", None, ["existing.onnx", "--force"]),
-       ("export: --out is a folder", "export", ".", None, ["is a folder"])]
-    + [(f"{name}: {what} config", name, "out_" + name, cfg, [cfg, why])
-       for name in ("replay", "launch", "train")
-       for what, cfg, why in (("non-UTF-8", "latin1.yaml", "not UTF-8"), ("alias bomb", "bomb.yaml", "aliases"),
-                              ("!!python", "python_tag.yaml", "no !!python"))]
+    + [
+        ("export: --out exists", "export", "existing.onnx", None, ["existing.onnx", "--force"]),
+        ("export: --out is a folder", "export", ".", None, ["is a folder"]),
+    ]
+    + [
+        (f"{name}: {what} config", name, "out_" + name, cfg, [cfg, why])
+        for name in ("replay", "launch", "train")
+        for what, cfg, why in (
+            ("non-UTF-8", "latin1.yaml", "not UTF-8"),
+            ("alias bomb", "bomb.yaml", "aliases"),
+            ("!!python", "python_tag.yaml", "no !!python"),
+        )
+    ]
 )
 
 
 @pytest.mark.parametrize("case, name, out, config, fragments", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_gives_one_line_and_exit_2(inputs, tmp_path, capsys, monkeypatch, case, name, out, config,
-                                             fragments):
+def test_bad_input_gives_one_line_and_exit_2(inputs, tmp_path, capsys, monkeypatch, case, name, out, config, fragments):
     monkeypatch.chdir(inputs["root"])
     out_arg = out if out in ("/", "a_file", "existing.onnx", ".") else str(tmp_path / out)
     config_arg = str(inputs["root"] / config) if config else None
@@ -120,8 +135,10 @@ def test_python_tag_in_a_calibration_beside_the_bag(inputs, tmp_path, capsys):
     assert not (inputs["root"] / "EXECUTED").exists()
 
 
-@pytest.mark.parametrize("param, fragments", [("use_sim_time=1", ["use_sim_time", "true or false"]),
-                                              ("foo=1", ["--param foo", "no such parameter"])])
+@pytest.mark.parametrize(
+    "param, fragments",
+    [("use_sim_time=1", ["use_sim_time", "true or false"]), ("foo=1", ["--param foo", "no such parameter"])],
+)
 def test_launch_refuses_parameters_no_node_takes(capsys, param, fragments):
     code, output = run_cli(["launch", "--dry-run", "--param", param], capsys)
     check_one_line(code, output, fragments)
@@ -136,22 +153,38 @@ def test_train_resume_with_an_unusable_checkpoint(inputs, tmp_path, capsys, chec
     else:  # another model's state
         layer = torch.nn.Linear(3, 2)
         opt = torch.optim.SGD(layer.parameters(), lr=0.1)
-        torch.save({"model": layer.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "step": 2,
-                    "torch_rng": torch.get_rng_state()}, out / "checkpoint.pt")
-    code, output = run_cli(["train", "student", "--no-distill", "--config", str(inputs["train_cfg"]),
-                            "--out", str(out), "--resume"], capsys)
+        torch.save(
+            {
+                "model": layer.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": {},
+                "step": 2,
+                "torch_rng": torch.get_rng_state(),
+            },
+            out / "checkpoint.pt",
+        )
+    code, output = run_cli(
+        ["train", "student", "--no-distill", "--config", str(inputs["train_cfg"]), "--out", str(out), "--resume"],
+        capsys,
+    )
     check_one_line(code, output, ["--resume", "checkpoint.pt"])
 
 
 def test_alias_bomb_costs_neither_memory_nor_output(inputs):
     """Refused while parsing: no expanded value is built or printed (10**9 strings would be GBs)."""
     # VmHWM: this process image's peak RSS (ru_maxrss would carry over the forking pytest's)
-    script = ("import sys; from ivif_ros.cli import main; code = main(sys.argv[1:]); "
-              "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
-              "print('maxrss_kb', hwm); sys.exit(code)")
-    proc = subprocess.run([sys.executable, "-c", script, "launch", "--dry-run", "--config",
-                           str(inputs["root"] / "bomb.yaml")], capture_output=True, text=True, cwd=REPO_ROOT,
-                          timeout=120)
+    script = (
+        "import sys; from ivif_ros.cli import main; code = main(sys.argv[1:]); "
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
+        "print('maxrss_kb', hwm); sys.exit(code)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "launch", "--dry-run", "--config", str(inputs["root"] / "bomb.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2 and len(proc.stderr) < 1000, proc.stderr[:2000]
     maxrss_mb = int(proc.stdout.split("maxrss_kb")[1]) / 1024
     assert maxrss_mb < 300, f"peak RSS {maxrss_mb:.0f} MB while refusing the alias bomb"
@@ -160,8 +193,17 @@ def test_alias_bomb_costs_neither_memory_nor_output(inputs):
 def _read_only_mounts_work() -> bool:
     if not shutil.which("unshare"):
         return False
-    probe = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c",
-                            "mount -t tmpfs -o ro,size=1m none /tmp && ! touch /tmp/x"], capture_output=True)
+    probe = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--map-root-user",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o ro,size=1m none /tmp && ! touch /tmp/x",
+        ],
+        capture_output=True,
+    )
     return probe.returncode == 0
 
 
@@ -176,10 +218,16 @@ def test_out_on_a_read_only_file_system(inputs, tmp_path, name):
     mount.mkdir()
     out = mount / ("model.onnx" if name == "export" else "run")
     argv = command(name, str(out), inputs)
-    inner = (f"mount -t tmpfs -o ro,size=1m none {mount} && exec {sys.executable} -m ivif_ros.cli "
-             + " ".join(f"'{a}'" for a in argv))
-    proc = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", inner], capture_output=True,
-                          text=True, cwd=REPO_ROOT, timeout=300)
+    inner = f"mount -t tmpfs -o ro,size=1m none {mount} && exec {sys.executable} -m ivif_ros.cli " + " ".join(
+        f"'{a}'" for a in argv
+    )
+    proc = subprocess.run(
+        ["unshare", "--mount", "--map-root-user", "sh", "-c", inner],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     check_one_line(proc.returncode, proc.stderr + proc.stdout, [str(out), "read-only file system"])
 
 
@@ -189,7 +237,8 @@ def test_export_overwrites_only_with_force(inputs, tmp_path, capsys):
     code, output = run_cli(["export", "--backend", "onnx", "--out", str(target)], capsys)
     check_one_line(code, output, ["--force"])
     assert target.read_bytes() == b"keep me"
-    assert main(["export", "--backend", "onnx", "--out", str(target), "--force", "--width", "64",
-                 "--height", "64"]) == 0
+    assert (
+        main(["export", "--backend", "onnx", "--out", str(target), "--force", "--width", "64", "--height", "64"]) == 0
+    )
     assert target.read_bytes() != b"keep me"
     json.dumps(str(target))  # the path survives as text

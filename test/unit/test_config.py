@@ -1,4 +1,5 @@
 """The config schema (ivif_ros.core.config) and config/fusion.yaml."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,18 +49,21 @@ def test_flat_round_trip_and_pipeline_shares_the_engine_config():
     assert FusionConfig.from_flat(cfg.to_flat()) == cfg
 
 
-@pytest.mark.parametrize("flat, message", [
-    ({"sync.slp_s": 0.1}, "did you mean 'slop_s'"),
-    ({"sink.slop_s": 0.1}, "unknown config section 'sink'"),
-    ({"sync.slop_s": -1.0}, r"sync.slop_s.*outside \[0.0, 10.0\]"),
-    ({"sync.queue_size": "ten"}, "sync.queue_size.*expected int"),
-    ({"sync.policy": "nearest"}, "sync.policy.*not one of approximate, optimal, exact"),
-    ({"registration.homography": [1.0, 0.0]}, "registration.homography.*9 values"),
-    ({"ir_normalize.low_percentile": 99.5}, "low_percentile .* must be below"),
-    ({"registration.mode": "crop"}, "crop_xywh"),
-    ({"engine.backend": "cuda"}, "engine.backend"),
-    ({"pipeline.palette": "rainbow"}, "pipeline.palette"),
-])
+@pytest.mark.parametrize(
+    "flat, message",
+    [
+        ({"sync.slp_s": 0.1}, "did you mean 'slop_s'"),
+        ({"sink.slop_s": 0.1}, "unknown config section 'sink'"),
+        ({"sync.slop_s": -1.0}, r"sync.slop_s.*outside \[0.0, 10.0\]"),
+        ({"sync.queue_size": "ten"}, "sync.queue_size.*expected int"),
+        ({"sync.policy": "nearest"}, "sync.policy.*not one of approximate, optimal, exact"),
+        ({"registration.homography": [1.0, 0.0]}, "registration.homography.*9 values"),
+        ({"ir_normalize.low_percentile": 99.5}, "low_percentile .* must be below"),
+        ({"registration.mode": "crop"}, "crop_xywh"),
+        ({"engine.backend": "cuda"}, "engine.backend"),
+        ({"pipeline.palette": "rainbow"}, "pipeline.palette"),
+    ],
+)
 def test_invalid_values_name_the_key(flat, message):
     with pytest.raises(ConfigError, match=message):
         FusionConfig.from_flat(flat, "test.yaml")
@@ -73,8 +77,10 @@ def test_integers_are_accepted_for_floats_but_not_bools_for_numbers():
 
 def test_node_block_overrides_wildcard_block(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text("/**:\n  ros__parameters:\n    sync: {slop_s: 0.03, queue_size: 7}\n"
-                    "/cam/ivif_fusion:\n  ros__parameters:\n    sync: {slop_s: 0.04}\n")
+    path.write_text(
+        "/**:\n  ros__parameters:\n    sync: {slop_s: 0.03, queue_size: 7}\n"
+        "/cam/ivif_fusion:\n  ros__parameters:\n    sync: {slop_s: 0.04}\n"
+    )
     assert load_config(path).sync.slop_s == 0.03
     cfg = load_config(path, node_name="ivif_fusion")
     assert (cfg.sync.slop_s, cfg.sync.queue_size) == (0.04, 7)
@@ -83,8 +89,12 @@ def test_node_block_overrides_wildcard_block(tmp_path):
 def test_plain_yaml_and_overrides(tmp_path):
     path = tmp_path / "plain.yaml"
     path.write_text("dropout:\n  timeout_s: 2.0\n")
-    cfg = load_config(path, overrides=dict([parse_override("graph.mode=single_process"),
-                                            parse_override("registration.crop_xywh:=[1, 2, 3, 4]")]))
+    cfg = load_config(
+        path,
+        overrides=dict(
+            [parse_override("graph.mode=single_process"), parse_override("registration.crop_xywh:=[1, 2, 3, 4]")]
+        ),
+    )
     assert cfg.dropout.timeout_s == 2.0 and cfg.graph.mode == "single_process"
     assert cfg.registration.crop_xywh == [1, 2, 3, 4]
     with pytest.raises(ConfigError, match="NAME=VALUE"):

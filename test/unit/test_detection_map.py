@@ -1,4 +1,5 @@
 """COCO-style mAP on hand-computed cases."""
+
 import json
 import math
 

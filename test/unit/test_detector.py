@@ -4,6 +4,7 @@ The authors' files live in ``../shared/pretrained`` beside the repository (overr
 ``$IVIF_ROS_PRETRAINED``); tests that need them skip, saying so, when the folder is absent.
 The shipped ``detector_coco`` weights are tested without it.
 """
+
 import os
 from pathlib import Path
 
@@ -23,15 +24,18 @@ PRETRAINED = Path(os.environ.get("IVIF_ROS_PRETRAINED", REPO.parent / "shared" /
 
 #: The four people of the authors' example image (500x335), drawn by hand-checking the
 #: decoded boxes on the image: x1, y1, x2, y2 in pixels.
-EXAMPLE_PEOPLE = np.array([[41, 63, 178, 294], [289, 142, 482, 297], [159, 136, 256, 266], [231, 139, 323, 277]],
-                          np.float32)
+EXAMPLE_PEOPLE = np.array(
+    [[41, 63, 178, 294], [289, 142, 482, 297], [159, 136, 256, 266], [231, 139, 323, 277]], np.float32
+)
 
 
 def pretrained(name: str) -> Path:
     path = PRETRAINED / name
     if not path.is_file():
-        pytest.skip(f"{path} is absent: put the shared pretrained folder beside the repository as ../shared "
-                    "or set IVIF_ROS_PRETRAINED to it")
+        pytest.skip(
+            f"{path} is absent: put the shared pretrained folder beside the repository as ../shared "
+            "or set IVIF_ROS_PRETRAINED to it"
+        )
     return path
 
 
@@ -96,8 +100,9 @@ def test_matches_the_authors_onnx_on_their_example_at_352():
         ours32 = model.float()(torch.from_numpy(blob)).numpy()
     assert reference.shape == ours64.shape == deployed.shape == (1, 85, 22, 22)
     diff64, diff32 = np.abs(ours64 - reference).max(), np.abs(ours32 - deployed).max()
-    print(f"max |ours - authors' ONNX|: float64 {diff64:.2e} (exact evaluation), "
-          f"float32 {diff32:.2e} (vs ONNX Runtime)")
+    print(
+        f"max |ours - authors' ONNX|: float64 {diff64:.2e} (exact evaluation), float32 {diff32:.2e} (vs ONNX Runtime)"
+    )
     assert diff64 <= 1e-4
     assert diff32 <= 5e-4
     classes = detector.ClassMap.parse(["person"], coco_names())
@@ -192,15 +197,18 @@ def test_class_map_folds_classes_and_scores_as_the_authors_do():
     assert list(detector.decode(pred, custom, (100, 200), 0.3).class_ids) == [0]
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    (["person", "cat"], "'cat' .* not a class of the detector"),
-    (["person", "bycicle"], "did you mean bicycle"),
-    (["car=car,bus", "bus"], "'bus' is mapped to both 'car' and 'bus'"),
-    (["car", "car=car,bus"], "'car' is listed twice"),
-    (["=car"], "needs a name"),
-    ([], "empty"),
-    ("person", "expected a list"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (["person", "cat"], "'cat' .* not a class of the detector"),
+        (["person", "bycicle"], "did you mean bicycle"),
+        (["car=car,bus", "bus"], "'bus' is mapped to both 'car' and 'bus'"),
+        (["car", "car=car,bus"], "'car' is listed twice"),
+        (["=car"], "needs a name"),
+        ([], "empty"),
+        ("person", "expected a list"),
+    ],
+)
 def test_class_map_errors_name_the_problem(spec, message):
     with pytest.raises(ConfigError, match=message):
         detector.ClassMap.parse(spec, ["person", "bicycle", "car", "bus"])
@@ -226,21 +234,28 @@ def test_zero_shot_detector_finds_as_much_on_the_student_fusion_as_on_pixel_max(
     data = Path(os.environ.get("IVIF_DATA", REPO.parent / "shared" / "data"))
     root, split = data / "msrs" / "test", data / "splits" / "msrs_dev_eval.txt"
     if not (root / "labels_det" / "fusion").is_dir() or not split.is_file():
-        pytest.skip(f"{root}/labels_det/fusion or {split} is absent: put the shared data beside the repository "
-                    "as ../shared or set IVIF_DATA")
+        pytest.skip(
+            f"{root}/labels_det/fusion or {split} is absent: put the shared data beside the repository "
+            "as ../shared or set IVIF_DATA"
+        )
     torch.set_num_threads(1)
     engine = EngineConfig(backend="onnxruntime", threads=1)
     # The COCO checkpoint at the size it was trained at, 352x352 (the issue's reference figures).
-    pipeline = FusionPipeline(PipelineConfig(model="student", detector="detector_coco", detector_size=[352, 352],
-                                             score_threshold=0.05, engine=engine))
+    pipeline = FusionPipeline(
+        PipelineConfig(
+            model="student", detector="detector_coco", detector_size=[352, 352], score_threshold=0.05, engine=engine
+        )
+    )
     preds = {"student": [], "pixelmax": []}
     gts = []
     for pair in PairedDataset(root, split, labels=False):
         h, w = pair.ir.shape
         truth = read_yolo_boxes(root / "labels_det" / "fusion" / f"{pair.name}.txt", w, h)
         gts.append((truth.xyxy, truth.cls))
-        images = {"student": pipeline.process(pair.ir, pair.vis).fused_rgb,
-                  "pixelmax": restore_color(fuse_max(pair.ir, rgb_to_y_u8(pair.vis)), pair.vis)}
+        images = {
+            "student": pipeline.process(pair.ir, pair.vis).fused_rgb,
+            "pixelmax": restore_color(fuse_max(pair.ir, rgb_to_y_u8(pair.vis)), pair.vis),
+        }
         for name, rgb in images.items():
             d, _ = pipeline.detect(rgb)
             preds[name].append((d.xyxy, d.scores, d.class_ids))
@@ -258,8 +273,24 @@ def test_ivif_export_writes_the_detector_with_its_named_input_and_output(tmp_pat
     from ivif_ros.cli import main
 
     out = tmp_path / "detector.onnx"
-    assert main(["export", "--backend", "onnx", "--model", "detector_coco", "--width", "352", "--height", "352",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--backend",
+                "onnx",
+                "--model",
+                "detector_coco",
+                "--width",
+                "352",
+                "--height",
+                "352",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "pred" in capsys.readouterr().out  # the parity line names the output
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["image"] and [o.name for o in session.get_outputs()] == ["pred"]

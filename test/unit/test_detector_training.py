@@ -1,6 +1,7 @@
 """``ivif train detector``: the COCO head cut to three classes, FastestDet's loss, a short
 fine-tuning on a tiny synthetic set (the loss falls; a resumed run equals an uninterrupted
 one), and config errors that name their field."""
+
 import csv
 import math
 
@@ -38,15 +39,17 @@ def data(tmp_path_factory):
         ir = rng.integers(10, 40, (h, w), dtype=np.uint8)
         vis = rng.integers(20, 60, (h, w, 3), dtype=np.uint8)
         px, py = 20 + 15 * i, 30
-        ir[py:py + 40, px:px + 14] = 230
-        vis[py:py + 40, px:px + 14] = (200, 120, 90)
+        ir[py : py + 40, px : px + 14] = 230
+        vis[py : py + 40, px : px + 14] = (200, 120, 90)
         cx, cy = 70, 60 + 5 * (i % 2)
-        vis[cy:cy + 20, cx:cx + 44] = (40, 40, 220)
-        ir[cy:cy + 20, cx:cx + 44] = 150
+        vis[cy : cy + 20, cx : cx + 44] = (40, 40, 220)
+        ir[cy : cy + 20, cx : cx + 44] = 150
         cv2.imwrite(str(test / "ir" / f"{name}.png"), ir)
         cv2.imwrite(str(test / "vi" / f"{name}.png"), vis)
-        lines = [f"0 {(px + 7) / w} {(py + 20) / h} {14 / w} {40 / h}",
-                 f"2 {(cx + 22) / w} {(cy + 10) / h} {44 / w} {20 / h}"]
+        lines = [
+            f"0 {(px + 7) / w} {(py + 20) / h} {14 / w} {40 / h}",
+            f"2 {(cx + 22) / w} {(cy + 10) / h} {44 / w} {20 / h}",
+        ]
         (test / "labels_det/fusion" / f"{name}.txt").write_text("\n".join(lines) + "\n")
     (root / "splits").mkdir()
     (root / "splits" / "train.txt").write_text("\n".join(NAMES) + "\n")
@@ -56,9 +59,19 @@ def data(tmp_path_factory):
 def write_config(path, **overrides):
     import yaml
 
-    cfg = {"classes": ["person", "bicycle", "car"], "data": [{"root": "msrs/test", "split": "splits/train.txt"}],
-           "input_mode": "visible", "input_size": [128, 96], "batch_size": 2, "epochs": 6,
-           "lr": 0.01, "warmup_epochs": 0.5, "log_every": 1, "checkpoint_every": 2, "seed": 3}
+    cfg = {
+        "classes": ["person", "bicycle", "car"],
+        "data": [{"root": "msrs/test", "split": "splits/train.txt"}],
+        "input_mode": "visible",
+        "input_size": [128, 96],
+        "batch_size": 2,
+        "epochs": 6,
+        "lr": 0.01,
+        "warmup_epochs": 0.5,
+        "log_every": 1,
+        "checkpoint_every": 2,
+        "seed": 3,
+    }
     cfg.update(overrides)
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -86,7 +99,9 @@ def test_three_class_head_is_coco_renormalised_over_person_bicycle_car():
 def test_siou_and_target_assignment():
     box = torch.tensor([[3.3, 2.6, 2.0, 4.0]])
     assert siou(box, box).item() == pytest.approx(1.0, abs=1e-5)
-    assert siou(box + torch.tensor([[1.0, 0, 0, 0]]), box).item() < siou(box + torch.tensor([[0.2, 0, 0, 0]]), box).item()
+    assert (
+        siou(box + torch.tensor([[1.0, 0, 0, 0]]), box).item() < siou(box + torch.tensor([[0.2, 0, 0, 0]]), box).item()
+    )
     # centre (3.3, 2.6) in cells: candidates (3,2), (4,2), (3,3), (4,3); a centre on the map's
     # last cell keeps only in-map candidates
     targets = torch.tensor([[0, 1, 3.3 / 8, 2.6 / 6, 0.25, 0.5], [1, 0, 7.5 / 8, 5.5 / 6, 0.1, 0.1]])
@@ -121,7 +136,11 @@ def test_short_fine_tuning_lowers_the_loss_and_resumes_exactly(data, tmp_path):
 
     model, meta = load_model(path)
     assert meta["architecture"] == "fastestdet" and meta["detection_classes"] == ["person", "bicycle", "car"]
-    assert meta["input"]["native_hw"] == [96, 128] and "BSD-3-Clause" in meta["licence"] and meta["training"]["command"] == "test"
+    assert (
+        meta["input"]["native_hw"] == [96, 128]
+        and "BSD-3-Clause" in meta["licence"]
+        and meta["training"]["command"] == "test"
+    )
     assert model.num_classes == 3
 
     # the same run stopped after 5 steps and resumed: identical losses and weights
@@ -134,16 +153,19 @@ def test_short_fine_tuning_lowers_the_loss_and_resumes_exactly(data, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("override, field", [
-    ({"input_mode": "thermal"}, "'input_mode'"),
-    ({"input_size": [100, 96]}, "'input_size'"),
-    ({"input_size": [640]}, "'input_size'"),
-    ({"epochs": 0}, "'epochs'"),
-    ({"data": []}, "'data'"),
-    ({"data": [{"root": "/abs/msrs"}]}, "'data[0].root'"),
-    ({"augment": {"flip": 0.5, "rotate": 10}}, "'augment'"),
-    ({"batchsize": 4}, "unknown keys ['batchsize']"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ({"input_mode": "thermal"}, "'input_mode'"),
+        ({"input_size": [100, 96]}, "'input_size'"),
+        ({"input_size": [640]}, "'input_size'"),
+        ({"epochs": 0}, "'epochs'"),
+        ({"data": []}, "'data'"),
+        ({"data": [{"root": "/abs/msrs"}]}, "'data[0].root'"),
+        ({"augment": {"flip": 0.5, "rotate": 10}}, "'augment'"),
+        ({"batchsize": 4}, "unknown keys ['batchsize']"),
+    ],
+)
 def test_config_errors_name_the_field(tmp_path, override, field):
     with pytest.raises(ConfigError) as err:
         load_detector_config(write_config(tmp_path / "bad.yaml", **override))

@@ -1,4 +1,5 @@
 """Artefact cache (used for TensorRT engines and ONNX exports), tested with a fake builder: no TensorRT needed."""
+
 import json
 
 import pytest
@@ -116,7 +117,9 @@ def test_tensorrt_key_covers_weights_shapes_precision_versions_and_gpu():
 
 
 def test_tensorrt_dynamic_profile_and_slot_names():
-    cfg = EngineConfig(backend="tensorrt", width=630, height=470, dynamic=True, min_size=(256, 320), max_size=(1024, 1280))
+    cfg = EngineConfig(
+        backend="tensorrt", width=630, height=470, dynamic=True, min_size=(256, 320), max_size=(1024, 1280)
+    )
     assert input_profile(cfg) == {"min": (1, 1, 256, 320), "opt": (1, 1, 480, 640), "max": (1, 1, 1024, 1280)}
     assert engine_slot("0123456789abcdef" * 4, cfg) == "tensorrt-0123456789abcdef-480x640-dyn-fp32.ep"
 

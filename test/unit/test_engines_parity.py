@@ -9,6 +9,7 @@ Tolerances (max abs difference to eager, per output):
 Uses the shipped trained weights (``ivif_ros/weights/{student,teacher}.safetensors``) when they
 exist; otherwise a seeded randomly initialised model of the shipped architecture.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +60,14 @@ def reference(student, frame):
 
 
 def run(student, frame, tmp_path_factory, backend, precision="fp32"):
-    cfg = EngineConfig(backend=backend, precision=precision, height=HW[0], width=HW[1], threads=1,
-                       cache_dir=tmp_path_factory.mktemp("cache"))
+    cfg = EngineConfig(
+        backend=backend,
+        precision=precision,
+        height=HW[0],
+        width=HW[1],
+        threads=1,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+    )
     engine = build_backend(backend, student, cfg, model_hash(student))
     assert (engine.name, engine.precision) == (backend, precision)
     return engine.infer(*frame)
@@ -91,7 +98,12 @@ def test_openvino_bf16_matches_eager_within_bf16_tolerance(student, frame, refer
 def test_reference_outputs_follow_the_contract(reference):
     h, w = HW
     assert reference.fused.shape == (1, 1, h, w)
-    assert reference.seg_logits.shape[2:] == reference.det_heatmap.shape[2:] == reference.det_box.shape[2:] == (h // 4, w // 4)
+    assert (
+        reference.seg_logits.shape[2:]
+        == reference.det_heatmap.shape[2:]
+        == reference.det_box.shape[2:]
+        == (h // 4, w // 4)
+    )
     assert reference.det_box.shape[1] == 4
     assert 0 <= reference.fused.min() and reference.fused.max() <= 1
     assert 0 <= reference.det_heatmap.min() and reference.det_heatmap.max() <= 1

@@ -1,4 +1,5 @@
 """backend: auto -- TensorRT preference, measured CPU choice, its cache, forced backends, missing packages."""
+
 import json
 
 import pytest
@@ -25,8 +26,9 @@ class Stopwatch:
 
 
 def choose(cfg, measure, tensorrt=False, host=HOST, weights="w" * 64, now=None, load=0.1):
-    return choose_backend(cfg, weights, tensorrt_available=tensorrt, measure=measure, host=host, now=now,
-                          load=lambda: load)
+    return choose_backend(
+        cfg, weights, tensorrt_available=tensorrt, measure=measure, host=host, now=now, load=lambda: load
+    )
 
 
 def test_tensorrt_is_preferred_when_available(tmp_path):
@@ -147,8 +149,9 @@ def test_auto_stops_timing_a_candidate_that_cannot_win():
             calls.append(self.name)
             time.sleep(self.seconds)
 
-    timings = time_engines({"fast": Sleeper("fast", 0.001), "slow": Sleeper("slow", 0.05)}, (64, 64), runs=6,
-                           warmup=0, prune=True)
+    timings = time_engines(
+        {"fast": Sleeper("fast", 0.001), "slow": Sleeper("slow", 0.05)}, (64, 64), runs=6, warmup=0, prune=True
+    )
     assert calls.count("slow") == PRUNE_AFTER and calls.count("fast") == 6
     assert timings["slow"] > timings["fast"]
 
@@ -213,8 +216,9 @@ def test_bench_times_a_weights_file_with_the_backends_of_its_architecture(tmp_pa
 
     torch.manual_seed(0)
     path = save_model(build_student({"blocks16": 2}), tmp_path / "p", {})
-    rows, conditions = run_benchmark([str(path)], [(64, 64)], runs=1, warmup=0, progress=False,
-                                     cache_dir=tmp_path / "cache")
+    rows, conditions = run_benchmark(
+        [str(path)], [(64, 64)], runs=1, warmup=0, progress=False, cache_dir=tmp_path / "cache"
+    )
     timed = {(r.backend, r.precision) for r in rows}
     available = {b for b in ("onnxruntime", "openvino") if importlib.util.find_spec(b)}
     assert timed == {(b, p) for b, p in DEFAULT_BACKENDS["student"] if b == "torch" or b in available}

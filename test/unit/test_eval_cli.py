@@ -1,4 +1,5 @@
 """``ivif eval`` and ``ivif metrics`` end to end on a tiny synthetic paired dataset."""
+
 import csv
 import json
 import re
@@ -38,8 +39,22 @@ def dataset_dir(tmp_path_factory):
 
 def test_eval_writes_tables_report_and_plots(dataset_dir, tmp_path, capsys):
     out = tmp_path / "eval"
-    rc = main(["eval", "--data", str(dataset_dir), "--split", str(dataset_dir / "split.txt"),
-               "--method", "max,gff", "--out", str(out), "--no-progress", "--samples", "2"])
+    rc = main(
+        [
+            "eval",
+            "--data",
+            str(dataset_dir),
+            "--split",
+            str(dataset_dir / "split.txt"),
+            "--method",
+            "max,gff",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--samples",
+            "2",
+        ]
+    )
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary) == ["max", "gff"]
@@ -68,18 +83,38 @@ def test_eval_writes_tables_report_and_plots(dataset_dir, tmp_path, capsys):
 
 def test_eval_matlab_variant_and_limit(dataset_dir, tmp_path):
     out = tmp_path / "eval"
-    assert main(["eval", "--data", str(dataset_dir), "--method", "mean", "--out", str(out),
-                 "--limit", "1", "--variant", "matlab", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--data",
+                str(dataset_dir),
+                "--method",
+                "mean",
+                "--out",
+                str(out),
+                "--limit",
+                "1",
+                "--variant",
+                "matlab",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())["mean"]
     assert summary["SSIM"] <= 1.0  # matlab averages the two SSIMs
     with open(out / "per_image.csv") as f:
         assert len(list(csv.DictReader(f))) == 1
 
 
-@pytest.mark.parametrize("method, message", [
-    ("max,nope", "unknown fusion method 'nope'"),
-    ("model:no_such_weights", "model:no_such_weights"),
-])
+@pytest.mark.parametrize(
+    "method, message",
+    [
+        ("max,nope", "unknown fusion method 'nope'"),
+        ("model:no_such_weights", "model:no_such_weights"),
+    ],
+)
 def test_eval_explains_bad_methods(dataset_dir, tmp_path, capsys, method, message):
     rc = main(["eval", "--data", str(dataset_dir), "--method", method, "--out", str(tmp_path), "--no-progress"])
     assert rc == 2
@@ -131,8 +166,12 @@ def test_metrics_command_scores_one_triple(dataset_dir, tmp_path, capsys):
     vis_rgb = cv2.imread(str(vis_path))[..., ::-1]
     fused = np.maximum(ir, rgb_to_y_u8(vis_rgb))
     cv2.imwrite(str(tmp_path / "fused.png"), fused)
-    assert main(["metrics", "--ir", str(ir_path), "--vis", str(vis_path), "--fused", str(tmp_path / "fused.png"),
-                 "--json"]) == 0
+    assert (
+        main(
+            ["metrics", "--ir", str(ir_path), "--vis", str(vis_path), "--fused", str(tmp_path / "fused.png"), "--json"]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     expected = fusion_metrics(fused, ir, rgb_to_y_u8(vis_rgb))
     assert printed["variant"] == "cddfuse"
@@ -143,7 +182,16 @@ def test_metrics_command_scores_one_triple(dataset_dir, tmp_path, capsys):
 def test_metrics_command_names_mismatched_files(dataset_dir, tmp_path, capsys):
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), np.zeros((10, 10), np.uint8))
-    rc = main(["metrics", "--ir", str(dataset_dir / "ir" / "00001D.png"), "--vis", str(dataset_dir / "vi" / "00001D.png"),
-               "--fused", str(small)])
+    rc = main(
+        [
+            "metrics",
+            "--ir",
+            str(dataset_dir / "ir" / "00001D.png"),
+            "--vis",
+            str(dataset_dir / "vi" / "00001D.png"),
+            "--fused",
+            str(small),
+        ]
+    )
     assert rc == 2
     assert "small.png is 10x10" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """labels_det/fusion is the default detection ground truth (eval, make-bag, replay), with the
 IR/visible union kept as a second column."""
+
 import json
 
 import cv2
@@ -77,8 +78,10 @@ class BoxesDetector:
 
 def test_eval_scores_fusion_labels_first_and_the_union_second(with_fusion, tmp_path):
     ds = PairedDataset(with_fusion)
-    methods = {"finds_fusion_boxes": BoxesDetector(ds, lambda p: p.boxes_fusion),
-               "finds_union_boxes": BoxesDetector(ds, lambda p: p.boxes)}
+    methods = {
+        "finds_fusion_boxes": BoxesDetector(ds, lambda p: p.boxes_fusion),
+        "finds_union_boxes": BoxesDetector(ds, lambda p: p.boxes),
+    }
     result = evaluate(ds, methods, progress=False, sample_count=0)
     assert result.ground_truth == "fusion"
     assert result.detection["finds_fusion_boxes"]["map50"] == 1.0

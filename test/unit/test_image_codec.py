@@ -1,4 +1,5 @@
 """Image <-> ndarray codec: every encoding, endianness, row padding, validation errors."""
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -84,9 +85,15 @@ def test_truncated_data_names_field():
         image_to_array(SimpleNamespace(**fields), "/cam")
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"step": 7}, "step"), ({"data": b"\0" * 5}, "data"), ({"width": 0}, "size"), ({"encoding": "yuv422"}, "encoding"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"step": 7}, "step"),
+        ({"data": b"\0" * 5}, "data"),
+        ({"width": 0}, "size"),
+        ({"encoding": "yuv422"}, "encoding"),
+    ],
+)
 def test_errors_name_the_field_for_rejection_counters(change, field):
     from ivif_ros.core.image_codec import ImageFieldError
 

@@ -1,4 +1,5 @@
 """IR normalisation of 16-bit and float thermal images (ivif_ros.core.ir_normalize)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Losses: known values on known inputs, and gradients that reach inputs and parameters."""
+
 import pytest
 import torch
 
@@ -85,8 +86,7 @@ def test_focal_loss_class_weights_scale_each_class_channel():
     weighted = L.heatmap_focal_loss(pred, gt, class_weights=[1.0, 2.0, 3.0])
     assert weighted.item() == pytest.approx(plain.item() * 6 / 3, rel=1e-5)  # mean weight 2
     one = L.heatmap_focal_loss(pred[:, 2:], gt[:, 2:]).item() / 3  # channel 2 alone, normalised by 3 centres
-    assert (L.heatmap_focal_loss(pred, gt, class_weights=[0.0, 0.0, 1.0]).item()
-            == pytest.approx(one, rel=1e-5))
+    assert L.heatmap_focal_loss(pred, gt, class_weights=[0.0, 0.0, 1.0]).item() == pytest.approx(one, rel=1e-5)
     weighted.backward()
     grad = pred.grad[0, :, 5, 7]
     assert torch.allclose(grad / grad[0], torch.tensor([1.0, 2.0, 3.0]), rtol=1e-5)
@@ -194,12 +194,13 @@ def test_metric_ssim_loss_matches_the_reference_ssim_metric():
 
     flat = torch.full((1, 1, 32, 32), 0.1)
     ripple = flat + 0.01 * torch.sin(torch.arange(32.0) * 1.3)  # +-2.5 grey levels
-    assert L.ssim(ripple, flat).item() > 0.9       # the training SSIM's constants hide it
+    assert L.ssim(ripple, flat).item() > 0.9  # the training SSIM's constants hide it
     assert L.metric_ssim(ripple, flat).item() < 0.1  # the metric's do not
 
 
-@pytest.mark.parametrize("name", ["intensity", "gradient", "ssim", "ssim_metric", "qabf", "guidance", "distill_output",
-                                  "distill_gradient"])
+@pytest.mark.parametrize(
+    "name", ["intensity", "gradient", "ssim", "ssim_metric", "qabf", "guidance", "distill_output", "distill_gradient"]
+)
 def test_fusion_losses_give_finite_nonzero_gradients(pair, name):
     ir, vis = pair
     fns = {
@@ -219,17 +220,28 @@ def test_fusion_losses_give_finite_nonzero_gradients(pair, name):
 def test_task_losses_give_gradients():
     logits = torch.randn(1, 4, 8, 8, requires_grad=True)
     heat = torch.rand(1, 3, 8, 8, requires_grad=True)
-    (L.semantic_loss(logits, torch.randint(0, 4, (1, 8, 8))) +
-     L.heatmap_focal_loss(heat, torch.rand(1, 3, 8, 8) * 0.9) +
-     L.distilled_semantic_loss(logits, torch.randn(1, 4, 8, 8))).backward()
+    (
+        L.semantic_loss(logits, torch.randint(0, 4, (1, 8, 8)))
+        + L.heatmap_focal_loss(heat, torch.rand(1, 3, 8, 8) * 0.9)
+        + L.distilled_semantic_loss(logits, torch.randn(1, 4, 8, 8))
+    ).backward()
     for t in (logits, heat):
         assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
 
 
 def test_language_driven_loss_with_a_tiny_random_clip_checkpoint(tmp_path):
     torch.manual_seed(0)
-    cfg = CLIPConfig(image_size=32, patch=8, vision_width=16, vision_layers=1, text_width=16, text_layers=1,
-                     heads=2, context=24, embed_dim=8)
+    cfg = CLIPConfig(
+        image_size=32,
+        patch=8,
+        vision_width=16,
+        vision_layers=1,
+        text_width=16,
+        text_layers=1,
+        heads=2,
+        context=24,
+        embed_dim=8,
+    )
     path = tmp_path / "tiny_clip.safetensors"
     save_clip(CLIPModel(cfg), path)
     clip = load_clip(path)

@@ -1,4 +1,5 @@
 """make-bag: a paired image dataset becomes a bag with stamped images, names and merged boxes."""
+
 from pathlib import Path
 
 import cv2
@@ -43,8 +44,12 @@ def _read(bag_path: Path):
 def test_pairs_become_stamped_images_names_and_merged_boxes(dataset, tmp_path):
     result = make_bag(dataset, tmp_path / "bag", progress=False)
     topics, msgs = _read(tmp_path / "bag")
-    assert topics == {"/ir/image_raw": 4, "/visible/image_raw": 4, "/ground_truth/name": 4,
-                      "/ground_truth/detections": 4}
+    assert topics == {
+        "/ir/image_raw": 4,
+        "/visible/image_raw": 4,
+        "/ground_truth/name": 4,
+        "/ground_truth/detections": 4,
+    }
     assert result.pairs == 4 and result.messages == topics and result.bytes > 4 * W * H * 4
 
     by_topic = {}
@@ -69,7 +74,9 @@ def test_pairs_become_stamped_images_names_and_merged_boxes(dataset, tmp_path):
     np.testing.assert_allclose(person, [0.4 * W, 0.3 * H, 0.6 * W, 0.7 * H], atol=1e-4)  # the IR box wins
     assert len(by_topic["/ground_truth/detections"][3].msg.detections) == 0
 
-    stamps = {t: np.array([im.stamp_ns(m.msg.header) for m in by_topic[t]]) for t in ("/ir/image_raw", "/visible/image_raw")}
+    stamps = {
+        t: np.array([im.stamp_ns(m.msg.header) for m in by_topic[t]]) for t in ("/ir/image_raw", "/visible/image_raw")
+    }
     period = np.diff(stamps["/visible/image_raw"]) / 1e6
     assert np.all(np.abs(period - 1000 / 30) <= 2 * 3.0 + 1e-3)
     skew = (stamps["/ir/image_raw"] - stamps["/visible/image_raw"]) / 1e6
@@ -79,8 +86,14 @@ def test_pairs_become_stamped_images_names_and_merged_boxes(dataset, tmp_path):
 def test_split_limit_topics_and_rate(dataset, tmp_path):
     split = tmp_path / "split.txt"
     split.write_text("00002N\n00000N\n00001N\n")
-    opts = MakeBagOptions(split=split, limit=2, ir_topic="/thermal/image", vis_topic="/rgb/image",
-                          storage="sqlite3", timing=TimingConfig(rate_hz=10.0, jitter_ms=0.0))
+    opts = MakeBagOptions(
+        split=split,
+        limit=2,
+        ir_topic="/thermal/image",
+        vis_topic="/rgb/image",
+        storage="sqlite3",
+        timing=TimingConfig(rate_hz=10.0, jitter_ms=0.0),
+    )
     make_bag(dataset, tmp_path / "bag", opts, progress=False)
     topics, msgs = _read(tmp_path / "bag")
     assert topics["/thermal/image"] == 2 and topics["/rgb/image"] == 2
@@ -110,12 +123,16 @@ def test_bad_inputs_are_explained(dataset, tmp_path):
 
 def test_cli(dataset, tmp_path, capsys):
     out = tmp_path / "bag"
-    assert main(["make-bag", "--data", str(dataset), "--out", str(out), "--limit", "3", "--jitter-ms", "2",
-                 "--compress"]) == 0
+    assert (
+        main(["make-bag", "--data", str(dataset), "--out", str(out), "--limit", "3", "--jitter-ms", "2", "--compress"])
+        == 0
+    )
     assert "wrote 3 pairs" in capsys.readouterr().out
     assert _read(out)[0]["/ir/image_raw"] == 3
-    assert main(["make-bag", "--data", str(dataset), "--out", str(tmp_path / "b2"), "--compress",
-                 "--storage", "sqlite3"]) == 2
+    assert (
+        main(["make-bag", "--data", str(dataset), "--out", str(tmp_path / "b2"), "--compress", "--storage", "sqlite3"])
+        == 2
+    )
     assert "--compress needs --storage mcap" in capsys.readouterr().err
     assert main(["make-bag", "--data", str(dataset), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
@@ -128,4 +145,8 @@ def test_made_bags_open_with_plain_rosbags_under_every_distro(dataset, tmp_path,
     make_bag(dataset, tmp_path / "bag", MakeBagOptions(storage=storage), progress=False)
     for distro in DISTROS:
         assert read_every_message(tmp_path / "bag", distro) == {
-            "/ir/image_raw": 4, "/visible/image_raw": 4, "/ground_truth/name": 4, "/ground_truth/detections": 4}, distro
+            "/ir/image_raw": 4,
+            "/visible/image_raw": 4,
+            "/ground_truth/name": 4,
+            "/ground_truth/detections": 4,
+        }, distro

@@ -1,4 +1,5 @@
 """BT.601 full-range YCbCr (ivif_ros.core.color), which the metrics and baselines score on."""
+
 import cv2
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
 """Hand-checkable cases and invariants of ivif_ros.metrics.fusion."""
+
 import math
 import time
 

@@ -1,4 +1,5 @@
 """Agreement of the vectorised metrics with the literal CDDFuse evaluator (test/support/reference)."""
+
 import importlib.util
 from pathlib import Path
 

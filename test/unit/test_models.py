@@ -1,4 +1,5 @@
 """Model I/O contract (docs/contracts.md), output ranges, MAC budget and ONNX export."""
+
 import pytest
 import torch
 
@@ -9,9 +10,12 @@ torch.set_num_threads(1)
 
 
 # The shipped student and its optional parts (a fusion-context encoder, a 1/16 stage).
-STUDENT_VARIANTS = {"student": {}, "student_fusion_context": {"fusion_context": 16},
-                    "student_blocks16": {"blocks16": 2},
-                    "student_blocks16_fusion_context": {"blocks16": 2, "fusion_context": 16}}
+STUDENT_VARIANTS = {
+    "student": {},
+    "student_fusion_context": {"fusion_context": 16},
+    "student_blocks16": {"blocks16": 2},
+    "student_blocks16_fusion_context": {"blocks16": 2, "fusion_context": 16},
+}
 
 
 @pytest.fixture(scope="module", params=[*STUDENT_VARIANTS, "teacher"])
@@ -97,13 +101,39 @@ def test_student_exports_to_onnx(tmp_path, variant):
     student = build_student(STUDENT_VARIANTS[variant]).eval()
     path = tmp_path / "student.onnx"
     ir = torch.rand(1, 1, 64, 64)
-    torch.onnx.export(student, (ir, ir), str(path), opset_version=17, dynamo=False,
-                      input_names=["ir", "vis"], output_names=["fused", "seg_logits", "det_heatmap", "det_box"])
+    torch.onnx.export(
+        student,
+        (ir, ir),
+        str(path),
+        opset_version=17,
+        dynamo=False,
+        input_names=["ir", "vis"],
+        output_names=["fused", "seg_logits", "det_heatmap", "det_box"],
+    )
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
     ops = {n.op_type for n in model.graph.node}
-    assert ops <= {"Conv", "Relu", "Add", "Mul", "Sub", "Sigmoid", "Concat", "Resize", "Clip", "Slice",
-                   "GlobalAveragePool", "Constant", "Identity", "Shape", "Gather", "Cast", "Unsqueeze", "Max", "Min"}, ops
+    assert ops <= {
+        "Conv",
+        "Relu",
+        "Add",
+        "Mul",
+        "Sub",
+        "Sigmoid",
+        "Concat",
+        "Resize",
+        "Clip",
+        "Slice",
+        "GlobalAveragePool",
+        "Constant",
+        "Identity",
+        "Shape",
+        "Gather",
+        "Cast",
+        "Unsqueeze",
+        "Max",
+        "Min",
+    }, ops
 
 
 def test_scale_gradient_is_identity_forward_and_scales_the_backward_pass():

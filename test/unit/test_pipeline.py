@@ -1,4 +1,5 @@
 """FusionPipeline end to end: transparent stand-in models check the data path exactly; the student checks it runs."""
+
 import os
 from pathlib import Path
 
@@ -71,8 +72,11 @@ def hot_blob_ir(dtype=np.uint8):
 @pytest.fixture(scope="module")
 def pipeline():
     torch.set_num_threads(1)
-    return FusionPipeline(PipelineConfig(detector=COCO, score_threshold=0.3), engine=_torch_engine(StandIn()),
-                          detector_engine=_torch_engine(StandInDetector()))
+    return FusionPipeline(
+        PipelineConfig(detector=COCO, score_threshold=0.3),
+        engine=_torch_engine(StandIn()),
+        detector_engine=_torch_engine(StandInDetector()),
+    )
 
 
 def _torch_engine(model):
@@ -168,14 +172,17 @@ def test_bad_pipeline_config_names_the_field():
         PipelineConfig(seg_upsample="cubic")
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"detector_size": [350, 352]}, r"pipeline.detector_size.*multiples of 32"),
-    ({"detector_size": [0, 352]}, r"pipeline.detector_size.*\[0, 0\]"),
-    ({"class_map": ["person", "lorry"]}, r"pipeline.class_map: 'lorry' .*not a class of the detector"),
-    ({"class_map": ["car=car,truck", "truck"]}, r"pipeline.class_map: detector class 'truck' is mapped to both"),
-    ({"class_map": []}, r"pipeline.class_map: empty"),
-    ({"detector": "no_such_detector"}, r"pipeline.detector: cannot read the class names of 'no_such_detector'"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"detector_size": [350, 352]}, r"pipeline.detector_size.*multiples of 32"),
+        ({"detector_size": [0, 352]}, r"pipeline.detector_size.*\[0, 0\]"),
+        ({"class_map": ["person", "lorry"]}, r"pipeline.class_map: 'lorry' .*not a class of the detector"),
+        ({"class_map": ["car=car,truck", "truck"]}, r"pipeline.class_map: detector class 'truck' is mapped to both"),
+        ({"class_map": []}, r"pipeline.class_map: empty"),
+        ({"detector": "no_such_detector"}, r"pipeline.detector: cannot read the class names of 'no_such_detector'"),
+    ],
+)
 def test_bad_detector_settings_are_config_errors_naming_the_field(settings, message):
     with pytest.raises(ConfigError, match=message):
         PipelineConfig(**{"detector": COCO, **settings})
@@ -184,8 +191,13 @@ def test_bad_detector_settings_are_config_errors_naming_the_field(settings, mess
 def test_detector_settings_through_the_config_schema():
     from ivif_ros.core.config import FusionConfig
 
-    cfg = FusionConfig.from_flat({"pipeline.detector": COCO, "pipeline.class_map": ["person", "car=car,truck,bus"],
-                                  "pipeline.detector_size": [640, 480]})
+    cfg = FusionConfig.from_flat(
+        {
+            "pipeline.detector": COCO,
+            "pipeline.class_map": ["person", "car=car,truck,bus"],
+            "pipeline.detector_size": [640, 480],
+        }
+    )
     assert cfg.pipeline.detector_classes().names == ("person", "car")
     assert cfg.pipeline.detector_hw((480, 640)) == (480, 640)
     assert FusionConfig.from_flat({"pipeline.detector_size": [0, 0]}).pipeline.detector_hw((250, 333)) == (256, 352)
@@ -206,13 +218,16 @@ def test_shipped_student_and_detector_agree_on_every_cpu_engine(tmp_path):
 
     root = DATA / "msrs" / "test"
     if not root.exists():
-        pytest.skip(f"development data {root} is absent: put the shared data beside the repository as ../shared "
-                    "or set IVIF_DATA")
+        pytest.skip(
+            f"development data {root} is absent: put the shared data beside the repository as ../shared "
+            "or set IVIF_DATA"
+        )
     ir, vis = read_image(root / "ir" / "00537D.png"), read_image(root / "vi" / "00537D.png")
     results = {}
     for backend in cpu_backends():
-        cfg = PipelineConfig(score_threshold=0.2, engine=EngineConfig(backend=backend, precision="fp32", threads=1,
-                                                                      cache_dir=tmp_path))
+        cfg = PipelineConfig(
+            score_threshold=0.2, engine=EngineConfig(backend=backend, precision="fp32", threads=1, cache_dir=tmp_path)
+        )
         pipeline = FusionPipeline(cfg)
         assert pipeline.engine.name == pipeline.detector_engine.name == backend
         results[backend] = pipeline.process(ir, vis)
@@ -234,10 +249,15 @@ def test_a_fine_tuned_three_class_detector_is_resolved_by_its_sidecar_names(tmp_
     from ivif_ros.weights import save_model
 
     torch.manual_seed(0)
-    path = save_model(build_fastestdet(num_classes=3), tmp_path / "detector",
-                      {"detection_classes": ["person", "bicycle", "car"]})
-    cfg = PipelineConfig(detector=str(path), score_threshold=0.0, top_k=5,
-                         engine=EngineConfig(backend="torch", threads=1, cache_dir=tmp_path))
+    path = save_model(
+        build_fastestdet(num_classes=3), tmp_path / "detector", {"detection_classes": ["person", "bicycle", "car"]}
+    )
+    cfg = PipelineConfig(
+        detector=str(path),
+        score_threshold=0.0,
+        top_k=5,
+        engine=EngineConfig(backend="torch", threads=1, cache_dir=tmp_path),
+    )
     fine_tuned = FusionPipeline(cfg, engine=_torch_engine(StandIn()))
     r = fine_tuned.process(hot_blob_ir(), blue_blob_vis())
     assert fine_tuned.class_names == ("person", "bicycle", "car")

@@ -1,4 +1,5 @@
 """Pre/post-processing: dtype handling, BT.601 agreement with core.color, padding, masks, box decoding, NMS."""
+
 import numpy as np
 import pytest
 
@@ -13,7 +14,9 @@ rng = np.random.default_rng(0)
 
 def test_to_unit_float_scales_each_dtype_to_0_1():
     assert to_unit_float(np.array([[0, 255]], np.uint8), "x").tolist() == [[0.0, 1.0]]
-    np.testing.assert_allclose(to_unit_float(np.array([[0, 65535, 32768]], np.uint16), "x"), [[0, 1, 32768 / 65535]], atol=1e-7)
+    np.testing.assert_allclose(
+        to_unit_float(np.array([[0, 65535, 32768]], np.uint16), "x"), [[0, 1, 32768 / 65535]], atol=1e-7
+    )
     assert to_unit_float(np.array([[-0.5, 0.25, 2.0]], np.float64), "x").tolist() == [[0.0, 0.25, 1.0]]
     assert to_unit_float(np.zeros((2, 2), np.uint8), "x").dtype == np.float32
     with pytest.raises(InputError, match="unsupported pixel type int32"):

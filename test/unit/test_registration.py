@@ -1,4 +1,5 @@
 """IR -> visible registration (ivif_ros.core.registration) against OpenCV's own warps."""
+
 from __future__ import annotations
 
 import json

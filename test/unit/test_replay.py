@@ -1,5 +1,6 @@
 """Offline ``ivif replay`` on real bags made by the sample generator (mcap, sqlite3,
 CompressedImage, truncated), read back with rosbags."""
+
 import json
 import re
 import shutil
@@ -49,7 +50,9 @@ def test_offline_replay_writes_bag_report_and_consistent_summary(offline):
     out = offline.report.parent
     text = offline.report.read_text()
     assert "| /ir/image_raw | 30 | 30 | 30 | 0 |" in text and "| EN | SD |" in text and "mAP@0.5" in text
-    pngs = ["metric_trends.png", "latency.png"] + [p.relative_to(out).as_posix() for p in (out / "samples").glob("*.png")]
+    pngs = ["metric_trends.png", "latency.png"] + [
+        p.relative_to(out).as_posix() for p in (out / "samples").glob("*.png")
+    ]
     assert len(pngs) == 2 + 4
     for png in pngs:
         assert f"]({png})" in text and (out / png).stat().st_size > 5000
@@ -79,14 +82,21 @@ def test_output_bag_opens_with_plain_rosbags_under_every_distro(offline):
     n = offline.summary["counts"]["fused"]
     for distro in DISTROS:
         assert read_every_message(offline.output_bag, distro) == {
-            "/fused/image": n, "/semantic/mask": n, "/detections": n, "/fusion/status": n}, distro
+            "/fused/image": n,
+            "/semantic/mask": n,
+            "/detections": n,
+            "/fusion/status": n,
+        }, distro
 
 
 def test_output_bag_reads_with_ros2_bag(offline):
     """`ros2 bag info` on the replay output: needs rosbag2_py, which neither PyPI nor
     ../shared/ros-extras provides (rosbag2 is C++ with Python bindings)."""
-    pytest.importorskip("rosbag2_py", reason="rosbag2_py (`ros2 bag`) is not installed: not on PyPI and not in "
-                                             "../shared/ros-extras; rosbags interop is tested instead")
+    pytest.importorskip(
+        "rosbag2_py",
+        reason="rosbag2_py (`ros2 bag`) is not installed: not on PyPI and not in "
+        "../shared/ros-extras; rosbags interop is tested instead",
+    )
     import shutil
     import subprocess
     import sys
@@ -118,9 +128,18 @@ def test_other_storage_and_distro_with_topic_flags(workdir, tmp_path, storage, d
                 out.write(topic, t_ns, raw)
                 written[topic] += 1
     assert list((tmp_path / "bag").glob("*.db3" if storage == "sqlite3" else "*.mcap"))
-    result = run_replay(ReplayOptions(bag=tmp_path / "bag", out=tmp_path / "out", config=config, metrics_every=3,
-                                      ir_topic="/ir/image_raw", vis_topic="/visible/image_raw",
-                                      gt_topic="/ground_truth/detections", storage_format=storage))
+    result = run_replay(
+        ReplayOptions(
+            bag=tmp_path / "bag",
+            out=tmp_path / "out",
+            config=config,
+            metrics_every=3,
+            ir_topic="/ir/image_raw",
+            vis_topic="/visible/image_raw",
+            gt_topic="/ground_truth/detections",
+            storage_format=storage,
+        )
+    )
     assert list((tmp_path / "out" / "output_bag").glob("*.db3" if storage == "sqlite3" else "*.mcap"))
     c = result.summary["counts"]
     check_accounting(c)
@@ -141,10 +160,14 @@ def test_compressed_images_are_decoded_and_topics_auto_detected(workdir, tmp_pat
             out.add_topic(topic, im.COMPRESSED_IMAGE)
         for m in reader.messages(list(names), strict=False):
             arr, enc = im.decode_image(m.msg, im.IMAGE, m.topic)
-            out.write(names[m.topic], m.t_ns, im.make_compressed_image(
-                out.typestore, arr, "png", im.stamp_ns(m.msg.header), m.msg.header.frame_id))
-    result = run_replay(ReplayOptions(bag=tmp_path / "bag", out=tmp_path / "out", config=config,
-                                      metrics_every=100, samples=0))
+            out.write(
+                names[m.topic],
+                m.t_ns,
+                im.make_compressed_image(out.typestore, arr, "png", im.stamp_ns(m.msg.header), m.msg.header.frame_id),
+            )
+    result = run_replay(
+        ReplayOptions(bag=tmp_path / "bag", out=tmp_path / "out", config=config, metrics_every=100, samples=0)
+    )
     assert result.summary["topics"]["ir"] == "/thermal/compressed"
     assert result.summary["topics"]["vis"] == "/front/compressed"
     assert result.summary["counts"]["fused"] == FRAMES

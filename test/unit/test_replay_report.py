@@ -1,5 +1,6 @@
 """Accounting, summary.json and report.md of a replay, from synthetic per-frame records
 (no bag, no ROS: these are the pure bookkeeping parts)."""
+
 import json
 
 import numpy as np
@@ -50,22 +51,43 @@ def test_latency_stats_percentiles():
 
 def _frames(n=20, live=True):
     rng = np.random.default_rng(0)
-    return [FrameRecord(i, 10**9 + i * 33_333_333,
-                        metrics={k: float(rng.uniform(0, 1)) for k in METRIC_NAMES} if i % 2 == 0 else {},
-                        stage_ms={"infer": float(rng.uniform(5, 9)), "total": float(rng.uniform(10, 20))},
-                        end_to_end_ms=float(rng.uniform(15, 40)) if live else None,
-                        detections=2, ground_truth=3) for i in range(n)]
+    return [
+        FrameRecord(
+            i,
+            10**9 + i * 33_333_333,
+            metrics={k: float(rng.uniform(0, 1)) for k in METRIC_NAMES} if i % 2 == 0 else {},
+            stage_ms={"infer": float(rng.uniform(5, 9)), "total": float(rng.uniform(10, 20))},
+            end_to_end_ms=float(rng.uniform(15, 40)) if live else None,
+            detections=2,
+            ground_truth=3,
+        )
+        for i in range(n)
+    ]
 
 
 def test_summary_and_report_written(tmp_path):
     frames = _frames()
     led = _ledger()
-    summary = build_summary(bag="x.mcap", mode="live", rate=1.0, graph_input_qos="reliable, depth 10",
-                            topics={"ir": "/ir", "vis": "/vis"},
-                            counts=led.counts(), frames=frames, metrics_every=2,
-                            detection={"mAP50": 0.5, "mAP50_95": 0.3, "frames": 20, "ground_truth_boxes": 60,
-                                       "detections": 40, "per_class": {}},
-                            wall_time_s=2.0, errors=[])
+    summary = build_summary(
+        bag="x.mcap",
+        mode="live",
+        rate=1.0,
+        graph_input_qos="reliable, depth 10",
+        topics={"ir": "/ir", "vis": "/vis"},
+        counts=led.counts(),
+        frames=frames,
+        metrics_every=2,
+        detection={
+            "mAP50": 0.5,
+            "mAP50_95": 0.3,
+            "frames": 20,
+            "ground_truth_boxes": 60,
+            "detections": 40,
+            "per_class": {},
+        },
+        wall_time_s=2.0,
+        errors=[],
+    )
     write_json(tmp_path / "summary.json", summary)
     back = json.loads((tmp_path / "summary.json").read_text())
     assert back["metrics"]["frames_scored"] == 10
@@ -77,8 +99,16 @@ def test_summary_and_report_written(tmp_path):
     rgb = np.full((24, 32, 3), 100, np.uint8)
     mask = np.zeros((24, 32), np.int64)
     mask[5:10, 5:10] = 1
-    sample = SampleFrame(frames[0].stamp_ns, rgb[..., 0], rgb, rgb, mask,
-                         np.array([[4, 4, 12, 12]], np.float32), ["person 0.90"], np.array([[5, 5, 11, 11.0]]))
+    sample = SampleFrame(
+        frames[0].stamp_ns,
+        rgb[..., 0],
+        rgb,
+        rgb,
+        mask,
+        np.array([[4, 4, 12, 12]], np.float32),
+        ["person 0.90"],
+        np.array([[5, 5, 11, 11.0]]),
+    )
     report = write_report(tmp_path, summary, frames, [sample])
     text = report.read_text()
     for png in ("metric_trends.png", "latency.png", f"samples/frame_{sample.stamp_ns}.png"):

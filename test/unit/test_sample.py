@@ -1,4 +1,5 @@
 """The synthetic sample: bag contents and timing, pairs, calibration, determinism, storage variants."""
+
 import hashlib
 import os
 from pathlib import Path
@@ -132,7 +133,7 @@ def _contrast(img: np.ndarray, box) -> float:
     w, h = x1 - x0, y1 - y0
     X0, Y0, X1, Y1 = max(x0 - w, 0), max(y0 - h // 2, 0), min(x1 + w, img.shape[1]), min(y1 + h // 2, img.shape[0])
     ring = np.ones((Y1 - Y0, X1 - X0), bool)
-    ring[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = False
+    ring[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0] = False
     patch = img[Y0:Y1, X0:X1].astype(np.float64)
     return abs(patch[~ring].mean() - patch[ring].mean()) / (patch[ring].std() + 1.0)
 
@@ -175,8 +176,11 @@ def test_preview_plot_is_drawn_from_the_bag(sample, tmp_path):
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_identical_bytes(tmp_path):
@@ -190,9 +194,19 @@ def test_same_seed_gives_identical_bytes(tmp_path):
 
 
 def test_sqlite3_storage_with_drops_and_bgr8(tmp_path):
-    opts = SampleOptions(seed=1, frames=20, width=96, height=64, ir_width=80, ir_height=64, storage="sqlite3",
-                         vis_encoding="bgr8", ir_encoding="mono8", write_pairs=False,
-                         timing=TimingConfig(drop_prob=0.3))
+    opts = SampleOptions(
+        seed=1,
+        frames=20,
+        width=96,
+        height=64,
+        ir_width=80,
+        ir_height=64,
+        storage="sqlite3",
+        vis_encoding="bgr8",
+        ir_encoding="mono8",
+        write_pairs=False,
+        timing=TimingConfig(drop_prob=0.3),
+    )
     result = generate_sample(tmp_path / "s", opts, progress=False)
     assert (tmp_path / "s" / "bag" / "bag.db3").is_file() and not (tmp_path / "s" / "pairs").exists()
     with BagReader(tmp_path / "s" / "bag") as bag:
@@ -229,8 +243,21 @@ def test_an_interrupted_sample_leaves_no_finished_bag(tmp_path, monkeypatch):
 
 
 def test_cli_writes_and_refuses_to_clobber(tmp_path, capsys):
-    args = ["sample", "--out", str(tmp_path / "s"), "--frames", "2", "--width", "96", "--height", "64",
-            "--ir-width", "80", "--ir-height", "64"]
+    args = [
+        "sample",
+        "--out",
+        str(tmp_path / "s"),
+        "--frames",
+        "2",
+        "--width",
+        "96",
+        "--height",
+        "64",
+        "--ir-width",
+        "80",
+        "--ir-height",
+        "64",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "wrote 2 frames" in printed and (tmp_path / "s" / "preview.png").is_file()

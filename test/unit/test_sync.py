@@ -1,4 +1,5 @@
 """The pairing policies (ivif_ros.core.sync): correctness, optimality, latency and full accounting."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,13 @@ import pytest
 
 from ivif_ros.core import sync
 from ivif_ros.core.sync import (
-    IR, VISIBLE, ApproximateTimePolicy, CameraWatchdog, ExactTimePolicy, ImmediateApproximatePolicy, make_policy,
+    IR,
+    VISIBLE,
+    ApproximateTimePolicy,
+    CameraWatchdog,
+    ExactTimePolicy,
+    ImmediateApproximatePolicy,
+    make_policy,
 )
 
 MS = 1_000_000
@@ -37,8 +44,11 @@ def jittered_streams(rng, n, period_ms, jitter_ms, offset_ms=0.0, arrival_jitter
 def assert_accounted(policy, events, matches, drops):
     """Every message is in exactly one match, one drop, or still pending."""
     fed = sorted(events)
-    out = sorted([(t, s) for m in matches for t, s in enumerate(m)] + [(t, s) for t, s, _ in drops]
-                 + [(e.topic, e.stamp_ns) for e in policy.pending()])
+    out = sorted(
+        [(t, s) for m in matches for t, s in enumerate(m)]
+        + [(t, s) for t, s, _ in drops]
+        + [(e.topic, e.stamp_ns) for e in policy.pending()]
+    )
     assert out == fed
 
 
@@ -86,8 +96,9 @@ def test_faster_visible_stream_pairs_each_ir_with_its_nearest_visible():
 
 
 def test_offset_beyond_slop_never_pairs_and_says_why():
-    events = sorted([(IR, k * 33 * MS) for k in range(20)] + [(VISIBLE, (k * 33 + 15) * MS) for k in range(20)],
-                    key=lambda e: e[1])
+    events = sorted(
+        [(IR, k * 33 * MS) for k in range(20)] + [(VISIBLE, (k * 33 + 15) * MS) for k in range(20)], key=lambda e: e[1]
+    )
     policy = ApproximateTimePolicy(queue_size=5, slop_ns=5 * MS)
     matches, drops = feed(policy, events)
     assert matches == []
@@ -206,8 +217,10 @@ def test_inter_message_lower_bound_emits_a_tight_pair_without_waiting_for_the_ne
 def test_lower_bound_keeps_pairs_and_accounting_for_streams_that_respect_it(seed):
     rng = np.random.default_rng(seed)
     events = jittered_streams(rng, 150, 33.3, jitter_ms=3.0, offset_ms=rng.uniform(-8, 8))
-    reference, eager = ApproximateTimePolicy(slop_ns=15 * MS), ApproximateTimePolicy(
-        slop_ns=15 * MS, inter_message_lower_bound_ns=20 * MS)
+    reference, eager = (
+        ApproximateTimePolicy(slop_ns=15 * MS),
+        ApproximateTimePolicy(slop_ns=15 * MS, inter_message_lower_bound_ns=20 * MS),
+    )
     ref_matches, _ = feed(reference, events)
     matches, drops = feed(eager, events)
     assert matches[: len(ref_matches)] == ref_matches  # same pairs, only sooner
@@ -215,6 +228,7 @@ def test_lower_bound_keeps_pairs_and_accounting_for_streams_that_respect_it(seed
 
 
 # -- the default policy: pair as soon as the partner is there ----------------------------------
+
 
 def test_immediate_policy_pairs_on_the_second_message_of_a_pair():
     policy = ImmediateApproximatePolicy(slop_ns=20 * MS)
@@ -272,8 +286,9 @@ def test_immediate_policy_accounts_for_every_message_of_lossy_jittered_streams(s
 
 def test_immediate_policy_drops_a_message_once_the_other_camera_has_passed_it():
     policy = ImmediateApproximatePolicy(slop_ns=5 * MS)
-    events = sorted([(IR, k * 33 * MS) for k in range(10)] + [(VISIBLE, (k * 33 + 15) * MS) for k in range(10)],
-                    key=lambda e: e[1])
+    events = sorted(
+        [(IR, k * 33 * MS) for k in range(10)] + [(VISIBLE, (k * 33 + 15) * MS) for k in range(10)], key=lambda e: e[1]
+    )
     matches, drops = feed(policy, events)
     assert matches == [] and {r for *_, r in drops} == {sync.NO_PARTNER}
     assert len(policy.pending()) == 1  # only the newest can still find a partner
@@ -288,15 +303,22 @@ def test_immediate_policy_queue_bound_and_time_jump():
     assert drops == [(IR, 100 * MS, sync.OUT_OF_ORDER), (IR, 10 * MS, sync.OUT_OF_ORDER)]
     matches, drops = feed(policy, [(IR, 5_000 * MS), (IR, 1 * MS), (VISIBLE, 2 * MS)])
     # a bag that loops: the stamp 5 s back resets the pending messages, and pairing restarts
-    assert drops == [(IR, 66 * MS, sync.QUEUE_OVERFLOW), (IR, 99 * MS, sync.RESET), (IR, 132 * MS, sync.RESET),
-                     (IR, 5_000 * MS, sync.RESET)]
+    assert drops == [
+        (IR, 66 * MS, sync.QUEUE_OVERFLOW),
+        (IR, 99 * MS, sync.RESET),
+        (IR, 132 * MS, sync.RESET),
+        (IR, 5_000 * MS, sync.RESET),
+    ]
     assert matches == [(1 * MS, 2 * MS)]
 
 
 @pytest.mark.parametrize("policy_name", ["approximate", "optimal", "exact"])
 def test_flush_at_the_end_of_the_input_leaves_no_aligned_pair_behind(policy_name):
-    events = [(t, k * 33 * MS + (0 if t == IR else (0 if policy_name == "exact" else 2 * MS)))
-              for k in range(10) for t in (IR, VISIBLE)]
+    events = [
+        (t, k * 33 * MS + (0 if t == IR else (0 if policy_name == "exact" else 2 * MS)))
+        for k in range(10)
+        for t in (IR, VISIBLE)
+    ]
     policy = make_policy(policy_name, 10, 0.02)
     matches, drops = feed(policy, events)
     flushed = policy.flush()

@@ -3,6 +3,7 @@
 Runs only where a CUDA GPU and an importable torch_tensorrt exist; the cache logic
 itself is covered without TensorRT in test_engines_cache.py.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -55,8 +56,15 @@ def test_static_engine_matches_eager(student, tmp_path, precision, tol):
 
 
 def test_dynamic_engine_serves_sizes_within_its_profile(student, tmp_path):
-    cfg = EngineConfig(backend="tensorrt", dynamic=True, height=HW[0], width=HW[1],
-                       min_size=(128, 160), max_size=(512, 640), cache_dir=tmp_path)
+    cfg = EngineConfig(
+        backend="tensorrt",
+        dynamic=True,
+        height=HW[0],
+        width=HW[1],
+        min_size=(128, 160),
+        max_size=(512, 640),
+        cache_dir=tmp_path,
+    )
     engine = build_backend("tensorrt", student, cfg, model_hash(student))
     for hw in ((128, 160), HW, (512, 640)):
         x = frame(hw)

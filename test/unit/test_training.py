@@ -1,4 +1,5 @@
 """Training smoke tests on a tiny synthetic paired dataset written by the test itself."""
+
 import json
 import os
 import subprocess
@@ -43,8 +44,16 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def write_config(tmp_path: Path, data: Path, **extra) -> Path:
     cfg = {
-        "data_root": str(data), "data": [{"root": "."}], "crop": 32, "batch_size": 2, "steps": 3,
-        "warmup_steps": 1, "log_every": 1, "checkpoint_every": 1, "guidance_every": 2, **extra,
+        "data_root": str(data),
+        "data": [{"root": "."}],
+        "crop": 32,
+        "batch_size": 2,
+        "steps": 3,
+        "warmup_steps": 1,
+        "log_every": 1,
+        "checkpoint_every": 1,
+        "guidance_every": 2,
+        **extra,
     }
     path = tmp_path / "train.yaml"
     path.write_text(json.dumps(cfg))  # JSON is valid YAML
@@ -168,25 +177,44 @@ def test_three_steps_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_data
 
 
 def test_teacher_trains_and_distils_into_a_student(tmp_path, tiny_data):
-    cfg = load_config(write_config(tmp_path, tiny_data, steps=2, loss_weights={"distill_detection": 1.0,
-                                                                             "distill_gradient": 1.0}))
+    cfg = load_config(
+        write_config(tmp_path, tiny_data, steps=2, loss_weights={"distill_detection": 1.0, "distill_gradient": 1.0})
+    )
     teacher_path = train(cfg, "teacher", tmp_path / "teacher")
     log = [json.loads(ln) for ln in (tmp_path / "teacher" / "log.jsonl").read_text().splitlines()]
     assert {"fidelity", "boundary", "binary", "heatmap"} <= set(log[-1])
     teacher, _ = load_model(teacher_path)
     student_path = train(cfg, "student", tmp_path / "student", teacher=teacher, teacher_source=str(teacher_path))
     log = [json.loads(ln) for ln in (tmp_path / "student" / "log.jsonl").read_text().splitlines()]
-    assert {"distill_output", "distill_gradient", "distill_feature", "distill_semantic",
-            "distill_detection"} <= set(log[-1])
+    assert {"distill_output", "distill_gradient", "distill_feature", "distill_semantic", "distill_detection"} <= set(
+        log[-1]
+    )
     assert load_model(student_path)[1]["training"]["distilled_from"] == str(teacher_path)
 
 
 def test_torchrun_world_size_one_uses_ddp_with_gloo(tmp_path, tiny_data):
     config = write_config(tmp_path, tiny_data, steps=2)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29613",
-           "-m", "ivif_ros.cli", "train", "student", "--no-distill", "--config", str(config),
-           "--seed", "7", "--out", str(tmp_path / "ddp")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "1",
+        "--master_port",
+        "29613",
+        "-m",
+        "ivif_ros.cli",
+        "train",
+        "student",
+        "--no-distill",
+        "--config",
+        str(config),
+        "--seed",
+        "7",
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((tmp_path / "ddp" / "student.json").read_text())
@@ -196,8 +224,12 @@ def test_torchrun_world_size_one_uses_ddp_with_gloo(tmp_path, tiny_data):
 
 
 def test_cli_rejects_a_student_without_teacher_or_no_distill(tmp_path, tiny_data):
-    proc = subprocess.run([sys.executable, "-m", "ivif_ros.cli", "train", "student", "--config",
-                           str(write_config(tmp_path, tiny_data))], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ivif_ros.cli", "train", "student", "--config", str(write_config(tmp_path, tiny_data))],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "--no-distill" in proc.stderr
 
 
@@ -215,8 +247,7 @@ def test_an_exclude_file_relative_to_the_config_holds_pairs_out(tmp_path, tiny_d
     assert [s.name for s in load_samples(cfg.resolved_sources())] == ["000", "002"]
     (tmp_path / "held.txt").write_text("001\n999\n")  # a name not in the source: refuse, not train on it
     with pytest.raises(ConfigError, match="999"):
-        load_samples(load_config(held_out_config(tmp_path, tiny_data, "held.txt"))
-                     .resolved_sources())
+        load_samples(load_config(held_out_config(tmp_path, tiny_data, "held.txt")).resolved_sources())
     with pytest.raises(ConfigError, match="exclude file"):
         load_config(held_out_config(tmp_path, tiny_data, "absent.txt"))
 
@@ -224,7 +255,9 @@ def test_an_exclude_file_relative_to_the_config_holds_pairs_out(tmp_path, tiny_d
 def test_a_config_with_a_base_overrides_its_keys_and_merges_loss_weights(tmp_path, tiny_data):
     (tmp_path / "held.txt").write_text("001\n")
     base = held_out_config(tmp_path, tiny_data, "held.txt")
-    base.write_text(json.dumps({**json.loads(base.read_text()), "lr": 0.002, "loss_weights": {"qabf": 3.0, "box": 1.0}}))
+    base.write_text(
+        json.dumps({**json.loads(base.read_text()), "lr": 0.002, "loss_weights": {"qabf": 3.0, "box": 1.0}})
+    )
     (tmp_path / "recipes").mkdir()
     recipe = tmp_path / "recipes" / "recipe.yaml"
     recipe.write_text("base: ../train.yaml\nlr: 0.0005\nloss_weights: {box: 2.0}\n")
@@ -244,8 +277,9 @@ def test_heatmap_class_weights_need_one_positive_number_per_detection_class(tmp_
     raw = json.loads(path.read_text())
     for bad in ([1.0, 2.0], [1.0, 0.0, 2.0], "heavy"):
         path.write_text(json.dumps({**raw, "heatmap_class_weights": bad}))
-        with pytest.raises(ConfigError, match="heatmap_class_weights must list one positive number per "
-                                              "detection class"):
+        with pytest.raises(
+            ConfigError, match="heatmap_class_weights must list one positive number per detection class"
+        ):
             load_config(path)
     path.write_text(json.dumps({**raw, "heatmap_class_weights": [1, 2.5, 1.5]}))
     assert load_config(path).heatmap_class_weights == [1, 2.5, 1.5]
@@ -254,12 +288,14 @@ def test_heatmap_class_weights_need_one_positive_number_per_detection_class(tmp_
 def test_training_weighs_the_heatmap_loss_by_class(tmp_path, tiny_data):
     """The loop hands heatmap_class_weights to the focal loss: with every weight 2 the logged
     step-1 heatmap loss is exactly twice the unweighted one (same crops, same initial net)."""
+
     def first_heatmap(out, **extra):
         train(load_config(write_config(tmp_path, tiny_data, steps=1, **extra)), "student", tmp_path / out)
         return json.loads((tmp_path / out / "log.jsonl").read_text().splitlines()[0])["heatmap"]
 
     assert first_heatmap("doubled", heatmap_class_weights=[2.0, 2.0, 2.0]) == pytest.approx(
-        2 * first_heatmap("plain"), rel=1e-5)
+        2 * first_heatmap("plain"), rel=1e-5
+    )
 
 
 def test_a_bad_base_is_refused_by_name(tmp_path, tiny_data):
@@ -280,7 +316,9 @@ def test_model_paths_in_a_config_are_relative_to_it_and_cli_overrides_to_the_she
     write_config(tmp_path, tiny_data)
     (tmp_path / "recipes").mkdir()
     recipe = tmp_path / "recipes" / "r.yaml"
-    recipe.write_text("base: ../train.yaml\ninit_from: ../w/student.safetensors\ndetection_teacher: /abs/t.safetensors\n")
+    recipe.write_text(
+        "base: ../train.yaml\ninit_from: ../w/student.safetensors\ndetection_teacher: /abs/t.safetensors\n"
+    )
     cfg = load_config(recipe)
     assert cfg.init_from == str((tmp_path / "w" / "student.safetensors").resolve())
     assert cfg.detection_teacher == "/abs/t.safetensors" and cfg.clip_checkpoint is None
@@ -360,8 +398,16 @@ def test_a_detection_teacher_replaces_the_teachers_detection_target_and_sees_its
     ir_cfg = load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir"))
     ir_student = train(ir_cfg, "student", tmp_path / "ir_student")
     # guidance_every 0: no synthetic pairs in the batch, so step 1's forward can be redone below
-    cfg = load_config(write_config(tmp_path, tiny_data, steps=1, detection_teacher=str(ir_student), guidance_every=0,
-                                   loss_weights={"distill_detection": 1.0}))
+    cfg = load_config(
+        write_config(
+            tmp_path,
+            tiny_data,
+            steps=1,
+            detection_teacher=str(ir_student),
+            guidance_every=0,
+            loss_weights={"distill_detection": 1.0},
+        )
+    )
     model, inputs = load_detection_teacher(cfg, torch.device("cpu"))
     b = {"ir": torch.rand(1, 1, 32, 32), "vis": torch.rand(1, 1, 32, 32)}
     fed = inputs(b)
@@ -375,9 +421,11 @@ def test_a_detection_teacher_replaces_the_teachers_detection_target_and_sees_its
     # against the IR student's outputs, not against anything else.
     torch.manual_seed(cfg.seed)
     from ivif_ros.models import build_student
+
     fresh = build_student({"num_seg": 4, "num_det": 3}).train()
-    batch = CropDataset(load_samples(cfg.resolved_sources()), cfg.crop, 3, length=cfg.steps * cfg.batch_size,
-                        seed=cfg.seed)
+    batch = CropDataset(
+        load_samples(cfg.resolved_sources()), cfg.crop, 3, length=cfg.steps * cfg.batch_size, seed=cfg.seed
+    )
     items = [batch[i] for i in range(cfg.batch_size)]
     bb = {k: torch.stack([it[k] for it in items]) for k in items[0]}
     out = fresh.forward_features(bb["ir"], bb["vis"])
@@ -387,14 +435,29 @@ def test_a_detection_teacher_replaces_the_teachers_detection_target_and_sees_its
     expected = L.distilled_detection_loss(out["det_heatmap"], out["det_box"], t["det_heatmap"], t["det_box"])
     assert logged == pytest.approx(expected.item(), rel=1e-4)
     with pytest.raises(ConfigError, match="distill_detection"):
-        load_detection_teacher(load_config(write_config(tmp_path, tiny_data, detection_teacher=str(ir_student),
-                                                        loss_weights={"distill_detection": 0.0})), torch.device("cpu"))
+        load_detection_teacher(
+            load_config(
+                write_config(
+                    tmp_path, tiny_data, detection_teacher=str(ir_student), loss_weights={"distill_detection": 0.0}
+                )
+            ),
+            torch.device("cpu"),
+        )
     with pytest.raises(ConfigError, match="applies to training a student, not a teacher"):
         train(cfg, "teacher", tmp_path / "teacher_with_detection_teacher")
     with pytest.raises(ConfigError, match="detection_classes"):
-        load_detection_teacher(load_config(write_config(tmp_path, tiny_data, detection_teacher=str(ir_student),
-                                                        detection_classes=["person"],
-                                                        loss_weights={"distill_detection": 1.0})), torch.device("cpu"))
+        load_detection_teacher(
+            load_config(
+                write_config(
+                    tmp_path,
+                    tiny_data,
+                    detection_teacher=str(ir_student),
+                    detection_classes=["person"],
+                    loss_weights={"distill_detection": 1.0},
+                )
+            ),
+            torch.device("cpu"),
+        )
 
 
 def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where_it_was(tmp_path, tiny_data):
@@ -405,12 +468,19 @@ def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where
     from ivif_ros.models import build_student
     from ivif_ros.training.warm_start import warm_start
 
-    ir_student = train(load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir")), "student",
-                       tmp_path / "ir_student")
+    ir_student = train(
+        load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir")), "student", tmp_path / "ir_student"
+    )
     source, _ = load_model(ir_student)
     net = build_student({"num_seg": 4, "num_det": 3})
-    done = warm_start(net, "student", str(ir_student), "fused", ["person", "bicycle", "car"],
-                      ["background", "person", "bicycle", "car"])
+    done = warm_start(
+        net,
+        "student",
+        str(ir_student),
+        "fused",
+        ["person", "bicycle", "car"],
+        ["background", "person", "bicycle", "car"],
+    )
     assert done["source_input_mode"] == "ir" and done["first_conv_folded_onto"] == "ir"
     net.eval()
     torch.manual_seed(0)
@@ -423,8 +493,11 @@ def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where
         assert torch.allclose(ours[key], other_vis[key], atol=1e-5), key  # visible enters at zero weight
     assert not torch.allclose(ours["fused"], other_vis["fused"])  # the fusion path still reads visible
 
-    path = train(load_config(write_config(tmp_path, tiny_data, steps=1, init_from=str(ir_student))), "student",
-                 tmp_path / "fused")
+    path = train(
+        load_config(write_config(tmp_path, tiny_data, steps=1, init_from=str(ir_student))),
+        "student",
+        tmp_path / "fused",
+    )
     record = load_model(path)[1]["training"]["initialised_from"]
     assert record["from"] == str(ir_student) and record["first_conv_folded_onto"] == "ir"
     assert record["sha256"] == json.loads(ir_student.with_suffix(".json").read_text())["sha256"]
@@ -436,19 +509,45 @@ def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "student.safetensors").write_bytes(ir_student.read_bytes())
     (tmp_path / "old" / "student.json").write_text(json.dumps(old))
-    warm_start(build_student({"num_seg": 4, "num_det": 3}), "student", str(tmp_path / "old" / "student.safetensors"),
-               "fused", ["person", "bicycle", "car"], ["background", "person", "bicycle", "car"])
+    warm_start(
+        build_student({"num_seg": 4, "num_det": 3}),
+        "student",
+        str(tmp_path / "old" / "student.safetensors"),
+        "fused",
+        ["person", "bicycle", "car"],
+        ["background", "person", "bicycle", "car"],
+    )
 
     teacher = train(load_config(write_config(tmp_path, tiny_data, steps=1)), "teacher", tmp_path / "teacher")
     with pytest.raises(ConfigError, match="is a teacher but this trains a student"):
-        warm_start(build_student({"num_seg": 4, "num_det": 3}), "student", str(teacher), "fused",
-                   ["person", "bicycle", "car"], ["background", "person", "bicycle", "car"])
+        warm_start(
+            build_student({"num_seg": 4, "num_det": 3}),
+            "student",
+            str(teacher),
+            "fused",
+            ["person", "bicycle", "car"],
+            ["background", "person", "bicycle", "car"],
+        )
     with pytest.raises(ConfigError, match="detection_classes"):
-        train(load_config(write_config(tmp_path, tiny_data, init_from=str(ir_student), detection_classes=["person"],
-                                       semantic_classes=["background", "person"])), "student", tmp_path / "bad")
+        train(
+            load_config(
+                write_config(
+                    tmp_path,
+                    tiny_data,
+                    init_from=str(ir_student),
+                    detection_classes=["person"],
+                    semantic_classes=["background", "person"],
+                )
+            ),
+            "student",
+            tmp_path / "bad",
+        )
     with pytest.raises(ConfigError, match="model config"):
-        train(load_config(write_config(tmp_path, tiny_data, init_from=str(ir_student), model={"width": 16})),
-              "student", tmp_path / "bad2")
+        train(
+            load_config(write_config(tmp_path, tiny_data, init_from=str(ir_student), model={"width": 16})),
+            "student",
+            tmp_path / "bad2",
+        )
 
 
 def test_init_from_grows_a_fusion_context_encoder_that_starts_silent(tmp_path, tiny_data):
@@ -459,8 +558,9 @@ def test_init_from_grows_a_fusion_context_encoder_that_starts_silent(tmp_path, t
     from ivif_ros.training.warm_start import fold_single_camera, warm_start
 
     classes, seg = ["person", "bicycle", "car"], ["background", "person", "bicycle", "car"]
-    ir_student = train(load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir")), "student",
-                       tmp_path / "ir_student")
+    ir_student = train(
+        load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir")), "student", tmp_path / "ir_student"
+    )
     source, _ = load_model(ir_student)
     folded = build_student({"num_seg": 4, "num_det": 3})
     folded.load_state_dict(fold_single_camera(source.state_dict(), "ir"))
@@ -475,10 +575,13 @@ def test_init_from_grows_a_fusion_context_encoder_that_starts_silent(tmp_path, t
             assert torch.allclose(ours, folded.forward_features(ir, vis)[key], atol=1e-6), key
     net.train()
     net.forward_features(ir, vis)["fused"].mean().backward()
-    assert net.fusion_maps.weight.grad[:, -8:].abs().sum() > 0   # the new slice learns first
+    assert net.fusion_maps.weight.grad[:, -8:].abs().sum() > 0  # the new slice learns first
 
-    path = train(load_config(write_config(tmp_path, tiny_data, steps=1, init_from=str(ir_student),
-                                          model={"fusion_context": 8})), "student", tmp_path / "grown")
+    path = train(
+        load_config(write_config(tmp_path, tiny_data, steps=1, init_from=str(ir_student), model={"fusion_context": 8})),
+        "student",
+        tmp_path / "grown",
+    )
     assert load_model(path)[1]["config"]["fusion_context"] == 8
     with pytest.raises(ConfigError, match=r"differ in \['fusion_context'\]"):
         warm_start(build_student({"num_seg": 4, "num_det": 3}), "student", str(path), "fused", classes, seg)

@@ -9,6 +9,7 @@
   (weights hash, opset, torch/onnx versions) and its file hash match; otherwise it is
   rebuilt in place and the engine still agrees with eager PyTorch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,13 +38,17 @@ FRAMES = 8
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory):
     root = tmp_path_factory.mktemp("untrusted_bags")
-    return {"mcap": make_sample(root / "mcap", frames=FRAMES), "sqlite3": make_sample(root / "sq", FRAMES, "sqlite3"),
-            "config": make_config(root / "model")}
+    return {
+        "mcap": make_sample(root / "mcap", frames=FRAMES),
+        "sqlite3": make_sample(root / "sq", FRAMES, "sqlite3"),
+        "config": make_config(root / "model"),
+    }
 
 
 def replay(bag, out, config, capsys) -> tuple[int, str]:
-    code = main(["replay", str(bag), "--out", str(out), "--config", str(config), "--samples", "1",
-                 "--metrics-every", "4"])
+    code = main(
+        ["replay", str(bag), "--out", str(out), "--config", str(config), "--samples", "1", "--metrics-every", "4"]
+    )
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
     return code, captured.out + captured.err
@@ -103,14 +108,17 @@ def _bag_with(src, dst, transform):
     return dst
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("random bytes as .mcap", "not an MCAP file"),
-    ("random bytes in a bag folder", "not an MCAP file"),
-    ("mcap cut inside its first record", "nothing is salvageable"),
-    ("random bytes as .db3", "not a database"),
-    ("sqlite3 cut in half", "malformed"),
-    ("sqlite3 pages overwritten", "malformed"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("random bytes as .mcap", "not an MCAP file"),
+        ("random bytes in a bag folder", "not an MCAP file"),
+        ("mcap cut inside its first record", "nothing is salvageable"),
+        ("random bytes as .db3", "not a database"),
+        ("sqlite3 cut in half", "malformed"),
+        ("sqlite3 pages overwritten", "malformed"),
+    ],
+)
 def test_unreadable_bag_is_explained(bags, tmp_path, capsys, case, expected):
     def scribble(data: bytes) -> bytes:  # a failing disk: every 997th byte after the header page replaced
         d = bytearray(data)
@@ -119,8 +127,9 @@ def test_unreadable_bag_is_explained(bags, tmp_path, capsys, case, expected):
 
     bag = {
         "random bytes as .mcap": lambda: _garbage(tmp_path / "x.mcap"),
-        "random bytes in a bag folder": lambda: _bag_with(bags["mcap"], tmp_path / "b", lambda d: _garbage(
-            tmp_path / "g").read_bytes()),
+        "random bytes in a bag folder": lambda: _bag_with(
+            bags["mcap"], tmp_path / "b", lambda d: _garbage(tmp_path / "g").read_bytes()
+        ),
         "mcap cut inside its first record": lambda: _bag_with(bags["mcap"], tmp_path / "b", lambda d: d[:40]),
         "random bytes as .db3": lambda: _garbage(tmp_path / "x.db3"),
         "sqlite3 cut in half": lambda: _bag_with(bags["sqlite3"], tmp_path / "b", lambda d: d[: len(d) // 2]),
@@ -138,6 +147,7 @@ def test_intact_sqlite3_still_opens(bags):
 
 
 # -- weights and checkpoints ------------------------------------------------------------------
+
 
 class CreatesMarker:
     """Unpickling this runs ``open(marker, 'w')``: proof that a loader executed pickled code."""
@@ -160,8 +170,9 @@ def test_pickle_at_the_model_path_is_refused_and_not_executed(tmp_path):
     weights = tmp_path / "student.safetensors"
     weights.write_bytes(payload)
     # The attacker also controls the sidecar, so the hash check passes: safetensors is the last line.
-    (tmp_path / "student.json").write_text(json.dumps(
-        {"architecture": "student", "config": {}, "sha256": hashlib.sha256(payload).hexdigest()}))
+    (tmp_path / "student.json").write_text(
+        json.dumps({"architecture": "student", "config": {}, "sha256": hashlib.sha256(payload).hexdigest()})
+    )
     with pytest.raises(InputError, match="not a safetensors file.*never from pickles"):
         load_model(weights)
     checkpoint = tmp_path / "checkpoints" / "model.pt"  # the usual PyTorch checkpoint
@@ -200,10 +211,16 @@ except InputError as exc:
 """
 
 
-@pytest.mark.parametrize("width, fragment", [
-    (8000, "fusion_maps.weight is (4, 32, 3, 3) in the file, (4, 8000, 3, 3) by the sidecar's config"),
-    (200000, "does not fit the student"), ("abc", "config.width = 'abc' is not valid: expected an integer"),
-    (None, "config.width = 'None' is not valid"), (-3, "config.width = '-3' is not valid")])
+@pytest.mark.parametrize(
+    "width, fragment",
+    [
+        (8000, "fusion_maps.weight is (4, 32, 3, 3) in the file, (4, 8000, 3, 3) by the sidecar's config"),
+        (200000, "does not fit the student"),
+        ("abc", "config.width = 'abc' is not valid: expected an integer"),
+        (None, "config.width = 'None' is not valid"),
+        (-3, "config.width = '-3' is not valid"),
+    ],
+)
 def test_sidecar_is_checked_against_the_tensors_before_a_model_is_built(tmp_path, width, fragment):
     """A sidecar that does not describe the safetensors' tensors is refused with one explained error,
     before anything is allocated (the probe runs under a 2 GB address-space limit)."""
@@ -216,8 +233,13 @@ def test_sidecar_is_checked_against_the_tensors_before_a_model_is_built(tmp_path
     meta = json.loads((WEIGHTS_DIR / "student.json").read_text())
     meta["config"]["width"] = width
     (tmp_path / "student.json").write_text(json.dumps(meta))
-    proc = subprocess.run([sys.executable, "-c", SIDECAR_PROBE, str(tmp_path / "student.safetensors")],
-                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-c", SIDECAR_PROBE, str(tmp_path / "student.safetensors")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and str(tmp_path / "student.json") in proc.stdout, proc.stdout
     assert fragment in proc.stdout and len(proc.stdout.splitlines()) == 1, proc.stdout
@@ -256,6 +278,7 @@ def test_tampered_weights_are_refused(student, bags, tmp_path, capsys):
 
 
 # -- engine caches -------------------------------------------------------------------------------
+
 
 def _onnx_entry(cache_dir):
     artefacts = list((cache_dir / "engines").glob("onnx-*.onnx"))
@@ -309,8 +332,11 @@ def _tampered_with_matching_sidecar(artefact, sidecar):
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-@pytest.mark.parametrize("damage", [_stale_key, _corrupt_file, _corrupt_sidecar, _tampered_with_matching_sidecar],
-                         ids=["stale_key", "corrupt_file", "corrupt_sidecar", "tampered_with_matching_sidecar"])
+@pytest.mark.parametrize(
+    "damage",
+    [_stale_key, _corrupt_file, _corrupt_sidecar, _tampered_with_matching_sidecar],
+    ids=["stale_key", "corrupt_file", "corrupt_sidecar", "tampered_with_matching_sidecar"],
+)
 def test_stale_or_corrupt_engine_cache_is_rebuilt_not_used(student, tmp_path, caplog, backend, damage):
     from ivif_ros.engines import EngineConfig, create_engine
     from ivif_ros.engines.cache import file_sha256

@@ -1,4 +1,5 @@
 """Boxes only the visible annotation holds: which they are, and crops centred on them."""
+
 from pathlib import Path
 
 import cv2
@@ -19,17 +20,19 @@ def boxes(*rows) -> Boxes:
 
 def test_visible_only_marks_the_kept_visible_boxes_no_same_class_ir_box_touches():
     ir = boxes((0, 0, 0, 10, 10), (2, 50, 50, 70, 70))
-    vis = boxes((0, 0, 0, 10, 10),     # the same person: dropped by the union
-                (0, 5, 0, 15, 10),     # IoU 1/3 with the IR person: kept, but IR-seen
-                (1, 0, 0, 10, 10),     # a bicycle where IR boxed a person: no same-class IR box
-                (2, 100, 100, 120, 120))  # a car far from the IR car
+    vis = boxes(
+        (0, 0, 0, 10, 10),  # the same person: dropped by the union
+        (0, 5, 0, 15, 10),  # IoU 1/3 with the IR person: kept, but IR-seen
+        (1, 0, 0, 10, 10),  # a bicycle where IR boxed a person: no same-class IR box
+        (2, 100, 100, 120, 120),
+    )  # a car far from the IR car
     union = merge_boxes(ir, vis)
     flags = visible_only_boxes(ir, vis)
     assert len(flags) == len(union) == 5
     assert flags.tolist() == [False, False, False, True, True]
     np.testing.assert_array_equal(union.xyxy[flags], vis.xyxy[2:])  # the same order as the union
-    assert visible_only_boxes(Boxes(), vis).all()           # nothing boxed in IR: all visible-only
-    assert not visible_only_boxes(ir, Boxes()).any()        # nothing boxed in visible
+    assert visible_only_boxes(Boxes(), vis).all()  # nothing boxed in IR: all visible-only
+    assert not visible_only_boxes(ir, Boxes()).any()  # nothing boxed in visible
     assert len(visible_only_boxes(Boxes(), Boxes())) == 0
 
 
@@ -44,8 +47,10 @@ def pairs_with_a_visible_only_car(tmp_path_factory) -> Path:
     for i in range(3):
         cv2.imwrite(str(root / "ir" / f"{i:03d}.png"), np.full((96, 128), 40, np.uint8))
         cv2.imwrite(str(root / "vi" / f"{i:03d}.png"), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
-        (root / "labels_det/ir" / f"{i:03d}.txt").write_text("0 0.125 0.2 0.1 0.2\n")   # person near (16, 19)
-        (root / "labels_det/vi" / f"{i:03d}.txt").write_text("2 0.875 0.8 0.15 0.2\n" if i == 2 else "")  # car near (112, 77)
+        (root / "labels_det/ir" / f"{i:03d}.txt").write_text("0 0.125 0.2 0.1 0.2\n")  # person near (16, 19)
+        (root / "labels_det/vi" / f"{i:03d}.txt").write_text(
+            "2 0.875 0.8 0.15 0.2\n" if i == 2 else ""
+        )  # car near (112, 77)
     return root
 
 
@@ -53,8 +58,9 @@ def test_visible_only_crops_centre_on_those_boxes_and_leave_other_crops_alone(pa
     samples = load_samples([{"root": str(pairs_with_a_visible_only_car)}])
     assert [s.visible_only.tolist() for s in samples] == [[False], [False], [False, True]]
     plain = CropDataset(samples, crop=32, num_det=3, length=300, seed=0, object_crop_prob=0.5)
-    focused = CropDataset(samples, crop=32, num_det=3, length=300, seed=0, object_crop_prob=0.5,
-                          visible_only_crop_prob=0.3)
+    focused = CropDataset(
+        samples, crop=32, num_det=3, length=300, seed=0, object_crop_prob=0.5, visible_only_crop_prob=0.3
+    )
     on_car = changed = 0
     for i in range(300):
         a, b = plain[i], focused[i]

@@ -1,4 +1,5 @@
 """Shipped weights: they load with safetensors only, their sha256 matches, and tampering is caught."""
+
 import json
 import shutil
 

@@ -14,6 +14,7 @@ The one deliberate change: scikit-image >= 0.21 refuses float images without ``d
 Inputs, as CDDFuse reads them: float32 grey images on 0..255 with integer values
 (``np.round(cv2.cvtColor(BGR float32, COLOR_BGR2GRAY))``).
 """
+
 import math
 
 import numpy as np
@@ -44,7 +45,7 @@ def AG(img):
     gy[0, :] = img[1, :] - img[0, :]
     gy[-1, :] = img[-1, :] - img[-2, :]
     gy[1:-1, :] = (img[2:, :] - img[:-2, :]) / 2
-    return np.mean(np.sqrt((gx ** 2 + gy ** 2) / 2))
+    return np.mean(np.sqrt((gx**2 + gy**2) / 2))
 
 
 def MI(f, a, b):
@@ -63,7 +64,7 @@ def _matlab_gaussian(n):
     """fspecial('gaussian', n, n/5)."""
     sd = n / 5.0
     m = (n - 1.0) / 2.0
-    y, x = np.ogrid[-m:m + 1, -m:m + 1]
+    y, x = np.ogrid[-m : m + 1, -m : m + 1]
     h = np.exp(-(x * x + y * y) / (2.0 * sd * sd))
     h[h < np.finfo(h.dtype).eps * h.max()] = 0
     return h / h.sum()
@@ -141,5 +142,14 @@ def SSIM(f, a, b):
 
 def all_metrics(f, a, b):
     """The nine metrics keyed as ``ivif_ros.metrics.fusion.METRIC_NAMES``."""
-    return {"EN": EN(f), "SD": SD(f), "SF": SF(f), "AG": AG(f), "MI": MI(f, a, b), "SCD": SCD(f, a, b),
-            "VIF": VIFF(f, a, b), "Qabf": Qabf(f, a, b), "SSIM": SSIM(f, a, b)}
+    return {
+        "EN": EN(f),
+        "SD": SD(f),
+        "SF": SF(f),
+        "AG": AG(f),
+        "MI": MI(f, a, b),
+        "SCD": SCD(f, a, b),
+        "VIF": VIFF(f, a, b),
+        "Qabf": Qabf(f, a, b),
+        "SSIM": SSIM(f, a, b),
+    }
