@@ -62,6 +62,27 @@ class SyncEvents:
     drops: list[Drop] = field(default_factory=list)
 
 
+def check_sizes(num_topics: int, queue_size: int) -> None:
+    """The sizes every policy needs: at least two topics and room for one message each."""
+    if num_topics < 2:
+        raise ValueError("a synchronizer needs at least two topics")
+    if queue_size < 1:
+        raise ValueError("queue_size must be at least 1")
+
+
+def admit_in_order(policy, entry: Entry, newest: int | None, ev: SyncEvents) -> bool:
+    """Whether ``entry`` may join ``policy``: its stamp must be newer than ``newest`` (its camera's
+    newest, or the last match). An older one is dropped as out of order, unless it lies more than
+    ``policy.time_jump_reset_ns`` back: the clock jumped (a bag looped), so the policy is reset."""
+    if newest is not None and entry.stamp_ns <= newest:
+        if 0 < policy.time_jump_reset_ns < newest - entry.stamp_ns:
+            policy.reset(ev)
+        else:
+            ev.drops.append(Drop(entry, OUT_OF_ORDER))
+            return False
+    return True
+
+
 class ImmediateApproximatePolicy:
     """Pair at once: a message leaves with the closest queued partner within ``slop_ns``.
 
@@ -91,10 +112,7 @@ class ImmediateApproximatePolicy:
         slop_ns: int = 20_000_000,
         time_jump_reset_ns: int = 1_000_000_000,
     ):
-        if num_topics < 2:
-            raise ValueError("a synchronizer needs at least two topics")
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
+        check_sizes(num_topics, queue_size)
         self.num_topics = num_topics
         self.queue_size = queue_size
         self.slop_ns = int(slop_ns)
@@ -106,13 +124,8 @@ class ImmediateApproximatePolicy:
         """Queue one message; return the set it completed (if any) and the messages dropped because of it."""
         ev = SyncEvents()
         entry = Entry(topic, int(stamp_ns), item)
-        newest = self._newest[topic]
-        if newest is not None and entry.stamp_ns <= newest:
-            if 0 < self.time_jump_reset_ns < newest - entry.stamp_ns:
-                self.reset(ev)
-            else:
-                ev.drops.append(Drop(entry, OUT_OF_ORDER))
-                return ev
+        if not admit_in_order(self, entry, self._newest[topic], ev):
+            return ev
         self._newest[topic] = entry.stamp_ns
         self._queues[topic].append(entry)
         self._drop_unpairable(ev)
@@ -213,10 +226,7 @@ class ApproximateTimePolicy:
         time_jump_reset_ns: int = 1_000_000_000,
         inter_message_lower_bound_ns: int = 0,
     ):
-        if num_topics < 2:
-            raise ValueError("a synchronizer needs at least two topics")
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
+        check_sizes(num_topics, queue_size)
         self.num_topics = num_topics
         self.queue_size = queue_size
         self.slop_ns = int(slop_ns)
@@ -239,13 +249,8 @@ class ApproximateTimePolicy:
         """Queue one message; return the sets completed and the messages dropped because of it."""
         ev = SyncEvents()
         entry = Entry(topic, int(stamp_ns), item)
-        newest = self._newest[topic]
-        if newest is not None and entry.stamp_ns <= newest:
-            if 0 < self.time_jump_reset_ns < newest - entry.stamp_ns:
-                self.reset(ev)
-            else:
-                ev.drops.append(Drop(entry, OUT_OF_ORDER))
-                return ev
+        if not admit_in_order(self, entry, self._newest[topic], ev):
+            return ev
         self._newest[topic] = entry.stamp_ns
         q = self._deques[topic]
         q.append(entry)
@@ -414,13 +419,8 @@ class ExactTimePolicy:
     def add(self, topic: int, stamp_ns: int, item: Any) -> SyncEvents:
         ev = SyncEvents()
         entry = Entry(topic, int(stamp_ns), item)
-        last = self._last_match
-        if last is not None and entry.stamp_ns <= last:
-            if 0 < self.time_jump_reset_ns < last - entry.stamp_ns:
-                self.reset(ev)
-            else:
-                ev.drops.append(Drop(entry, OUT_OF_ORDER))
-                return ev
+        if not admit_in_order(self, entry, self._last_match, ev):
+            return ev
         slot = self._sets.setdefault(entry.stamp_ns, [None] * self.num_topics)
         if slot[topic] is not None:  # same stamp twice on one topic: keep the newer message
             ev.drops.append(Drop(slot[topic], SUPERSEDED))

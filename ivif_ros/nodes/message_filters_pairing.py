@@ -111,8 +111,7 @@ class MessageFiltersExact:
     """``TimeSynchronizer`` with its queues watched, so that every message is accounted for."""
 
     def __init__(self, num_topics: int = 2, queue_size: int = 10, time_jump_reset_ns: int = 1_000_000_000):
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
+        sync.check_sizes(num_topics, queue_size)
         self._mf = _Synchronizer(lambda mf, inputs: mf.TimeSynchronizer(inputs, queue_size), num_topics)
         self.time_jump_reset_ns = int(time_jump_reset_ns)
         self._newest: list[int | None] = [None] * num_topics
