@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path("/work/shared/data/msrs/test")
-SPLIT = Path("/work/shared/data/splits/msrs_dev_eval.txt")
+#: The data folder ($IVIF_DATA, else ../shared/data beside the repository).
+ROOT = Path(os.environ.get("IVIF_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = ROOT / "msrs" / "test"
+SPLIT = ROOT / "splits" / "msrs_dev_eval.txt"
 
 
 def main() -> None:
