@@ -13,6 +13,8 @@
 # (experiments/, not installed) run in the pip-only pass. The shared development data
 # (../shared/data, or IVIF_DATA) is used where present; tests that need it skip without it.
 #
+# The second pass is verbose, so the log names each test that ran there.
+#
 # Both passes always run and print pytest's summary (failures, errors and skips with their
 # reasons) and closing line; the exit code is non-zero when either failed. Extra arguments go
 # to both pytest runs (e.g. -x, -k name).
@@ -54,7 +56,7 @@ log "world 2 of 2: with the ROS extras (.venv-ros), tests marked ros_extras (set
 start=$SECONDS
 # A clean environment for the copy: no library path or bootstrap flag inherited from .venv.
 env -u LD_LIBRARY_PATH -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u AMENT_PREFIX_PATH \
-  .venv-ros/bin/python -m pytest -q -rfEs -m ros_extras test "$@"
+  .venv-ros/bin/python -m pytest -v -rfEs -m ros_extras test "$@"
 extras=$?
 log "ros-extras: exit $extras in $((SECONDS - start)) s"
 log "summary: lint exit $lint, pip-only exit $pip_only, ros-extras exit $extras"
