@@ -17,7 +17,7 @@ from fusion_graph_harness import CameraRig, Probe, engine_cache, output_topics, 
 from ivif_ros.cli import main as ivif_main
 from ivif_ros.errors import ConfigError
 from ivif_ros.nodes.launcher import LaunchRequest, plan
-from ros_harness import REPO_ROOT
+from ros_harness import REPO_ROOT, ivif_launch_command
 
 # The launch file's description needs launch_ros, and the graph's pairing is message_filters where installed.
 pytestmark = pytest.mark.ros_extras
@@ -164,30 +164,7 @@ def test_ivif_launch_runs_the_graph_and_stops_on_signal(
     from rclpy.executors import SingleThreadedExecutor
 
     ns = f"/launch_{mode}_{os.getpid()}"  # unique: other test runs may be launching on this machine
-    cmd = [
-        sys.executable,
-        "-m",
-        "ivif_ros.cli",
-        "launch",
-        "--config",
-        str(CONFIG),
-        "--ns",
-        ns,
-        "--mode",
-        mode,
-        "--model",
-        str(student_weights),
-        "--backend",
-        "torch",
-        "--param",
-        "engine.width=320",
-        "--param",
-        "engine.height=240",
-        "--param",
-        "engine.threads=1",
-        "--remap",
-        "visible/image_raw:=/rig/visible",
-    ]
+    cmd = ivif_launch_command(ns, mode, student_weights, "--remap", "visible/image_raw:=/rig/visible")
     log = tmp_path / "launch.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=ros_env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)

@@ -14,8 +14,8 @@ import pytest
 
 from fusion_graph_harness import engine_cache, student_weights  # noqa: F401  (fixtures)
 from reliability_graph import fusion_graph  # noqa: F401  (fixture)
-from ros_harness import REPO_ROOT
-from test_launch import CONFIG, _graph_processes
+from ros_harness import REPO_ROOT, ivif_launch_command
+from test_launch import _graph_processes
 
 
 def _wait_for(predicate, timeout_s: float) -> bool:
@@ -31,28 +31,7 @@ def _wait_for(predicate, timeout_s: float) -> bool:
 @pytest.mark.parametrize("mode", ["multi_process", "single_process"])
 def test_kill_9_of_ivif_launch_leaves_no_node_after_5_s(mode, ros_env, student_weights, tmp_path):
     ns = f"/orphans_{mode}_{os.getpid()}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ivif_ros.cli",
-        "launch",
-        "--config",
-        str(CONFIG),
-        "--ns",
-        ns,
-        "--mode",
-        mode,
-        "--model",
-        str(student_weights),
-        "--backend",
-        "torch",
-        "--param",
-        "engine.width=320",
-        "--param",
-        "engine.height=240",
-        "--param",
-        "engine.threads=1",
-    ]
+    cmd = ivif_launch_command(ns, mode, student_weights)
     log = tmp_path / "launch.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=ros_env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)

@@ -117,3 +117,15 @@ def wait_for(
             detail = f"; process output:\n{process_output(proc)}" if proc is not None else ""
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}{detail}")
         executor.spin_once(timeout_sec=0.05)
+
+
+def ivif_launch_command(ns: str, mode: str, weights: Path, *extra: str) -> list[str]:
+    """``ivif launch`` of the shipped graph config in namespace ``ns`` and ``mode`` with ``weights``
+    on the torch backend, one thread and 320x240 engines (small and quick for a test), plus ``extra``."""
+    return [
+        sys.executable, "-m", "ivif_ros.cli", "launch",
+        "--config", str(REPO_ROOT / "config" / "fusion.yaml"),
+        "--ns", ns, "--mode", mode, "--model", str(weights), "--backend", "torch",
+        "--param", "engine.width=320", "--param", "engine.height=240", "--param", "engine.threads=1",
+        *extra,
+    ]  # fmt: skip
