@@ -88,19 +88,8 @@ class TrainConfig:
 
     def resolved_data_root(self) -> Path:
         """The folder the data sources are relative to: ``data_root`` (``--data``), else $IVIF_DATA."""
-        root = self.data_root or os.environ.get(DATA_ENV)
-        if not root:
-            raise ConfigError(
-                f"no data folder: pass --data DIR or set {DATA_ENV}=DIR, the folder holding the "
-                f"training data sources ({', '.join(s['root'] for s in self.data) or 'see the config'})"
-            )
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            raise ConfigError(
-                f"data folder {root} (from {'data_root/--data' if self.data_root else DATA_ENV}) "
-                f"does not exist; pass --data DIR or set {DATA_ENV} to the folder holding the data"
-            )
-        return root
+        sources = ", ".join(s["root"] for s in self.data) or "see the config"
+        return resolve_data_folder(self.data_root, "data_root/--data", f"the training data sources ({sources})")
 
     def resolved_sources(self) -> list[dict]:
         root = self.resolved_data_root()
@@ -132,6 +121,23 @@ class TrainConfig:
 
 
 DATA_ENV = "IVIF_DATA"  # the data folder when neither the config nor --data names one
+
+
+def resolve_data_folder(given: str | Path | None, given_by: str, holding: str) -> Path:
+    """The data folder: ``given`` (named ``given_by`` in errors), else $IVIF_DATA; one clear error
+    naming ``holding`` (what the folder must hold) when neither is set or the folder is missing."""
+    root = given or os.environ.get(DATA_ENV)
+    if not root:
+        raise ConfigError(f"no data folder: pass --data DIR or set {DATA_ENV}=DIR, the folder holding {holding}")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ConfigError(
+            f"data folder {root} (from {given_by if given else DATA_ENV}) does not exist; "
+            f"pass --data DIR or set {DATA_ENV} to the folder holding the data"
+        )
+    return root
+
+
 PATH_KEYS = ("init_from", "detection_teacher", "clip_checkpoint")  # file paths, relative to the config
 
 

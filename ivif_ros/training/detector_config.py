@@ -7,14 +7,12 @@ the field and the fix.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ivif_ros.errors import ConfigError
+from ivif_ros.training.config import resolve_data_folder
 from ivif_ros.training.detector_data import INPUT_MODES, AugmentConfig
-
-DATA_ENV = "IVIF_DATA"
 
 
 @dataclass
@@ -51,13 +49,7 @@ class DetectorTrainConfig:
 
 def data_root(cli_value: str | None) -> Path:
     """The folder holding the datasets: ``--data``, else ``$IVIF_DATA``, else an error."""
-    value = cli_value or os.environ.get(DATA_ENV)
-    if not value:
-        raise ConfigError(f"no data folder: pass --data <folder holding msrs/ and splits/> or set {DATA_ENV}")
-    root = Path(value)
-    if not root.is_dir():
-        raise ConfigError(f"data folder {root} (from {'--data' if cli_value else DATA_ENV}) does not exist")
-    return root
+    return resolve_data_folder(cli_value, "--data", "msrs/ and splits/")
 
 
 def _check(path, cond: bool, key: str, msg: str) -> None:
