@@ -4,13 +4,15 @@ For each (rate, IR encoding) the fusion node runs in its own process with the de
 config, started as ``ivif launch`` starts it (the package's Fast DDS profile). The cameras
 are ``bench/camera_publisher.py`` in a third process with best-effort sensor-data QoS and
 an environment with no FASTDDS_* variable, like a driver started from a plain shell. This
-process subscribes, also with middleware defaults, to ``fused/image``, ``fusion/status``
-and ``/diagnostics``.
+process subscribes, also with middleware defaults, to ``fused/image``, ``detections``,
+``fusion/status`` and ``/diagnostics``.
 
 Reported per run: pairs sent, images received per camera (the node's own counters on
 /diagnostics), fused frames, drops by reason, end-to-end latency p50/p90/p99 (visible
-image published -> fused image received, CLOCK_MONOTONIC shared by the processes),
-per-stage medians (FusionStatus), output rate, and the host load before and after.
+image published -> fused image received, CLOCK_MONOTONIC shared by the processes; the
+same for the detections, which the node publishes after the images),
+per-stage medians (FusionStatus), output rate, the cores each process kept busy (CPU time
+over wall time) and the host load before and after.
 Writes ``graph_latency.json``, ``graph_latency.md`` (the table) and ``graph_latency.png``,
 and each node's output to ``logs/``.
 
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -69,7 +72,7 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from ivif_ros.msg import FusionStatus
+    from ivif_ros.msg import DetectionArray, FusionStatus
     from ivif_ros.nodes import messages
 
     ns = f"/bench_{ir_encoding}_{int(rate)}hz"
@@ -99,6 +102,7 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
     probe = rclpy.create_node("bench_probe", context=context)
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     got: dict[int, int] = {}  # visible stamp -> steady ns when the fused image arrived
+    got_dets: dict[int, int] = {}  # visible stamp -> steady ns when its detections arrived
     statuses: list = []
     diag: dict[str, str] = {}
     node_name = f"{ns}/ivif_fusion"
@@ -109,10 +113,20 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
             diag.clear()
             diag.update(values)
 
+    node_cpu: list[tuple[int, float]] = []  # (steady ns, node CPU s) at the first and the latest fused image
+
+    def on_fused(msg) -> None:
+        now = time.monotonic_ns()
+        got.setdefault(messages.stamp_ns(msg.header.stamp), now)
+        node_cpu[1:] = [(now, process_cpu_s(node_proc.pid))]
+        if len(node_cpu) == 1:
+            node_cpu.append(node_cpu[0])
+
+    probe.create_subscription(Image, f"{ns}/fused/image", on_fused, reliable)
     probe.create_subscription(
-        Image,
-        f"{ns}/fused/image",
-        lambda m: got.setdefault(messages.stamp_ns(m.header.stamp), time.monotonic_ns()),
+        DetectionArray,
+        f"{ns}/detections",
+        lambda m: got_dets.setdefault(messages.stamp_ns(m.header.stamp), time.monotonic_ns()),
         reliable,
     )
     probe.create_subscription(FusionStatus, f"{ns}/fusion/status", statuses.append, reliable)
@@ -122,6 +136,8 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     load_before = os.getloadavg()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    self_before = resource.getrusage(resource.RUSAGE_SELF)
     try:
         cam = subprocess.run(
             [
@@ -154,6 +170,15 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
         time.sleep(max(3.0, 2.5 * args.diag_period))  # the last frames and a /diagnostics after them
     finally:
         load_after = os.getloadavg()
+        # Cores each process kept busy: the node between its first and latest fused image (start-up
+        # left out), the cameras and this probe per second of publishing (their waits cost little).
+        wall = args.seconds
+        steady = (node_cpu[-1][0] - node_cpu[0][0]) / 1e9 if len(node_cpu) > 1 else 0.0
+        cores = {
+            "node": (node_cpu[-1][1] - node_cpu[0][1]) / steady if steady > 0 else float("nan"),
+            "cameras": (cpu_s(resource.getrusage(resource.RUSAGE_CHILDREN)) - cpu_s(children_before)) / wall,
+            "probe": (cpu_s(resource.getrusage(resource.RUSAGE_SELF)) - cpu_s(self_before)) / wall,
+        }
         os.killpg(node_proc.pid, signal.SIGINT)
         try:
             node_code = node_proc.wait(timeout=30)
@@ -167,6 +192,7 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
     node_log = log_path.read_text(errors="replace")
     published = dict(sent["published"])
     e2e = np.array([(got[s] - published[s]) / 1e6 for s in got if s in published])
+    e2e_dets = np.array([(got_dets[s] - published[s]) / 1e6 for s in got_dets if s in published])
     table = {k: np.array([getattr(st, k) for st in statuses]) for k in (*WORK, "sync_wait_ms")}
     table["queued_ms"] = np.array([st.total_ms - sum(getattr(st, k) for k in WORK) for st in statuses])
     counts = {
@@ -188,26 +214,48 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
         "fused_images_received": len(got),
         "fused_pct": 100.0 * fused_frames / sent["pairs_sent"],
         "drops": {k: v for k, v in counts.items() if k.startswith(("drop ", "dropped ", "failed "))},
-        "e2e_ms": ({q: float(np.percentile(e2e, int(q[1:]))) for q in ("p50", "p90", "p99")} if e2e.size else {}),
+        "e2e_ms": percentiles(e2e),
+        "e2e_detections_ms": percentiles(e2e_dets),
         "stage_median_ms": {k: float(np.median(v)) for k, v in table.items()} if statuses else {},
         "output_rate_hz": (len(stamps) - 1) / duration if duration > 0 else 0.0,
         "node_exit_code": node_code,
         "node_terminate_message": "terminate called" in node_log,
         "diagnostics": diag,
+        "cores": cores,
         "load_before": load_before,
         "load_after": load_after,
     }
 
 
+def cpu_s(usage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (``/proc/PID/stat``; NaN where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentiles(values: np.ndarray) -> dict[str, float]:
+    return {q: float(np.percentile(values, int(q[1:]))) for q in ("p50", "p90", "p99")} if values.size else {}
+
+
 def markdown(results: list[dict]) -> str:
     lines = [
         "| rate | IR | backend | pairs sent | received IR / visible | fused (%) | drops by reason | "
-        "e2e p50 / p90 / p99 ms | sync_wait / queued / pre / infer / post / publish ms (median) | out Hz | "
-        "load 1 min (before, after) | node exit |",
-        "|---|---|---|---:|---|---|---|---|---|---:|---|---|",
+        "e2e p50 / p90 / p99 ms | detections e2e p50 / p99 ms | sync_wait / queued / pre / infer / post / publish ms (median) | out Hz | "
+        "cores node / cameras / probe | load 1 min (before, after) | node exit |",
+        "|---|---|---|---:|---|---|---|---|---|---|---:|---|---|---|",
     ]
     for r in results:
         e2e = " / ".join(f"{r['e2e_ms'].get(q, float('nan')):.0f}" for q in ("p50", "p90", "p99"))
+        cores = " / ".join(f"{v:.2f}" for v in r.get("cores", {}).values()) or "-"
+        dets = r.get("e2e_detections_ms", {})
+        e2e_dets = " / ".join(f"{dets.get(q, float('nan')):.0f}" for q in ("p50", "p99"))
         st = r["stage_median_ms"]
         stages = " / ".join(
             f"{st.get(k, float('nan')):.1f}"
@@ -218,8 +266,8 @@ def markdown(results: list[dict]) -> str:
         lines.append(
             f"| {r['rate_hz']:g} Hz | {r['ir_encoding']} | {r['backend']} | {r['pairs_sent']} | "
             f"{r['received']['ir']} / {r['received']['visible']} | {r['fused']} ({r['fused_pct']:.1f}) | "
-            f"{drops} | {e2e} | {stages} | {r['output_rate_hz']:.1f} | "
-            f"{r['load_before'][0]:.1f}, {r['load_after'][0]:.1f} | {exit_} |"
+            f"{drops} | {e2e} | {e2e_dets} | {stages} | {r['output_rate_hz']:.1f} | "
+            f"{cores} | {r['load_before'][0]:.1f}, {r['load_after'][0]:.1f} | {exit_} |"
         )
     return "\n".join(lines) + "\n"
 

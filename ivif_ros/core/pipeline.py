@@ -177,9 +177,20 @@ class FusionPipeline:
     def process(self, ir: np.ndarray, vis: np.ndarray) -> FusionResult:
         """``ir``: registered ``HxW`` (uint8/uint16/float); ``vis``: ``HxWx3`` RGB or ``HxW`` grey, same size."""
         with self._lock:
-            return self._process(ir, vis)
+            return self._add_detections(self._fuse(ir, vis))
 
-    def _process(self, ir: np.ndarray, vis: np.ndarray) -> FusionResult:
+    def fuse(self, ir: np.ndarray, vis: np.ndarray) -> FusionResult:
+        """``process`` without the detector: the fused image and mask, no boxes yet. The node publishes
+        them at once and then calls ``add_detections``, so the image does not wait for the detector."""
+        with self._lock:
+            return self._fuse(ir, vis)
+
+    def add_detections(self, result: FusionResult) -> FusionResult:
+        """Run the detector on ``result.fused_rgb``; fills ``result.detections`` and adds its timings."""
+        with self._lock:
+            return self._add_detections(result)
+
+    def _fuse(self, ir: np.ndarray, vis: np.ndarray) -> FusionResult:
         cfg = self.config
         t0 = time.perf_counter()
         inputs = preprocess(ir, vis)
@@ -196,25 +207,34 @@ class FusionPipeline:
             self._palette = post.palette_for(seg_logits.shape[1], cfg.palette)
         fused_y = post.to_uint8(y)
         t3 = time.perf_counter()
-        detections, (blob_s, detector_s, decode_s) = self.detect(fused_rgb)
-        t4 = time.perf_counter()
-        result = FusionResult(
+        return FusionResult(
             fused_rgb=fused_rgb,
             fused_y=fused_y,
             mask=mask,
-            detections=detections,
+            detections=post.Detections(),
             timings={
-                # Stages as FusionStatus names them: the detector's input blob counts as pre-processing,
-                # its inference as inference and its decoding as post-processing; detect_ms is their sum.
-                "pre_ms": (t1 - t0 + blob_s) * 1e3,
-                "infer_ms": (t2 - t1 + detector_s) * 1e3,
-                "post_ms": (t3 - t2 + decode_s) * 1e3,
-                "detect_ms": (t4 - t3) * 1e3,
-                "total_ms": (t4 - t0) * 1e3,
+                "pre_ms": (t1 - t0) * 1e3,
+                "infer_ms": (t2 - t1) * 1e3,
+                "post_ms": (t3 - t2) * 1e3,
+                "detect_ms": 0.0,
+                "total_ms": (t3 - t0) * 1e3,
             },
             palette=self._palette,
             overlay_alpha=cfg.overlay_alpha,
         )
+
+    def _add_detections(self, result: FusionResult) -> FusionResult:
+        t0 = time.perf_counter()
+        result.detections, (blob_s, detector_s, decode_s) = self.detect(result.fused_rgb)
+        detect_ms = (time.perf_counter() - t0) * 1e3
+        # Stages as FusionStatus names them: the detector's input blob counts as pre-processing, its
+        # inference as inference and its decoding as post-processing; detect_ms is their sum.
+        timings = result.timings
+        timings["pre_ms"] += blob_s * 1e3
+        timings["infer_ms"] += detector_s * 1e3
+        timings["post_ms"] += decode_s * 1e3
+        timings["detect_ms"] = detect_ms
+        timings["total_ms"] += detect_ms
         return result
 
     def detect(self, rgb: np.ndarray) -> tuple[post.Detections, tuple[float, float, float]]:
