@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from ivif_ros.cli.contract import check_out, error_line
+    from ivif_ros.core.heap import retain_freed_buffers
+
+    retain_freed_buffers()  # replay, demo and bench run frames as the node does (core.heap)
 
     try:
         check_out(args.command, getattr(args, "out", None), getattr(args, "force", False))

@@ -19,6 +19,7 @@ import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+from ivif_ros.core.heap import retain_freed_buffers
 from ivif_ros.errors import UserFacingError
 from ivif_ros.nodes.launcher import apply_default_profile
 
@@ -26,6 +27,7 @@ from ivif_ros.nodes.launcher import apply_default_profile
 def spin_nodes(factories, args=None) -> int:
     """Create the nodes (callables returning a Node), spin them until shutdown, clean up."""
     args = sys.argv if args is None else args
+    retain_freed_buffers()  # frame-sized buffers reused, not page-faulted in again (core.heap)
     apply_default_profile()  # read by Fast DDS when rclpy.init creates the participant
     try:
         rclpy.init(args=args)  # rclpy's handlers turn SIGINT and SIGTERM (kill, systemd, docker stop) into shutdown
