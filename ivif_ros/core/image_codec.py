@@ -16,8 +16,6 @@ encoding (``bgr8`` stays BGR; use :func:`to_rgb` for RGB).
 
 from __future__ import annotations
 
-import array
-
 import re
 from dataclasses import dataclass
 
@@ -195,11 +193,7 @@ def fill_image_msg(msg, fields: dict):
     msg.encoding = fields["encoding"]
     msg.is_bigendian = fields["is_bigendian"]
     msg.step = fields["step"]
-    # rclpy stores uint8[] as array('B'); given one, the setter keeps it as is. Given bytes, it
-    # converts them itself, which costs about 1 ms for a 640x480 rgb8 frame against 0.05 ms here.
-    data = array.array("B")
-    data.frombytes(fields["data"])
-    msg.data = data
+    msg.data = fields["data"]
     return msg
 
 
