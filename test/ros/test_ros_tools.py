@@ -10,6 +10,7 @@ to be the checkout's.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -151,6 +152,29 @@ class _Graph:
         self.node.destroy_node()
 
 
+@contextlib.contextmanager
+def _running(cmd: list[str], env: dict[str, str], tmp_path: Path, log_name: str):
+    """``cmd`` started in its own session, its output in ``tmp_path/log_name``; killed on the way out
+    if a test left it running. Yields ``(process, log path)``."""
+    log = tmp_path / log_name
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _stop(proc: subprocess.Popen, log: Path, children: list[int]) -> None:
     """SIGINT to the process group, as Ctrl-C in a terminal: the process and every child it
     started must exit cleanly (started with start_new_session=True: its own group)."""
@@ -184,40 +208,27 @@ def test_ros2_launch_runs_the_installed_graph_with_launch_arguments(ros_env, rcl
         "use_sim_time:=true",
         "visible_topic:=/rig/visible",
     ]
-    log = tmp_path / "ros2_launch.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            env=ros_env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    graph = _Graph(rclpy_context, f"/{ns}/", "/rig/visible")
-    try:
-        graph.tick_clock()
-        graph.wait_for_subscribers(proc, log)
-        children = _children(proc.pid)
-        commands = [_cmdline(p) for p in children]
-        for executable in ("fusion_node", "overlay_node"):
-            assert any(f"lib/ivif_ros/{executable}" in c for c in commands), (executable, commands)
-        graph.rig.run(2.0)
-        settle(graph.probe, f"/{ns}/fusion/status")
-        time.sleep(0.5)
-        for topic in graph.topics:
-            assert graph.probe.count(topic) > 0, f"nothing on {topic}:\n{log.read_text()[-3000:]}"
-        statuses = graph.probe.get(f"/{ns}/fusion/status")
-        # use_sim_time reached the node: ages are measured on /clock, which runs ~11.6 days behind
-        assert all(-50.0 < s.visible_age_ms < 5000.0 for s in statuses), [s.visible_age_ms for s in statuses]
-        assert all(s.backend == "torch" and s.mode == "fused" for s in statuses)
-        _stop(proc, log, children)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        graph.close()
+    with _running(cmd, ros_env, tmp_path, "ros2_launch.log") as (proc, log):
+        graph = _Graph(rclpy_context, f"/{ns}/", "/rig/visible")
+        try:
+            graph.tick_clock()
+            graph.wait_for_subscribers(proc, log)
+            children = _children(proc.pid)
+            commands = [_cmdline(p) for p in children]
+            for executable in ("fusion_node", "overlay_node"):
+                assert any(f"lib/ivif_ros/{executable}" in c for c in commands), (executable, commands)
+            graph.rig.run(2.0)
+            settle(graph.probe, f"/{ns}/fusion/status")
+            time.sleep(0.5)
+            for topic in graph.topics:
+                assert graph.probe.count(topic) > 0, f"nothing on {topic}:\n{log.read_text()[-3000:]}"
+            statuses = graph.probe.get(f"/{ns}/fusion/status")
+            # use_sim_time reached the node: ages are measured on /clock, which runs ~11.6 days behind
+            assert all(-50.0 < s.visible_age_ms < 5000.0 for s in statuses), [s.visible_age_ms for s in statuses]
+            assert all(s.backend == "torch" and s.mode == "fused" for s in statuses)
+            _stop(proc, log, children)
+        finally:
+            graph.close()
     text = log.read_text()
     for label in (
         "ivif_fusion",
@@ -289,34 +300,21 @@ def test_ros2_run_fusion_node_from_the_pip_install(ros_env, rclpy_context, stude
         "-p",
         "engine.backend:=torch",
     ]
-    log = tmp_path / "ros2_run.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            env=ros_env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    graph = _Graph(rclpy_context, f"{ns}/", f"{ns}/visible/image_raw")
-    try:
-        graph.rig.stamp_offset_ns = 0
-        graph.wait_for_subscribers(proc, log)
-        children = _children(proc.pid)
-        assert any(f"{sys.prefix}/lib/ivif_ros/fusion_node" in _cmdline(p) for p in [proc.pid, *children]), [
-            _cmdline(p) for p in [proc.pid, *children]
-        ]
-        graph.rig.run(1.5)
-        settle(graph.probe, f"{ns}/fusion/status")
-        assert graph.probe.count(f"{ns}/fused/image") > 0, log.read_text()[-3000:]
-        _stop(proc, log, children)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        graph.close()
+    with _running(cmd, ros_env, tmp_path, "ros2_run.log") as (proc, log):
+        graph = _Graph(rclpy_context, f"{ns}/", f"{ns}/visible/image_raw")
+        try:
+            graph.rig.stamp_offset_ns = 0
+            graph.wait_for_subscribers(proc, log)
+            children = _children(proc.pid)
+            assert any(f"{sys.prefix}/lib/ivif_ros/fusion_node" in _cmdline(p) for p in [proc.pid, *children]), [
+                _cmdline(p) for p in [proc.pid, *children]
+            ]
+            graph.rig.run(1.5)
+            settle(graph.probe, f"{ns}/fusion/status")
+            assert graph.probe.count(f"{ns}/fused/image") > 0, log.read_text()[-3000:]
+            _stop(proc, log, children)
+        finally:
+            graph.close()
 
 
 @needs_vision_msgs
