@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_args import add_data_argument  # noqa: E402
 from model_card import evaluate_model, load_pairs  # noqa: E402
 
 
@@ -43,12 +43,7 @@ def main() -> int:
         default="experiments/weights/student_ir_distilled.safetensors",
         help="an IR-only student of the same config",
     )
-    ap.add_argument(
-        "--data",
-        default=os.environ.get("IVIF_DATA"),
-        required="IVIF_DATA" not in os.environ,
-        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
-    )
+    add_data_argument(ap)
     ap.add_argument("--split", type=Path, required=True, help="names file of MSRS test-folder pairs")
     args = ap.parse_args()
 

@@ -26,9 +26,11 @@ run before it trained on those blocks.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_args import add_data_argument  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's ivif_ros, as experiments/model_card.py
 
@@ -67,13 +69,7 @@ def blockwise_heldout(names: list[str], per_kind: int, block: int = 20) -> list[
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=os.environ.get("IVIF_DATA"),
-        required="IVIF_DATA" not in os.environ,
-        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
-    )
+    add_data_argument(ap)
     ap.add_argument(
         "--blocks", type=int, default=0, help="hold out this many whole day and night blocks instead of every 6th pair"
     )

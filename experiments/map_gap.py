@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_args import add_data_argument, add_split_argument, split_path  # noqa: E402
 from model_card import evaluate_model, load_pairs  # noqa: E402
 
 
@@ -29,19 +29,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", nargs="+", required=True, type=Path, help="weights of group A (.safetensors)")
     ap.add_argument("--b", nargs="+", required=True, type=Path, help="weights of group B (.safetensors)")
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=os.environ.get("IVIF_DATA"),
-        required="IVIF_DATA" not in os.environ,
-        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
-    )
-    ap.add_argument(
-        "--split",
-        type=Path,
-        default=Path("splits/msrs_dev_eval.txt"),
-        help="names file, relative to --data-root unless absolute",
-    )
+    add_data_argument(ap)
+    add_split_argument(ap)
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0, help="of the resampling")
     ap.add_argument("--threads", type=int, default=2)
@@ -54,7 +43,7 @@ def main() -> int:
     from ivif_ros.weights import load_model
 
     torch.set_num_threads(args.threads)
-    split = args.split if args.split.is_absolute() else args.data / args.split
+    split = split_path(args)
     pairs = load_pairs(args.data / "msrs" / "test", split)
     maps, groups = {}, {"a": [], "b": []}
     for group, paths in (("a", args.a), ("b", args.b)):

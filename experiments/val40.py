@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -30,18 +29,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_args import add_data_argument  # noqa: E402
 from model_card import evaluate_model, load_pairs  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights", nargs="+", help="student or teacher .safetensors files (with .json sidecars)")
-    ap.add_argument(
-        "--data",
-        default=os.environ.get("IVIF_DATA"),
-        required="IVIF_DATA" not in os.environ,
-        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
-    )
+    add_data_argument(ap)
     ap.add_argument("--split", type=Path, help="names file of MSRS test-folder pairs (default: val40)")
     ap.add_argument("--day-night", action="store_true", help="also mAP@0.5 on the day and the night pairs apart")
     ap.add_argument("--per-class", action="store_true", help="also AP@0.5 of each detection class")

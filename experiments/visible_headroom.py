@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_args import add_data_argument, add_split_argument, split_path  # noqa: E402
 from model_card import evaluate_model  # noqa: E402
 
 from ivif_ros.datasets.paired import Boxes  # noqa: E402
@@ -101,19 +101,8 @@ def main() -> int:
         type=Path,
         help="students (.safetensors), each run on the input it was trained on; IR-only ones also get the oracle",
     )
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=os.environ.get("IVIF_DATA"),
-        required="IVIF_DATA" not in os.environ,
-        help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
-    )
-    ap.add_argument(
-        "--split",
-        type=Path,
-        default=Path("splits/msrs_dev_eval.txt"),
-        help="names file, relative to --data-root unless absolute",
-    )
+    add_data_argument(ap)
+    add_split_argument(ap)
     ap.add_argument("--score", type=float, default=0.3, help="detection score threshold of the found counts")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -126,7 +115,7 @@ def main() -> int:
     from ivif_ros.weights import load_model
 
     torch.set_num_threads(args.threads)
-    split = args.split if args.split.is_absolute() else args.data / args.split
+    split = split_path(args)
     pairs, gts, origins = [], [], []
     for p in PairedDataset(args.data / "msrs" / "test", split):
         boxes = p.boxes
