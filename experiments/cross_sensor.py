@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from ivif_ros.metrics.contrast import CONTRAST_NOTE  # noqa: E402
+from ivif_ros.metrics.contrast import CONTRAST, CONTRAST_NOTE  # noqa: E402
 from ivif_ros.metrics.dataset_eval import MODEL_PREFIX, SCORE_NAMES, _json_safe  # noqa: E402
 
 
@@ -129,6 +129,8 @@ def evaluate_set(data: Path, key: str, students: list[Path], backend: str, limit
         "root": s.root,
         "split": s.split,
         "images": len(result.images),
+        # contrast is undefined where the visible image has no well-exposed texture (dark night frames)
+        "contrast_images": sum(math.isfinite(row[CONTRAST]) for row in result.per_image[result.methods[0]]),
         "means": {labels[m]: means[m] for m in result.methods},
     }
 
@@ -177,7 +179,13 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += [f"## {entry['title']} ({entry['images']} pairs, `{entry['root']}`)", ""]
         for student, status in results["in_sample"].items():
             lines.append(f"- {student}: {sample_text(status[key])}")
-        lines += ["", *set_table(entry), ""]
+        lines += [
+            "",
+            *set_table(entry),
+            "",
+            f"`contrast`: mean over the {entry['contrast_images']} of {entry['images']} pairs whose visible image has well-exposed texture.",
+            "",
+        ]
         for student in results["in_sample"]:
             v = verdict(entry["means"], student)
             lines.append(

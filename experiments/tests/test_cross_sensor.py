@@ -82,6 +82,7 @@ def test_one_run_writes_a_table_per_set_with_baselines_and_the_student(data, tmp
     }
     assert list(results["sets"]) == ["msrs", "tno", "vifb"]
     assert [s["images"] for s in results["sets"].values()] == [1, 1, 1]  # the split picks one MSRS pair
+    assert [s["contrast_images"] for s in results["sets"].values()] == [1, 1, 1]
     for entry in results["sets"].values():
         assert list(entry["means"]) == ["pixel-max", "mean", "GFF", "student"]
         for scores in entry["means"].values():
