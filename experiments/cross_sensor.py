@@ -104,12 +104,15 @@ def sample_status(weights: Path, heldout: str | None) -> dict[str, bool | None]:
     return status
 
 
-def student_label(weights: Path, students: list[Path]) -> str:
-    """``student`` for a single student, else ``student (<file stem or parent folder>)``."""
+def student_labels(students: list[Path]) -> dict[Path, str]:
+    """Table names: ``student`` for a single student, else ``student (<file stem, or its folder
+    for a file named student>)``, or the whole path where those names collide."""
     if len(students) == 1:
-        return "student"
-    stem = weights.stem if weights.stem != "student" else weights.parent.name
-    return f"student ({stem})"
+        return {students[0]: "student"}
+    short = {w: f"student ({w.stem if w.stem != 'student' else w.parent.name})" for w in students}
+    if len(set(short.values())) < len(students):
+        return {w: f"student ({w})" for w in students}
+    return short
 
 
 def evaluate_set(data: Path, key: str, students: list[Path], backend: str, limit: int | None) -> dict:
@@ -122,7 +125,7 @@ def evaluate_set(data: Path, key: str, students: list[Path], backend: str, limit
     specs = list(BASELINES) + [f"{MODEL_PREFIX}{w}" for w in students]
     methods = resolve_methods(specs, backend, frame_hw=dataset[0].ir.shape[:2])
     result = evaluate(dataset, methods, "cddfuse", limit, sample_count=0)
-    labels = {**BASELINES, **{f"{MODEL_PREFIX}{w}": student_label(w, students) for w in students}}
+    labels = {**BASELINES, **{f"{MODEL_PREFIX}{w}": name for w, name in student_labels(students).items()}}
     means = result.means()
     return {
         "title": s.title,
@@ -236,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.heldout and not args.student:
         ap.error("--heldout describes the students; give --student")
 
-    students = list(args.student)
-    in_sample = {student_label(w, students): sample_status(w, args.heldout) for w in students}
+    students = list(dict.fromkeys(args.student))
+    names = student_labels(students)
+    in_sample = {names[w]: sample_status(w, args.heldout) for w in students}
     for student, status in in_sample.items():
         print(f"{student}: " + "; ".join(f"{SETS[k].title} {sample_text(status[k])}" for k in SETS), flush=True)
 
@@ -255,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "command": command.strip(),
         "generated": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "students": {student_label(w, students): _shown(w) for w in students},
+        "students": {names[w]: _shown(w) for w in students},
         "heldout": args.heldout,
         "in_sample": in_sample,
         "sets": sets,

@@ -3,6 +3,7 @@ one run end to end on a tiny three-set data folder with a real trained student."
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -113,3 +114,12 @@ def test_bad_arguments_are_explained(data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cs.main(["--data", str(data), "--student", "--heldout", "tno"])
     assert "give --student" in capsys.readouterr().err
+
+
+def test_students_get_distinct_table_names():
+    one = [Path("runs/a/student.safetensors")]
+    assert cs.student_labels(one) == {one[0]: "student"}
+    two = [Path("runs/loso_tno/student.safetensors"), Path("runs/x/aug.safetensors")]
+    assert list(cs.student_labels(two).values()) == ["student (loso_tno)", "student (aug)"]
+    clash = [Path("a/run/student.safetensors"), Path("b/run/student.safetensors")]
+    assert list(cs.student_labels(clash).values()) == [f"student ({p})" for p in clash]
