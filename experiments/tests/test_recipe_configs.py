@@ -37,3 +37,12 @@ def test_a_recipe_changes_only_its_own_keys():
     assert {k for k in shipped if shipped[k] != dropout[k]} == {"visible_dropout"}
     metric = load_config(CONFIGS / "o_fusion_context_ssim3.yaml")
     assert metric.loss_weights["ssim_metric"] == 3.0 and metric.loss_weights["qabf"] == 3.0  # merged weight by weight
+
+
+@pytest.mark.parametrize("held, root", [("tno", "tno"), ("vifb", "other/vifb")])
+def test_leave_one_sensor_out_is_the_shipped_recipe_minus_that_sensor(held, root):
+    shipped = load_config(CONFIGS / "student_shipped.yaml").to_dict()
+    loso = load_config(CONFIGS / f"loso_without_{held}.yaml").to_dict()
+    assert loso["data"] == [s for s in shipped["data"] if s["root"] != root]
+    assert len(loso["data"]) == len(shipped["data"]) - 1
+    assert {k for k in shipped if shipped[k] != loso[k]} == {"data"}

@@ -8,7 +8,8 @@ Examples::
     ivif eval --data /data/tno --method gff --variant matlab --out runs/eval_tno
 
 Writes ``per_image.csv``/``.json``, ``summary.json`` (method -> mean EN, SD, SF, AG, MI, SCD,
-VIF, Qabf, SSIM), ``summary.csv``, ``detection.json`` (learned methods, when the dataset has
+VIF, Qabf, SSIM and contrast: the fused image's local contrast over the visible image's where
+the visible is well exposed, below 1 = haze), ``summary.csv``, ``detection.json`` (learned methods, when the dataset has
 YOLO labels: scored against ``labels_det/fusion`` when present, with the IR/visible union as a
 second column) and ``report.md`` with plots and sample panels.
 """
@@ -50,8 +51,13 @@ def run(args) -> int:
 
     from ivif_ros.datasets.paired import PairedDataset
     from ivif_ros.errors import ConfigError
-    from ivif_ros.metrics.dataset_eval import GROUND_TRUTH_LABELS, evaluate, resolve_methods, write_tables
-    from ivif_ros.metrics.fusion import METRIC_NAMES
+    from ivif_ros.metrics.dataset_eval import (
+        GROUND_TRUTH_LABELS,
+        SCORE_NAMES,
+        evaluate,
+        resolve_methods,
+        write_tables,
+    )
     from ivif_ros.report.eval_report import write_eval_report
 
     if args.limit is not None and args.limit < 1:
@@ -67,9 +73,9 @@ def run(args) -> int:
 
     means = result.means()
     width = max(len(m) for m in result.methods)
-    print(f"{'method':<{width}} " + " ".join(f"{k:>7}" for k in METRIC_NAMES))
+    print(f"{'method':<{width}} " + " ".join(f"{k:>8}" for k in SCORE_NAMES))
     for m in result.methods:
-        print(f"{m:<{width}} " + " ".join(f"{means[m][k]:7.4f}" for k in METRIC_NAMES))
+        print(f"{m:<{width}} " + " ".join(f"{means[m][k]:8.4f}" for k in SCORE_NAMES))
     default = GROUND_TRUTH_LABELS[result.ground_truth]
     for m, det in result.detection.items():
         union = (

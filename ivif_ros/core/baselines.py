@@ -125,27 +125,39 @@ def fuse_gff(
 ) -> np.ndarray:
     """Guided-filtering fusion (Li et al. 2013), defaults from the paper.
 
-    Two-scale split with a 31x31 mean filter; saliency |Laplacian| smoothed by a Gaussian
-    (r = 5, sigma = 5); binary "most salient" weight maps refined by a guided filter with each
-    source as guide (r1, eps1 for the base layer: smooth, spatially consistent weights; r2,
-    eps2 for the detail layer: edge-sharp weights), then normalised.
+    Two-scale split with a 31x31 mean filter (``base_radius`` 15); each layer is the per-pixel
+    weighted sum of the sources' layers with the weights of ``gff_weights``.
     """
     _check_sources(ir, vis_y)
     sources = [ir.astype(np.float32) / 255, vis_y.astype(np.float32) / 255]
     bases = [_box_mean(s, base_radius) for s in sources]
     details = [s - b for s, b in zip(sources, bases)]
-    saliency = [
-        cv2.GaussianBlur(np.abs(cv2.filter2D(s, -1, _LAPLACIAN_3X3, borderType=cv2.BORDER_REFLECT)), (11, 11), 5)
-        for s in sources
-    ]
-    ir_wins = (saliency[0] >= saliency[1]).astype(np.float32)
-    masks = [ir_wins, 1 - ir_wins]
-    w_base = np.stack([guided_filter(s, m, r1, eps1) for s, m in zip(sources, masks)])
-    w_detail = np.stack([guided_filter(s, m, r2, eps2) for s, m in zip(sources, masks)])
-    w_base = _normalise_weights(w_base)
-    w_detail = _normalise_weights(w_detail)
+    w_base, w_detail = gff_weights(sources, r1, eps1, r2, eps2)
     fused = (w_base * np.stack(bases)).sum(0) + (w_detail * np.stack(details)).sum(0)
     return _to_u8(fused * 255)
+
+
+def gff_weights(
+    sources: list[np.ndarray], r1: int = 45, eps1: float = 0.3, r2: int = 7, eps2: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray]:
+    """Base- and detail-layer weights (each ``(N, H, W)``, summing to 1 per pixel) of GFF for
+    float sources in 0..1.
+
+    Saliency is |Laplacian| smoothed by a Gaussian (r = 5, sigma = 5); the binary "most salient"
+    maps are refined by a guided filter with each source as guide (r1, eps1 for the base layer:
+    smooth, spatially consistent weights; r2, eps2 for the detail layer: edge-sharp weights).
+    """
+    saliency = np.stack(
+        [
+            cv2.GaussianBlur(np.abs(cv2.filter2D(s, -1, _LAPLACIAN_3X3, borderType=cv2.BORDER_REFLECT)), (11, 11), 5)
+            for s in sources
+        ]
+    )
+    winner = saliency.argmax(0)  # ties go to the first source
+    masks = [(winner == k).astype(np.float32) for k in range(len(sources))]
+    w_base = np.stack([guided_filter(s, m, r1, eps1) for s, m in zip(sources, masks)])
+    w_detail = np.stack([guided_filter(s, m, r2, eps2) for s, m in zip(sources, masks)])
+    return _normalise_weights(w_base), _normalise_weights(w_detail)
 
 
 def _normalise_weights(w: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 from ivif_ros.core.baselines import BASELINES
 from ivif_ros.core.color import restore_color, rgb_to_y_u8
 from ivif_ros.errors import ConfigError, InputError, UserFacingError
+from ivif_ros.metrics.contrast import CONTRAST, contrast_retention
 from ivif_ros.metrics.detection import evaluate_detections
 from ivif_ros.metrics.fusion import METRIC_NAMES, fusion_metrics
 
@@ -38,6 +39,9 @@ DETECTION_CLASSES = ("person", "bicycle", "car")
 #: Score floor of the boxes that mAP ranks: low, so that the precision-recall curve is complete
 #: (the published boxes use ``pipeline.score_threshold``, 0.3).
 MAP_SCORE_FLOOR = 0.05
+#: Per-image columns of an evaluation: the nine fusion metrics and the contrast retention
+#: against the visible image (``metrics.contrast``).
+SCORE_NAMES = (*METRIC_NAMES, CONTRAST)
 
 
 def baseline_method(name: str) -> FusionMethod:
@@ -152,16 +156,16 @@ class EvalResult:
     detection_union: dict[str, dict] = field(default_factory=dict)
 
     def means(self) -> dict[str, dict[str, float]]:
-        """Mean of each metric per method over the images where it is defined (NaN-skipping:
-        SCD is undefined when the fused image equals a source)."""
+        """Mean of each score (``SCORE_NAMES``) per method over the images where it is defined
+        (NaN-skipping: SCD is undefined when the fused image equals a source, contrast when the
+        visible image has no well-exposed texture)."""
         out = {}
         for m in self.methods:
-            table = np.array([[row[k] for k in METRIC_NAMES] for row in self.per_image[m]], float)
-            with np.errstate(invalid="ignore"):
-                col_means = (
-                    np.nanmean(table, axis=0) if np.isfinite(table).any() else np.full(len(METRIC_NAMES), np.nan)
-                )
-            out[m] = {k: float(v) for k, v in zip(METRIC_NAMES, col_means)}
+            table = np.array([[row[k] for k in SCORE_NAMES] for row in self.per_image[m]], float)
+            out[m] = {}
+            for k, column in zip(SCORE_NAMES, table.T):
+                finite = column[np.isfinite(column)]
+                out[m][k] = float(finite.mean()) if finite.size else float("nan")
         return out
 
 
@@ -217,7 +221,9 @@ def evaluate(
                 fused = methods[m](pair.ir, pair.vis)
             fuse_ms[m].append((time.perf_counter() - t0) * 1e3)
             fused = _check_fused(m, pair.name, fused, pair.ir.shape)
-            per_image[m].append(fusion_metrics(fused, pair.ir, vis_y, variant))
+            scores = fusion_metrics(fused, pair.ir, vis_y, variant)
+            scores[CONTRAST] = contrast_retention(fused, vis_y)
+            per_image[m].append(scores)
             if m in detections and with_boxes:
                 gt, union = pair.ground_truth, pair.boxes
                 detections[m][0].append((dets.xyxy, dets.scores, dets.class_ids))
@@ -273,7 +279,7 @@ def detection_tables(result: EvalResult) -> dict:
 
 def write_tables(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     """``per_image.csv``/``.json`` (one row per method and image), ``summary.json`` (method ->
-    mean metrics, exactly ``METRIC_NAMES``), ``summary.csv`` (the same plus mean fusion time) and
+    mean scores, exactly ``SCORE_NAMES``), ``summary.csv`` (the same plus mean fusion time) and
     ``detection.json`` when a method was scored for detection."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -291,7 +297,7 @@ def write_tables(result: EvalResult, out_dir: Path) -> dict[str, Path]:
         for m in result.methods
         for i, name in enumerate(result.images)
     ]
-    columns = ["method", "image", *METRIC_NAMES, "fuse_ms"]
+    columns = ["method", "image", *SCORE_NAMES, "fuse_ms"]
     with open(paths["per_image_csv"], "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
@@ -302,12 +308,12 @@ def write_tables(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     paths["summary_json"].write_text(json.dumps(_json_safe(means), indent=2) + "\n")
     with open(paths["summary_csv"], "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", *METRIC_NAMES, "fuse_ms", "images", "variant"])
+        writer.writerow(["method", *SCORE_NAMES, "fuse_ms", "images", "variant"])
         for m in result.methods:
             writer.writerow(
                 [
                     m,
-                    *(means[m][k] for k in METRIC_NAMES),
+                    *(means[m][k] for k in SCORE_NAMES),
                     float(np.mean(result.fuse_ms[m])),
                     len(result.images),
                     result.variant,

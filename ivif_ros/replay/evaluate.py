@@ -130,6 +130,7 @@ def evaluate(
     ``receive_ns`` (fused stamp -> recorder receive time) and ``publish_ns`` (input message
     id -> publish time), both monotonic ns of one process, give end-to-end latency in live mode.
     """
+    from ivif_ros.metrics.contrast import CONTRAST, contrast_retention
     from ivif_ros.metrics.fusion import fusion_metrics
 
     normalizer, registration = IrNormalizer(cfg.ir_normalize), Registration(cfg.registration)
@@ -162,7 +163,9 @@ def evaluate(
             inputs.camera_k.get("vis"),
         )
         if index % metrics_every == 0:
-            rec.metrics = fusion_metrics(rgb_to_y_u8(fused_rgb), ir, rgb_to_y_u8(vis))
+            fused_y, vis_y = rgb_to_y_u8(fused_rgb), rgb_to_y_u8(vis)
+            rec.metrics = fusion_metrics(fused_y, ir, vis_y)
+            rec.metrics[CONTRAST] = contrast_retention(fused_y, vis_y)
         status = outputs.get(topics.status, p.stamp_ns)
         if status is not None:
             rec.stage_ms = {s: float(getattr(status, f"{s}_ms")) for s in STATUS_STAGES}

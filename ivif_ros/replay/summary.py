@@ -7,7 +7,9 @@
     counts          MessageLedger.counts(): inputs, inputs_by_topic, paired_messages,
                     dropped_messages, message_drops_by_reason, pairs, fused,
                     dropped_pairs, pair_drops_by_reason, unaccounted_*
-    metrics         {mean: {EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM}, frames_scored, every}
+    metrics         {mean: {EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, contrast}, frames_scored,
+                    every}; contrast is ``ivif_ros.metrics.contrast`` (fused local contrast over
+                    the visible image's in its well-exposed regions, below 1 = haze)
     detection       {mAP50, mAP50_95, frames, ground_truth_boxes, detections, per_class,
                     ground_truth ("fusion labels" | "bag ground truth"), union} or null
                     (null when the bag has no ground-truth boxes); ``union`` is the same
@@ -28,8 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ivif_ros.metrics.contrast import CONTRAST
+from ivif_ros.metrics.fusion import METRIC_NAMES as FUSION_METRIC_NAMES
+
 SCHEMA = "ivif_ros.replay/1"
-METRIC_NAMES = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM")
+#: Per-frame scores: the nine fusion metrics and the contrast retention against the visible image.
+METRIC_NAMES = (*FUSION_METRIC_NAMES, CONTRAST)
 PERCENTILES = (50, 90, 99)
 END_TO_END = "end_to_end"
 

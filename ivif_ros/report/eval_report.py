@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ivif_ros.metrics.dataset_eval import EvalResult
-from ivif_ros.metrics.fusion import METRIC_NAMES
+from ivif_ros.metrics.contrast import CONTRAST_NOTE
+from ivif_ros.metrics.dataset_eval import SCORE_NAMES, EvalResult
 from ivif_ros.report.plots import image_grid, metric_bars, metric_boxes
 
 #: Tiles per row of a sample panel: three 640x480 frames stay legible side by side.
@@ -42,12 +42,12 @@ def _metric_table(result: EvalResult) -> list[str]:
     means = result.means()
     best = {
         k: max((means[m][k] for m in result.methods if math.isfinite(means[m][k])), default=math.nan)
-        for k in METRIC_NAMES
+        for k in SCORE_NAMES
     }
-    lines = ["| method | " + " | ".join(METRIC_NAMES) + " | fuse ms |", "|---|" + "---:|" * (len(METRIC_NAMES) + 1)]
+    lines = ["| method | " + " | ".join(SCORE_NAMES) + " | fuse ms |", "|---|" + "---:|" * (len(SCORE_NAMES) + 1)]
     for m in result.methods:
         cells = []
-        for k in METRIC_NAMES:
+        for k in SCORE_NAMES:
             text = _fmt(means[m][k])
             cells.append(f"**{text}**" if len(result.methods) > 1 and means[m][k] == best[k] else text)
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {np.mean(result.fuse_ms[m]):.1f} |")
@@ -92,9 +92,9 @@ def write_eval_report(result: EvalResult, out_dir: Path, dataset: str = "", spli
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     means = result.means()
-    metric_bars(means, METRIC_NAMES, out_dir / "metric_bars.png", "mean per method (higher is better)")
-    per_image = {m: {k: [row[k] for row in result.per_image[m]] for k in METRIC_NAMES} for m in result.methods}
-    metric_boxes(per_image, METRIC_NAMES, out_dir / "metric_boxes.png", "per-image distribution")
+    metric_bars(means, SCORE_NAMES, out_dir / "metric_bars.png", "mean per method (higher is better)")
+    per_image = {m: {k: [row[k] for row in result.per_image[m]] for k in SCORE_NAMES} for m in result.methods}
+    metric_boxes(per_image, SCORE_NAMES, out_dir / "metric_boxes.png", "per-image distribution")
 
     sample_files = []
     for i, s in enumerate(result.samples):
@@ -104,7 +104,7 @@ def write_eval_report(result: EvalResult, out_dir: Path, dataset: str = "", spli
         sample_files.append((s.name, path.name))
 
     nan_counts = {
-        m: {k: sum(1 for r in result.per_image[m] if not math.isfinite(r[k])) for k in METRIC_NAMES}
+        m: {k: sum(1 for r in result.per_image[m] if not math.isfinite(r[k])) for k in SCORE_NAMES}
         for m in result.methods
     }
     undefined = [f"{m}: {k} undefined on {c} image(s)" for m, d in nan_counts.items() for k, c in d.items() if c]
@@ -121,6 +121,8 @@ def write_eval_report(result: EvalResult, out_dir: Path, dataset: str = "", spli
         "## Mean metrics (higher is better; best in bold)",
         "",
         *_metric_table(result),
+        "",
+        CONTRAST_NOTE,
     ]
     if undefined:
         lines += ["", "Means skip undefined values (" + "; ".join(undefined) + ")."]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ivif_ros.metrics.contrast import CONTRAST_NOTE
 from ivif_ros.replay.summary import END_TO_END, METRIC_NAMES, FrameRecord
 
 # Colours of semantic classes in overlays (class id -> RGB); background (0) is not drawn.
@@ -75,7 +76,7 @@ def plot_metric_trends(frames: list[FrameRecord], path: Path) -> bool:
     plt = _plt()
     t0 = frames[0].stamp_ns
     t = np.array([(f.stamp_ns - t0) * 1e-9 for f in scored])
-    fig, axes = plt.subplots(3, 3, figsize=(12, 8), sharex=True)
+    fig, axes = plt.subplots(2, 5, figsize=(18, 6), sharex=True)
     for ax, name in zip(axes.flat, METRIC_NAMES):
         v = np.array([f.metrics.get(name, np.nan) for f in scored], np.float64)
         ax.plot(t, v, ".-", ms=3, lw=0.8)
@@ -217,6 +218,8 @@ def write_report(out_dir: Path, summary: dict, frames: list[FrameRecord], sample
         "",
         f"Fused Y against registered IR and visible Y, mean over {m['frames_scored']} frames ({every}); "
         "CDDFuse conventions (`ivif_ros/metrics/fusion.py`), higher is better for all nine.",
+        "",
+        CONTRAST_NOTE,
         "",
     ]
     lines += _table(list(METRIC_NAMES), [[m["mean"][k] for k in METRIC_NAMES]]) + [""]

@@ -73,3 +73,23 @@ def test_mismatched_sources_are_explained(pair):
         bl.fuse_max(ir, vis[:-1])
     with pytest.raises(InputError, match="uint8"):
         bl.fuse_gff(ir.astype(np.float32), vis)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (12, 16)])
+def test_gff_on_tiny_images(shape):
+    """Windows far larger than the image (31x31 base, r1 = 45) still give weights that sum to 1
+    per pixel, and an image fused with itself comes back unchanged."""
+    rng = np.random.default_rng(sum(shape))
+    a, b = (rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(2))
+    for w in bl.gff_weights([a.astype(np.float32) / 255, b.astype(np.float32) / 255]):
+        assert w.shape == (2, *shape) and (w >= 0).all()
+        np.testing.assert_allclose(w.sum(0), 1.0, atol=1e-6)
+    assert np.array_equal(bl.fuse_gff(a, a), a)
+    assert bl.fuse_gff(a, b).shape == shape
+
+
+def test_gff_detail_weights_follow_the_more_salient_source():
+    flat = np.full((32, 32), 0.5, np.float32)
+    textured = flat + 0.2 * (np.indices((32, 32)).sum(0) % 2).astype(np.float32)  # a checkerboard
+    _, w_detail = bl.gff_weights([flat, textured])
+    assert w_detail[1, 8:-8, 8:-8].min() > 0.9

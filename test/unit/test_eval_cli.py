@@ -13,7 +13,8 @@ from ivif_ros.core.baselines import BASELINES
 from ivif_ros.core.color import rgb_to_y_u8
 from ivif_ros.core.postprocess import Detections
 from ivif_ros.datasets.paired import PairedDataset
-from ivif_ros.metrics.dataset_eval import LearnedMethod, evaluate, resolve_methods, write_tables
+from ivif_ros.metrics.contrast import contrast_retention
+from ivif_ros.metrics.dataset_eval import SCORE_NAMES, LearnedMethod, evaluate, resolve_methods, write_tables
 from ivif_ros.metrics.fusion import METRIC_NAMES, fusion_metrics
 from metrics_images import natural_pair
 
@@ -58,13 +59,17 @@ def test_eval_writes_tables_report_and_plots(dataset_dir, tmp_path, capsys):
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary) == ["max", "gff"]
-    assert all(list(v) == list(METRIC_NAMES) for v in summary.values())
+    assert all(list(v) == list(SCORE_NAMES) for v in summary.values())
 
     # the summary is the mean of the per-image scores of the actual fused images
     ds = PairedDataset(dataset_dir, dataset_dir / "split.txt")
     for method in ("max", "gff"):
-        scores = [fusion_metrics(BASELINES[method](p.ir, rgb_to_y_u8(p.vis)), p.ir, rgb_to_y_u8(p.vis)) for p in ds]
-        for k in METRIC_NAMES:
+        scores = []
+        for p in ds:
+            vis_y = rgb_to_y_u8(p.vis)
+            fused = BASELINES[method](p.ir, vis_y)
+            scores.append({**fusion_metrics(fused, p.ir, vis_y), "contrast": contrast_retention(fused, vis_y)})
+        for k in SCORE_NAMES:
             assert summary[method][k] == pytest.approx(np.nanmean([s[k] for s in scores]), rel=1e-9), (method, k)
 
     with open(out / "per_image.csv") as f:
@@ -74,6 +79,7 @@ def test_eval_writes_tables_report_and_plots(dataset_dir, tmp_path, capsys):
 
     report = (out / "report.md").read_text()
     assert "| max |" in report and "| gff |" in report
+    assert "| contrast | fuse ms |" in report and "`contrast`: local (7x7)" in report
     images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
     assert "metric_bars.png" in images and "metric_boxes.png" in images
     assert sum(i.startswith("sample_") for i in images) == 2

@@ -42,6 +42,7 @@ def test_offline_replay_writes_bag_report_and_consistent_summary(offline):
     assert s["topics"]["ir"] == "/ir/image_raw" and s["topics"]["vis"] == "/visible/image_raw"  # auto-detected
     assert s["metrics"]["frames_scored"] == c["fused"]
     assert all(np.isfinite(v) for v in s["metrics"]["mean"].values())
+    assert 0 < s["metrics"]["mean"]["contrast"] < 3  # the visible frames have well-exposed texture
     assert s["detection"]["frames"] == c["fused"] and s["detection"]["ground_truth_boxes"] > 0
     for stage in ("infer", "total"):
         assert 0 < s["latency_ms"][stage]["p50"] <= s["latency_ms"][stage]["p99"] <= s["latency_ms"][stage]["max"]

@@ -93,6 +93,7 @@ def test_summary_and_report_written(tmp_path):
     assert back["metrics"]["frames_scored"] == 10
     expected_en = np.mean([f.metrics["EN"] for f in frames if f.metrics])
     assert back["metrics"]["mean"]["EN"] == pytest.approx(expected_en)
+    assert set(back["metrics"]["mean"]) == set(METRIC_NAMES) and "contrast" in METRIC_NAMES
     assert set(back["latency_ms"]) == {"infer", "total", "end_to_end"}
     assert back["throughput_fps"] == pytest.approx(1.0)  # 2 fused / 2 s
 
@@ -116,6 +117,7 @@ def test_summary_and_report_written(tmp_path):
         assert f"]({png})" in text
     assert "| /ir | 4 | 3 | 2 | 2 |" in text
     assert "mAP@0.5" in text and "end_to_end" in text
+    assert "| contrast |" in text and "below 1 is haze" in text
     write_frames_csv(tmp_path / "frames.csv", frames)
     rows = (tmp_path / "frames.csv").read_text().splitlines()
     assert len(rows) == 21 and rows[0].startswith("index,stamp_ns,name,EN")
