@@ -142,10 +142,13 @@ class LiveSession:
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from rclpy.signals import SignalHandlerOptions
         from rosgraph_msgs.msg import Clock
 
         self.ctx = Context()
-        rclpy.init(context=self.ctx, domain_id=domain_id)
+        # SIGINT/SIGTERM stay with the replay (see .interrupt), which stops between messages and
+        # closes the bag; rclpy's handlers would shut this context down under the player.
+        rclpy.init(context=self.ctx, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
         self.player = rclpy.create_node("ivif_replay_player", context=self.ctx)
         self.recorder = rclpy.create_node("ivif_replay_recorder", context=self.ctx)
         reliable = QoSProfile(
