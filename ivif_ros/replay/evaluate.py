@@ -5,6 +5,9 @@ back (rather than using in-memory results) means the numbers describe the messag
 consumer would get, the bag is proven to read back with rosbags, and offline and live
 runs are measured by the same code.
 
+Nothing image-sized is held: the output bag's small messages are read first, then the
+scored frames' images are read, inputs and outputs side by side in stamp order, and let go.
+
 Outputs are matched to input pairs by header stamp (the fused frame carries the visible
 image's stamp, see ``FusionStatus.msg``). A pair with no fused frame is dropped with the
 reason the caller gives (``no_output`` live, ``pipeline_error`` offline).
