@@ -219,7 +219,9 @@ def read_inputs(
         gt = choose_gt_topic(reader, gt_topic)
         info_topics = {k: camera_info_topic(t) for k, t in (("ir", ir), ("vis", vis))}
         info_topics = {
-            k: t for k, t in info_topics.items() if t in reader.topics and reader.topics[t].msgtype == im.CAMERA_INFO
+            k: t
+            for k, t in info_topics.items()
+            if t in reader.topics and reader.topics[t].msgtype == im.CAMERA_INFO and reader.topics[t].count > 0
         }
         total = sum(reader.topics[t].count for t in (ir, vis))
         items: list[InputItem] = []
