@@ -90,9 +90,10 @@ def sample_messages(work: Path, width: int, height: int, n_pairs: int):
         progress=False,
     )
     inputs = read_inputs(folder / "bag", None, None, None)
-    ir = [deserialize_message(i.data, Image) for i in inputs.items if i.topic == inputs.ir_topic]
-    vis = [deserialize_message(i.data, Image) for i in inputs.items if i.topic == inputs.vis_topic]
-    return list(zip(ir, vis))
+    msgs = {inputs.ir_topic: [], inputs.vis_topic: []}
+    for topic, _, data, _, _ in inputs.stream():
+        msgs[topic].append(deserialize_message(bytes(data), Image))
+    return list(zip(msgs[inputs.ir_topic], msgs[inputs.vis_topic]))
 
 
 def model_stem(requested: str | None) -> str:

@@ -17,6 +17,17 @@ from ivif_ros.errors import ConfigError, InputError
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
 
+def clear_output_bag(path: Path, overwrite: bool) -> None:
+    """Make room for a bag at ``path``: an earlier bag there is removed when ``overwrite``,
+    anything that is not a rosbag2 folder is never touched."""
+    if path.exists():
+        if not overwrite:
+            raise InputError(f"output bag {path} already exists; remove it or choose another path")
+        if not (path / "metadata.yaml").is_file():
+            raise InputError(f"refusing to overwrite {path}: it is not a rosbag2 folder (no metadata.yaml)")
+        shutil.rmtree(path)
+
+
 class BagWriter:
     """A rosbag2 bag being written; use as a context manager.
 
@@ -36,22 +47,19 @@ class BagWriter:
         distro: str = DEFAULT_DISTRO,
         overwrite: bool = False,
         compress: bool = False,
+        typestore=None,
     ):
         """``compress`` zstd-compresses MCAP chunks (rosbag2's own mcap plugin reads them);
-        camera images shrink by about 35-40 %, at about 20 ms per MB written."""
+        camera images shrink by about 35-40 %, at about 20 ms per MB written. ``typestore`` (of
+        ``distro``) saves building one when many bags are written."""
         if storage not in STORAGES:
             raise ConfigError(f"bag storage {storage!r} is not supported; use one of {', '.join(STORAGES)}")
         if compress and storage != "mcap":
             raise ConfigError("--compress needs --storage mcap (chunk compression); sqlite3 bags are stored raw")
         self.path = Path(path)
-        if self.path.exists():
-            if not overwrite:
-                raise InputError(f"output bag {self.path} already exists; remove it or choose another path")
-            if not (self.path / "metadata.yaml").is_file():
-                raise InputError(f"refusing to overwrite {self.path}: it is not a rosbag2 folder (no metadata.yaml)")
-            shutil.rmtree(self.path)
+        clear_output_bag(self.path, overwrite)
         self.storage = storage
-        self.typestore = make_typestore(distro)
+        self.typestore = typestore if typestore is not None else make_typestore(distro)
         self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
         if compress:
             self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)

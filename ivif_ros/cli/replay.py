@@ -51,6 +51,20 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
         "to measure what the graph loses on the way in",
     )
     p.add_argument("--samples", type=int, default=4, help="number of sample frames in the report (default 4)")
+    p.add_argument(
+        "--max-message-mb",
+        type=float,
+        default=None,
+        help="IR/visible messages larger than this (MiB of serialized data) are dropped unread as "
+        "message_too_large (default 513: the 512 MiB image limit plus the header)",
+    )
+    p.add_argument(
+        "--segment-s",
+        type=float,
+        default=None,
+        help="the output bag is written as a series of finished files, a new one every N seconds, so a "
+        "killed replay loses at most the last N seconds of output (default 5)",
+    )
     return p
 
 
@@ -62,6 +76,15 @@ def run(args) -> int:
         raise ConfigError(f"--rate must be positive, got {args.rate}")
     if args.metrics_every < 0:
         raise ConfigError(f"--metrics-every must be >= 0 (0 = automatic), got {args.metrics_every}")
+    limits = {}
+    if args.max_message_mb is not None:
+        if not args.max_message_mb > 0:
+            raise ConfigError(f"--max-message-mb must be positive, got {args.max_message_mb}")
+        limits["max_message_bytes"] = int(args.max_message_mb * (1 << 20))
+    if args.segment_s is not None:
+        if not args.segment_s > 0:
+            raise ConfigError(f"--segment-s must be positive, got {args.segment_s}")
+        limits["segment_s"] = args.segment_s
     opts = ReplayOptions(
         bag=args.bag,
         out=args.out,
@@ -76,6 +99,7 @@ def run(args) -> int:
         storage_format=args.storage_format,
         samples=args.samples,
         keep_input_qos=args.keep_input_qos,
+        **limits,
     )
     result = run_replay(opts)
     print_summary(result)

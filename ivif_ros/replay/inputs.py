@@ -1,7 +1,10 @@
 """The inputs of a replay: which topics, every IR/visible message, and the ground truth.
 
-Messages are kept as the bag's CDR bytes (what live mode publishes unchanged) and decoded
-on demand. Topic choice, in order:
+Only what describes a message is kept (topic, times, size): its CDR bytes are read again
+from the bag, one pair at a time, when the pipeline, the player or the evaluation needs
+them (:meth:`BagInputs.stream`, :func:`stream_pairs`), so memory does not grow with the
+bag. A message larger than ``max_message_bytes`` is refused before it is decoded or copied
+(``message_too_large``). Topic choice, in order:
 
 1. ``--ir-topic`` / ``--vis-topic`` when given (checked against the bag, whose contents
    the error lists);
@@ -17,14 +20,19 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
 from ivif_ros.bag import image_msgs as im
 from ivif_ros.bag.make_bag import UNION_SUFFIX, union_topic_of
 from ivif_ros.bag.reader import BagReader
-from ivif_ros.core.image_codec import to_rgb
+from ivif_ros.core.image_codec import MAX_IMAGE_BYTES, to_rgb
 from ivif_ros.errors import InputError
+
+# Largest raw message replayed: the largest image the decoder accepts plus room for the header.
+DEFAULT_MAX_MESSAGE_BYTES = MAX_IMAGE_BYTES + (1 << 20)
+MESSAGE_TOO_LARGE = "message_too_large"  # drop reason: refused unread (--max-message-mb)
 
 IMAGE_TYPES = (im.IMAGE, im.COMPRESSED_IMAGE)
 MONO_ENCODINGS = re.compile(r"^(mono8|mono16|8UC1|8SC1|16UC1|16SC1|32SC1|32FC1|64FC1)$")
@@ -39,8 +47,10 @@ class InputItem:
     topic: str
     msgtype: str
     log_ns: int  # bag receive time
-    stamp_ns: int  # header stamp
-    data: bytes  # CDR as stored in the bag
+    stamp_ns: int  # header stamp (0 when refused unread)
+    ordinal: int  # position among the bag's messages on ``topic``: finds it again in the bag
+    size: int  # bytes of CDR
+    refused: str | None = None  # drop reason decided on reading (``message_too_large``), else None
 
 
 @dataclass
@@ -59,7 +69,7 @@ class BagInputs:
     ground_truth: dict[int, GroundTruth]  # header stamp -> boxes
     class_names: list[str]  # detection class id -> name (the ground truth's, else the default)
     camera_k: dict[str, np.ndarray]  # "ir"/"vis" -> 3x3 intrinsics from camera_info, when in the bag
-    camera_info: dict[str, list[tuple[int, bytes]]]  # "ir"/"vis" -> (receive ns, CDR) for live playback
+    info_topics: dict[str, str]  # "ir"/"vis" -> the camera's CameraInfo topic in the bag (live plays it)
     frame_names: dict[int, str]  # visible stamp -> dataset pair name (``ivif make-bag``'s name topic)
     errors: list[str] = field(default_factory=list)  # damage found while reading
     typestore: object = None
@@ -67,16 +77,57 @@ class BagInputs:
     #: second ground truth comparable with figures scored before the fusion labels existed
     union_topic: str | None = None
     union_truth: dict[int, GroundTruth] = field(default_factory=dict)  # header stamp -> boxes
+    topic_counts: dict[str, int] = field(default_factory=dict)  # every topic -> messages (bag index)
 
-    def decode_msg(self, item: InputItem) -> tuple[object, np.ndarray]:
+    def decode_msg(self, item: InputItem, data: bytes) -> tuple[object, np.ndarray]:
         """The message and its image: IR as it comes (any depth; colour as RGB), visible as
         RGB uint8 (or HxW grey), which is what the fusion node makes of them."""
-        msg = self.typestore.deserialize_cdr(item.data, item.msgtype)
+        msg = self.typestore.deserialize_cdr(data, item.msgtype)
         arr, encoding = im.decode_image(msg, item.msgtype, item.topic)
         return msg, (np.ascontiguousarray(to_rgb(arr, encoding)) if arr.ndim == 3 else arr)
 
-    def decode(self, item: InputItem) -> np.ndarray:
-        return self.decode_msg(item)[1]
+    def decode(self, item: InputItem, data: bytes) -> np.ndarray:
+        return self.decode_msg(item, data)[1]
+
+    def stream(
+        self, wanted: Callable[[InputItem], bool] | None = None, extra_topics: tuple[str, ...] = ()
+    ) -> Iterator[tuple[str, int, bytes, str, InputItem | None]]:
+        """Read the bag again, in bag order: ``(topic, receive ns, CDR, type, item)`` for the IR and
+        visible messages that ``wanted`` accepts (all readable, not refused, when None) and every
+        message of ``extra_topics`` (item None). A message is read, handed on and let go."""
+        by_key = {(i.topic, i.ordinal): i for i in self.items}
+        seen: dict[str, int] = {}
+        with BagReader(self.path) as reader:
+            for topic, t_ns, raw, msgtype in reader.raw_messages([self.ir_topic, self.vis_topic, *extra_topics]):
+                if topic not in (self.ir_topic, self.vis_topic):
+                    yield topic, t_ns, raw, msgtype, None
+                    continue
+                ordinal = seen[topic] = seen.get(topic, -1) + 1
+                item = by_key.get((topic, ordinal))
+                if item is None or item.refused or item.log_ns != t_ns or (wanted is not None and not wanted(item)):
+                    continue
+                yield topic, t_ns, raw, msgtype, item
+
+    def first_image(self, topic: str) -> np.ndarray:
+        """The first readable image on ``topic`` (e.g. to size the engine)."""
+        for _, _, raw, _, item in self.stream(lambda i: i.topic == topic):
+            return self.decode(item, raw)
+        raise InputError(f"bag {self.path}: no readable message on {topic}, nothing to fuse")
+
+
+def stream_pairs(inputs: BagInputs, pairs: list) -> Iterator[tuple[int, InputItem, bytes, InputItem, bytes]]:
+    """``(position in pairs, IR item, IR CDR, visible item, visible CDR)`` for each ledger pair in
+    ``pairs``, in that order, reading the bag once. A message is held only until its pair is
+    complete and the pairs before it are out: a few messages, the pairing policy's window."""
+    need = {m: k for k, p in enumerate(pairs) for m in (p.ir, p.vis)}
+    held: dict[int, bytes] = {}
+    next_pair = 0
+    for _, _, raw, _, item in inputs.stream(lambda i: i.msg_id in need):
+        held[item.msg_id] = raw
+        while next_pair < len(pairs) and pairs[next_pair].ir in held and pairs[next_pair].vis in held:
+            p = pairs[next_pair]
+            yield next_pair, inputs.items[p.ir], held.pop(p.ir), inputs.items[p.vis], held.pop(p.vis)
+            next_pair += 1
 
 
 def _is_mono(reader: BagReader, topic: str, msgtype: str) -> bool | None:
@@ -151,8 +202,15 @@ def camera_info_topic(image_topic: str) -> str:
     return base.rsplit("/", 1)[0] + "/camera_info"
 
 
-def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topic: str | None) -> BagInputs:
-    """Read everything the replay needs from the bag; a damaged bag yields what is readable
+def read_inputs(
+    path: Path,
+    ir_topic: str | None,
+    vis_topic: str | None,
+    gt_topic: str | None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> BagInputs:
+    """Read what the replay needs to know from the bag: every IR/visible message's topic, times
+    and size, the ground truth and the camera intrinsics. A damaged bag yields what is readable
     and the damage in ``errors`` (the report is then marked partial)."""
     from tqdm import tqdm
 
@@ -161,21 +219,34 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
         gt = choose_gt_topic(reader, gt_topic)
         info_topics = {k: camera_info_topic(t) for k, t in (("ir", ir), ("vis", vis))}
         info_topics = {
-            k: t for k, t in info_topics.items() if t in reader.topics and reader.topics[t].msgtype == im.CAMERA_INFO
+            k: t
+            for k, t in info_topics.items()
+            if t in reader.topics and reader.topics[t].msgtype == im.CAMERA_INFO and reader.topics[t].count > 0
         }
         total = sum(reader.topics[t].count for t in (ir, vis))
         items: list[InputItem] = []
         stored = {ir: 0, vis: 0}
+        too_large: dict[str, int] = {}
         with tqdm(total=total, desc="read bag", unit="msg") as bar:
             for topic, t_ns, raw, msgtype in reader.raw_messages([ir, vis]):
+                ordinal = stored[topic]
                 stored[topic] += 1
+                bar.update(1)
+                if len(raw) > max_message_bytes:  # refused before anything is decoded or copied
+                    items.append(InputItem(-1, topic, msgtype, t_ns, 0, ordinal, len(raw), MESSAGE_TOO_LARGE))
+                    too_large[topic] = too_large.get(topic, 0) + 1
+                    continue
                 try:
                     hdr = reader.typestore.deserialize_cdr(raw, msgtype).header
                 except Exception as exc:  # malformed CDR: rosbags raises several types
                     reader.errors.append(f"topic {topic}: message at t={t_ns} ns cannot be decoded: {exc}")
                     continue
-                items.append(InputItem(-1, topic, msgtype, t_ns, im.stamp_ns(hdr), bytes(raw)))
-                bar.update(1)
+                items.append(InputItem(-1, topic, msgtype, t_ns, im.stamp_ns(hdr), ordinal, len(raw)))
+        for topic, n in too_large.items():
+            reader.errors.append(
+                f"topic {topic}: {n} message(s) larger than {max_message_bytes} bytes dropped unread "
+                f"({MESSAGE_TOO_LARGE}); raise --max-message-mb if such images are expected"
+            )
         for topic, n in stored.items():
             if n != reader.topics[topic].count:
                 note = (
@@ -196,12 +267,12 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
         frame_names = {}
         if len(name_topics) == 1:
             frame_names = {im.stamp_ns(m.msg): m.msg.frame_id for m in reader.messages(name_topics, strict=False)}
-        camera_k, camera_info = {}, {}
+        camera_k = {}
         for key, topic in info_topics.items():
-            camera_info[key] = [(t_ns, bytes(raw)) for _, t_ns, raw, _ in reader.raw_messages([topic])]
-            if camera_info[key]:
-                msg = reader.typestore.deserialize_cdr(camera_info[key][0][1], im.CAMERA_INFO)
+            for _, _, raw, _ in reader.raw_messages([topic]):
+                msg = reader.typestore.deserialize_cdr(raw, im.CAMERA_INFO)
                 camera_k[key] = np.asarray(msg.k, np.float64).reshape(3, 3)
+                break
         return BagInputs(
             Path(path),
             ir,
@@ -211,10 +282,11 @@ def read_inputs(path: Path, ir_topic: str | None, vis_topic: str | None, gt_topi
             ground_truth,
             [names.get(i, str(i)) for i in range(max(names) + 1)],
             camera_k,
-            camera_info,
+            info_topics,
             frame_names,
             list(dict.fromkeys(reader.errors)),
             reader.typestore,
             union,
             union_truth,
+            {t: i.count for t, i in reader.topics.items()},
         )

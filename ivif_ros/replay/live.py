@@ -9,8 +9,13 @@ nodes in a private context:
   (``Publisher.publish(bytes)``), so a message costs a memcpy, not a Python
   (de)serialization, and the timing loop stays within a fraction of a millisecond;
 * the **recorder** subscribes with ``raw=True`` to every output topic with the QoS the
-  graph's publishers offer (as ``ros2 bag record`` does) and keeps
-  ``(topic, receive time, bytes)``; nothing is deserialized until the run is over.
+  graph's publishers offer (as ``ros2 bag record`` does) and writes each message to the
+  output bag as it arrives (stamped with the simulated time); only the fused frames'
+  stamps and receive times are kept.
+
+Memory stays flat whatever the bag's length: the player reads the bag as it plays
+(:meth:`BagInputs.stream`), and the output bag is written in finished files
+(:class:`SegmentedBagWriter`) so a killed replay leaves a readable bag.
 
 Transport and QoS choice: the graph's Fast DDS profile (``graph.fastdds_profile``,
 config/fastdds_profile.xml: default discovery, large images intact) for both sides unless
@@ -35,6 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from ivif_ros.errors import InputError, UserFacingError
 from ivif_ros.nodes.launcher import die_with_parent
@@ -61,11 +67,12 @@ class PlayItem:
 
 @dataclass
 class Recording:
-    """What the recorder received, in arrival order."""
+    """What the recorder keeps besides the bag: counts and times, no messages."""
 
-    messages: list[tuple[str, int, bytes]] = field(default_factory=list)  # (topic, receive monotonic ns, cdr)
-    clock_ns: list[int] = field(default_factory=list)  # sim time at receive (for the output bag's log time)
+    counts: dict[str, int] = field(default_factory=dict)  # output topic -> messages received
+    receive_ns: dict[int, int] = field(default_factory=dict)  # fused stamp -> receive monotonic ns
     publish_ns: dict[int, int] = field(default_factory=dict)  # msg_id -> publish monotonic ns
+    published: dict[str, int] = field(default_factory=dict)  # graph input topic -> images published
     types: dict[str, str] = field(default_factory=dict)  # output topic -> ROS type
 
 
@@ -126,16 +133,22 @@ class GraphProcess:
 class LiveSession:
     """Player + recorder nodes in a private rclpy context."""
 
-    def __init__(self, input_types: dict[str, str], output_topics: list[str], domain_id: int):
-        """The DDS transport comes from ``os.environ`` (see :func:`replay_env`)."""
+    def __init__(
+        self, input_types: dict[str, str], output_topics: list[str], domain_id: int, bag, fused_topic: str, stop
+    ):
+        """The DDS transport comes from ``os.environ`` (see :func:`replay_env`). Outputs go to
+        ``bag`` (a :class:`SegmentedBagWriter`); ``stop`` (a StopFlag) is checked while waiting."""
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from rclpy.signals import SignalHandlerOptions
         from rosgraph_msgs.msg import Clock
 
         self.ctx = Context()
-        rclpy.init(context=self.ctx, domain_id=domain_id)
+        # SIGINT/SIGTERM stay with the replay (see .interrupt), which stops between messages and
+        # closes the bag; rclpy's handlers would shut this context down under the player.
+        rclpy.init(context=self.ctx, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
         self.player = rclpy.create_node("ivif_replay_player", context=self.ctx)
         self.recorder = rclpy.create_node("ivif_replay_recorder", context=self.ctx)
         reliable = QoSProfile(
@@ -147,6 +160,8 @@ class LiveSession:
         self.output_topics = output_topics
         self.status_topic = next(t for t in output_topics if t.endswith("status"))
         self.recording = Recording()
+        self.bag, self.fused_topic, self.stop = bag, fused_topic, stop
+        self._bag_lock = threading.Lock()  # topics are added from this thread while callbacks write
         self._sim_now_ns = 0
         self._subs = []
         self.executor = SingleThreadedExecutor(context=self.ctx)
@@ -168,6 +183,7 @@ class LiveSession:
         deadline = time.monotonic() + timeout_s
         missing: list[str] = []
         while time.monotonic() < deadline:
+            self.stop.check()
             if graph is not None:
                 graph.check_alive()
             missing = [f"subscriber of {t}" for t, p in self.pubs.items() if p.get_subscription_count() == 0]
@@ -213,11 +229,19 @@ class LiveSession:
             durability=DurabilityPolicy.VOLATILE,
         )
         self.recording.types[topic] = msgtype
+        with self._bag_lock:
+            self.bag.add_topic(topic, msgtype)
         rec = self.recording
+        store = self.bag.typestore
 
         def on_message(data: bytes, topic=topic):
-            rec.messages.append((topic, time.monotonic_ns(), data))
-            rec.clock_ns.append(self._sim_now_ns)
+            received = time.monotonic_ns()
+            with self._bag_lock:
+                self.bag.write(topic, self._sim_now_ns, data)
+            rec.counts[topic] = rec.counts.get(topic, 0) + 1
+            if topic == self.fused_topic:
+                header = store.deserialize_cdr(data, msgtype).header
+                rec.receive_ns[header.stamp.sec * 1_000_000_000 + header.stamp.nanosec] = received
 
         self._subs.append(self.recorder.create_subscription(_msg_class(msgtype), topic, on_message, qos, raw=True))
 
@@ -250,8 +274,10 @@ class LiveSession:
                     time.sleep(delay * 1e-9)
                 self._publish_clock(item.log_ns)
                 self.pubs[item.topic].publish(item.data)
+                self._count_published(item.topic)
             deadline = time.monotonic() + timeout_s
             while not answers or time.monotonic() - answers[-1] < WARMUP_QUIET_S:
+                self.stop.check()
                 if time.monotonic() > deadline:
                     raise UserFacingError(
                         f"the node graph did not answer the warm-up frames within {timeout_s:.0f} s"
@@ -270,15 +296,21 @@ class LiveSession:
         self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = divmod(sim_ns, 1_000_000_000)
         self.clock_pub.publish(self._clock_msg)
 
-    def play(self, items: list[PlayItem], rate: float, progress) -> None:
-        """Publish ``items`` (sorted by ``log_ns``) at bag timing / ``rate``, with /clock."""
-        if not items:
-            return
-        log0 = items[0].log_ns
-        self._publish_clock(log0)
-        wall0 = time.monotonic_ns()
+    def _count_published(self, topic: str) -> None:
+        if topic in GRAPH_COUNTER_NAMES:
+            self.recording.published[topic] = self.recording.published.get(topic, 0) + 1
+
+    def play(self, items, rate: float, progress) -> None:
+        """Publish ``items`` (PlayItems in ``log_ns`` order, read as they are played) at bag
+        timing / ``rate``, with /clock. A raised stop flag ends the playback between messages."""
+        wall0 = log0 = None
         tick = int(CLOCK_PERIOD_S * 1e9)
         for item in items:
+            self.stop.check()
+            if wall0 is None:
+                log0 = item.log_ns
+                self._publish_clock(log0)
+                wall0 = time.monotonic_ns()
             due = wall0 + int((item.log_ns - log0) / rate)
             while True:  # /clock ticks while waiting, so ROS-time timers in the graph run
                 now = time.monotonic_ns()
@@ -290,6 +322,7 @@ class LiveSession:
             if item.msg_id >= 0:  # bag image (camera_info is not in the ledger)
                 self.recording.publish_ns[item.msg_id] = time.monotonic_ns()
             self.pubs[item.topic].publish(item.data)
+            self._count_published(item.topic)
             progress.update(1)
 
     def drain(
@@ -301,7 +334,8 @@ class LiveSession:
         seen = -1
         sim = self._sim_now_ns
         while time.monotonic() - start < timeout_s:
-            n = sum(1 for t, _, _ in self.recording.messages if t == count_topic)
+            self.stop.check()
+            n = self.recording.counts.get(count_topic, 0)
             if n >= expected:
                 break
             if n != seen:
@@ -316,10 +350,10 @@ class LiveSession:
     def await_diagnostics(self, period_s: float, graph: GraphProcess | None) -> bool:
         """Run /clock until the graph publishes /diagnostics once more (its timer is on ROS
         time), so the recording ends with the graph's final counters."""
-        n0 = sum(1 for t, _, _ in self.recording.messages if t == DIAGNOSTICS)
+        n0 = self.recording.counts.get(DIAGNOSTICS, 0)
         sim, deadline = self._sim_now_ns, time.monotonic() + 2 * period_s + 2.0
         while time.monotonic() < deadline:
-            if sum(1 for t, _, _ in self.recording.messages if t == DIAGNOSTICS) > n0:
+            if self.recording.counts.get(DIAGNOSTICS, 0) > n0:
                 return True
             if graph is not None:
                 graph.check_alive()
@@ -377,6 +411,7 @@ class LiveResult:
     wall_s: float  # first input published -> last output received
     domain_id: int
     published: dict[str, int]  # graph input image topic -> images published, warm-up included
+    errors: list[str] = field(default_factory=list)  # an interruption, with how far the replay got
 
     def graph_inputs(self, counters: dict[str, int]) -> dict[str, dict[str, int]]:
         """Images published vs received by the graph (its ``received <camera>`` counters) per
@@ -389,32 +424,36 @@ class LiveResult:
         return out
 
 
-def play_items(inputs) -> list[PlayItem]:
-    """The bag's IR/visible (+ camera_info) messages as the graph's inputs, in bag order.
+def play_item(inputs, topic: str, log_ns: int, data: bytes, msgtype: str, item) -> PlayItem:
+    """A bag message as the graph's input: IR/visible images (``item`` set) or camera_info.
 
     CompressedImage is decoded here and published as Image (the node subscribes to raw
     images); everything else is passed on as the bag's CDR bytes.
     """
     from ivif_ros.bag import image_msgs as im
 
-    store = inputs.typestore
-    items = []
-    for item in inputs.items:
-        key = "ir" if item.topic == inputs.ir_topic else "vis"
-        data = item.data
-        if item.msgtype == im.COMPRESSED_IMAGE:
-            msg = store.deserialize_cdr(item.data, item.msgtype)
-            arr, encoding = im.compressed_to_array(msg, item.topic)
-            data = bytes(
-                store.serialize_cdr(
-                    im.make_image(store, arr, encoding, im.stamp_ns(msg.header), msg.header.frame_id), im.IMAGE
-                )
+    if item is None:
+        key = next(k for k, t in inputs.info_topics.items() if t == topic)
+        return PlayItem(-1, GRAPH_INPUTS[f"{key}_info"], im.CAMERA_INFO, log_ns, data)
+    key = "ir" if item.topic == inputs.ir_topic else "vis"
+    if msgtype == im.COMPRESSED_IMAGE:
+        store = inputs.typestore
+        msg = store.deserialize_cdr(data, msgtype)
+        arr, encoding = im.compressed_to_array(msg, item.topic)
+        data = bytes(
+            store.serialize_cdr(
+                im.make_image(store, arr, encoding, im.stamp_ns(msg.header), msg.header.frame_id), im.IMAGE
             )
-        items.append(PlayItem(item.msg_id, GRAPH_INPUTS[key], im.IMAGE, item.log_ns, data))
-    for key, infos in inputs.camera_info.items():
-        items += [PlayItem(-1, GRAPH_INPUTS[f"{key}_info"], im.CAMERA_INFO, t, data) for t, data in infos]
-    items.sort(key=lambda i: i.log_ns)
-    return items
+        )
+    return PlayItem(item.msg_id, GRAPH_INPUTS[key], im.IMAGE, log_ns, data)
+
+
+def play_items(inputs, wanted=None) -> Iterator[PlayItem]:
+    """The bag's IR/visible (``wanted`` ones, default all readable) and camera_info messages as
+    the graph's inputs, in bag order, read from the bag as they are asked for."""
+    extra = tuple(inputs.info_topics.values()) if wanted is None else ()
+    for topic, log_ns, data, msgtype, item in inputs.stream(wanted, extra):
+        yield play_item(inputs, topic, log_ns, data, msgtype, item)
 
 
 def write_graph_params(cfg, path: Path) -> Path:
@@ -435,12 +474,17 @@ def graph_command(params_file: Path) -> list[str]:
     return [sys.executable, "-m", "ivif_ros.cli", "launch", "--config", str(params_file), "--use-sim-time"]
 
 
-def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
-    """Start the graph, play the bag into it at ``opts.rate``, record its outputs to ``out_bag``."""
+def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path, stop=None) -> LiveResult:
+    """Start the graph, play the bag into it at ``opts.rate``, record its outputs to ``out_bag``.
+    A raised ``stop`` (SIGINT/SIGTERM) ends the playback: the graph is stopped, the bag closed
+    with what was recorded, and the interruption is returned in ``errors``."""
     from tqdm import tqdm
 
-    from ivif_ros.bag.writer import BagWriter
+    from ivif_ros.bag import image_msgs as im
+    from ivif_ros.bag.segmented_writer import SegmentedBagWriter
+    from ivif_ros.replay.interrupt import Interrupted, StopFlag
 
+    stop = stop or StopFlag()
     # An exported ROS_DOMAIN_ID is kept (to watch the replay with ros2 topic echo); otherwise a
     # random one, so the replay neither disturbs nor hears other ROS graphs on this machine.
     domain_id = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else random.randint(1, 200)
@@ -448,8 +492,11 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = replay_env(cfg.graph.fastdds_profile, domain_id, log_dir)
     os.environ.update(env)  # this process's DDS participant reads them at rclpy.init
-    items = play_items(inputs)
-    input_types = {t: ty for t, ty in {(i.topic, i.msgtype) for i in items}}
+    input_types = {GRAPH_INPUTS[k]: im.IMAGE for k in ("ir", "vis")}
+    input_types.update({GRAPH_INPUTS[f"{k}_info"]: im.CAMERA_INFO for k in inputs.info_topics})
+    n_items = sum(not i.refused for i in inputs.items) + sum(
+        inputs.topic_counts.get(t, 0) for t in inputs.info_topics.values()
+    )
     transport = ", ".join(
         f"{k}={env[k]}" for k in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS") if k in env
     )
@@ -460,42 +507,38 @@ def run_live(inputs, ledger, opts, cfg, topics, out_bag: Path) -> LiveResult:
     # No overlay node: it only draws visualisations, and on 2 cores its CPU time would be
     # taken from the fusion node under test.
     params = write_graph_params(cfg.with_overrides({"graph.overlay": False}), Path(opts.out) / "graph_params.yaml")
-    graph = GraphProcess(graph_command(params), env, log_dir / "graph.log")
+    errors: list[str] = []
     session = None
-    try:
-        # /diagnostics too: the graph's own drop counters explain pairs that got no output.
-        session = LiveSession(input_types, topics.all() + [DIAGNOSTICS], domain_id)
-        session.wait_for_graph(graph, GRAPH_READY_TIMEOUT_S)
-        warmup = warmup_items(inputs, items, cfg.sync, cfg.dropout.timeout_s)
-        session.warm_up(warmup, opts.rate, graph, GRAPH_READY_TIMEOUT_S)
-        session.subscribe_outputs()
-        with tqdm(total=len(items), desc=f"play x{opts.rate:g}", unit="msg") as bar:
-            session.play(items, opts.rate, bar)
-        session.drain(len(ledger.pairs), topics.status, DRAIN_IDLE_S, 60.0 + DRAIN_IDLE_S, graph)
-        session.await_diagnostics(cfg.diagnostics.period_s, graph)
-    finally:
-        if session is not None:
-            session.close()
-        graph.stop()
-    rec = session.recording
-    store = inputs.typestore
-    receive_ns: dict[int, int] = {}
-    with BagWriter(out_bag, storage=opts.storage_format, overwrite=True) as bag:
-        for topic, msgtype in rec.types.items():
-            bag.add_topic(topic, msgtype)
-        for (topic, recv, data), sim_ns in zip(rec.messages, rec.clock_ns):
-            bag.write(topic, sim_ns, data)
-            if topic == topics.fused:
-                hdr = store.deserialize_cdr(data, rec.types[topic]).header
-                receive_ns[hdr.stamp.sec * 1_000_000_000 + hdr.stamp.nanosec] = recv
+    with SegmentedBagWriter(out_bag, storage=opts.storage_format, segment_s=opts.segment_s, overwrite=True) as bag:
+        graph = GraphProcess(graph_command(params), env, log_dir / "graph.log")
+        try:
+            # /diagnostics too: the graph's own drop counters explain pairs that got no output.
+            session = LiveSession(input_types, topics.all() + [DIAGNOSTICS], domain_id, bag, topics.fused, stop)
+            session.wait_for_graph(graph, GRAPH_READY_TIMEOUT_S)
+            warmup = warmup_items(inputs, cfg.sync, cfg.dropout.timeout_s)
+            session.warm_up(warmup, opts.rate, graph, GRAPH_READY_TIMEOUT_S)
+            del warmup
+            session.subscribe_outputs()
+            with tqdm(total=n_items, desc=f"play x{opts.rate:g}", unit="msg") as bar:
+                session.play(play_items(inputs), opts.rate, bar)
+            session.drain(len(ledger.pairs), topics.status, DRAIN_IDLE_S, 60.0 + DRAIN_IDLE_S, graph)
+            session.await_diagnostics(cfg.diagnostics.period_s, graph)
+        except Interrupted as exc:
+            played = len(session.recording.publish_ns) if session is not None else 0
+            errors.append(f"{exc}: {played} of {sum(not i.refused for i in inputs.items)} input images were played")
+        finally:
+            if session is not None:
+                session.close()
+            graph.stop()
+    rec = session.recording if session is not None else Recording()
     # Throughput window: first input published -> last output received.
     first_pub = min(rec.publish_ns.values(), default=0)
-    last_recv = max(receive_ns.values(), default=first_pub)  # last fused frame, not the final /diagnostics
-    published = {t: sum(i.topic == t for i in warmup + items) for t in (GRAPH_INPUTS["ir"], GRAPH_INPUTS["vis"])}
-    return LiveResult(receive_ns, dict(rec.publish_ns), (last_recv - first_pub) / 1e9, domain_id, published)
+    last_recv = max(rec.receive_ns.values(), default=first_pub)  # last fused frame, not the final /diagnostics
+    published = {t: rec.published.get(t, 0) for t in (GRAPH_INPUTS["ir"], GRAPH_INPUTS["vis"])}
+    return LiveResult(rec.receive_ns, dict(rec.publish_ns), (last_recv - first_pub) / 1e9, domain_id, published, errors)
 
 
-def warmup_items(inputs, items: list[PlayItem], sync_cfg, dropout_timeout_s: float) -> list[PlayItem]:
+def warmup_items(inputs, sync_cfg, dropout_timeout_s: float) -> list[PlayItem]:
     """``WARMUP_FRAMES`` copies of the bag's first IR/visible pair, restamped at the bag's
     frame period just before the bag starts, then one more visible copy.
 
@@ -512,10 +555,17 @@ def warmup_items(inputs, items: list[PlayItem], sync_cfg, dropout_timeout_s: flo
     from ivif_ros.bag import image_msgs as im
 
     store = inputs.typestore
-    firsts = {key: next(i for i in items if i.topic == GRAPH_INPUTS[key]) for key in ("ir", "vis")}
+    firsts: dict[str, PlayItem] = {}
+    found: set[str] = set()  # bag topics whose first image is taken
+    for item in play_items(inputs, lambda i: i.topic not in found):
+        key = "ir" if item.topic == GRAPH_INPUTS["ir"] else "vis"
+        firsts[key] = item
+        found.add(inputs.ir_topic if key == "ir" else inputs.vis_topic)
+        if len(firsts) == 2:
+            break
     msgs = {k: store.deserialize_cdr(i.data, im.IMAGE) for k, i in firsts.items()}
     stamps = {k: im.stamp_ns(m.header) for k, m in msgs.items()}
-    vis_times = [i.log_ns for i in items if i.topic == GRAPH_INPUTS["vis"]]
+    vis_times = [i.log_ns for i in inputs.items if i.topic == inputs.vis_topic and not i.refused]
     period = (vis_times[-1] - vis_times[0]) // max(len(vis_times) - 1, 1) or 33_333_333
     gap = min(max(2 * period, int(2 * sync_cfg.slop_s * 1e9) + period), int(dropout_timeout_s * 1e9) // 2)
     t_end = stamps["vis"] - gap  # stamp of the extra visible copy

@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivif_ros.bag.segmented_writer import DEFAULT_SEGMENT_S
 from ivif_ros.errors import InputError
 from ivif_ros.replay.accounting import NO_OUTPUT, PIPELINE_ERROR, MessageLedger
-from ivif_ros.replay.evaluate import OutputTopics, auto_metrics_every, evaluate, node_counters, read_outputs
-from ivif_ros.replay.inputs import BagInputs, read_inputs
+from ivif_ros.replay.evaluate import OutputTopics, auto_metrics_every, evaluate, node_counters
+from ivif_ros.replay.inputs import DEFAULT_MAX_MESSAGE_BYTES, BagInputs, read_inputs
+from ivif_ros.replay.interrupt import stop_on_signals
 from ivif_ros.replay.summary import FrameRecord, build_summary, write_json
 from ivif_ros.report.replay_report import write_frames_csv, write_report
 
@@ -46,6 +48,8 @@ class ReplayOptions:
     samples: int = 4
     overrides: dict | None = None  # extra config settings (dotted names), e.g. from `ivif demo`
     keep_input_qos: bool = False  # live: evaluate the graph with its configured input QoS
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger input messages are dropped unread
+    segment_s: float = DEFAULT_SEGMENT_S  # the output bag is finished into a new file this often
 
 
 @dataclass
@@ -72,6 +76,9 @@ def pair_messages(inputs: BagInputs, ledger: MessageLedger, sync_cfg) -> None:
 
     for item in inputs.items:
         item.msg_id = ledger.add_input(item.topic, item.stamp_ns, item.log_ns)
+        if item.refused:
+            ledger.drop(item.msg_id, item.refused)
+            continue
         record(policy.add(IR if item.topic == inputs.ir_topic else VISIBLE, item.stamp_ns, item))
     record(policy.flush())  # the bag has ended: a pair waiting only for a later frame is complete
     for entry in policy.pending():
@@ -160,48 +167,62 @@ def set_aside_previous_run(out: Path) -> Path | None:
 
 
 def run_replay(opts: ReplayOptions) -> ReplayResult:
+    """One replay. SIGINT/SIGTERM while it runs: the output bag is closed with what was made
+    and the summary says partial (see :mod:`.interrupt`)."""
+    with stop_on_signals() as stop:
+        return _run_replay(opts, stop)
+
+
+def _run_replay(opts: ReplayOptions, stop) -> ReplayResult:
     from tqdm import tqdm
 
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     set_aside_previous_run(out)
-    inputs = read_inputs(opts.bag, opts.ir_topic, opts.vis_topic, opts.gt_topic)
+    inputs = read_inputs(opts.bag, opts.ir_topic, opts.vis_topic, opts.gt_topic, opts.max_message_bytes)
+    stop.check()
     for topic in (inputs.ir_topic, inputs.vis_topic):
-        if not any(i.topic == topic for i in inputs.items):
+        if not any(i.topic == topic and not i.refused for i in inputs.items):
             raise InputError(
                 f"bag {opts.bag}: no readable message on {topic}, nothing to fuse"
                 + (f" ({'; '.join(inputs.errors)})" if inputs.errors else "")
             )
-    first_vis = inputs.decode(next(i for i in inputs.items if i.topic == inputs.vis_topic))
+    first_vis = inputs.first_image(inputs.vis_topic)
     cfg = load_replay_config(opts, (first_vis.shape[1], first_vis.shape[0]))
+    del first_vis
     ledger = MessageLedger()
     pair_messages(inputs, ledger, cfg.sync)
     topics = OutputTopics()
     out_bag = out / OUTPUT_BAG
     errors = list(inputs.errors)
     receive_ns = publish_ns = None
+    print(
+        f"ivif replay: writing {out_bag} in files of {opts.segment_s:g} s; if this run is killed, the bag "
+        "holds every finished file (the one being written stays in its own folder inside)"
+    )
     # replay_s, the throughput window, is the frames' own time: first publish to last output
     # (live) or the frame loop (offline), not reading, engine building or scoring.
     if opts.live:
         from ivif_ros.replay.live import run_live
 
-        live = run_live(inputs, ledger, opts, cfg, topics, out_bag)
+        live = run_live(inputs, ledger, opts, cfg, topics, out_bag, stop)
         receive_ns, publish_ns = live.receive_ns, live.publish_ns
         missing, replay_s = NO_OUTPUT, live.wall_s
+        errors += live.errors
     else:
         from ivif_ros.replay.offline import run_offline
 
-        frame_errors, replay_s = run_offline(inputs, ledger, cfg, topics, out_bag, opts.storage_format)
+        frame_errors, replay_s = run_offline(
+            inputs, ledger, cfg, topics, out_bag, opts.storage_format, opts.segment_s, stop
+        )
         errors += frame_errors
         missing = PIPELINE_ERROR
-    outputs = read_outputs(out_bag, topics)
-    errors += [e for e in outputs.errors if e not in errors]
     every = opts.metrics_every or auto_metrics_every(len(ledger.pairs))
     with tqdm(desc="evaluate", unit="frame") as bar:
-        frames, detection, samples = evaluate(
+        frames, detection, samples, outputs = evaluate(
             inputs,
             ledger,
-            outputs,
+            out_bag,
             topics,
             cfg,
             metrics_every=every,
@@ -210,7 +231,9 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
             receive_ns=receive_ns,
             publish_ns=publish_ns,
             progress=bar,
+            stop=stop,
         )
+    errors += [e for e in outputs.errors if e not in errors]
     counts = ledger.counts()
     counts["single_camera_frames"] = outputs.single_camera_frames(topics)  # not pairs: outside the invariants
     if opts.live:
@@ -235,10 +258,10 @@ def run_replay(opts: ReplayOptions) -> ReplayResult:
         wall_time_s=replay_s,
         errors=errors,
     )
-    summary_path = out / "summary.json"
-    write_json(summary_path, summary)
     write_frames_csv(out / "frames.csv", frames)
     report = write_report(out, summary, frames, samples)
+    summary_path = out / "summary.json"
+    write_json(summary_path, summary)  # last: a summary.json means the run's files are complete
     return ReplayResult(summary, frames, report, summary_path, out_bag)
 
 

@@ -83,6 +83,27 @@ def test_an_image_over_the_size_limit_is_a_counted_drop_not_an_allocation(tmp_pa
     assert summary["counts"]["fused"] == summary["counts"]["pairs"] - 1
 
 
+def test_a_message_over_max_message_mb_is_dropped_unread_with_its_reason(tmp_path, capsys):
+    """The same 67 MB frame against a 16 MiB message limit: refused before it is decoded (no
+    image-size error from the decoder), counted as a message drop, the rest fused."""
+    sample = make_sample(tmp_path / "sample", frames=12)
+    bag = truncate_one_image(sample, tmp_path / "big" / "bag", topic="/ir/image_raw", index=5, change=_huge_mono8)
+    config = make_config(tmp_path / "m")
+    argv = ["replay", str(bag), "--out", str(tmp_path / "out"), "--config", str(config), "--samples", "0"]
+    code = main(argv + ["--max-message-mb", "16"])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    c = summary["counts"]
+    assert code == 1 and summary["partial"]
+    assert c["message_drops_by_reason"]["message_too_large"] == 1, c
+    assert c["inputs_by_topic"]["/ir/image_raw"]["received"] == 12
+    assert not any("8192x8193" in e for e in summary["errors"]), summary["errors"]  # never decoded
+    assert any("/ir/image_raw: 1 message(s) larger than 16777216 bytes" in e for e in summary["errors"])
+    assert c["inputs"] == c["paired_messages"] + c["dropped_messages"]
+    assert c["fused"] == c["pairs"] >= 10
+
+
 def test_a_rerun_into_the_same_out_never_shows_the_previous_summary(tmp_path, capsys):
     """Another run's summary.json/report.md are moved aside before anything else, so a run that
     fails (or is killed) early leaves no summary that describes another bag."""
