@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from map_bootstrap import match_at_50, paired_map_bootstrap  # noqa: E402
+
 CLASSES = ("person", "bicycle", "car")
 
 
@@ -112,7 +115,6 @@ def main(argv=None) -> int:
     import torch
 
     from ivif_ros.metrics.detection import evaluate_detections
-    from ivif_ros.metrics.map_bootstrap import match_at_50, paired_map_bootstrap
     from ivif_ros.training.detector_config import data_root
     from ivif_ros.training.detector_data import load_samples
 
