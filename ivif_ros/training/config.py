@@ -67,6 +67,9 @@ class TrainConfig:
     # A trained model (.safetensors + .json) whose weights start this training (a warm start,
     # not a resume); a single-camera student is folded for a fused one (training/warm_start.py).
     init_from: str | None = None
+    # Semantic coupling (training/coupling.py, student only): a frozen detector's loss on the
+    # student's fused image, {weights, weight (its lambda), size [w, h], batch_size, data {root, split}}.
+    detector_coupling: dict | None = None
     clip_prompts: dict = field(
         default_factory=lambda: {
             "positive": ["a bright thermal target with clear visible texture", "a sharp, high-contrast road scene"],
@@ -76,6 +79,8 @@ class TrainConfig:
     loss_weights: dict = field(default_factory=dict)
 
     def weight(self, name: str) -> float:
+        if name == "detector":  # the coupling's lambda lives with its other settings
+            return float(self.detector_coupling["weight"]) if self.detector_coupling else 0.0
         return float({**DEFAULT_WEIGHTS, **self.loss_weights}.get(name, 0.0))
 
     def resolved_data_root(self) -> Path:
@@ -206,6 +211,10 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     cfg = TrainConfig(**raw)
     if not cfg.data:
         raise ConfigError(f"{path}: 'data' is empty; list at least one {{root: ..., split: ...}} source")
+    if cfg.detector_coupling is not None:
+        from ivif_ros.training.coupling import check_coupling
+
+        cfg.detector_coupling = check_coupling(cfg.detector_coupling, str(path))
     if cfg.semantic_classes[0] not in ("background", "unlabelled"):
         raise ConfigError(
             f"{path}: semantic_classes must start with the background class (id 0), "

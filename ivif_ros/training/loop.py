@@ -168,6 +168,16 @@ def train(
             net.train()
         adapter = L.FeatureDistillation(s_ch, t_ch)
     trainable = Trainable(net, adapter).to(device)
+    coupling = None
+    if cfg.detector_coupling:
+        if kind != "student" or world > 1 or "RANK" in os.environ:
+            raise ConfigError(
+                f"detector_coupling trains a student in one process, not a {kind} under torchrun; "
+                "drop it from the config"
+            )
+        from ivif_ros.training.coupling import DetectorCoupling
+
+        coupling = DetectorCoupling(cfg.detector_coupling, cfg.resolved_data_root(), cfg.seed, device)
     clip_loss = None
     if cfg.clip_checkpoint:
         from ivif_ros.training.clip import LanguageDrivenLoss
@@ -252,6 +262,8 @@ def train(
             )
         if clip_loss is not None:
             parts["clip"] = clip_loss(out["fused"])
+        if coupling is not None:
+            parts["detector"] = coupling.loss(trainable.net, step)
         loss = sum(cfg.weight(k) * v for k, v in parts.items())
         if not torch.isfinite(loss):
             raise FloatingPointError(
