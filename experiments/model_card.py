@@ -1,12 +1,13 @@
 """Reproduce every number and figure of ``ivif_ros/weights/MODEL_CARD.md``.
 
     python experiments/model_card.py --data $IVIF_DATA             # re-evaluate the weights (under 25 min, one core)
-    python experiments/model_card.py --data $IVIF_DATA --retrain   # first re-run the six trainings (~6 h)
+    python experiments/model_card.py --data $IVIF_DATA --retrain   # first re-run the seven trainings (~6 h)
 
-The card compares the shipped student's fusion with the fusion baselines, the teacher and its
-equal-budget ablations (no teacher; seed repeats), all trained with
-``experiments/configs/student_shipped.yaml``; the IR-only distilled student is trained too, as
-the starting point of the two-stage recipes in ``experiments/configs``. The shipped weights
+The card compares the shipped student's fusion with the fusion baselines, the teacher, recipe E
+(``experiments/configs/student_shipped.yaml``, which the shipped student is fine-tuned from with
+the detector coupling of ``experiments/detector/recipe_d_coupling.yaml``) and recipe E's
+equal-budget ablations (no teacher; seed repeats); the IR-only distilled student is trained too,
+as the starting point of the two-stage recipes in ``experiments/configs``. The shipped weights
 are in ``ivif_ros/weights/``, the ablations in ``experiments/weights/``. ``--retrain`` runs the
 training commands of ``MODELS`` one after the other into ``--runs`` and copies their weights
 and logs here. Writes ``results.json``, ``results.md`` and the PNG figures into
@@ -47,10 +48,18 @@ MODELS = {
         "fused",
         "ivif train teacher --config config/train_teacher.yaml --out {runs}/teacher --threads 2",
     ),
-    "student (shipped; distilled)": (
-        "ivif_ros/weights/student",
+    "student, recipe E (distilled)": (
+        _ABL + "student_recipe_e",
         "fused",
         _STUDENT + "--teacher {runs}/teacher/teacher.safetensors --out {runs}/student",
+    ),
+    # The shipped student: recipe E fine-tuned with the frozen detector's loss (recipe D of the
+    # detector comparison, experiments/detector/recipe_d_coupling.yaml).
+    "student (shipped; recipe E + detector coupling)": (
+        "ivif_ros/weights/student",
+        "fused",
+        "ivif train student --config experiments/detector/recipe_d_coupling.yaml --no-distill --threads 2 "
+        "--init-from {runs}/student/student.safetensors --out {runs}/student_coupled",
     ),
     "student, no distillation": (
         _ABL + "student_nodistill",
@@ -70,7 +79,7 @@ MODELS = {
         "fused",
         _STUDENT + "--no-distill --seed 1 --out {runs}/student_nodistill_s1",
     ),
-    "student (shipped; distilled), seed 1": (
+    "student, recipe E (distilled), seed 1": (
         _ABL + "seeds/student_s1",
         "fused",
         _DISTIL_ALONE + "--seed 1 --out {runs}/student_s1",
@@ -79,7 +88,11 @@ MODELS = {
 GAP_RESAMPLES = 2000
 BASELINE_NAMES = ("pixel max", "mean", "Laplacian pyramid", "guided filtering (GFF)")  # card names, in card order
 # Fusion metrics of a model against a baseline, image by image (the must-show "beats pixel-max").
-FUSION_GAPS = [("student (shipped; distilled)", "pixel max"), ("student (shipped; distilled), seed 1", "pixel max")]
+FUSION_GAPS = [
+    ("student (shipped; recipe E + detector coupling)", "pixel max"),
+    ("student, recipe E (distilled)", "pixel max"),
+    ("student, recipe E (distilled), seed 1", "pixel max"),
+]
 FUSION_GAP_KEYS = ("VIF", "Qabf", "SSIM")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's ivif_ros, not an installed copy
 from map_bootstrap import match_at_50, paired_map_bootstrap  # noqa: E402
 
 CLASSES = ("person", "bicycle", "car")

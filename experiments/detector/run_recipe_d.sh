@@ -7,13 +7,13 @@
 #
 #   IVIF_DATA=/path/to/data experiments/detector/run_recipe_d.sh [runs folder] [old student]
 #
-# The old student defaults to the shipped one. A finished training is skipped, an interrupted one
+# The old student defaults to the recipe-E student the run starts from (shipped before it). A finished training is skipped, an interrupted one
 # resumed. Writes experiments/detector/results/recipe_d_*.json.
 set -euo pipefail
 : "${IVIF_DATA:?set IVIF_DATA to the folder holding msrs/ and splits/}"
 cd "$(dirname "$0")/../.."
 RUNS="${1:-runs/recipe_d}"
-OLD="${2:-ivif_ros/weights/student.safetensors}"
+OLD="${2:-experiments/weights/student_recipe_e.safetensors}"
 PY="${PYTHON:-.venv/bin/python}"
 NEW="$RUNS/student.safetensors"
 OUT=experiments/detector/results
