@@ -1,4 +1,4 @@
-"""The data-folder and split arguments the experiment scripts share."""
+"""The data-folder argument the experiment scripts share."""
 
 from __future__ import annotations
 
@@ -17,11 +17,3 @@ def add_data_argument(ap: argparse.ArgumentParser) -> None:
         help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
     )
 
-
-def add_split_argument(ap: argparse.ArgumentParser, default: str = "splits/msrs_dev_eval.txt") -> None:
-    """``--split``: a names file, relative to ``--data`` unless absolute (``split_path`` resolves it)."""
-    ap.add_argument("--split", type=Path, default=Path(default), help="names file, relative to --data unless absolute")
-
-
-def split_path(args: argparse.Namespace) -> Path:
-    return args.split if args.split.is_absolute() else args.data / args.split

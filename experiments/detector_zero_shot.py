@@ -28,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "experiments"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -40,7 +41,7 @@ from ivif_ros.datasets.paired import PairedDataset, read_yolo_boxes  # noqa: E40
 from ivif_ros.engines import EngineConfig  # noqa: E402
 from ivif_ros.metrics.dataset_eval import DETECTION_CLASSES  # noqa: E402
 from ivif_ros.metrics.detection import evaluate_detections  # noqa: E402
-from ivif_ros.metrics.map_bootstrap import match_at_50, paired_map_bootstrap  # noqa: E402
+from map_bootstrap import match_at_50, paired_map_bootstrap  # noqa: E402
 
 CLASSES = list(DETECTION_CLASSES)
 

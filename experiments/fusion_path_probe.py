@@ -62,7 +62,7 @@ def main() -> int:
         split.flush()
         pairs = load_pairs(root / "msrs" / "test", Path(split.name))
 
-    fused, meta = load_model(args.fused)
+    fused, _ = load_model(args.fused)
     ir_model, _ = load_model(args.ir)
     if fused.cfg.fusion_context:
         raise SystemExit(f"{args.fused} has a fusion-context encoder; give a student without one")
@@ -87,7 +87,7 @@ def main() -> int:
         ("IR trunk + fused fusion path", grafted),
     ):
         fused.load_state_dict(state)
-        report(label, evaluate_model(fused, meta, "fused", pairs, desc=label)[0])
+        report(label, evaluate_model(fused, pairs, desc=label)[0])
     return 0
 
 

@@ -2,7 +2,8 @@
 per-class AP and paired bootstrap intervals between runs.
 
 One run is ``label=mode:weights``: ``mode`` is the image the detector sees (fused = the
-shipped student's output as FusionPipeline publishes it, ir, visible); ``weights`` a
+shipped student's output as FusionPipeline publishes it, ``fused@<student weights>`` another
+student's, ir, visible); ``weights`` a
 detector ``.safetensors`` (with its sidecar) or a shipped name (``detector_coco`` for the
 zero-shot COCO detector, mapped to person/bicycle/car by class name). A run repeated with
 another seed is ``label=mode:w1+w2`` and counts as a group in the bootstrap.
@@ -21,15 +22,27 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's ivif_ros, not an installed copy
+from map_bootstrap import match_at_50, paired_map_bootstrap  # noqa: E402
+
 CLASSES = ("person", "bicycle", "car")
 
 
 def parse_run(spec: str):
     label, _, rest = spec.partition("=")
     mode, _, weights = rest.partition(":")
-    if not label or mode not in ("fused", "ir", "visible") or not weights:
-        raise SystemExit(f"--run {spec!r}: expected label=fused|ir|visible:weights[+weights]")
+    if not label or mode.partition("@")[0] not in ("fused", "ir", "visible") or not weights:
+        raise SystemExit(f"--run {spec!r}: expected label=fused[@student]|ir|visible:weights[+weights]")
     return label, mode, weights.split("+")
+
+
+def mode_samples(test: Path, split: Path, mode: str):
+    """The detector's images of ``mode``; ``fused@<student>`` fuses with that student's weights."""
+    from ivif_ros.training.detector_data import FusedCache, load_samples
+
+    base, _, student = mode.partition("@")
+    return load_samples(test, split, base, cache=FusedCache(student) if student else None)
 
 
 def predict(weights: str, samples, input_wh, score: float):
@@ -112,9 +125,7 @@ def main(argv=None) -> int:
     import torch
 
     from ivif_ros.metrics.detection import evaluate_detections
-    from ivif_ros.metrics.map_bootstrap import match_at_50, paired_map_bootstrap
     from ivif_ros.training.detector_config import data_root
-    from ivif_ros.training.detector_data import load_samples
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", action="append", required=True, help="label=mode:weights[+weights]")
@@ -139,7 +150,7 @@ def main(argv=None) -> int:
     root = data_root(args.data)
     test = root / "msrs" / "test"
     runs = [parse_run(s) for s in args.run]
-    samples = {m: load_samples(test, root / args.split, m) for m in {r[1] for r in runs}}
+    samples = {m: mode_samples(test, root / args.split, m) for m in {r[1] for r in runs}}
     any_mode = next(iter(samples.values()))
     names = [s.name for s in any_mode]
     gt_fusion = [(s.boxes.xyxy, s.boxes.cls) for s in any_mode]

@@ -9,8 +9,11 @@ cached fused images are the pipeline's.
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's ivif_ros, not an installed copy
 
 
 def main(argv=None) -> int:

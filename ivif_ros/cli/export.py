@@ -1,7 +1,7 @@
 """``ivif export``: write the model for ONNX Runtime, OpenVINO or TensorRT.
 
 * ``onnx``: an ONNX file (fp32) with the model's named inputs and outputs (fusion models:
-  ``ir``, ``vis`` -> ``fused, seg_logits, det_heatmap, det_box``; the detector: ``image`` ->
+  ``ir``, ``vis`` -> ``fused, seg_logits``; the detector: ``image`` ->
   ``pred``); ``--dynamic`` makes H and W symbolic.
 * ``openvino``: an OpenVINO IR (``.xml`` + ``.bin``), reshaped to the frame size unless
   ``--dynamic``; models ONNX cannot hold (the teacher's FFT) are converted from PyTorch. ``fp16`` compresses the stored weights; ``bf16`` is a run-time choice

@@ -65,12 +65,6 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
         help="override the config's visible_jitter (strength of the visible exposure augmentation)",
     )
     p.add_argument(
-        "--detection-teacher",
-        default=None,
-        help="student only: override the config's detection_teacher (a student whose detection "
-        "heads are the distill_detection target)",
-    )
-    p.add_argument(
         "--init-from",
         default=None,
         help="override the config's init_from: start from this trained model's weights (a warm "
@@ -114,10 +108,9 @@ def run_detector(args) -> int:
     from ivif_ros.errors import ConfigError
     from ivif_ros.training.detector_config import data_root, load_detector_config
 
-    if args.teacher or args.no_distill or args.steps or args.init_from or args.detection_teacher:
+    if args.teacher or args.no_distill or args.steps or args.init_from:
         raise ConfigError(
-            "--teacher, --no-distill, --steps, --init-from and --detection-teacher do not apply "
-            "to 'ivif train detector'; use --epochs"
+            "--teacher, --no-distill, --steps and --init-from do not apply to 'ivif train detector'; use --epochs"
         )
     mode = {"vis": "visible"}.get(args.input_mode, args.input_mode)
     cfg = load_detector_config(args.config, {"seed": args.seed, "input_mode": mode, "epochs": args.epochs})
@@ -157,7 +150,6 @@ def run(args) -> int:
             "input_mode": args.input_mode,
             "visible_dropout": args.visible_dropout,
             "visible_jitter": args.visible_jitter,
-            "detection_teacher": args.detection_teacher,
             "init_from": args.init_from,
         },
     )

@@ -8,9 +8,7 @@ Works for the student and the teacher alike: the model is whatever
 
 The published detections come from a COCO-pretrained detector (``config.detector``, FastestDet,
 ``core.detector``) run on the fused RGB output at ``config.detector_size``, on an engine of the
-same backend as the fusion model. The fusion models still carry their own from-scratch
-detection heads (trained with them, part of their outputs), but those boxes are no longer
-decoded or published: the detector finds more on the fused image (docs/contracts.md).
+same backend as the fusion model (docs/contracts.md).
 """
 
 from __future__ import annotations
@@ -195,8 +193,7 @@ class FusionPipeline:
         t0 = time.perf_counter()
         inputs = preprocess(ir, vis)
         t1 = time.perf_counter()
-        # The fusion model's own detection heads (outputs 3 and 4) are not published.
-        fused, seg_logits, _, _ = self.engine.infer(inputs.ir, inputs.vis_y)
+        fused, seg_logits = self.engine.infer(inputs.ir, inputs.vis_y)
         t2 = time.perf_counter()
 
         h, w = inputs.height, inputs.width

@@ -2,7 +2,7 @@
 
 * fused Y -> uint8 grey and, with the visible Cb/Cr, uint8 RGB (BT.601 full range);
 * semantic logits (1/4 resolution) -> uint8 class mask at full resolution, colour mask, overlay;
-* CenterNet heads -> boxes: 3x3 max-pool peaks, top-k, score threshold, class-wise NMS.
+* detector boxes: class-wise NMS and clipping to the frame.
 
 Every function takes arrays of the *padded* model size where that is what the
 model returns, and crops back to the frame size itself, so callers never juggle
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-#: Output stride of the segmentation and detection heads (docs/contracts.md).
+#: Output stride of the segmentation head (docs/contracts.md).
 HEAD_STRIDE = 4
 
 #: Colours (RGB) per semantic class; index 0 is background (transparent in the overlay).
@@ -148,37 +148,6 @@ class Detections:
 
     def take(self, index: np.ndarray) -> "Detections":
         return Detections(self.xyxy[index], self.scores[index], self.class_ids[index])
-
-
-def decode_centernet(
-    det_heatmap: np.ndarray,
-    det_box: np.ndarray,
-    score_threshold: float = 0.3,
-    top_k: int = 100,
-    stride: int = HEAD_STRIDE,
-) -> Detections:
-    """Heatmap ``(1, K, h, w)`` (after sigmoid) and box map ``(1, 4, h, w)`` -> candidate boxes.
-
-    A cell is a peak if it equals the 3x3 maximum around it (CenterNet's max-pool
-    NMS) and scores at least ``score_threshold``; the ``top_k`` best peaks are
-    decoded as centre ``(x + dx, y + dy) * stride`` and size ``exp(log w, log h) * stride``
-    (the encoding of ``training.targets.centernet_targets``).
-    """
-    heat = det_heatmap[0]
-    kernel = np.ones((3, 3), np.uint8)
-    # cv2.dilate is a 3x3 max filter; its default border never beats an inside value.
-    pooled = np.stack([cv2.dilate(plane, kernel) for plane in heat])
-    peaks = np.flatnonzero((heat == pooled) & (heat >= score_threshold))
-    scores = heat.reshape(-1)[peaks]
-    if len(peaks) > top_k:
-        best = np.argpartition(-scores, top_k - 1)[:top_k]
-        peaks, scores = peaks[best], scores[best]
-    cls, ys, xs = np.unravel_index(peaks, heat.shape)
-    dx, dy, log_w, log_h = det_box[0][:, ys, xs]
-    cx, cy = (xs + dx) * stride, (ys + dy) * stride
-    half_w, half_h = np.exp(log_w) * (stride / 2), np.exp(log_h) * (stride / 2)
-    xyxy = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float32)
-    return Detections(xyxy, scores.astype(np.float32), cls.astype(np.int64))
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

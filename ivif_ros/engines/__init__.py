@@ -4,7 +4,7 @@ Typical use::
 
     from ivif_ros.engines import EngineConfig, create_engine
     engine = create_engine("student", EngineConfig(backend="auto", width=640, height=480))
-    fused, seg_logits, det_heatmap, det_box = engine.infer(ir, vis)
+    fused, seg_logits = engine.infer(ir, vis)
 """
 
 from ivif_ros.engines.base import (

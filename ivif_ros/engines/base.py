@@ -3,7 +3,7 @@
 An ``Engine`` runs one model, described by its ``ModelIO``: named inputs ``(N, C, H, W)``
 float32 (all of one size, H and W multiples of 32) and named outputs, returned as numpy
 arrays in that order. The fusion models take the two inputs of docs/contracts.md (``ir``,
-``vis``: ``(N, 1, H, W)`` in [0, 1]) and return four outputs (``ModelOutputs``); the
+``vis``: ``(N, 1, H, W)`` in [0, 1]) and return two outputs (``ModelOutputs``); the
 detector takes one BGR image ``(N, 3, H, W)`` and returns one map. A model declares its
 I/O with the class attributes ``input_names``, ``input_channels`` and ``output_names``;
 a model without them is a fusion model.
@@ -21,7 +21,7 @@ import numpy as np
 from ivif_ros.errors import BackendUnavailable, InputError
 
 INPUT_NAMES = ("ir", "vis")
-OUTPUT_NAMES = ("fused", "seg_logits", "det_heatmap", "det_box")
+OUTPUT_NAMES = ("fused", "seg_logits")
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,6 @@ class ModelOutputs(NamedTuple):
 
     fused: np.ndarray  # (N, 1, H, W) fused Y in [0, 1]
     seg_logits: np.ndarray  # (N, C, H/4, W/4)
-    det_heatmap: np.ndarray  # (N, K, H/4, W/4), after sigmoid
-    det_box: np.ndarray  # (N, 4, H/4, W/4): dx, dy, log w, log h (cells)
 
 
 def require_backend(backend: str) -> None:

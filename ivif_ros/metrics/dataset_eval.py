@@ -2,7 +2,7 @@
 
 A *fusion method* is any callable ``method(ir_u8 HxW, vis_u8 HxWx3 RGB or HxW) -> fused_y_u8
 HxW``. Baselines and learned models look the same to the evaluator; a method that also has
-``fuse_and_detect(ir, vis) -> (fused_y, Detections)`` (a learned model with a detection head)
+``fuse_and_detect(ir, vis) -> (fused_y, Detections)`` (a learned model with a detector)
 is additionally scored for detection mAP against the dataset's YOLO boxes: by default the
 boxes drawn on fused images (``labels_det/fusion``), and, as a second column comparable with
 earlier figures, the union of the IR and visible boxes.

@@ -100,28 +100,20 @@ class DetailHead(nn.Module):
 
 
 class TaskHeads(nn.Module):
-    """Semantic logits, CenterNet heatmap (after sigmoid) and box regression, all at 1/4.
+    """The teacher's heads at 1/4: semantic logits, CenterNet heatmap (after sigmoid) and box
+    regression, each behind its own 3x3 conv. The student keeps only a semantic head."""
 
-    ``light=True`` (student) shares one depthwise-separable trunk between the three heads;
-    otherwise each head has its own 3x3 conv (teacher).
-    """
-
-    def __init__(self, ch: int, num_seg: int, num_det: int, hidden: int = 32, light: bool = False):
+    def __init__(self, ch: int, num_seg: int, num_det: int, hidden: int = 32):
         super().__init__()
-        self.trunk = nn.Sequential(ConvBNAct(ch, ch, groups=ch), ConvBNAct(ch, hidden, k=1)) if light else nn.Identity()
 
         def head(cout: int) -> nn.Module:
-            if light:
-                return nn.Conv2d(hidden, cout, 1)
             return nn.Sequential(ConvBNAct(ch, hidden), nn.Conv2d(hidden, cout, 1))
 
         self.seg, self.heat, self.box = head(num_seg), head(num_det), head(4)
         # CenterNet prior: start with a low centre probability so the focal loss is stable.
-        last = self.heat if light else self.heat[-1]
-        nn.init.constant_(last.bias, -2.19)
+        nn.init.constant_(self.heat[-1].bias, -2.19)
 
     def forward(self, x: torch.Tensor):
-        x = self.trunk(x)
         return self.seg(x), torch.sigmoid(self.heat(x)), self.box(x)
 
 

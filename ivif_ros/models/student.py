@@ -1,9 +1,11 @@
 """The real-time student: one shared encoder over the stacked (ir, vis) pair, compute at
-1/4 and 1/8 resolution (optionally 1/16), a very light full-resolution fusion path, and the three task heads.
+1/4 and 1/8 resolution (optionally 1/16), a very light full-resolution fusion path, and a
+semantic segmentation head. Detections come from a separate detector run on the fused image
+(``models/fastestdet.py``).
 
 Only export-friendly operations (conv, BN, ReLU, sigmoid, add/mul, concat, bilinear
 resize, global average pooling, clamp) so ONNX Runtime, OpenVINO and TensorRT run it.
-I/O follows docs/contracts.md: ``forward(ir, vis) -> (fused, seg_logits, det_heatmap, det_box)``.
+I/O follows docs/contracts.md: ``forward(ir, vis) -> (fused, seg_logits)``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from ivif_ros.models.blocks import (
     DetailHead,
     FusionPrior,
     SeparableConv,
-    TaskHeads,
     scale_gradient,
     upsample,
 )
@@ -29,17 +30,15 @@ from ivif_ros.models.blocks import (
 @dataclass
 class StudentConfig:
     num_seg: int = 4  # semantic classes incl. background
-    num_det: int = 3  # detection classes
     width: int = 32  # channels at 1/4
     deep_width: int = 64  # channels at 1/8
     blocks4: int = 1  # residual blocks at 1/4
     blocks8: int = 3  # residual blocks at 1/8
     prior_sharpness: float = 20.0  # initial s of the soft pixel-max gate sigmoid(s * (ir - vis))
     # Share of the fusion losses' gradient that reaches the shared trunk through the 1/4
-    # fusion maps. Below 1 the trunk is shaped mostly by the semantic, detection and
-    # distillation losses and the fusion path reads it as semantic context (PSFusion's
-    # injection). 1 (the shipped value) lets the fusion losses shape the trunk too; at 0 the
-    # trunk fitted detection worse and the fused image lost edge quality.
+    # fusion maps. Below 1 the trunk is shaped mostly by the semantic and distillation losses
+    # and the fusion path reads it as semantic context (PSFusion's injection). 1 (the shipped
+    # value) lets the fusion losses shape the trunk too.
     fusion_grad_scale: float = 1.0
     # Channels of a small fusion-only encoder over (ir, vis) at 1/4, read by the fusion maps
     # beside the trunk feature; 0 (the shipped student) leaves it out. The fusion maps need
@@ -48,10 +47,8 @@ class StudentConfig:
     # own, whatever shaped the trunk.
     fusion_context: int = 0
     # Residual blocks of an optional 1/16 stage (0: none, the shipped student) and its channels.
-    # Why: the 1/8 trunk sees about 87 px, while half of the MSRS cars are wider than 88 px and a
-    # tenth wider than 200 px; a CenterNet centre needs the whole object in view. Cars are also
-    # the class the visible camera sees best (parked cars are cold in IR), so a detector blind to
-    # them cannot profit from fusion. Two blocks at 1/16 reach about 170 px.
+    # The 1/8 trunk sees about 87 px, while half of the MSRS cars are wider than 88 px; two
+    # blocks at 1/16 reach about 170 px of context.
     blocks16: int = 0
     wide_width: int = 96
 
@@ -74,7 +71,7 @@ class Student(nn.Module):
             self.lateral16 = nn.Conv2d(e, d, 1)
         self.lateral8 = nn.Conv2d(d, w, 1)
         self.merge = SeparableConv(w, w)
-        self.heads = TaskHeads(w, cfg.num_seg, cfg.num_det, hidden=w, light=True)
+        self.seg_head = nn.Sequential(SeparableConv(w, w), nn.Conv2d(w, cfg.num_seg, 1))
         # 1/4-resolution fusion maps: gate-logit correction, low-frequency residual, 2 context maps.
         c = cfg.fusion_context
         if c:
@@ -94,18 +91,18 @@ class Student(nn.Module):
         if self.cfg.blocks16:
             f8 = f8 + upsample(self.lateral16(self.stage16(f8)), f8.shape[-2:])
         feat = self.merge(f4 + upsample(self.lateral8(f8), f4.shape[-2:]))
-        seg, heat, box = self.heads(feat)
+        seg = self.seg_head(feat)
         fusion_in = scale_gradient(feat, self.cfg.fusion_grad_scale) if self.training else feat
         if self.cfg.fusion_context:
             fusion_in = torch.cat([fusion_in, self.fusion_encoder(torch.cat([ir, vis], 1))], 1)
         maps = upsample(self.fusion_maps(fusion_in), ir.shape[-2:])
         residual = maps[:, 1:2] + self.detail(ir, vis, maps[:, 2:4])
         fused = self.prior(ir, vis, maps[:, 0:1], residual)
-        return {"fused": fused, "seg_logits": seg, "det_heatmap": heat, "det_box": box, "feat": feat}
+        return {"fused": fused, "seg_logits": seg, "feat": feat}
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor):
         out = self.forward_features(ir, vis)
-        return out["fused"], out["seg_logits"], out["det_heatmap"], out["det_box"]
+        return out["fused"], out["seg_logits"]
 
 
 def build_student(cfg: dict | StudentConfig | None = None) -> Student:

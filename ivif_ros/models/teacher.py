@@ -187,8 +187,10 @@ class Teacher(nn.Module):
         }
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor):
+        """The fusion models' contract, as the student's. The detection heads shape the semantic
+        features during training only; their outputs are in ``forward_features``."""
         out = self.forward_features(ir, vis)
-        return out["fused"], out["seg_logits"], out["det_heatmap"], out["det_box"]
+        return out["fused"], out["seg_logits"]
 
 
 def build_teacher(cfg: dict | TeacherConfig | None = None) -> Teacher:

@@ -21,7 +21,7 @@ DEFAULT_WEIGHTS = {
     "fidelity": 0.5,
     "boundary": 0.2,
     "binary": 0.2,
-    # tasks
+    # tasks (heatmap and box: the teacher's detection heads)
     "semantic": 0.5,
     "heatmap": 1.0,
     "box": 0.1,
@@ -30,7 +30,6 @@ DEFAULT_WEIGHTS = {
     "distill_gradient": 0.0,
     "distill_feature": 0.5,
     "distill_semantic": 0.5,
-    "distill_detection": 0.0,
     # language-driven (only with clip_checkpoint)
     "clip": 0.1,
 }
@@ -64,17 +63,13 @@ class TrainConfig:
     checkpoint_every: int = 100
     guidance_every: int = 4  # add synthetic multi-focus pairs every N steps
     temperature: float = 2.0  # distilled semantic loss
-    # One weight per detection class on the heatmap focal loss (None: all 1), e.g. sqrt(most
-    # frequent class's boxes / this class's boxes): mAP averages classes equally, the summed loss
-    # is ruled by the most frequent class.
-    heatmap_class_weights: list | None = None
     clip_checkpoint: str | None = None
-    # A trained student (.safetensors + .json) whose detection heads, not the teacher's, are the
-    # distill_detection target: cross-modal distillation from a better single-camera detector.
-    detection_teacher: str | None = None
     # A trained model (.safetensors + .json) whose weights start this training (a warm start,
     # not a resume); a single-camera student is folded for a fused one (training/warm_start.py).
     init_from: str | None = None
+    # Semantic coupling (training/coupling.py, student only): a frozen detector's loss on the
+    # student's fused image, {weights, weight (its lambda), size [w, h], batch_size, data {root, split}}.
+    detector_coupling: dict | None = None
     clip_prompts: dict = field(
         default_factory=lambda: {
             "positive": ["a bright thermal target with clear visible texture", "a sharp, high-contrast road scene"],
@@ -84,6 +79,8 @@ class TrainConfig:
     loss_weights: dict = field(default_factory=dict)
 
     def weight(self, name: str) -> float:
+        if name == "detector":  # the coupling's lambda lives with its other settings
+            return float(self.detector_coupling["weight"]) if self.detector_coupling else 0.0
         return float({**DEFAULT_WEIGHTS, **self.loss_weights}.get(name, 0.0))
 
     def resolved_data_root(self) -> Path:
@@ -138,7 +135,7 @@ def resolve_data_folder(given: str | Path | None, given_by: str, holding: str) -
     return root
 
 
-PATH_KEYS = ("init_from", "detection_teacher", "clip_checkpoint")  # file paths, relative to the config
+PATH_KEYS = ("init_from", "clip_checkpoint")  # file paths, relative to the config
 
 
 def portable_path(value: str | Path) -> str:
@@ -214,16 +211,10 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     cfg = TrainConfig(**raw)
     if not cfg.data:
         raise ConfigError(f"{path}: 'data' is empty; list at least one {{root: ..., split: ...}} source")
-    w = cfg.heatmap_class_weights
-    if w is not None and (
-        not isinstance(w, list)
-        or len(w) != len(cfg.detection_classes)
-        or not all(isinstance(v, (int, float)) and v > 0 for v in w)
-    ):
-        raise ConfigError(
-            f"{path}: heatmap_class_weights must list one positive number per detection class "
-            f"({', '.join(cfg.detection_classes)}), got {w!r}"
-        )
+    if cfg.detector_coupling is not None:
+        from ivif_ros.training.coupling import check_coupling
+
+        cfg.detector_coupling = check_coupling(cfg.detector_coupling, str(path))
     if cfg.semantic_classes[0] not in ("background", "unlabelled"):
         raise ConfigError(
             f"{path}: semantic_classes must start with the background class (id 0), "

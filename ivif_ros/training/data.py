@@ -113,7 +113,7 @@ class CropDataset(Dataset):
     Images smaller than the crop are edge-padded. ``length`` items are drawn in one pass.
     With probability ``object_crop_prob`` a crop of a labelled image is placed so that it holds
     the centre of one of its boxes (chosen uniformly): most random small crops of road scenes
-    hold no object, which starves the detection heads of positives.
+    hold no object, which starves the semantic (and the teacher's detection) heads of positives.
 
     With probability ``visible_dropout`` the visible crop is replaced by the IR crop (the
     camera "drops out", as in glare or a failed visible camera), so the net must also find

@@ -27,7 +27,7 @@ from ivif_ros.training import losses as L
 from ivif_ros.training.augment import multifocus_pair
 from ivif_ros.training.checkpoints import load_checkpoint, save_checkpoint
 from ivif_ros.training.config import TrainConfig, portable_path
-from ivif_ros.training.data import CropDataset, camera_inputs, load_samples, trained_input_mode
+from ivif_ros.training.data import CropDataset, load_samples
 from ivif_ros.training.warm_start import warm_start
 
 
@@ -101,49 +101,22 @@ def fusion_losses(cfg: TrainConfig, out, b) -> dict[str, torch.Tensor]:
     }
 
 
-def task_losses(out, b, teacher_aux: bool, heatmap_class_weights=None) -> dict[str, torch.Tensor]:
-    """Semantic + detection losses on the labelled images of the batch (none: zero loss)."""
+def task_losses(out, b, teacher: bool) -> dict[str, torch.Tensor]:
+    """Semantic loss on the labelled images of the batch (none: zero loss); the teacher adds
+    its detection and auxiliary heads' losses."""
     keep = b["labelled"] > 0
     if not keep.any():
         zero = out["seg_logits"].sum() * 0.0  # keeps the graph (and DDP) consistent
-        names = ["semantic", "heatmap", "box"] + (["boundary", "binary"] if teacher_aux else [])
+        names = ["semantic"] + (["heatmap", "box", "boundary", "binary"] if teacher else [])
         return {n: zero for n in names}
     seg = b["seg"][keep]
-    d = {
-        "semantic": L.semantic_loss(out["seg_logits"][keep], seg),
-        "heatmap": L.heatmap_focal_loss(
-            out["det_heatmap"][keep], b["heatmap"][keep], class_weights=heatmap_class_weights
-        ),
-        "box": L.box_regression_loss(out["det_box"][keep], b["box"][keep], b["centre"][keep]),
-    }
-    if teacher_aux:
+    d = {"semantic": L.semantic_loss(out["seg_logits"][keep], seg)}
+    if teacher:
+        d["heatmap"] = L.heatmap_focal_loss(out["det_heatmap"][keep], b["heatmap"][keep])
+        d["box"] = L.box_regression_loss(out["det_box"][keep], b["box"][keep], b["centre"][keep])
         d["boundary"] = L.mask_bce_loss(out["boundary_logits"][keep], b["boundary"][keep])
         d["binary"] = L.mask_bce_loss(out["binary_logits"][keep], (seg > 0).float()[:, None])
     return d
-
-
-def load_detection_teacher(cfg: TrainConfig, device: torch.device):
-    """The config's ``detection_teacher`` in eval mode, frozen, and a function giving it the input
-    it was trained on: a student trained on IR only sees (ir, ir) even when it teaches a fused
-    student. Returns None when the config names none."""
-    if not cfg.detection_teacher:
-        return None
-    from ivif_ros.weights import load_model
-
-    model, meta = load_model(cfg.detection_teacher)
-    where = f"detection_teacher {cfg.detection_teacher}"
-    if meta.get("detection_classes") != cfg.detection_classes:
-        raise ConfigError(
-            f"{where} detects {meta.get('detection_classes')} but the config trains "
-            f"{cfg.detection_classes}; give a model trained on the same detection_classes"
-        )
-    if cfg.weight("distill_detection") <= 0:
-        raise ConfigError(
-            f"{where} is set but loss_weights.distill_detection is 0, so it would teach nothing; "
-            "set a positive distill_detection weight or drop detection_teacher"
-        )
-    mode = trained_input_mode(meta, where)
-    return model.to(device).eval().requires_grad_(False), lambda b: camera_inputs(mode, b["ir"], b["vis"])
 
 
 def train(
@@ -175,7 +148,9 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
-    model_cfg = {**cfg.model, "num_seg": len(cfg.semantic_classes), "num_det": len(cfg.detection_classes)}
+    model_cfg = {**cfg.model, "num_seg": len(cfg.semantic_classes)}
+    if kind == "teacher":
+        model_cfg["num_det"] = len(cfg.detection_classes)
     net = (build_teacher if kind == "teacher" else build_student)(model_cfg)
     initialised_from = None
     if cfg.init_from:
@@ -193,12 +168,16 @@ def train(
             net.train()
         adapter = L.FeatureDistillation(s_ch, t_ch)
     trainable = Trainable(net, adapter).to(device)
-    if kind != "student" and cfg.detection_teacher:
-        raise ConfigError(
-            f"detection_teacher {cfg.detection_teacher} applies to training a student, not a {kind}; "
-            "drop it from the config"
-        )
-    det_teacher = load_detection_teacher(cfg, device)
+    coupling = None
+    if cfg.detector_coupling:
+        if kind != "student" or world > 1 or "RANK" in os.environ:
+            raise ConfigError(
+                f"detector_coupling trains a student in one process, not a {kind} under torchrun; "
+                "drop it from the config"
+            )
+        from ivif_ros.training.coupling import DetectorCoupling
+
+        coupling = DetectorCoupling(cfg.detector_coupling, cfg.resolved_data_root(), cfg.seed, device)
     clip_loss = None
     if cfg.clip_checkpoint:
         from ivif_ros.training.clip import LanguageDrivenLoss
@@ -266,9 +245,7 @@ def train(
         full = model(ir, vis)
         out = {k: v[:n] for k, v in full.items()}
         parts = fusion_losses(cfg, out, b)
-        parts.update(
-            task_losses(out, b, teacher_aux=kind == "teacher", heatmap_class_weights=cfg.heatmap_class_weights)
-        )
+        parts.update(task_losses(out, b, teacher=kind == "teacher"))
         if guided:
             parts["guidance"] = L.guidance_loss(full["fused"][n:], target)
         if kind == "teacher":
@@ -283,20 +260,10 @@ def train(
             parts["distill_semantic"] = L.distilled_semantic_loss(
                 out["seg_logits"], t_out["seg_logits"], cfg.temperature
             )
-        # The detection heads copy the detection teacher when one is set, else the teacher.
-        d_out = None
-        if det_teacher is not None:
-            d_model, d_inputs = det_teacher
-            with torch.no_grad():
-                d_out = d_model.forward_features(*d_inputs(b))
-        elif teacher is not None and cfg.weight("distill_detection") > 0:
-            d_out = t_out
-        if d_out is not None:
-            parts["distill_detection"] = L.distilled_detection_loss(
-                out["det_heatmap"], out["det_box"], d_out["det_heatmap"], d_out["det_box"]
-            )
         if clip_loss is not None:
             parts["clip"] = clip_loss(out["fused"])
+        if coupling is not None:
+            parts["detector"] = coupling.loss(trainable.net, step)
         loss = sum(cfg.weight(k) * v for k, v in parts.items())
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -338,7 +305,7 @@ def train(
             out_dir / kind,
             {
                 "semantic_classes": cfg.semantic_classes,
-                "detection_classes": cfg.detection_classes,
+                **({"detection_classes": cfg.detection_classes} if kind == "teacher" else {}),
                 "training": {
                     "command": command or " ".join(sys.argv),
                     "data_root": cfg.provenance()["data_root"],
@@ -348,7 +315,6 @@ def train(
                     "batch_size": cfg.batch_size,
                     "crop": cfg.crop,
                     "distilled_from": teacher_source,
-                    "detection_distilled_from": cfg.provenance()["detection_teacher"],
                     "initialised_from": initialised_from,
                     "clip_loss": bool(cfg.clip_checkpoint),
                     "wall_time_s_last_session": round(time.time() - start, 1),

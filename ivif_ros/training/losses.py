@@ -4,7 +4,8 @@ Fusion (unsupervised; the target is derived from the sources):
 ``intensity_loss``, ``salient_intensity_loss``, ``gradient_loss``, ``ssim_loss``,
 ``edge_preservation_loss`` (differentiable Qabf), ``metric_ssim_loss``, ``fidelity_loss``, ``guidance_loss``. Tasks: ``semantic_loss``, ``heatmap_focal_loss``,
 ``box_regression_loss``, ``mask_bce_loss``. Distillation: ``output_distillation_loss``,
-``gradient_distillation_loss``, ``FeatureDistillation``, ``distilled_semantic_loss``, ``distilled_detection_loss``. The CLIP language-driven loss lives in
+``gradient_distillation_loss``, ``FeatureDistillation``, ``distilled_semantic_loss``. The heatmap and box
+losses train the teacher's detection heads (the student has none). The CLIP language-driven loss lives in
 ``ivif_ros.training.clip``.
 """
 
@@ -157,20 +158,14 @@ def semantic_loss(logits, target, eps: float = 1.0):
     return ce + dice
 
 
-def heatmap_focal_loss(pred, gt, alpha: float = 2.0, beta: float = 4.0, class_weights=None):
+def heatmap_focal_loss(pred, gt, alpha: float = 2.0, beta: float = 4.0):
     """CenterNet penalty-reduced focal loss. ``pred`` is after sigmoid, ``gt`` Gaussian
-    splats with exact 1 at object centres; normalised by the number of centres.
-
-    ``class_weights`` (one per heatmap channel) scales each class's terms: mAP averages the
-    classes equally while the summed loss is ruled by the most frequent one."""
+    splats with exact 1 at object centres; normalised by the number of centres."""
     pred = pred.clamp(1e-4, 1 - 1e-4)
     pos = gt.eq(1).float()
     pos_loss = torch.log(pred) * (1 - pred) ** alpha * pos
     neg_loss = torch.log(1 - pred) * pred**alpha * (1 - gt) ** beta * (1 - pos)
-    per_cell = pos_loss + neg_loss
-    if class_weights is not None:
-        per_cell = per_cell * torch.as_tensor(class_weights, dtype=pred.dtype, device=pred.device).view(1, -1, 1, 1)
-    return -per_cell.sum() / pos.sum().clamp_min(1.0)
+    return -(pos_loss + neg_loss).sum() / pos.sum().clamp_min(1.0)
 
 
 def box_regression_loss(pred, target, centre_mask):
@@ -225,19 +220,3 @@ def distilled_semantic_loss(student_logits, teacher_logits, temperature: float =
     log_t = F.log_softmax(teacher_logits.detach() / t, 1)
     kl = (log_t.exp() * (log_t - log_s)).sum(1).mean()
     return kl * t * t
-
-
-def distilled_detection_loss(student_heat, student_box, teacher_heat, teacher_box):
-    """Response distillation of the CenterNet heads: the student's class heatmaps match the
-    teacher's (squared error), and its box regression matches the teacher's (L1) where the
-    teacher sees an object. Both are weighted by the teacher's per-cell objectness (its
-    largest class score) and normalised by its sum, the soft counterpart of the task losses'
-    "per object centre" normalisation. On images without labels (TNO, VIFB) this is the
-    only detection signal the student gets.
-    """
-    t_heat, t_box = teacher_heat.detach(), teacher_box.detach()
-    weight = t_heat.amax(1, keepdim=True)
-    mass = weight.sum().clamp_min(1.0)
-    heat = (student_heat - t_heat).pow(2).sum() / mass
-    box = ((student_box - t_box).abs() * weight).sum() / (4 * mass)
-    return heat + box

@@ -2,13 +2,13 @@
 
 Not a resume: the optimizer, schedule and step start fresh; only the network's weights are
 copied. The use it exists for is a two-stage student: first train it on one camera, then
-train the fused student from there, so the fused one starts as good a detector as the
-single-camera one instead of having to rediscover it beside the fusion losses.
+train the fused student from there, so the fused one starts with the single-camera one's
+features instead of having to rediscover them beside the fusion losses.
 
 A single-camera student saw one image on both inputs, (ir, ir) or (vis, vis). Its first
 convolution is therefore folded before a fused training: the two input-channel slices are
 summed onto that camera's channel and the other camera's slice is zeroed. On (ir, vis) the
-warm-started trunk, and so its semantic and detection outputs, then compute exactly what the
+warm-started trunk, and so its semantic output, then computes exactly what the
 source computed on its camera, and the other camera enters the trunk through weights that start
 at zero and are learned. The fusion path (prior and detail head) reads both raw images as it
 always does: a single-camera student never learned to fuse, so there is nothing to keep there.
@@ -54,7 +54,10 @@ def warm_start(
     arch = meta.get("architecture")
     if arch != kind:
         raise ConfigError(f"{where} is a {arch} but this trains a {kind}; give a {kind}'s .safetensors")
-    for key, ours in (("detection_classes", detection_classes), ("semantic_classes", semantic_classes)):
+    checks = {"semantic_classes": semantic_classes}
+    if kind == "teacher":  # the student has no detection output
+        checks["detection_classes"] = detection_classes
+    for key, ours in checks.items():
         if meta.get(key) != ours:
             raise ConfigError(
                 f"{where} has {key} {meta.get(key)} but the config trains {ours}; "

@@ -21,22 +21,18 @@ STUDENT_VARIANTS = {
 @pytest.fixture(scope="module", params=[*STUDENT_VARIANTS, "teacher"])
 def model(request):
     torch.manual_seed(0)
-    cfg = {"num_seg": 5, "num_det": 2}
     if request.param == "teacher":
-        return build_teacher(cfg).eval()
-    return build_student({**cfg, **STUDENT_VARIANTS[request.param]}).eval()
+        return build_teacher({"num_seg": 5, "num_det": 2}).eval()
+    return build_student({"num_seg": 5, **STUDENT_VARIANTS[request.param]}).eval()
 
 
 def test_outputs_follow_the_contract(model):
     ir, vis = torch.rand(2, 1, 64, 96), torch.rand(2, 1, 64, 96)
     with torch.no_grad():
-        fused, seg, heat, box = model(ir, vis)
+        fused, seg = model(ir, vis)  # no detection outputs: the detector runs on the fused image
     assert fused.shape == (2, 1, 64, 96)
     assert seg.shape == (2, 5, 16, 24)
-    assert heat.shape == (2, 2, 16, 24)
-    assert box.shape == (2, 4, 16, 24)
     assert fused.min() >= 0 and fused.max() <= 1
-    assert heat.min() >= 0 and heat.max() <= 1  # heatmap is after sigmoid
 
 
 def test_untrained_fusion_starts_at_soft_pixel_max(model):
@@ -108,7 +104,7 @@ def test_student_exports_to_onnx(tmp_path, variant):
         opset_version=17,
         dynamo=False,
         input_names=["ir", "vis"],
-        output_names=["fused", "seg_logits", "det_heatmap", "det_box"],
+        output_names=["fused", "seg_logits"],
     )
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
@@ -152,8 +148,8 @@ def test_scale_gradient_is_identity_forward_and_scales_the_backward_pass():
 
 def test_fusion_grad_scale_zero_keeps_fusion_losses_out_of_the_trunk_only():
     """At ``fusion_grad_scale`` 0 a loss on the fused image trains the fusion maps and the
-    full-resolution detail head but leaves the shared trunk alone; the task heads' losses still
-    reach the trunk, and in eval mode the network computes exactly what it does at scale 1."""
+    full-resolution detail head but leaves the shared trunk alone; the semantic loss still
+    reaches the trunk, and in eval mode the network computes exactly what it does at scale 1."""
     torch.manual_seed(0)
     net = build_student({"fusion_grad_scale": 0.0}).train()
     ir, vis = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
@@ -164,7 +160,7 @@ def test_fusion_grad_scale_zero_keeps_fusion_losses_out_of_the_trunk_only():
     assert grads["fusion_maps.weight"].abs().sum() > 0
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith("detail."))
     net.zero_grad(set_to_none=True)
-    out["det_heatmap"].mean().backward()
+    out["seg_logits"].mean().backward()
     assert net.stem[0][0].weight.grad.abs().sum() > 0
 
     full = build_student({"fusion_grad_scale": 1.0})

@@ -23,17 +23,13 @@ BOX_W, BOX_H = 32.0, 64.0
 class StandIn(torch.nn.Module):
     """Follows the fusion model I/O contract with outputs a test can predict.
 
-    fused = vis; semantic class 1 where the IR (averaged over 4x4) is hot; its own
-    detection heads (not published) as before: heatmap = the 4x4-averaged IR.
+    fused = vis; semantic class 1 where the IR (averaged over 4x4) is hot.
     """
 
     def forward(self, ir, vis):
         ir4 = F.avg_pool2d(ir, 4)
         seg = torch.cat([torch.zeros_like(ir4), 10 * (ir4 - 0.5), torch.zeros_like(ir4), torch.zeros_like(ir4)], 1)
-        heat = torch.cat([ir4, torch.zeros_like(ir4), torch.zeros_like(ir4)], 1)
-        box = torch.ones_like(ir4).repeat(1, 4, 1, 1)
-        box = box * torch.tensor([0.5, 0.5, np.log(BOX_W / 4), np.log(BOX_H / 4)], dtype=torch.float32).view(1, 4, 1, 1)
-        return vis, seg, heat, box
+        return vis, seg
 
 
 class StandInDetector(torch.nn.Module):
@@ -107,7 +103,7 @@ def test_rgb_frame_gives_fused_colour_mask_overlay_and_one_box(pipeline):
     np.testing.assert_array_equal(r.overlay[~hot], r.fused_rgb[~hot])
     assert (r.overlay[hot] != r.fused_rgb[hot]).any(axis=1).all()
 
-    # the detector's box, not the fusion model's heads: one person centred on the blob's 352/22-cell
+    # the detector's box: one person centred on the blob's 352/22-cell
     assert len(r.detections) == 1 and r.detections.class_ids.tolist() == [0]
     assert pipeline.class_names == ("person", "bicycle", "car")
     x0, y0, x1, y1 = r.detections.xyxy[0]

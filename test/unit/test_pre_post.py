@@ -1,4 +1,4 @@
-"""Pre/post-processing: dtype handling, BT.601 agreement with core.color, padding, masks, box decoding, NMS."""
+"""Pre/post-processing: dtype handling, BT.601 agreement with core.color, padding, masks, NMS."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,6 @@ from ivif_ros.core import color
 from ivif_ros.core import postprocess as post
 from ivif_ros.core.preprocess import pad_to_multiple, preprocess, to_unit_float
 from ivif_ros.errors import InputError
-from ivif_ros.training.targets import centernet_targets
 
 rng = np.random.default_rng(0)
 
@@ -125,25 +124,6 @@ def test_colorize_and_overlay_leave_background_untouched():
     np.testing.assert_array_equal(out[0, 0], [100, 100, 100])
     np.testing.assert_array_equal(out[0, 1], np.round((np.array([100, 100, 100]) + palette[1]) / 2))
     assert post.palette_for(12).shape == (12, 3) and len({tuple(c) for c in post.palette_for(12)}) == 12
-
-
-def test_centernet_decode_inverts_the_training_targets():
-    boxes = np.array([[40, 60, 100, 180], [200, 40, 260, 90], [204, 44, 262, 92]], np.float32)
-    cls = np.array([0, 2, 1])
-    heat, box, _ = centernet_targets(boxes, cls, 256, 320, num_det=3)
-    dets = post.decode_centernet(heat[None], box[None], score_threshold=0.9, top_k=10)
-    assert len(dets) == 3
-    order = np.argsort(dets.class_ids)
-    np.testing.assert_allclose(dets.xyxy[order], boxes[[0, 2, 1]], atol=1e-3)
-    np.testing.assert_array_equal(dets.class_ids[order], [0, 1, 2])
-
-
-def test_decode_keeps_only_local_peaks_and_top_k():
-    heat = np.zeros((1, 1, 20, 20), np.float32)
-    heat[0, 0, 5, 5], heat[0, 0, 5, 6] = 0.9, 0.8  # 0.8 is not a 3x3 peak
-    heat[0, 0, 15, 15], heat[0, 0, 2, 17] = 0.7, 0.6
-    dets = post.decode_centernet(heat, np.zeros((1, 4, 20, 20), np.float32), score_threshold=0.5, top_k=2)
-    np.testing.assert_allclose(np.sort(dets.scores), [0.7, 0.9])
 
 
 def _greedy_nms_reference(xyxy, scores, thr):

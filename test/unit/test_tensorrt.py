@@ -52,7 +52,7 @@ def test_static_engine_matches_eager(student, tmp_path, precision, tol):
     out = build_backend("tensorrt", student, cfg, model_hash(student)).infer(x, x)
     ref = eager(student, x)
     assert np.abs(out.fused - ref.fused).max() <= tol
-    assert np.abs(out.det_heatmap - ref.det_heatmap).max() <= tol
+    assert np.abs(out.seg_logits - ref.seg_logits).max() <= 10 * tol  # logits are unbounded: 10x
 
 
 def test_dynamic_engine_serves_sizes_within_its_profile(student, tmp_path):

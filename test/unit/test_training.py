@@ -133,20 +133,6 @@ def test_an_object_larger_than_the_crop_is_a_whole_detection_target_and_fills_th
     assert (mask[:, :5] == 3).all() and (mask[:, 5:] == 0).all()
 
 
-def test_centernet_targets_decode_back_to_the_boxes():
-    """The training encoding and the runtime decoder (core.postprocess) agree: mAP 1 on targets."""
-    from ivif_ros.core.postprocess import classwise_nms, decode_centernet
-    from ivif_ros.metrics.detection import evaluate_detections
-    from ivif_ros.training.targets import centernet_targets
-
-    xyxy = np.array([[10, 20, 50, 120], [200, 40, 290, 100], [100, 100, 118, 140]], np.float32)
-    cls = np.array([0, 2, 1])
-    heat, box, _ = centernet_targets(xyxy, cls, 192, 320, 3)
-    dets = classwise_nms(decode_centernet(heat[None], box[None], score_threshold=0.5))
-    result = evaluate_detections([(dets.xyxy, dets.scores, dets.class_ids)], [(xyxy, cls)], 3)
-    assert result["map50_95"] > 0.9 and result["map50"] == 1.0
-
-
 def test_dense_segmentation_labels_replace_box_masks(tmp_path, tiny_data):
     seg_dir = tiny_data / "seg"
     seg_dir.mkdir(exist_ok=True)
@@ -177,18 +163,15 @@ def test_three_steps_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_data
 
 
 def test_teacher_trains_and_distils_into_a_student(tmp_path, tiny_data):
-    cfg = load_config(
-        write_config(tmp_path, tiny_data, steps=2, loss_weights={"distill_detection": 1.0, "distill_gradient": 1.0})
-    )
+    cfg = load_config(write_config(tmp_path, tiny_data, steps=2, loss_weights={"distill_gradient": 1.0}))
     teacher_path = train(cfg, "teacher", tmp_path / "teacher")
     log = [json.loads(ln) for ln in (tmp_path / "teacher" / "log.jsonl").read_text().splitlines()]
-    assert {"fidelity", "boundary", "binary", "heatmap"} <= set(log[-1])
+    assert {"fidelity", "boundary", "binary", "heatmap", "box"} <= set(log[-1])
     teacher, _ = load_model(teacher_path)
     student_path = train(cfg, "student", tmp_path / "student", teacher=teacher, teacher_source=str(teacher_path))
     log = [json.loads(ln) for ln in (tmp_path / "student" / "log.jsonl").read_text().splitlines()]
-    assert {"distill_output", "distill_gradient", "distill_feature", "distill_semantic", "distill_detection"} <= set(
-        log[-1]
-    )
+    assert {"distill_output", "distill_gradient", "distill_feature", "distill_semantic"} <= set(log[-1])
+    assert not {"heatmap", "box"} & set(log[-1])  # the student has no detection heads
     assert load_model(student_path)[1]["training"]["distilled_from"] == str(teacher_path)
 
 
@@ -272,32 +255,6 @@ def test_a_config_with_a_base_overrides_its_keys_and_merges_loss_weights(tmp_pat
     assert load_config(base).lr == 0.002  # the base itself is untouched
 
 
-def test_heatmap_class_weights_need_one_positive_number_per_detection_class(tmp_path, tiny_data):
-    path = write_config(tmp_path, tiny_data)
-    raw = json.loads(path.read_text())
-    for bad in ([1.0, 2.0], [1.0, 0.0, 2.0], "heavy"):
-        path.write_text(json.dumps({**raw, "heatmap_class_weights": bad}))
-        with pytest.raises(
-            ConfigError, match="heatmap_class_weights must list one positive number per detection class"
-        ):
-            load_config(path)
-    path.write_text(json.dumps({**raw, "heatmap_class_weights": [1, 2.5, 1.5]}))
-    assert load_config(path).heatmap_class_weights == [1, 2.5, 1.5]
-
-
-def test_training_weighs_the_heatmap_loss_by_class(tmp_path, tiny_data):
-    """The loop hands heatmap_class_weights to the focal loss: with every weight 2 the logged
-    step-1 heatmap loss is exactly twice the unweighted one (same crops, same initial net)."""
-
-    def first_heatmap(out, **extra):
-        train(load_config(write_config(tmp_path, tiny_data, steps=1, **extra)), "student", tmp_path / out)
-        return json.loads((tmp_path / out / "log.jsonl").read_text().splitlines()[0])["heatmap"]
-
-    assert first_heatmap("doubled", heatmap_class_weights=[2.0, 2.0, 2.0]) == pytest.approx(
-        2 * first_heatmap("plain"), rel=1e-5
-    )
-
-
 def test_a_bad_base_is_refused_by_name(tmp_path, tiny_data):
     write_config(tmp_path, tiny_data)
     (tmp_path / "a.yaml").write_text("base: b.yaml\n")
@@ -317,11 +274,11 @@ def test_model_paths_in_a_config_are_relative_to_it_and_cli_overrides_to_the_she
     (tmp_path / "recipes").mkdir()
     recipe = tmp_path / "recipes" / "r.yaml"
     recipe.write_text(
-        "base: ../train.yaml\ninit_from: ../w/student.safetensors\ndetection_teacher: /abs/t.safetensors\n"
+        "base: ../train.yaml\ninit_from: ../w/student.safetensors\nclip_checkpoint: /abs/clip.safetensors\n"
     )
     cfg = load_config(recipe)
     assert cfg.init_from == str((tmp_path / "w" / "student.safetensors").resolve())
-    assert cfg.detection_teacher == "/abs/t.safetensors" and cfg.clip_checkpoint is None
+    assert cfg.clip_checkpoint == "/abs/clip.safetensors"
     assert load_config(recipe, {"init_from": "runs/s/student.safetensors"}).init_from == "runs/s/student.safetensors"
 
 
@@ -395,78 +352,6 @@ def test_visible_jitter_changes_only_the_visible_exposure(tiny_data):
         CropDataset(samples, crop=32, num_det=3, length=1, visible_jitter=1.5)
 
 
-def test_a_detection_teacher_replaces_the_teachers_detection_target_and_sees_its_own_input(tmp_path, tiny_data):
-    """detection_teacher: a trained IR-only student teaches a fused student's detection heads.
-    The distill_detection loss logged is the one against that student's outputs on (ir, ir),
-    the sidecar records it, and a wrong class list or a zero weight is refused by name."""
-    from ivif_ros.training import losses as L
-    from ivif_ros.training.loop import load_detection_teacher
-
-    ir_cfg = load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir"))
-    ir_student = train(ir_cfg, "student", tmp_path / "ir_student")
-    # guidance_every 0: no synthetic pairs in the batch, so step 1's forward can be redone below
-    cfg = load_config(
-        write_config(
-            tmp_path,
-            tiny_data,
-            steps=1,
-            detection_teacher=str(ir_student),
-            guidance_every=0,
-            loss_weights={"distill_detection": 1.0},
-        )
-    )
-    model, inputs = load_detection_teacher(cfg, torch.device("cpu"))
-    b = {"ir": torch.rand(1, 1, 32, 32), "vis": torch.rand(1, 1, 32, 32)}
-    fed = inputs(b)
-    assert fed[0] is b["ir"] and fed[1] is b["ir"]  # trained on IR only: IR on both inputs
-    assert not any(p.requires_grad for p in model.parameters())
-    path = train(cfg, "student", tmp_path / "fused")
-    meta = load_model(path)[1]
-    assert meta["training"]["detection_distilled_from"] == str(ir_student)
-    logged = json.loads((tmp_path / "fused" / "log.jsonl").read_text().splitlines()[0])["distill_detection"]
-    # Recompute step 1 from the same initial weights and batch: the logged value is the loss
-    # against the IR student's outputs, not against anything else.
-    torch.manual_seed(cfg.seed)
-    from ivif_ros.models import build_student
-
-    fresh = build_student({"num_seg": 4, "num_det": 3}).train()
-    batch = CropDataset(
-        load_samples(cfg.resolved_sources()), cfg.crop, 3, length=cfg.steps * cfg.batch_size, seed=cfg.seed
-    )
-    items = [batch[i] for i in range(cfg.batch_size)]
-    bb = {k: torch.stack([it[k] for it in items]) for k in items[0]}
-    out = fresh.forward_features(bb["ir"], bb["vis"])
-    with torch.no_grad():
-        t = model.forward_features(bb["ir"], bb["ir"])
-        out = {k: v.detach() for k, v in out.items()}
-    expected = L.distilled_detection_loss(out["det_heatmap"], out["det_box"], t["det_heatmap"], t["det_box"])
-    assert logged == pytest.approx(expected.item(), rel=1e-4)
-    with pytest.raises(ConfigError, match="distill_detection"):
-        load_detection_teacher(
-            load_config(
-                write_config(
-                    tmp_path, tiny_data, detection_teacher=str(ir_student), loss_weights={"distill_detection": 0.0}
-                )
-            ),
-            torch.device("cpu"),
-        )
-    with pytest.raises(ConfigError, match="applies to training a student, not a teacher"):
-        train(cfg, "teacher", tmp_path / "teacher_with_detection_teacher")
-    with pytest.raises(ConfigError, match="detection_classes"):
-        load_detection_teacher(
-            load_config(
-                write_config(
-                    tmp_path,
-                    tiny_data,
-                    detection_teacher=str(ir_student),
-                    detection_classes=["person"],
-                    loss_weights={"distill_detection": 1.0},
-                )
-            ),
-            torch.device("cpu"),
-        )
-
-
 def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where_it_was(tmp_path, tiny_data):
     """init_from: an IR-only student warm-starts a fused one. After the fold its semantic and
     detection outputs on (ir, vis) equal the source's on (ir, ir), whatever the visible image;
@@ -479,7 +364,7 @@ def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where
         load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir")), "student", tmp_path / "ir_student"
     )
     source, _ = load_model(ir_student)
-    net = build_student({"num_seg": 4, "num_det": 3})
+    net = build_student({"num_seg": 4})
     done = warm_start(
         net,
         "student",
@@ -495,7 +380,7 @@ def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where
     with torch.no_grad():
         ours, theirs = net.forward_features(ir, vis), source.forward_features(ir, ir)
         other_vis = net.forward_features(ir, torch.rand(1, 1, 32, 48))
-    for key in ("seg_logits", "det_heatmap", "det_box", "feat"):
+    for key in ("seg_logits", "feat"):
         assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
         assert torch.allclose(ours[key], other_vis[key], atol=1e-5), key  # visible enters at zero weight
     assert not torch.allclose(ours["fused"], other_vis["fused"])  # the fusion path still reads visible
@@ -517,7 +402,7 @@ def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where
     (tmp_path / "old" / "student.safetensors").write_bytes(ir_student.read_bytes())
     (tmp_path / "old" / "student.json").write_text(json.dumps(old))
     warm_start(
-        build_student({"num_seg": 4, "num_det": 3}),
+        build_student({"num_seg": 4}),
         "student",
         str(tmp_path / "old" / "student.safetensors"),
         "fused",
@@ -528,23 +413,17 @@ def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where
     teacher = train(load_config(write_config(tmp_path, tiny_data, steps=1)), "teacher", tmp_path / "teacher")
     with pytest.raises(ConfigError, match="is a teacher but this trains a student"):
         warm_start(
-            build_student({"num_seg": 4, "num_det": 3}),
+            build_student({"num_seg": 4}),
             "student",
             str(teacher),
             "fused",
             ["person", "bicycle", "car"],
             ["background", "person", "bicycle", "car"],
         )
-    with pytest.raises(ConfigError, match="detection_classes"):
+    with pytest.raises(ConfigError, match="semantic_classes"):
         train(
             load_config(
-                write_config(
-                    tmp_path,
-                    tiny_data,
-                    init_from=str(ir_student),
-                    detection_classes=["person"],
-                    semantic_classes=["background", "person"],
-                )
+                write_config(tmp_path, tiny_data, init_from=str(ir_student), semantic_classes=["background", "person"])
             ),
             "student",
             tmp_path / "bad",
@@ -569,9 +448,9 @@ def test_init_from_grows_a_fusion_context_encoder_that_starts_silent(tmp_path, t
         load_config(write_config(tmp_path, tiny_data, steps=2, input_mode="ir")), "student", tmp_path / "ir_student"
     )
     source, _ = load_model(ir_student)
-    folded = build_student({"num_seg": 4, "num_det": 3})
+    folded = build_student({"num_seg": 4})
     folded.load_state_dict(fold_single_camera(source.state_dict(), "ir"))
-    net = build_student({"num_seg": 4, "num_det": 3, "fusion_context": 8})
+    net = build_student({"num_seg": 4, "fusion_context": 8})
     done = warm_start(net, "student", str(ir_student), "fused", classes, seg)
     assert done["grown"] == ["fusion_context"]
     torch.manual_seed(0)
@@ -591,7 +470,7 @@ def test_init_from_grows_a_fusion_context_encoder_that_starts_silent(tmp_path, t
     )
     assert load_model(path)[1]["config"]["fusion_context"] == 8
     with pytest.raises(ConfigError, match=r"differ in \['fusion_context'\]"):
-        warm_start(build_student({"num_seg": 4, "num_det": 3}), "student", str(path), "fused", classes, seg)
+        warm_start(build_student({"num_seg": 4}), "student", str(path), "fused", classes, seg)
 
 
 def test_fusion_path_lr_gives_only_the_fusion_path_its_own_learning_rate(tmp_path, tiny_data):
@@ -599,12 +478,12 @@ def test_fusion_path_lr_gives_only_the_fusion_path_its_own_learning_rate(tmp_pat
     from ivif_ros.training.loop import FUSION_PATH, Trainable, param_groups
 
     cfg = load_config(write_config(tmp_path, tiny_data, lr=0.001, fusion_path_lr=0.004))
-    trainable = Trainable(build_student({"num_seg": 4, "num_det": 3}))
+    trainable = Trainable(build_student({"num_seg": 4}))
     groups = param_groups(trainable, cfg, "student")
     assert len(groups) == 2 and groups[1]["lr"] == 0.004 and "lr" not in groups[0]
     names = {id(p): n for n, p in trainable.named_parameters()}
     assert {names[id(p)].split(".")[1] for p in groups[1]["params"]} == {"fusion_maps", "detail", "prior"}
-    with_context = Trainable(build_student({"num_seg": 4, "num_det": 3, "fusion_context": 8}))
+    with_context = Trainable(build_student({"num_seg": 4, "fusion_context": 8}))
     context_names = {id(p): n for n, p in with_context.named_parameters()}
     fusion = {context_names[id(p)].split(".")[1] for p in param_groups(with_context, cfg, "student")[1]["params"]}
     assert fusion == {"fusion_maps", "detail", "prior", "fusion_encoder"}
