@@ -16,4 +16,3 @@ def add_data_argument(ap: argparse.ArgumentParser) -> None:
         required="IVIF_DATA" not in os.environ,
         help="folder holding msrs/ and splits/ (default: $IVIF_DATA)",
     )
-
