@@ -68,7 +68,9 @@ if step_needed project "$project_hash"; then
     || die "Python.h not found for $("$VENV/bin/python" -V); on Debian: apt-get install python3-dev"
   log "building messages and installing ivif_ros (pip install . -> setup.py -> CMakeLists.txt)"
   # No build isolation: the build tools are the pinned ones from step 2, and build/pip
-  # stays warm between runs.
+  # stays warm between runs. setuptools' build/lib* copy is not: it keeps files the checkout
+  # has since deleted, and the wheel would ship them.
+  rm -rf build/lib*
   "${PIP[@]}" install --quiet --no-deps --no-build-isolation --force-reinstall .
   stamp project "$project_hash"
 else
