@@ -17,6 +17,7 @@ DEFAULT_WEIGHTS = {
     "guidance": 1.0,
     "qabf": 0.0,
     "ssim_metric": 0.0,
+    "contrast": 0.0,
     # teacher-only auxiliaries
     "fidelity": 0.5,
     "boundary": 0.2,
@@ -47,6 +48,7 @@ class TrainConfig:
     object_crop_prob: float = 0.0  # share of crops centred near a labelled box
     visible_dropout: float = 0.0  # share of crops whose visible image is replaced by IR
     visible_jitter: float = 0.0  # visible exposure augmentation strength (gain, gamma, noise)
+    ir_jitter: float = 0.0  # IR response augmentation strength (gain, offset, gamma, noise, blur)
     visible_only_crop_prob: float = 0.0  # share of crops centred on a box only the visible labels hold
     batch_size: int = 4
     steps: int = 1000

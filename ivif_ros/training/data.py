@@ -129,6 +129,11 @@ class CropDataset(Dataset):
     draws come from a third stream, and a crop whose visible input is the IR image (dropout,
     single-camera ablations) is not touched, so the IR-only twin stays the plain run.
 
+    ``ir_jitter`` = s > 0 stands in for a thermal camera of another make: each IR crop gets
+    ``clip(g * ir**gamma + o + noise)`` with gain g in [1-s, 1+s], offset o in [-s/4, s/4], log
+    gamma in [-s, s], Gaussian noise of sigma up to 0.03 s, and with probability s/2 a 3x3 blur
+    (a softer lens). Its draws come from a fifth stream; single-camera crops are left alone.
+
     With probability ``visible_only_crop_prob`` the crop is instead placed around a box that
     only the visible annotation holds (``datasets.paired.visible_only_boxes``), drawn uniformly
     from all such boxes. Why: those objects are the only ones the visible camera alone reveals,
@@ -149,6 +154,7 @@ class CropDataset(Dataset):
         visible_dropout: float = 0.0,
         visible_jitter: float = 0.0,
         visible_only_crop_prob: float = 0.0,
+        ir_jitter: float = 0.0,
     ):
         if crop % 32:
             raise ConfigError(f"crop must be a multiple of 32, got {crop}")
@@ -157,12 +163,14 @@ class CropDataset(Dataset):
             ("visible_dropout", visible_dropout),
             ("visible_jitter", visible_jitter),
             ("visible_only_crop_prob", visible_only_crop_prob),
+            ("ir_jitter", ir_jitter),
         ):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], got {p}")
         self.samples, self.crop, self.num_det, self.length, self.seed = samples, crop, num_det, length, seed
         self.object_crop_prob, self.visible_dropout = object_crop_prob, visible_dropout
         self.visible_jitter, self.visible_only_crop_prob = visible_jitter, visible_only_crop_prob
+        self.ir_jitter = ir_jitter
         # (sample, box) of every visible-only box, the pool that visible_only_crop_prob draws from
         self.visible_only = [
             (i, j) for i, s in enumerate(samples) if s.visible_only is not None for j in np.flatnonzero(s.visible_only)
@@ -208,6 +216,9 @@ class CropDataset(Dataset):
         vis = vis.astype(np.float32) / 255.0
         if self.visible_jitter > 0 and not single_camera:
             vis = _jitter_exposure(vis, self.visible_jitter, np.random.default_rng([self.seed, 2, index]))
+        ir = ir.astype(np.float32) / 255.0
+        if self.ir_jitter > 0 and not single_camera:
+            ir = _jitter_ir(ir, self.ir_jitter, np.random.default_rng([self.seed, 5, index]))
         labelled = s.xyxy is not None
         all_xyxy, all_cls = (s.xyxy, s.cls) if labelled else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
         # Masks label every visible part of a box (a car filling the crop is car, however much
@@ -222,7 +233,7 @@ class CropDataset(Dataset):
         else:
             seg = box_masks(xyxy, cls, c, c, STRIDE)
         return {
-            "ir": torch.from_numpy(ir.astype(np.float32) / 255.0)[None],
+            "ir": torch.from_numpy(np.ascontiguousarray(ir))[None],
             "vis": torch.from_numpy(np.ascontiguousarray(vis))[None],
             "labelled": torch.tensor(float(labelled)),
             "salient": torch.from_numpy((box_masks(xyxy, cls, c, c) > 0).astype(np.float32))[None],
@@ -240,6 +251,19 @@ def _jitter_exposure(img: np.ndarray, strength: float, rng: np.random.Generator)
     gamma = np.exp(rng.uniform(-strength, strength))
     sigma = rng.uniform(0, 0.04 * strength)
     out = gain * np.power(img, gamma) + rng.normal(0.0, sigma, img.shape)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _jitter_ir(img: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Another thermal camera's response on a 0..1 IR crop (see ``CropDataset``)."""
+    gain = rng.uniform(1 - strength, 1 + strength)
+    offset = rng.uniform(-strength / 4, strength / 4)
+    gamma = np.exp(rng.uniform(-strength, strength))
+    sigma = rng.uniform(0, 0.03 * strength)
+    out = gain * np.power(img, gamma) + offset + rng.normal(0.0, sigma, img.shape)
+    if rng.random() < strength / 2:
+        padded = np.pad(out, 1, mode="edge")
+        out = sum(padded[dy : dy + img.shape[0], dx : dx + img.shape[1]] for dy in range(3) for dx in range(3)) / 9
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 

@@ -98,6 +98,7 @@ def fusion_losses(cfg: TrainConfig, out, b) -> dict[str, torch.Tensor]:
         "ssim": L.ssim_loss(f, ir, vis),
         **({"qabf": L.edge_preservation_loss(f, ir, vis)} if cfg.weight("qabf") > 0 else {}),
         **({"ssim_metric": L.metric_ssim_loss(f, ir, vis)} if cfg.weight("ssim_metric") > 0 else {}),
+        **({"contrast": L.contrast_loss(f, vis)} if cfg.weight("contrast") > 0 else {}),
     }
 
 
@@ -214,6 +215,7 @@ def train(
         object_crop_prob=cfg.object_crop_prob,
         visible_dropout=cfg.visible_dropout,
         visible_jitter=cfg.visible_jitter,
+        ir_jitter=cfg.ir_jitter,
         visible_only_crop_prob=cfg.visible_only_crop_prob,
     )
     remaining = torch.utils.data.Subset(dataset, range(step * per_step, len(dataset)))

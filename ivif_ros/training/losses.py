@@ -136,6 +136,27 @@ def metric_ssim_loss(fused, ir, vis):
     return 1.0 - 0.5 * (metric_ssim(fused, ir.detach()) + metric_ssim(fused, vis.detach()))
 
 
+def _local_std(img: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    pad = window // 2
+    padded = F.pad(img, (pad,) * 4, mode="replicate")
+    mean = F.avg_pool2d(padded, window, stride=1)
+    var = F.avg_pool2d(padded * padded, window, stride=1) - mean * mean
+    return mean, torch.sqrt(var.clamp_min(0.0) + 1e-6)
+
+
+def contrast_loss(fused, vis, window: int = 7, low: float = 0.15, high: float = 0.85):
+    """Local contrast the fused image loses against the visible one where the visible image is
+    well exposed (local mean in [low, high], no saturated pixel): the shortfall of the fused
+    local standard deviation, relative to the visible one's, 0 when nothing is lost. IR that lifts
+    a whole region flattens its visible detail; this is the term that sees it
+    (``ivif_ros.metrics.contrast`` scores the same thing on whole frames)."""
+    vis_mean, vis_std = _local_std(vis, window)
+    _, fused_std = _local_std(fused, window)
+    saturated = F.max_pool2d(vis, window, stride=1, padding=window // 2) >= 250 / 255
+    exposed = ((vis_mean >= low) & (vis_mean <= high) & ~saturated).to(vis.dtype)
+    return (F.relu(vis_std - fused_std) * exposed).sum() / ((vis_std * exposed).sum() + 1e-6)
+
+
 def fidelity_loss(recon_ir, recon_vis, ir, vis):
     """Scene fidelity (PSFusion): the fused features must still hold both sources."""
     return F.l1_loss(recon_ir, ir) + F.l1_loss(recon_vis, vis)

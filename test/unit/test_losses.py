@@ -220,3 +220,19 @@ def test_language_driven_loss_with_a_tiny_random_clip_checkpoint(tmp_path):
     assert loss.item() > 0
     assert torch.isfinite(fused.grad).all() and fused.grad.abs().sum() > 0
     assert all(p.grad is None for p in clip.parameters())  # CLIP stays frozen
+
+
+def test_contrast_loss_sees_haze_only_where_the_visible_image_is_well_exposed():
+    """0 for the visible image itself (and for more contrast), about the lost share for a hazy
+    copy; dark or saturated visible regions do not count; gradients reach the fused image."""
+    g = torch.Generator().manual_seed(0)
+    vis = (0.5 + 0.2 * (torch.rand(1, 1, 48, 48, generator=g) - 0.5)).clamp(0, 1)
+    assert float(L.contrast_loss(vis, vis)) == pytest.approx(0.0, abs=1e-4)
+    assert float(L.contrast_loss(0.5 + 1.5 * (vis - 0.5), vis)) == pytest.approx(0.0, abs=1e-4)
+    hazy = (0.6 * vis + 0.4 * 0.8).requires_grad_(True)
+    loss = L.contrast_loss(hazy, vis)
+    assert float(loss.detach()) == pytest.approx(0.4, abs=0.03)
+    loss.backward()
+    assert hazy.grad is not None and hazy.grad.abs().sum() > 0
+    dark = vis * 0.1  # local means below 0.15: nothing is scored
+    assert float(L.contrast_loss(torch.zeros_like(dark), dark)) == pytest.approx(0.0, abs=1e-6)

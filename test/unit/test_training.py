@@ -352,6 +352,30 @@ def test_visible_jitter_changes_only_the_visible_exposure(tiny_data):
         CropDataset(samples, crop=32, num_det=3, length=1, visible_jitter=1.5)
 
 
+def test_ir_jitter_changes_only_the_ir_response(tiny_data):
+    """Each IR crop gets its own gain / offset / gamma / noise (sometimes blur) while the visible
+    crop, the window and the targets stay those of the plain run; seeded; single-camera crops
+    are left alone; the strength is checked."""
+    samples = load_samples([{"root": str(tiny_data)}])
+    plain = CropDataset(samples, crop=32, num_det=3, length=30, seed=0, object_crop_prob=0.5)
+    jittered = CropDataset(samples, crop=32, num_det=3, length=30, seed=0, object_crop_prob=0.5, ir_jitter=0.5)
+    means = []
+    for i in range(30):
+        a, b = plain[i], jittered[i]
+        assert all(torch.equal(a[k], b[k]) for k in a if k != "ir")
+        assert not torch.equal(a["ir"], b["ir"]) and 0 <= b["ir"].min() and b["ir"].max() <= 1
+        means.append(float(b["ir"].mean() - a["ir"].mean()))
+    assert min(means) < -0.02 and max(means) > 0.02  # responses differ from crop to crop
+    again = CropDataset(samples, crop=32, num_det=3, length=30, seed=0, object_crop_prob=0.5, ir_jitter=0.5)
+    assert all(torch.equal(again[i]["ir"], jittered[i]["ir"]) for i in range(30))
+    ir_only = load_samples([{"root": str(tiny_data)}], input_mode="ir")
+    twin = CropDataset(ir_only, crop=32, num_det=3, length=10, seed=0, ir_jitter=0.5)
+    base = CropDataset(ir_only, crop=32, num_det=3, length=10, seed=0)
+    assert all(torch.equal(twin[i][k], base[i][k]) for i in range(10) for k in base[i])
+    with pytest.raises(ConfigError, match="ir_jitter"):
+        CropDataset(samples, crop=32, num_det=3, length=1, ir_jitter=1.5)
+
+
 def test_init_from_folds_a_single_camera_student_so_the_fused_trunk_starts_where_it_was(tmp_path, tiny_data):
     """init_from: an IR-only student warm-starts a fused one. After the fold its semantic and
     detection outputs on (ir, vis) equal the source's on (ir, ir), whatever the visible image;
