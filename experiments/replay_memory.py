@@ -77,7 +77,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=os.environ.get("IVIF_DATA"), help="data folder (holds msrs/test)")
     ap.add_argument("--work", type=Path, help="folder for the bags and replay outputs (default: temporary)")
-    ap.add_argument("--rate", type=float, default=2.0, help="live playback rate (default 2: 60 Hz of pairs)")
+    ap.add_argument("--rate", type=float, default=1.0, help="live playback rate (default 1: the bag's 30 Hz)")
     ap.add_argument("--pairs", type=int, nargs=2, default=SIZES, help="the two bag lengths (default 60 361)")
     args = ap.parse_args()
     if args.data is None:
