@@ -22,6 +22,7 @@ from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.typesys import Stores, TypesysError, get_types_from_idl, get_types_from_msg, get_typestore
 
 from ivif_ros.bag.mcap_salvage import McapSalvage
+from ivif_ros.bag.opened import OpenedInWith
 from ivif_ros.bag.typestore import DEFAULT_DISTRO, make_typestore
 from ivif_ros.errors import InputError
 
@@ -81,7 +82,7 @@ def _closure(fielddefs: dict, roots: set[str]) -> dict:
     return out
 
 
-class BagReader:
+class BagReader(OpenedInWith):
     """An open rosbag2 bag; use as a context manager."""
 
     def __init__(self, path: str | Path, *, distro: str = DEFAULT_DISTRO):
@@ -96,14 +97,6 @@ class BagReader:
         self.typestore = None
 
     # -- opening -------------------------------------------------------------------
-    def __enter__(self) -> "BagReader":
-        self.open()
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        self.close()
-        return False
-
     def open(self) -> None:
         target = self._storage_target()
         try:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from ivif_ros.bag.opened import OpenedInWith
 from ivif_ros.bag.typestore import DEFAULT_DISTRO, make_typestore, require_type
 from ivif_ros.bag.writer import STORAGES, BagWriter, clear_output_bag
 from ivif_ros.errors import ConfigError, InputError
@@ -31,7 +32,7 @@ SUFFIX = {"mcap": ".mcap", "sqlite3": ".db3"}
 METADATA_VERSION = 9  # rosbag2 metadata format that rosbags writes (Writer.VERSION_LATEST)
 
 
-class SegmentedBagWriter:
+class SegmentedBagWriter(OpenedInWith):
     """Same use as :class:`BagWriter` (``add_topic``, ``write``, context manager)."""
 
     def __init__(
@@ -57,14 +58,6 @@ class SegmentedBagWriter:
         self._files: list[dict] = []  # metadata.yaml "files" entries of finished segments
         self._topics: dict[str, dict] = {}  # topic -> topics_with_message_count entry, summed
         self._is_open = False
-
-    def __enter__(self) -> "SegmentedBagWriter":
-        self.open()
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        self.close()
-        return False
 
     def open(self) -> None:
         try:

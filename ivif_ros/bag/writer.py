@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer, WriterError
 
+from ivif_ros.bag.opened import OpenedInWith
 from ivif_ros.bag.typestore import DEFAULT_DISTRO, make_typestore, require_type
 from ivif_ros.errors import ConfigError, InputError
 
@@ -28,7 +29,7 @@ def clear_output_bag(path: Path, overwrite: bool) -> None:
         shutil.rmtree(path)
 
 
-class BagWriter:
+class BagWriter(OpenedInWith):
     """A rosbag2 bag being written; use as a context manager.
 
     >>> with BagWriter("out_bag") as bag:
@@ -66,14 +67,6 @@ class BagWriter:
         self._is_open = False
         self._connections: dict[str, object] = {}
         self._msgtypes: dict[str, str] = {}
-
-    def __enter__(self) -> "BagWriter":
-        self.open()
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        self.close()
-        return False
 
     def open(self) -> None:
         try:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from replay_support import make_config, make_sample
+from rosbags_interop import read_every_message
 from ros_harness import REPO_ROOT
 
 SEGMENT_S = "0.2"  # finish an output file every 0.2 s, so a kill finds some finished ones
@@ -51,19 +52,6 @@ def _wait_for_recording(proc: subprocess.Popen, bag: Path, timeout_s: float = 12
         time.sleep(0.02)
 
 
-def _read_whole_bag(bag: Path) -> dict[str, int]:
-    from rosbags.highlevel import AnyReader
-
-    from ivif_ros.bag.typestore import make_typestore
-
-    counts: dict[str, int] = {}
-    with AnyReader([bag], default_typestore=make_typestore()) as reader:
-        for conn, _, raw in reader.messages():
-            reader.deserialize(raw, conn.msgtype)
-            counts[conn.topic] = counts.get(conn.topic, 0) + 1
-    return counts
-
-
 @pytest.mark.parametrize("mode", ["offline", "live"])
 def test_kill_9_at_a_random_point_leaves_a_bag_rosbags_opens_and_no_stale_summary(mode, sample, ros_env, tmp_path):
     bag, config = sample
@@ -81,7 +69,7 @@ def test_kill_9_at_a_random_point_leaves_a_bag_rosbags_opens_and_no_stale_summar
             proc.kill()
             proc.wait()
     where = f"(seed {seed}: killed {delay:.2f} s after the first output)"
-    counts = _read_whole_bag(out / "output_bag")
+    counts = read_every_message(out / "output_bag", "kilted")
     assert set(counts) <= {"/fused/image", "/semantic/mask", "/detections", "/fusion/status", "/diagnostics"}, where
     summary = out / "summary.json"
     assert not summary.exists() or json.loads(summary.read_text())["bag"] == str(bag), where
@@ -108,7 +96,7 @@ def test_sigterm_closes_the_bag_and_writes_a_partial_summary(mode, sample, ros_e
     assert s["bag"] == str(bag) and s["partial"], s["errors"]
     assert any("interrupted by SIGTERM" in e for e in s["errors"]), s["errors"]
     assert s["counts"]["fused"] < s["counts"]["pairs"], s["counts"]
-    counts = _read_whole_bag(out / "output_bag")
+    counts = read_every_message(out / "output_bag", "kilted")
     assert counts.get("/fused/image", 0) == s["counts"]["fused"], (counts, s["counts"])
     assert not [p for p in (out / "output_bag").iterdir() if p.is_dir()], "a bag file was left unfinished"
     assert os.path.getsize(out / "output_bag" / "metadata.yaml") > 0

@@ -10,18 +10,7 @@ import pytest
 from ivif_ros.bag import image_msgs as im
 from ivif_ros.bag.reader import BagReader
 from ivif_ros.bag.segmented_writer import SegmentedBagWriter
-from ivif_ros.bag.typestore import make_typestore
-
-
-def _count(bag) -> dict[str, int]:
-    from rosbags.highlevel import AnyReader
-
-    counts: dict[str, int] = {}
-    with AnyReader([bag], default_typestore=make_typestore()) as reader:
-        for conn, _, raw in reader.messages():
-            reader.deserialize(raw, conn.msgtype)
-            counts[conn.topic] = counts.get(conn.topic, 0) + 1
-    return counts
+from rosbags_interop import read_every_message
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
@@ -29,7 +18,7 @@ def test_every_finished_file_is_readable_while_the_bag_is_written(storage, tmp_p
     bag = tmp_path / "out"
     writer = SegmentedBagWriter(bag, storage=storage, segment_s=0.01)
     writer.open()
-    assert _count(bag) == {}  # an empty bag from the start
+    assert read_every_message(bag, "kilted") == {}  # an empty bag from the start
     writer.add_topic("/img", im.IMAGE)
     for i in range(6):
         writer.write(
@@ -38,11 +27,11 @@ def test_every_finished_file_is_readable_while_the_bag_is_written(storage, tmp_p
         # each write after a pause longer than segment_s finishes the previous file first
         assert writer.finished_files == i
         # mid-run, rosbags reads exactly the finished files (the open one is outside the bag)
-        assert _count(bag) == ({"/img": i} if i else {})
+        assert read_every_message(bag, "kilted") == ({"/img": i} if i else {})
         time.sleep(0.02)
     writer.close()
     assert writer.finished_files == 6
-    assert _count(bag) == {"/img": 6}
+    assert read_every_message(bag, "kilted") == {"/img": 6}
     with BagReader(bag) as reader:
         values = [int(m.msg.data[0]) for m in reader.messages(["/img"])]
     assert values == list(range(6)) and not reader.errors
