@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,8 +223,13 @@ def supervise(p: Plan, log=_log) -> int:
     Returns 0 after a requested stop in which every node exited cleanly, otherwise the
     first non-zero exit code.
     """
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # The handler only appends to a list. A signal handler runs in the main thread between two
+    # bytecodes, possibly while that thread holds a lock: threading.Event.set() there took the
+    # lock Event.wait() held and hung `ivif launch` for good, nodes and all.
+    stop: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, _: stop.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     procs: list[tuple[str, subprocess.Popen]] = []
     warning = socket_buffer_warning() if PROFILE_VARIABLE in p.env else None
     if warning:
@@ -237,11 +242,12 @@ def supervise(p: Plan, log=_log) -> int:
                 (label, subprocess.Popen(argv, env=p.env, start_new_session=True, preexec_fn=die_with_parent()))
             )
         failed = None
-        while not stop.wait(0.2):
+        while not stop:
             failed = next(((label, proc) for label, proc in procs if proc.poll() is not None), None)
             if failed is not None:
                 log(f"ivif launch: {failed[0]} exited with code {failed[1].returncode}; stopping the graph")
                 break
+            time.sleep(0.2)
         else:
             log("ivif launch: stopping the graph")
         return _stop_all(procs, failed, log)

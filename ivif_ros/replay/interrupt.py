@@ -7,8 +7,8 @@ partial that says how far the run got. A second signal aborts at once (KeyboardI
 
 from __future__ import annotations
 
+import os
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 
@@ -43,10 +43,12 @@ def stop_on_signals():
         if flag.signal_name is not None:
             raise KeyboardInterrupt
         flag.signal_name = signal.Signals(signum).name
-        print(
+        # os.write, not print: the handler may run while the main thread is inside a write to
+        # stderr, and the buffered stream refuses a reentrant call.
+        os.write(
+            2,
             f"\nivif replay: {flag.signal_name} received: closing the output bag and writing a partial report "
-            "(send it again to abort at once)",
-            file=sys.stderr,
+            "(send it again to abort at once)\n".encode(),
         )
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
