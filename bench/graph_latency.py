@@ -118,9 +118,8 @@ def run_once(rate: float, ir_encoding: str, args, base_env: dict[str, str]) -> d
     def on_fused(msg) -> None:
         now = time.monotonic_ns()
         got.setdefault(messages.stamp_ns(msg.header.stamp), now)
-        node_cpu[1:] = [(now, process_cpu_s(node_proc.pid))]
-        if len(node_cpu) == 1:
-            node_cpu.append(node_cpu[0])
+        sample = (now, process_cpu_s(node_proc.pid))
+        node_cpu[:] = [node_cpu[0] if node_cpu else sample, sample]
 
     probe.create_subscription(Image, f"{ns}/fused/image", on_fused, reliable)
     probe.create_subscription(

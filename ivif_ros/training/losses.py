@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ivif_ros.metrics import contrast
 from ivif_ros.metrics.fusion import qabf_sigmoids
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
@@ -144,15 +145,16 @@ def _local_std(img: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tens
     return mean, torch.sqrt(var.clamp_min(0.0) + 1e-6)
 
 
-def contrast_loss(fused, vis, window: int = 7, low: float = 0.15, high: float = 0.85):
+def contrast_loss(fused, vis, window: int = contrast.WINDOW):
     """Local contrast the fused image loses against the visible one where the visible image is
-    well exposed (local mean in [low, high], no saturated pixel): the shortfall of the fused
-    local standard deviation, relative to the visible one's, 0 when nothing is lost. IR that lifts
-    a whole region flattens its visible detail; this is the term that sees it
-    (``ivif_ros.metrics.contrast`` scores the same thing on whole frames)."""
+    well exposed (the window and thresholds of ``ivif_ros.metrics.contrast``, which scores the
+    same thing on whole frames): the shortfall of the fused local standard deviation, relative
+    to the visible one's, 0 when nothing is lost. IR that lifts a whole region flattens its
+    visible detail; this is the term that sees it."""
     vis_mean, vis_std = _local_std(vis, window)
     _, fused_std = _local_std(fused, window)
-    saturated = F.max_pool2d(vis, window, stride=1, padding=window // 2) >= 250 / 255
+    low, high = contrast.EXPOSED
+    saturated = F.max_pool2d(vis, window, stride=1, padding=window // 2) >= contrast.SATURATED / 255
     exposed = ((vis_mean >= low) & (vis_mean <= high) & ~saturated).to(vis.dtype)
     return (F.relu(vis_std - fused_std) * exposed).sum() / ((vis_std * exposed).sum() + 1e-6)
 
