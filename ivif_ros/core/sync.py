@@ -83,7 +83,38 @@ def admit_in_order(policy, entry: Entry, newest: int | None, ev: SyncEvents) -> 
     return True
 
 
-class ImmediateApproximatePolicy:
+class PairingPolicy:
+    """What every policy shares: sizes, the time-jump reset, ``reset()`` and ``flush()``.
+
+    A subclass implements ``add()``, ``pending()`` and ``_forget()`` (clear its queues and
+    stamp history)."""
+
+    def __init__(self, num_topics: int, queue_size: int, time_jump_reset_ns: int):
+        check_sizes(num_topics, queue_size)
+        self.num_topics = num_topics
+        self.queue_size = queue_size
+        self.time_jump_reset_ns = int(time_jump_reset_ns)
+        self._forget()
+
+    def _forget(self) -> None:
+        raise NotImplementedError
+
+    def pending(self) -> list[Entry]:
+        raise NotImplementedError
+
+    def reset(self, ev: SyncEvents | None = None) -> SyncEvents:
+        """Drop everything pending (reason ``reset``) and forget the stamp history."""
+        ev = ev if ev is not None else SyncEvents()
+        ev.drops.extend(Drop(e, RESET) for e in self.pending())
+        self._forget()
+        return ev
+
+    def flush(self) -> SyncEvents:
+        """The input has ended: emit what can still be paired (by default nothing: no set waits)."""
+        return SyncEvents()
+
+
+class ImmediateApproximatePolicy(PairingPolicy):
     """Pair at once: a message leaves with the closest queued partner within ``slop_ns``.
 
     The Python ``message_filters`` ApproximateTimeSynchronizer's rule (on each arrival,
@@ -112,13 +143,12 @@ class ImmediateApproximatePolicy:
         slop_ns: int = 20_000_000,
         time_jump_reset_ns: int = 1_000_000_000,
     ):
-        check_sizes(num_topics, queue_size)
-        self.num_topics = num_topics
-        self.queue_size = queue_size
         self.slop_ns = int(slop_ns)
-        self.time_jump_reset_ns = int(time_jump_reset_ns)
-        self._newest: list[int | None] = [None] * num_topics
-        self._queues: list[list[Entry]] = [[] for _ in range(num_topics)]
+        super().__init__(num_topics, queue_size, time_jump_reset_ns)
+
+    def _forget(self) -> None:
+        self._newest: list[int | None] = [None] * self.num_topics
+        self._queues: list[list[Entry]] = [[] for _ in range(self.num_topics)]
 
     def add(self, topic: int, stamp_ns: int, item: Any) -> SyncEvents:
         """Queue one message; return the set it completed (if any) and the messages dropped because of it."""
@@ -136,21 +166,9 @@ class ImmediateApproximatePolicy:
             ev.drops.append(Drop(self._queues[topic].pop(0), QUEUE_OVERFLOW))
         return ev
 
-    def reset(self, ev: SyncEvents | None = None) -> SyncEvents:
-        """Drop everything pending (reason ``reset``) and forget the stamp history."""
-        ev = ev if ev is not None else SyncEvents()
-        ev.drops.extend(Drop(e, RESET) for e in self.pending())
-        self._newest = [None] * self.num_topics
-        self._queues = [[] for _ in range(self.num_topics)]
-        return ev
-
     def pending(self) -> list[Entry]:
         """Messages queued and not yet emitted or dropped (oldest first per topic)."""
         return [e for q in self._queues for e in q]
-
-    def flush(self) -> SyncEvents:
-        """The input has ended: emit what can still be paired (nothing: a pairable set never waits here)."""
-        return SyncEvents()
 
     def _within(self, a: Entry, b: Entry) -> bool:
         return abs(a.stamp_ns - b.stamp_ns) <= self.slop_ns
@@ -201,7 +219,7 @@ class ImmediateApproximatePolicy:
             del queue[: index + 1]
 
 
-class ApproximateTimePolicy:
+class ApproximateTimePolicy(PairingPolicy):
     """message_filters' (C++) ApproximateTime policy with drop accounting (``sync.policy: optimal``).
 
     ``slop_ns`` is ``max_interval_duration`` (message_filters Python's ``slop``);
@@ -226,17 +244,13 @@ class ApproximateTimePolicy:
         time_jump_reset_ns: int = 1_000_000_000,
         inter_message_lower_bound_ns: int = 0,
     ):
-        check_sizes(num_topics, queue_size)
-        self.num_topics = num_topics
-        self.queue_size = queue_size
         self.slop_ns = int(slop_ns)
         self.age_penalty = float(age_penalty)
-        self.time_jump_reset_ns = int(time_jump_reset_ns)
         self.inter_message_lower_bound_ns = int(inter_message_lower_bound_ns)
-        self._newest: list[int | None] = [None] * num_topics
-        self._clear()
+        super().__init__(num_topics, queue_size, time_jump_reset_ns)
 
-    def _clear(self) -> None:
+    def _forget(self) -> None:
+        self._newest: list[int | None] = [None] * self.num_topics
         self._deques: list[deque[Entry]] = [deque() for _ in range(self.num_topics)]
         self._past: list[list[Entry]] = [[] for _ in range(self.num_topics)]
         self._has_dropped = [False] * self.num_topics
@@ -264,14 +278,6 @@ class ApproximateTimePolicy:
             if self._pivot is not None:
                 self._candidate, self._pivot = None, None
                 self._process(ev)
-        return ev
-
-    def reset(self, ev: SyncEvents | None = None) -> SyncEvents:
-        """Drop everything pending (reason ``reset``) and forget the stamp history."""
-        ev = ev if ev is not None else SyncEvents()
-        ev.drops.extend(Drop(e, RESET) for e in self.pending())
-        self._newest = [None] * self.num_topics
-        self._clear()
         return ev
 
     def pending(self) -> list[Entry]:
@@ -401,7 +407,7 @@ class ApproximateTimePolicy:
             past.clear()
 
 
-class ExactTimePolicy:
+class ExactTimePolicy(PairingPolicy):
     """Pairs messages whose stamps are identical (message_filters' ExactTime).
 
     When a set completes, incomplete sets with older stamps can never complete (stamps
@@ -410,9 +416,9 @@ class ExactTimePolicy:
     """
 
     def __init__(self, num_topics: int = 2, queue_size: int = 10, time_jump_reset_ns: int = 1_000_000_000):
-        self.num_topics = num_topics
-        self.queue_size = queue_size
-        self.time_jump_reset_ns = int(time_jump_reset_ns)
+        super().__init__(num_topics, queue_size, time_jump_reset_ns)
+
+    def _forget(self) -> None:
         self._sets: dict[int, list[Entry | None]] = {}
         self._last_match: int | None = None
 
@@ -435,19 +441,8 @@ class ExactTimePolicy:
             ev.drops.extend(Drop(e, QUEUE_OVERFLOW) for e in self._sets.pop(min(self._sets)) if e is not None)
         return ev
 
-    def reset(self, ev: SyncEvents | None = None) -> SyncEvents:
-        ev = ev if ev is not None else SyncEvents()
-        ev.drops.extend(Drop(e, RESET) for e in self.pending())
-        self._sets.clear()
-        self._last_match = None
-        return ev
-
     def pending(self) -> list[Entry]:
         return [e for s in sorted(self._sets) for e in self._sets[s] if e is not None]
-
-    def flush(self) -> SyncEvents:
-        """The input has ended: an incomplete stamp can no longer complete; nothing to emit."""
-        return SyncEvents()
 
 
 POLICIES = ("approximate", "optimal", "exact")

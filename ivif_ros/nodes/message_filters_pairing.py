@@ -72,16 +72,11 @@ class _Synchronizer:
 class MessageFiltersApproximate(sync.ImmediateApproximatePolicy):
     """The builtin ``approximate`` accounting; the partner chosen by ApproximateTimeSynchronizer."""
 
-    def __init__(
-        self,
-        num_topics: int = 2,
-        queue_size: int = 10,
-        slop_ns: int = 20_000_000,
-        time_jump_reset_ns: int = 1_000_000_000,
-    ):
-        super().__init__(num_topics, queue_size, slop_ns, time_jump_reset_ns)
+    def __init__(self, *args, **kwargs):  # ImmediateApproximatePolicy's arguments
+        super().__init__(*args, **kwargs)
         self._mf = _Synchronizer(
-            lambda mf, inputs: mf.ApproximateTimeSynchronizer(inputs, queue_size, slop_ns / 1e9), num_topics
+            lambda mf, inputs: mf.ApproximateTimeSynchronizer(inputs, self.queue_size, self.slop_ns / 1e9),
+            self.num_topics,
         )
 
     def _closest_set(self, entry: sync.Entry) -> tuple[sync.Entry, ...] | None:
