@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ivif_ros.cli.bag_output_args import add_storage_arguments, add_timing_arguments, timing_from_args
+
 
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -20,16 +22,8 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--split", help="text file with one pair name per line (default: all pairs)")
     p.add_argument("--out", required=True, help="output bag folder (must not exist unless --overwrite)")
-    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default mcap)")
-    p.add_argument(
-        "--compress", action="store_true", help="zstd-compress the MCAP chunks (about 40 %% smaller; mcap only)"
-    )
-    p.add_argument("--rate", type=float, default=30.0, help="camera frame rate in Hz (default 30)")
-    p.add_argument(
-        "--jitter-ms", type=float, default=3.0, help="each camera's stamp jitter, uniform +-N ms (default 3)"
-    )
-    p.add_argument("--ir-offset-ms", type=float, default=4.0, help="IR stamp lag behind visible (default 4 ms)")
-    p.add_argument("--drop-prob", type=float, default=0.0, help="probability that a camera frame is left out")
+    add_storage_arguments(p, "40")
+    add_timing_arguments(p)
     p.add_argument("--limit", type=int, help="write at most N pairs")
     p.add_argument("--seed", type=int, default=0, help="seed of the jitter and drops (default 0)")
     p.add_argument("--ir-topic", default="/ir/image_raw", help="IR image topic (default /ir/image_raw)")
@@ -40,7 +34,6 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ivif_ros.bag.make_bag import MakeBagOptions, make_bag
-    from ivif_ros.bag.timing import TimingConfig
 
     opts = MakeBagOptions(
         split=args.split,
@@ -50,9 +43,7 @@ def run(args) -> int:
         ir_topic=args.ir_topic,
         vis_topic=args.vis_topic,
         seed=args.seed,
-        timing=TimingConfig(
-            rate_hz=args.rate, jitter_ms=args.jitter_ms, ir_offset_ms=args.ir_offset_ms, drop_prob=args.drop_prob
-        ),
+        timing=timing_from_args(args),
     )
     result = make_bag(args.data, args.out, opts, overwrite=args.overwrite)
     counts = ", ".join(f"{t} {n}" for t, n in result.messages.items())

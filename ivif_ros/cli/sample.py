@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ivif_ros.cli.bag_output_args import add_storage_arguments, add_timing_arguments, timing_from_args
+
 
 def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -23,10 +25,7 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=480, help="visible image height (default 480)")
     p.add_argument("--ir-width", type=int, default=640, help="IR image width (default 640)")
     p.add_argument("--ir-height", type=int, default=512, help="IR image height (default 512)")
-    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default mcap)")
-    p.add_argument(
-        "--compress", action="store_true", help="zstd-compress the MCAP chunks (about 35 %% smaller; mcap only)"
-    )
+    add_storage_arguments(p, "35")
     p.add_argument(
         "--ir-encoding",
         choices=("mono16", "mono8"),
@@ -34,17 +33,7 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
         help="IR image encoding in the bag: raw thermal counts (mono16, default) or 8-bit",
     )
     p.add_argument("--vis-encoding", choices=("rgb8", "bgr8"), default="rgb8", help="visible encoding (default rgb8)")
-    p.add_argument("--rate", type=float, default=30.0, help="camera frame rate in Hz (default 30)")
-    p.add_argument(
-        "--jitter-ms", type=float, default=3.0, help="each camera's stamp jitter, uniform +-N ms (default 3)"
-    )
-    p.add_argument("--ir-offset-ms", type=float, default=4.0, help="IR stamp lag behind visible (default 4 ms)")
-    p.add_argument(
-        "--drop-prob",
-        type=float,
-        default=0.0,
-        help="probability that a camera frame is missing from the bag (default 0)",
-    )
+    add_timing_arguments(p)
     p.add_argument("--no-pairs", action="store_true", help="write only the bag and calibration")
     p.add_argument("--no-bag", action="store_true", help="write only the image pairs and calibration")
     p.add_argument(
@@ -58,7 +47,6 @@ def add_parser(subparsers, help_text: str) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ivif_ros.bag.sample import SampleOptions, generate_sample
-    from ivif_ros.bag.timing import TimingConfig
 
     opts = SampleOptions(
         seed=args.seed,
@@ -71,9 +59,7 @@ def run(args) -> int:
         compress=args.compress,
         ir_encoding=args.ir_encoding,
         vis_encoding=args.vis_encoding,
-        timing=TimingConfig(
-            rate_hz=args.rate, jitter_ms=args.jitter_ms, ir_offset_ms=args.ir_offset_ms, drop_prob=args.drop_prob
-        ),
+        timing=timing_from_args(args),
         write_pairs=not args.no_pairs,
         write_bag=not args.no_bag,
     )
