@@ -113,6 +113,15 @@ class PairingPolicy:
         """The input has ended: emit what can still be paired (by default nothing: no set waits)."""
         return SyncEvents()
 
+    def _admit_newest(self, topic: int, stamp_ns: int, item: Any, ev: SyncEvents) -> Entry | None:
+        """The entry of a message newer than its camera's newest (``self._newest``), else None
+        (dropped or reset, recorded in ``ev``)."""
+        entry = Entry(topic, int(stamp_ns), item)
+        if not admit_in_order(self, entry, self._newest[topic], ev):
+            return None
+        self._newest[topic] = entry.stamp_ns
+        return entry
+
 
 class ImmediateApproximatePolicy(PairingPolicy):
     """Pair at once: a message leaves with the closest queued partner within ``slop_ns``.
@@ -153,10 +162,9 @@ class ImmediateApproximatePolicy(PairingPolicy):
     def add(self, topic: int, stamp_ns: int, item: Any) -> SyncEvents:
         """Queue one message; return the set it completed (if any) and the messages dropped because of it."""
         ev = SyncEvents()
-        entry = Entry(topic, int(stamp_ns), item)
-        if not admit_in_order(self, entry, self._newest[topic], ev):
+        entry = self._admit_newest(topic, stamp_ns, item, ev)
+        if entry is None:
             return ev
-        self._newest[topic] = entry.stamp_ns
         self._queues[topic].append(entry)
         self._drop_unpairable(ev)
         match = self._closest_set(entry)
@@ -262,10 +270,9 @@ class ApproximateTimePolicy(PairingPolicy):
     def add(self, topic: int, stamp_ns: int, item: Any) -> SyncEvents:
         """Queue one message; return the sets completed and the messages dropped because of it."""
         ev = SyncEvents()
-        entry = Entry(topic, int(stamp_ns), item)
-        if not admit_in_order(self, entry, self._newest[topic], ev):
+        entry = self._admit_newest(topic, stamp_ns, item, ev)
+        if entry is None:
             return ev
-        self._newest[topic] = entry.stamp_ns
         q = self._deques[topic]
         q.append(entry)
         if len(q) == 1 and self._all_non_empty():
