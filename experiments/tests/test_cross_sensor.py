@@ -123,3 +123,21 @@ def test_students_get_distinct_table_names():
     assert list(cs.student_labels(two).values()) == ["student (loso_tno)", "student (aug)"]
     clash = [Path("a/run/student.safetensors"), Path("b/run/student.safetensors")]
     assert list(cs.student_labels(clash).values()) == [f"student ({p})" for p in clash]
+
+
+def test_ssim_split_adds_up_to_the_ssim_of_evaluate(data, tmp_path, capsys):
+    import ssim_per_source
+
+    from ivif_ros.metrics.fusion import as_grey, ssim
+
+    out = tmp_path / "split.json"
+    assert ssim_per_source.main(["--data", str(data), "--set", "tno", str(SHIPPED), "--out", str(out)]) == 0
+    assert "| 01 |" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["pair"] for r in rows] == ["01"]
+    ir = cv2.imread(str(data / "tno" / "ir" / "01.png"), cv2.IMREAD_GRAYSCALE)
+    vis = cv2.imread(str(data / "tno" / "vi" / "01.png"))
+    # pixel-max of two grey images; its two terms must sum to the metric's SSIM
+    fused = np.maximum(as_grey(ir), as_grey(vis[..., ::-1]))
+    assert sum(rows[0]["pixel-max"]) == pytest.approx(ssim(fused, as_grey(ir), as_grey(vis[..., ::-1])), abs=1e-6)
+    assert -1 <= rows[0]["sources"] <= 1 and all(-1 <= v <= 1 for v in rows[0]["student"])
