@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,7 @@ from fusion_graph_harness import CameraRig, Probe, engine_cache, output_topics, 
 from ivif_ros.cli import main as ivif_main
 from ivif_ros.errors import ConfigError
 from ivif_ros.nodes.launcher import LaunchRequest, plan
+from process_table import graph_processes
 from ros_harness import REPO_ROOT, ivif_launch_command
 
 # The launch file's description needs launch_ros, and the graph's pairing is message_filters where installed.
@@ -141,20 +141,6 @@ def test_cli_reports_bad_settings_without_traceback(capsys):
     assert "sync.queue_size" in err and "Traceback" not in err
 
 
-def _graph_processes(marker: str) -> list[int]:
-    """PIDs of processes whose command line contains ``marker``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and "ivif_ros.nodes" in cmdline:
-                pids.append(int(entry.name))
-    return pids
-
-
 @pytest.mark.usefixtures("engine_cache")
 @pytest.mark.parametrize("mode, stop_signal", [("multi_process", signal.SIGINT), ("single_process", signal.SIGTERM)])
 def test_ivif_launch_runs_the_graph_and_stops_on_signal(
@@ -192,10 +178,10 @@ def test_ivif_launch_runs_the_graph_and_stops_on_signal(
             assert time.monotonic() < deadline, f"no overlay output:\n{log.read_text()}"
             time.sleep(0.1)
         assert probe.count(f"{ns}/fused/image") > 0 and probe.count(f"{ns}/fusion/status") > 0
-        assert _graph_processes(ns), "graph processes not found"
+        assert graph_processes(ns), "graph processes not found"
         proc.send_signal(stop_signal)
         assert proc.wait(timeout=25) == 0, log.read_text()
-        left = _graph_processes(ns)
+        left = graph_processes(ns)
         assert left == [], (
             "nodes left running after ivif launch exited:\n"
             + subprocess.run(

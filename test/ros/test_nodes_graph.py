@@ -26,6 +26,7 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
     WIDTH,
     CameraRig,
     Probe,
+    SpunNodes,
     assert_every_message_accounted,
     engine_cache,
     fusion_diagnostics,
@@ -61,21 +62,13 @@ def graph(rclpy_context, student_weights):
         probe_node = rclpy.create_node("probe", context=rclpy_context)
         probe = Probe(probe_node, output_topics())
         rig = CameraRig(probe_node)
-        executor = SingleThreadedExecutor(context=rclpy_context)
-        for node in (fusion, overlay, probe_node):
-            executor.add_node(node)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
-        started.update(executor=executor, thread=thread, nodes=(fusion, overlay, probe_node))
+        started["spun"] = SpunNodes(rclpy_context, fusion, overlay, probe_node)
         time.sleep(0.5)  # discovery
         return fusion, probe, rig, probe_node
 
     yield start
     if started:
-        started["executor"].shutdown()
-        started["thread"].join(5)
-        for node in started["nodes"]:
-            node.destroy_node()
+        started["spun"].close()
 
 
 ENCODINGS = (("mono16", "rgb8"), ("32FC1", "bgr8"), ("mono8", "rgba8"), ("bgr8", "bgra8"), ("rgba8", "mono8"))

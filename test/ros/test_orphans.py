@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from fusion_graph_harness import engine_cache, student_weights  # noqa: F401  (fixtures)
 from reliability_graph import fusion_graph  # noqa: F401  (fixture)
 from ros_harness import REPO_ROOT, ivif_launch_command
-from test_launch import _graph_processes
+from process_table import graph_processes, processes_with
 
 
 def _wait_for(predicate, timeout_s: float) -> bool:
@@ -37,13 +36,13 @@ def test_kill_9_of_ivif_launch_leaves_no_node_after_5_s(mode, ros_env, student_w
         proc = subprocess.Popen(cmd, env=ros_env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
     expected = 2 if mode == "multi_process" else 1
     try:
-        assert _wait_for(lambda: len(_graph_processes(ns)) >= expected, 30), log.read_text()
+        assert _wait_for(lambda: len(graph_processes(ns)) >= expected, 30), log.read_text()
         time.sleep(3.0)  # let the nodes get past start-up (imports, model, rclpy's signal handlers)
         assert proc.poll() is None, log.read_text()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         time.sleep(5.0)
-        left = _graph_processes(ns)
+        left = graph_processes(ns)
         assert left == [], (
             f"{len(left)} node process(es) outlived ivif launch by 5 s:\n"
             + subprocess.run(
@@ -54,22 +53,8 @@ def test_kill_9_of_ivif_launch_leaves_no_node_after_5_s(mode, ros_env, student_w
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for pid in _graph_processes(ns):
+        for pid in graph_processes(ns):
             os.kill(pid, signal.SIGKILL)
-
-
-def _processes_with(marker: str) -> list[int]:
-    """PIDs whose command line holds ``marker`` (here: the replay's own --out folder)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and "ivif_ros" in cmdline:
-                pids.append(int(entry.name))
-    return pids
 
 
 def test_kill_9_of_live_replay_leaves_no_graph_after_5_s(ros_env, tmp_path):
@@ -95,19 +80,19 @@ def test_kill_9_of_live_replay_leaves_no_graph_after_5_s(ros_env, tmp_path):
     marker = str(out / "graph_params.yaml")
     try:
         # ivif launch and the fusion node both name the replay's params file
-        assert _wait_for(lambda: len(_processes_with(marker)) >= 2, 60), log.read_text()[-3000:]
+        assert _wait_for(lambda: len(processes_with(marker)) >= 2, 60), log.read_text()[-3000:]
         time.sleep(3.0)
         assert proc.poll() is None, log.read_text()[-3000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         time.sleep(5.0)
-        left = _processes_with(marker)
+        left = processes_with(marker)
         assert left == [], f"{len(left)} graph process(es) outlived ivif replay --live by 5 s"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for pid in _processes_with(marker):
+        for pid in processes_with(marker):
             os.kill(pid, signal.SIGKILL)
 
 

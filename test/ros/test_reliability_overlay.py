@@ -11,15 +11,13 @@ boxes), publish nothing for the others, and name the problem in its log.
 from __future__ import annotations
 
 import math
-import threading
 import time
 
 import numpy as np
 import pytest
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from fusion_graph_harness import Probe
+from fusion_graph_harness import Probe, SpunNodes
 from reliability_graph import stamp_of, wait_for_subscribers
 
 pytestmark = pytest.mark.reliability
@@ -82,16 +80,9 @@ def overlay_graph(rclpy_context, ros_env):
     overlay = OverlayNode(context=rclpy_context, parameter_overrides=[Parameter("diagnostics.period_s", value=0.2)])
     probe_node = rclpy.create_node("overlay_probe", context=rclpy_context)
     probe = Probe(probe_node, {"semantic/color": Image, "detections/image": Image, "/diagnostics": DiagnosticArray})
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(overlay)
-    executor.add_node(probe_node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield overlay, probe, probe_node, thread
-    executor.shutdown()
-    thread.join(5)
-    overlay.destroy_node()
-    probe_node.destroy_node()
+    spun = SpunNodes(rclpy_context, overlay, probe_node)
+    yield overlay, probe, probe_node, spun.thread
+    spun.close()
 
 
 def test_malformed_overlay_inputs(overlay_graph, capfd):

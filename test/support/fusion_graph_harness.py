@@ -96,6 +96,26 @@ def synthetic_pair(k: int, ir_encoding: str = "mono16", vis_encoding: str = "rgb
     return ir, vis
 
 
+class SpunNodes:
+    """Nodes spun by one executor in a daemon thread, until :meth:`close` (which destroys them)."""
+
+    def __init__(self, context, *nodes):
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.nodes = nodes
+        self.executor = SingleThreadedExecutor(context=context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.thread.join(5)
+        for node in self.nodes:
+            node.destroy_node()
+
+
 class CameraRig:
     """Publishes IR and visible images at 30 Hz with stamp jitter, like two free-running drivers.
 

@@ -7,14 +7,12 @@ test_nodes_processes and the live replay).
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from fusion_graph_harness import Probe, graph_params, output_topics
+from fusion_graph_harness import Probe, SpunNodes, graph_params, output_topics
 from fusion_graph_harness import settle as harness_settle
 
 
@@ -46,20 +44,12 @@ def fusion_graph(rclpy_context, student_weights):
         )
         probe_node = rclpy.create_node("reliability_probe", context=rclpy_context)
         probe = Probe(probe_node, output_topics())
-        executor = SingleThreadedExecutor(context=rclpy_context)
-        executor.add_node(fusion)
-        executor.add_node(probe_node)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
-        made.update(executor=executor, thread=thread, nodes=(fusion, probe_node))
-        return fusion, probe, probe_node, thread
+        made["spun"] = SpunNodes(rclpy_context, fusion, probe_node)
+        return fusion, probe, probe_node, made["spun"].thread
 
     yield start
     if made:
-        made["executor"].shutdown()
-        made["thread"].join(5)
-        for node in made["nodes"]:
-            node.destroy_node()
+        made["spun"].close()
 
 
 def wait_for_subscribers(publishers, timeout_s: float = 10.0) -> None:
