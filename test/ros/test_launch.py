@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from fusion_graph_harness import CameraRig, Probe, engine_cache, output_topics, student_weights  # noqa: F401
+from fusion_graph_harness import CameraRig, Probe, SpunNodes, engine_cache, output_topics, student_weights  # noqa: F401
 from ivif_ros.cli import main as ivif_main
 from ivif_ros.errors import ConfigError
 from ivif_ros.nodes.launcher import LaunchRequest, plan
@@ -147,7 +146,6 @@ def test_ivif_launch_runs_the_graph_and_stops_on_signal(
     mode, stop_signal, ros_env, rclpy_context, student_weights, tmp_path
 ):
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     ns = f"/launch_{mode}_{os.getpid()}"  # unique: other test runs may be launching on this machine
     cmd = ivif_launch_command(ns, mode, student_weights, "--remap", "visible/image_raw:=/rig/visible")
@@ -155,10 +153,7 @@ def test_ivif_launch_runs_the_graph_and_stops_on_signal(
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=ros_env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
     node = rclpy.create_node("probe", context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spun = SpunNodes(rclpy_context, node)
     try:
         probe = Probe(node, output_topics(f"{ns}/"))
         rig = CameraRig(node, ir_topic=f"{ns}/ir/image_raw", vis_topic="/rig/visible")
@@ -193,9 +188,7 @@ def test_ivif_launch_runs_the_graph_and_stops_on_signal(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        executor.shutdown()
-        spinner.join(5)
-        node.destroy_node()
+        spun.close()
 
 
 def test_supervise_stops_the_graph_when_one_process_fails():

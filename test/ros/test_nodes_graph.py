@@ -16,7 +16,6 @@ import pytest
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from ivif_ros.nodes.fusion_node import resolve_implementation
@@ -289,11 +288,7 @@ def test_overlay_node_blends_classes_and_draws_boxes(rclpy_context):
         t: node.create_publisher(m, t, qos)
         for t, m in (("fused/image", Image), ("semantic/mask", Image), ("detections", DetectionArray))
     }
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(overlay)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spun = SpunNodes(rclpy_context, overlay, node)
     try:
         time.sleep(0.5)
         fused = np.full((HEIGHT, WIDTH, 3), 100, np.uint8)
@@ -309,10 +304,7 @@ def test_overlay_node_blends_classes_and_draws_boxes(rclpy_context):
             assert time.monotonic() < deadline, "overlay node published nothing"
             time.sleep(0.05)
     finally:
-        executor.shutdown()
-        thread.join(5)
-        overlay.destroy_node()
-        node.destroy_node()
+        spun.close()
     color, boxes = probe.get("semantic/color")[0], probe.get("detections/image")[0]
     assert color.header.stamp == header.stamp and color.header.frame_id == VIS_FRAME
     palette = post.palette_for(4)

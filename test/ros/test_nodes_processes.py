@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 from rcl_interfaces.srv import GetParameters
-from rclpy.executors import SingleThreadedExecutor
 
 from fusion_graph_harness import (  # noqa: F401  (fixtures)
     CameraRig,
     Probe,
+    SpunNodes,
     assert_every_message_accounted,
     engine_cache,
     fusion_diagnostics,
@@ -42,14 +41,9 @@ def probe_node(rclpy_context):
     import rclpy
 
     node = rclpy.create_node("probe", context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spun = SpunNodes(rclpy_context, node)
     yield node
-    executor.shutdown()
-    thread.join(5)
-    node.destroy_node()
+    spun.close()
 
 
 def get_parameters(node, service: str, names: list[str]) -> list:

@@ -30,6 +30,7 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
     WIDTH,
     CameraRig,
     Probe,
+    SpunNodes,
     engine_cache,
     output_topics,
     settle,
@@ -103,7 +104,6 @@ class _Graph:
 
     def __init__(self, context, prefix: str, vis_topic: str):
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
 
         self.node = rclpy.create_node("probe", context=context)
         topics = output_topics(prefix)
@@ -116,10 +116,7 @@ class _Graph:
         self.rig = CameraRig(
             self.node, ir_topic=f"{prefix}ir/image_raw", vis_topic=vis_topic, stamp_offset_ns=OFFSET_NS
         )
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spun = SpunNodes(context, self.node)
         self._ticking = threading.Event()
 
     def tick_clock(self) -> None:
@@ -147,9 +144,7 @@ class _Graph:
 
     def close(self) -> None:
         self._ticking.set()
-        self.executor.shutdown()
-        self.thread.join(5)
-        self.node.destroy_node()
+        self.spun.close()
 
 
 @contextlib.contextmanager
@@ -322,7 +317,6 @@ def test_detections_2d_carries_the_boxes_of_detections(rclpy_context, student_we
     """Same boxes, same order: class id (as vision_msgs' string id) and score in results[0].hypothesis,
     bbox centre and size in pixels of the fused image."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from vision_msgs.msg import Detection2DArray
 
@@ -342,20 +336,13 @@ def test_detections_2d_carries_the_boxes_of_detections(rclpy_context, student_we
         },
     )
     rig = CameraRig(node)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    for n in (fusion, node):
-        executor.add_node(n)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spun = SpunNodes(rclpy_context, fusion, node)
     try:
         time.sleep(0.5)
         rig.run(1.5)
         settle(probe)
     finally:
-        executor.shutdown()
-        thread.join(5)
-        fusion.destroy_node()
-        node.destroy_node()
+        spun.close()
     stamp = lambda m: (m.header.stamp.sec, m.header.stamp.nanosec)  # noqa: E731
     ours = {stamp(m): m for m in probe.get("detections")}
     theirs = {stamp(m): m for m in probe.get("detections_2d")}
