@@ -20,6 +20,7 @@ import pytest
 
 import install_set
 from fusion_graph_harness import student_weights  # noqa: F401  (fixture)
+from process_table import command_line
 from ros_harness import REPO_ROOT
 
 pytestmark = pytest.mark.colcon
@@ -203,7 +204,7 @@ def _group_commands(pgid: int) -> list[str]:
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and os.getpgid(int(entry.name)) == pgid:
-                commands.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                commands.append(command_line(int(entry.name)))
         except (OSError, ProcessLookupError):
             continue
     return commands

@@ -36,6 +36,7 @@ from fusion_graph_harness import (  # noqa: F401  (fixtures)
     settle,
     student_weights,
 )
+from process_table import command_line
 from ros_harness import REPO_ROOT
 
 pytestmark = [pytest.mark.ros_extras, pytest.mark.usefixtures("engine_cache")]
@@ -78,13 +79,6 @@ def _children(pid: int) -> list[int]:
         found += kids
         frontier = kids
     return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _test_config(tmp_path: Path) -> Path:
@@ -176,9 +170,9 @@ def _stop(proc: subprocess.Popen, log: Path, children: list[int]) -> None:
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=30) == 0, f"exit code {proc.returncode} after SIGINT:\n{log.read_text()[-4000:]}"
     deadline = time.monotonic() + 5
-    while [p for p in children if Path(f"/proc/{p}").exists() and _cmdline(p)] and time.monotonic() < deadline:
+    while [p for p in children if Path(f"/proc/{p}").exists() and command_line(p)] and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = [(p, _cmdline(p)) for p in children if Path(f"/proc/{p}").exists() and _cmdline(p)]
+    left = [(p, command_line(p)) for p in children if Path(f"/proc/{p}").exists() and command_line(p)]
     assert not left, f"left running after SIGINT: {left}\n{log.read_text()[-3000:]}"
 
 
@@ -209,7 +203,7 @@ def test_ros2_launch_runs_the_installed_graph_with_launch_arguments(ros_env, rcl
             graph.tick_clock()
             graph.wait_for_subscribers(proc, log)
             children = _children(proc.pid)
-            commands = [_cmdline(p) for p in children]
+            commands = [command_line(p) for p in children]
             for executable in ("fusion_node", "overlay_node"):
                 assert any(f"lib/ivif_ros/{executable}" in c for c in commands), (executable, commands)
             graph.rig.run(2.0)
@@ -301,8 +295,8 @@ def test_ros2_run_fusion_node_from_the_pip_install(ros_env, rclpy_context, stude
             graph.rig.stamp_offset_ns = 0
             graph.wait_for_subscribers(proc, log)
             children = _children(proc.pid)
-            assert any(f"{sys.prefix}/lib/ivif_ros/fusion_node" in _cmdline(p) for p in [proc.pid, *children]), [
-                _cmdline(p) for p in [proc.pid, *children]
+            assert any(f"{sys.prefix}/lib/ivif_ros/fusion_node" in command_line(p) for p in [proc.pid, *children]), [
+                command_line(p) for p in [proc.pid, *children]
             ]
             graph.rig.run(1.5)
             settle(graph.probe, f"{ns}/fusion/status")

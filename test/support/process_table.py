@@ -7,15 +7,20 @@ import os
 from pathlib import Path
 
 
+def command_line(pid: int) -> str:
+    """The command line of process ``pid``, arguments joined by spaces; "" once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def processes_with(marker: str, module: str = "ivif_ros") -> list[int]:
     """PIDs, other than this one, whose command line holds both ``marker`` and ``module``."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
+            cmdline = command_line(int(entry.name))
             if marker in cmdline and module in cmdline:
                 pids.append(int(entry.name))
     return pids
